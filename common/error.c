@@ -1,0 +1,44 @@
+#include "common/error.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static _Thread_local char err_buf[2048];
+
+int err_set(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err_buf, sizeof err_buf, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+int err_prefix(const char *fmt, ...) {
+    char prefix[1024];
+    char old[sizeof err_buf];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(prefix, sizeof prefix, fmt, ap);
+    va_end(ap);
+    memcpy(old, err_buf, sizeof old);
+    snprintf(err_buf, sizeof err_buf, "%s: %s", prefix, old);
+    return -1;
+}
+
+const char *err_msg(void) { return err_buf[0] ? err_buf : "unknown error"; }
+
+void err_clear(void) { err_buf[0] = '\0'; }
+
+void *xmalloc_or_err(size_t n, const char *what) {
+    void *p = malloc(n ? n : 1);
+    if (!p) err_set("%s: out of memory allocating %zu bytes", what, n);
+    return p;
+}
+
+void *xcalloc_or_err(size_t count, size_t size, const char *what) {
+    void *p = calloc(count ? count : 1, size ? size : 1);
+    if (!p) err_set("%s: out of memory allocating %zu x %zu bytes", what, count, size);
+    return p;
+}

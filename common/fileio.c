@@ -1,0 +1,188 @@
+#include "common/fileio.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/error.h"
+
+int mapped_file_open(mapped_file *mf, const char *path) {
+    memset(mf, 0, sizeof *mf);
+    mf->fd = -1;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return err_set("%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        close(fd);
+        return err_set("%s: cannot stat: %s", path, strerror(errno));
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return err_set("%s: not a regular file", path);
+    }
+    mf->size = (size_t)st.st_size;
+    mf->fd = fd;
+    if (mf->size == 0) return 0;
+    void *p = mmap(NULL, mf->size, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (p == MAP_FAILED) {
+        close(fd);
+        mf->fd = -1;
+        return err_set("%s: cannot map: %s", path, strerror(errno));
+    }
+    mf->data = p;
+    return 0;
+}
+
+void mapped_file_close(mapped_file *mf) {
+    if (mf->data) munmap((void *)mf->data, mf->size);
+    if (mf->fd >= 0) close(mf->fd);
+    memset(mf, 0, sizeof *mf);
+    mf->fd = -1;
+}
+
+int file_read_all(const char *path, char **out, size_t *len) {
+    *out = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f) return err_set("%s: cannot open: %s", path, strerror(errno));
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap + 1);
+    if (!buf) {
+        fclose(f);
+        return err_set("%s: out of memory", path);
+    }
+    for (;;) {
+        size_t got = fread(buf + n, 1, cap - n, f);
+        n += got;
+        if (n < cap) break;
+        char *nb = realloc(buf, cap * 2 + 1);
+        if (!nb) {
+            free(buf);
+            fclose(f);
+            return err_set("%s: out of memory", path);
+        }
+        buf = nb;
+        cap *= 2;
+    }
+    int failed = ferror(f);
+    fclose(f);
+    if (failed) {
+        free(buf);
+        return err_set("%s: read error", path);
+    }
+    buf[n] = '\0';
+    *out = buf;
+    if (len) *len = n;
+    return 0;
+}
+
+int dir_fsync(const char *dir) {
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return err_set("%s: cannot open directory: %s", dir, strerror(errno));
+    int rc = fsync(fd);
+    close(fd);
+    if (rc != 0 && errno != EINVAL) return err_set("%s: fsync failed: %s", dir, strerror(errno));
+    return 0;
+}
+
+int atomic_writer_open(atomic_writer *w, const char *path) {
+    memset(w, 0, sizeof *w);
+    w->fd = -1;
+    if (snprintf(w->path, sizeof w->path, "%s", path) >= (int)sizeof w->path ||
+        snprintf(w->tmp_path, sizeof w->tmp_path, "%s.tmp.%ld", path, (long)getpid()) >=
+            (int)sizeof w->tmp_path)
+        return err_set("%s: path too long", path);
+    w->fd = open(w->tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (w->fd < 0) return err_set("%s: cannot create: %s", w->tmp_path, strerror(errno));
+    return 0;
+}
+
+int atomic_writer_write(atomic_writer *w, const void *data, size_t len) {
+    const char *p = data;
+    while (len > 0) {
+        ssize_t k = write(w->fd, p, len);
+        if (k < 0) {
+            if (errno == EINTR) continue;
+            return err_set("%s: write failed: %s", w->path, strerror(errno));
+        }
+        p += k;
+        len -= (size_t)k;
+    }
+    return 0;
+}
+
+void atomic_writer_abort(atomic_writer *w) {
+    if (w->fd >= 0) close(w->fd);
+    w->fd = -1;
+    if (w->tmp_path[0]) unlink(w->tmp_path);
+}
+
+int atomic_writer_commit(atomic_writer *w) {
+    if (fsync(w->fd) != 0) {
+        err_set("%s: fsync failed: %s", w->path, strerror(errno));
+        atomic_writer_abort(w);
+        return -1;
+    }
+    if (close(w->fd) != 0) {
+        w->fd = -1;
+        err_set("%s: close failed: %s", w->path, strerror(errno));
+        atomic_writer_abort(w);
+        return -1;
+    }
+    w->fd = -1;
+    if (rename(w->tmp_path, w->path) != 0) {
+        err_set("%s: rename failed: %s", w->path, strerror(errno));
+        unlink(w->tmp_path);
+        return -1;
+    }
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", w->path);
+    return dir_fsync(dirname(dir));
+}
+
+int file_write_atomic(const char *path, const void *data, size_t len) {
+    atomic_writer w;
+    if (atomic_writer_open(&w, path) != 0) return -1;
+    if (atomic_writer_write(&w, data, len) != 0) {
+        atomic_writer_abort(&w);
+        return -1;
+    }
+    return atomic_writer_commit(&w);
+}
+
+int dir_create(const char *path) {
+    char buf[4096];
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
+        return err_set("%s: path too long", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = '\0';
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+            return err_set("%s: cannot create directory: %s", buf, strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+        return err_set("%s: cannot create directory: %s", buf, strerror(errno));
+    if (!path_is_dir(buf)) return err_set("%s: exists and is not a directory", buf);
+    return 0;
+}
+
+int path_is_dir(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+int path_exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+int path_join(char *out, size_t n, const char *a, const char *b) {
+    if (snprintf(out, n, "%s/%s", a, b) >= (int)n) return err_set("%s/%s: path too long", a, b);
+    return 0;
+}

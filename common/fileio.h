@@ -1,0 +1,46 @@
+// File helpers: whole-file reads, read-only mappings, and atomic writes
+// (temporary file in the same directory, fsync, rename, fsync of the directory).
+#ifndef MEDTUNE_COMMON_FILEIO_H
+#define MEDTUNE_COMMON_FILEIO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    const uint8_t *data;
+    size_t size;
+    int fd;
+} mapped_file;
+
+// Maps `path` read-only. On failure returns -1 with "<path>: <reason>".
+int mapped_file_open(mapped_file *mf, const char *path);
+void mapped_file_close(mapped_file *mf);
+
+// Reads a whole file into a NUL-terminated malloc'd buffer.
+int file_read_all(const char *path, char **out, size_t *len);
+
+// Writes `len` bytes to `path` atomically: data is either the old file or the complete new one.
+int file_write_atomic(const char *path, const void *data, size_t len);
+
+// Streaming atomic writer for large outputs: open, write chunks, commit (fsync + rename) or abort.
+typedef struct {
+    char path[4096];
+    char tmp_path[4096];
+    int fd;
+} atomic_writer;
+
+int atomic_writer_open(atomic_writer *w, const char *path);
+int atomic_writer_write(atomic_writer *w, const void *data, size_t len);
+int atomic_writer_commit(atomic_writer *w);
+void atomic_writer_abort(atomic_writer *w);
+
+// fsyncs a directory so a rename inside it is durable.
+int dir_fsync(const char *dir);
+// mkdir -p; succeeds if it already exists.
+int dir_create(const char *path);
+int path_is_dir(const char *path);
+int path_exists(const char *path);
+// Joins into `out` (size n) as "a/b"; returns -1 with an error if it does not fit.
+int path_join(char *out, size_t n, const char *a, const char *b);
+
+#endif
