@@ -23,7 +23,14 @@ int err_prefix(const char *fmt, ...) {
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
     memcpy(old, err_buf, sizeof old);
-    snprintf(err_buf, sizeof err_buf, "%s: %s", prefix, old);
+    size_t k = strlen(prefix);
+    if (k + 2 >= sizeof err_buf) k = sizeof err_buf - 3;
+    memcpy(err_buf, prefix, k);
+    memcpy(err_buf + k, ": ", 2);
+    size_t rest = sizeof err_buf - k - 3;
+    size_t n = strnlen(old, rest);
+    memcpy(err_buf + k + 2, old, n);
+    err_buf[k + 2 + n] = '\0';
     return -1;
 }
 

