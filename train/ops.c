@@ -1,0 +1,151 @@
+#include "train/ops.h"
+
+#include <math.h>
+#include <string.h>
+
+void embedding_forward(float *out, const int32_t *tokens, const float *embed, int N, int C) {
+    for (int n = 0; n < N; n++)
+        memcpy(out + (int64_t)n * C, embed + (int64_t)tokens[n] * C, (size_t)C * sizeof(float));
+}
+
+void rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w, int N, int C,
+                     float eps) {
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float *x = inp + (int64_t)n * C;
+        float *y = out + (int64_t)n * C;
+        float ss = 0.0f;
+        for (int i = 0; i < C; i++) ss += x[i] * x[i];
+        float r = 1.0f / sqrtf(ss / (float)C + eps);
+        for (int i = 0; i < C; i++) y[i] = w[i] * (x[i] * r);
+        rstd[n] = r;
+    }
+}
+
+// y_i = w_i x_i r with r = (mean(x^2)+eps)^(-1/2), so
+// dx_i = r w_i dy_i - (r^3 / C) x_i sum_j w_j dy_j x_j.
+void rmsnorm_backward(float *dinp, const float *dout, const float *inp, const float *w,
+                      const float *rstd, int N, int C) {
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float *x = inp + (int64_t)n * C, *dy = dout + (int64_t)n * C;
+        float *dx = dinp + (int64_t)n * C;
+        float r = rstd[n];
+        float dot = 0.0f;
+        for (int i = 0; i < C; i++) dot += w[i] * dy[i] * x[i];
+        float k = r * r * r * dot / (float)C;
+        for (int i = 0; i < C; i++) dx[i] += r * w[i] * dy[i] - k * x[i];
+    }
+}
+
+void rope_tables_init(float *cos_t, float *sin_t, int P, int D, const model_config *cfg) {
+    int half = D / 2;
+    float inv_freq[half];
+    for (int j = 0; j < half; j++) {
+        // transformers: 1 / theta ** (arange(0, D, 2).float() / D), in fp32
+        float expo = (float)(2 * j) / (float)D;
+        inv_freq[j] = 1.0f / powf(cfg->rope_theta, expo);
+    }
+    if (cfg->rope_scaling == ROPE_SCALING_LINEAR) {
+        for (int j = 0; j < half; j++) inv_freq[j] /= cfg->rope_factor;
+    } else if (cfg->rope_scaling == ROPE_SCALING_LLAMA3) {
+        // Llama 3.1: long wavelengths scaled by 1/factor, short kept, smooth blend between.
+        float factor = cfg->rope_factor;
+        float old_ctx = (float)cfg->rope_original_max_position;
+        float low_wavelen = old_ctx / cfg->rope_low_freq_factor;
+        float high_wavelen = old_ctx / cfg->rope_high_freq_factor;
+        for (int j = 0; j < half; j++) {
+            float wavelen = 2.0f * (float)M_PI / inv_freq[j];
+            float f = inv_freq[j];
+            if (wavelen > low_wavelen) {
+                f = inv_freq[j] / factor;
+            } else if (wavelen >= high_wavelen) {
+                float smooth = (old_ctx / wavelen - cfg->rope_low_freq_factor) /
+                               (cfg->rope_high_freq_factor - cfg->rope_low_freq_factor);
+                f = (1.0f - smooth) * inv_freq[j] / factor + smooth * inv_freq[j];
+            }
+            inv_freq[j] = f;
+        }
+    }
+    for (int p = 0; p < P; p++)
+        for (int j = 0; j < half; j++) {
+            float angle = (float)p * inv_freq[j];
+            cos_t[(int64_t)p * half + j] = cosf(angle);
+            sin_t[(int64_t)p * half + j] = sinf(angle);
+        }
+}
+
+static void rope_rotate(float *x, const int32_t *pos, const float *cos_t, const float *sin_t,
+                        int N, int nh, int D, float sign) {
+    int half = D / 2;
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float *c = cos_t + (int64_t)pos[n] * half, *s = sin_t + (int64_t)pos[n] * half;
+        for (int h = 0; h < nh; h++) {
+            float *v = x + (int64_t)n * nh * D + (int64_t)h * D;
+            for (int j = 0; j < half; j++) {
+                float a = v[j], b = v[j + half], sn = sign * s[j];
+                v[j] = a * c[j] - b * sn;
+                v[j + half] = b * c[j] + a * sn;
+            }
+        }
+    }
+}
+
+void rope_forward(float *x, const int32_t *pos, const float *cos_t, const float *sin_t, int N,
+                  int nh, int D) {
+    rope_rotate(x, pos, cos_t, sin_t, N, nh, D, 1.0f);
+}
+
+void rope_backward(float *dx, const int32_t *pos, const float *cos_t, const float *sin_t, int N,
+                   int nh, int D) {
+    rope_rotate(dx, pos, cos_t, sin_t, N, nh, D, -1.0f);
+}
+
+void swiglu_forward(float *h, const float *g, const float *u, int64_t n) {
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i++) {
+        float sig = 1.0f / (1.0f + expf(-g[i]));
+        h[i] = g[i] * sig * u[i];
+    }
+}
+
+void swiglu_backward(float *dg, float *du, const float *dh, const float *g, const float *u,
+                     int64_t n) {
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i++) {
+        float sig = 1.0f / (1.0f + expf(-g[i]));
+        float silu = g[i] * sig;
+        dg[i] += dh[i] * u[i] * sig * (1.0f + g[i] * (1.0f - sig));
+        du[i] += dh[i] * silu;
+    }
+}
+
+double crossentropy_forward_backward(float *dlogits, const float *logits, const int32_t *targets,
+                                     int N, int V, float grad_scale, int64_t *n_targets) {
+    double loss = 0.0;
+    int64_t count = 0;
+#pragma omp parallel for schedule(static) reduction(+ : loss, count)
+    for (int n = 0; n < N; n++) {
+        const float *z = logits + (int64_t)n * V;
+        float *dz = dlogits ? dlogits + (int64_t)n * V : NULL;
+        int t = targets[n];
+        if (t < 0) {
+            if (dz) memset(dz, 0, (size_t)V * sizeof(float));
+            continue;
+        }
+        float mx = z[0];
+        for (int i = 1; i < V; i++) mx = z[i] > mx ? z[i] : mx;
+        double sum = 0.0;
+        for (int i = 0; i < V; i++) sum += (double)expf(z[i] - mx);
+        float logsum = (float)log(sum) + mx;
+        loss += (double)logsum - (double)z[t];
+        count++;
+        if (dz) {
+            for (int i = 0; i < V; i++) dz[i] = expf(z[i] - logsum) * grad_scale;
+            dz[t] -= grad_scale;
+        }
+    }
+    *n_targets += count;
+    return loss;
+}
