@@ -1,0 +1,32 @@
+#include "optim/schedule.h"
+
+#include <math.h>
+#include <string.h>
+
+static const char *const DECAY_NAMES[] = {"constant", "linear", "cosine"};
+
+int schedule_decay_from_name(const char *name) {
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(name, DECAY_NAMES[i])) return i;
+    return -1;
+}
+
+const char *schedule_decay_name(schedule_decay d) { return DECAY_NAMES[d]; }
+
+float schedule_lr(const schedule_config *s, int64_t step) {
+    double factor;
+    if (step < s->warmup_steps) {
+        factor = (double)step / (double)(s->warmup_steps > 1 ? s->warmup_steps : 1);
+    } else {
+        int64_t span = s->total_steps - s->warmup_steps;
+        double progress = (double)(step - s->warmup_steps) / (double)(span > 1 ? span : 1);
+        switch (s->decay) {
+        case SCHEDULE_LINEAR: factor = 1.0 - progress; break;
+        case SCHEDULE_COSINE: factor = 0.5 * (1.0 + cos(M_PI * progress)); break;
+        default: factor = 1.0; break;
+        }
+        if (factor < 0.0) factor = 0.0;
+        factor = factor * (1.0 - s->min_lr_ratio) + s->min_lr_ratio;
+    }
+    return (float)(s->lr * factor);
+}
