@@ -48,9 +48,21 @@ void adamw_step(adamw_state *s, float *params, const float *grads, float lr) {
 }
 
 float grad_clip_global_norm(float *grads, size_t n, float max_norm) {
+    // Blocks summed in a fixed order: the norm is bit-identical whatever the thread count.
+    enum { MAX_BLOCKS = 4096 };
+    double block_ss[MAX_BLOCKS];
+    size_t block = (n + MAX_BLOCKS - 1) / MAX_BLOCKS;
+    if (block < 4096) block = 4096;
+    size_t n_blocks = (n + block - 1) / block;
+#pragma omp parallel for schedule(static)
+    for (size_t b = 0; b < n_blocks; b++) {
+        size_t end = (b + 1) * block < n ? (b + 1) * block : n;
+        double acc = 0.0;
+        for (size_t i = b * block; i < end; i++) acc += (double)grads[i] * grads[i];
+        block_ss[b] = acc;
+    }
     double ss = 0.0;
-#pragma omp parallel for schedule(static) reduction(+ : ss)
-    for (size_t i = 0; i < n; i++) ss += (double)grads[i] * grads[i];
+    for (size_t b = 0; b < n_blocks; b++) ss += block_ss[b];
     float norm = (float)sqrt(ss);
     if (max_norm > 0.0f) {
         float coef = max_norm / (norm + 1e-6f);

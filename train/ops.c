@@ -1,6 +1,7 @@
 #include "train/ops.h"
 
 #include <math.h>
+#include <omp.h>
 #include <string.h>
 
 void embedding_forward(float *out, const int32_t *tokens, const float *embed, int N, int C) {
@@ -121,31 +122,47 @@ void swiglu_backward(float *dg, float *du, const float *dh, const float *g, cons
     }
 }
 
+// Losses are summed per thread over a static partition and the partial sums added in thread
+// order, so the result is bit-identical from run to run with the same thread count (an OpenMP
+// reduction clause combines partial sums in arrival order).
 double crossentropy_forward_backward(float *dlogits, const float *logits, const int32_t *targets,
                                      int N, int V, float grad_scale, int64_t *n_targets) {
-    double loss = 0.0;
-    int64_t count = 0;
-#pragma omp parallel for schedule(static) reduction(+ : loss, count)
-    for (int n = 0; n < N; n++) {
-        const float *z = logits + (int64_t)n * V;
-        float *dz = dlogits ? dlogits + (int64_t)n * V : NULL;
-        int t = targets[n];
-        if (t < 0) {
-            if (dz) memset(dz, 0, (size_t)V * sizeof(float));
-            continue;
+    double partial[OPS_MAX_THREADS] = {0};
+    int64_t counts[OPS_MAX_THREADS] = {0};
+#pragma omp parallel num_threads(omp_get_max_threads() < OPS_MAX_THREADS ? omp_get_max_threads() \
+                                                                 : OPS_MAX_THREADS)
+    {
+        int tid = omp_get_thread_num();
+        double loss = 0.0;
+        int64_t count = 0;
+#pragma omp for schedule(static)
+        for (int n = 0; n < N; n++) {
+            const float *z = logits + (int64_t)n * V;
+            float *dz = dlogits ? dlogits + (int64_t)n * V : NULL;
+            int t = targets[n];
+            if (t < 0) {
+                if (dz) memset(dz, 0, (size_t)V * sizeof(float));
+                continue;
+            }
+            float mx = z[0];
+            for (int i = 1; i < V; i++) mx = z[i] > mx ? z[i] : mx;
+            double sum = 0.0;
+            for (int i = 0; i < V; i++) sum += (double)expf(z[i] - mx);
+            float logsum = (float)log(sum) + mx;
+            loss += (double)logsum - (double)z[t];
+            count++;
+            if (dz) {
+                for (int i = 0; i < V; i++) dz[i] = expf(z[i] - logsum) * grad_scale;
+                dz[t] -= grad_scale;
+            }
         }
-        float mx = z[0];
-        for (int i = 1; i < V; i++) mx = z[i] > mx ? z[i] : mx;
-        double sum = 0.0;
-        for (int i = 0; i < V; i++) sum += (double)expf(z[i] - mx);
-        float logsum = (float)log(sum) + mx;
-        loss += (double)logsum - (double)z[t];
-        count++;
-        if (dz) {
-            for (int i = 0; i < V; i++) dz[i] = expf(z[i] - logsum) * grad_scale;
-            dz[t] -= grad_scale;
-        }
+        partial[tid] = loss;
+        counts[tid] = count;
     }
-    *n_targets += count;
-    return loss;
+    double total = 0.0;
+    for (int i = 0; i < OPS_MAX_THREADS; i++) {
+        total += partial[i];
+        *n_targets += counts[i];
+    }
+    return total;
 }
