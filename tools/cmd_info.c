@@ -1,0 +1,184 @@
+// medtune info PATH [--json]: describes what PATH is. Each kind of path (a model today;
+// adapters, shard directories and checkpoints as those areas add them) is one entry of KINDS:
+// a predicate recognising the path and a function printing it as text or one JSON object.
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error.h"
+#include "common/fileio.h"
+#include "tools/commands.h"
+#include "train/model.h"
+#include "train/model_load.h"
+
+typedef struct {
+    const char *name;
+    int (*matches)(const char *path);
+    int (*print)(const char *path, int json);  // 0, or -1 with err_msg() set
+} info_kind;
+
+static int has_suffix(const char *s, const char *suffix) {
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && !strcmp(s + n - k, suffix);
+}
+
+static int is_model(const char *path) {
+    char cfg[4096];
+    if (path_is_dir(path))
+        return path_join(cfg, sizeof cfg, path, "config.json") == 0 && path_exists(cfg);
+    if (has_suffix(path, ".gguf")) return 1;
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return 0;
+    char magic[4];
+    int ok = fread(magic, 1, 4, fp) == 4 && !memcmp(magic, "GGUF", 4);
+    fclose(fp);
+    return ok;
+}
+
+static const char *rope_scaling_name(rope_scaling_type t) {
+    switch (t) {
+    case ROPE_SCALING_NONE: return "none";
+    case ROPE_SCALING_LINEAR: return "linear";
+    case ROPE_SCALING_LLAMA3: return "llama3";
+    }
+    return "?";
+}
+
+// The shortest decimal that reads back as the same float, so 1e-5f prints as 1e-05.
+static double float_for_json(float f) {
+    char buf[32];
+    for (int prec = 1; prec <= 9; prec++) {
+        snprintf(buf, sizeof buf, "%.*g", prec, (double)f);
+        if ((float)strtod(buf, NULL) == f) break;
+    }
+    return strtod(buf, NULL);
+}
+
+static cJSON *model_json(const model *m) {
+    const model_config *c = &m->cfg;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "kind", "model");
+    cJSON_AddStringToObject(o, "path", m->source_path);
+    cJSON_AddStringToObject(o, "format", m->source_format);
+    cJSON_AddStringToObject(o, "architecture", model_arch_name(c->arch));
+    cJSON_AddNumberToObject(o, "n_params", (double)m->n_params);
+    cJSON_AddNumberToObject(o, "hidden_size", c->hidden_size);
+    cJSON_AddNumberToObject(o, "intermediate_size", c->intermediate_size);
+    cJSON_AddNumberToObject(o, "n_layers", c->n_layers);
+    cJSON_AddNumberToObject(o, "n_heads", c->n_heads);
+    cJSON_AddNumberToObject(o, "n_kv_heads", c->n_kv_heads);
+    cJSON_AddNumberToObject(o, "head_dim", c->head_dim);
+    cJSON_AddNumberToObject(o, "vocab_size", c->vocab_size);
+    cJSON_AddNumberToObject(o, "max_position_embeddings", c->max_position_embeddings);
+    cJSON_AddNumberToObject(o, "rms_norm_eps", float_for_json(c->rms_norm_eps));
+    cJSON_AddNumberToObject(o, "rope_theta", float_for_json(c->rope_theta));
+    cJSON *rope = cJSON_AddObjectToObject(o, "rope_scaling");
+    cJSON_AddStringToObject(rope, "type", rope_scaling_name(c->rope_scaling));
+    if (c->rope_scaling != ROPE_SCALING_NONE)
+        cJSON_AddNumberToObject(rope, "factor", float_for_json(c->rope_factor));
+    if (c->rope_scaling == ROPE_SCALING_LLAMA3) {
+        cJSON_AddNumberToObject(rope, "low_freq_factor", float_for_json(c->rope_low_freq_factor));
+        cJSON_AddNumberToObject(rope, "high_freq_factor", float_for_json(c->rope_high_freq_factor));
+        cJSON_AddNumberToObject(rope, "original_max_position_embeddings",
+                                c->rope_original_max_position);
+    }
+    cJSON_AddBoolToObject(o, "tie_word_embeddings", c->tie_word_embeddings);
+    cJSON_AddBoolToObject(o, "attention_bias", c->attention_bias);
+    cJSON_AddNumberToObject(o, "bos_token_id", c->bos_token_id);
+    cJSON *eos = cJSON_AddArrayToObject(o, "eos_token_ids");
+    for (int i = 0; i < c->n_eos; i++) cJSON_AddItemToArray(eos, cJSON_CreateNumber(c->eos_token_ids[i]));
+    cJSON_AddStringToObject(o, "source_dtypes", m->source_dtypes);
+    cJSON_AddStringToObject(o, "tokenizer", m->tokenizer_kind);
+    cJSON_AddNumberToObject(o, "weights_bytes", (double)(m->n_params * sizeof(float)));
+    return o;
+}
+
+static void print_model_text(const model *m) {
+    const model_config *c = &m->cfg;
+    printf("model                %s\n", m->source_path);
+    printf("format               %s (%s)\n", m->source_format, m->source_dtypes);
+    printf("architecture         %s\n", model_arch_name(c->arch));
+    printf("parameters           %zu (%.1f MiB as fp32 in memory)\n", m->n_params,
+           (double)m->n_params * sizeof(float) / (1024.0 * 1024.0));
+    printf("hidden_size          %d\n", c->hidden_size);
+    printf("intermediate_size    %d\n", c->intermediate_size);
+    printf("layers               %d\n", c->n_layers);
+    printf("heads                %d (kv heads %d, head_dim %d)\n", c->n_heads, c->n_kv_heads,
+           c->head_dim);
+    printf("vocab_size           %d\n", c->vocab_size);
+    printf("max_positions        %d\n", c->max_position_embeddings);
+    printf("rms_norm_eps         %g\n", (double)c->rms_norm_eps);
+    printf("rope                 theta %g, scaling %s", (double)c->rope_theta,
+           rope_scaling_name(c->rope_scaling));
+    if (c->rope_scaling != ROPE_SCALING_NONE) printf(" (factor %g)", (double)c->rope_factor);
+    printf("\n");
+    printf("tied embeddings      %s\n", c->tie_word_embeddings ? "yes" : "no");
+    printf("attention bias       %s\n", c->attention_bias ? "yes" : "no");
+    printf("bos / eos            %d /", c->bos_token_id);
+    for (int i = 0; i < c->n_eos; i++) printf("%s%d", i ? "," : " ", c->eos_token_ids[i]);
+    printf("%s\n", c->n_eos ? "" : " none");
+    printf("tokenizer            %s\n", m->tokenizer_kind);
+}
+
+static int print_model(const char *path, int json) {
+    model m;
+    if (model_load(&m, path) != 0) return -1;
+    if (json) {
+        cJSON *o = model_json(&m);
+        char *s = o ? cJSON_PrintUnformatted(o) : NULL;
+        cJSON_Delete(o);
+        if (!s) {
+            model_free(&m);
+            return err_set("%s: out of memory", path);
+        }
+        printf("%s\n", s);
+        free(s);
+    } else {
+        print_model_text(&m);
+    }
+    model_free(&m);
+    return 0;
+}
+
+static const info_kind KINDS[] = {
+    {"model", is_model, print_model},
+};
+
+static void print_help(void) {
+    printf("usage: medtune info PATH [--json]\n\n"
+           "Describes PATH: a model (Hugging Face directory or .gguf file): architecture,\n"
+           "dimensions, rope, tied embeddings, parameter count, source dtypes, tokenizer kind\n"
+           "and the bytes its fp32 weights take in memory.\n\n"
+           "options:\n"
+           "  --json      print one JSON object instead of text\n"
+           "  -h, --help  show this help\n");
+}
+
+int cmd_info(int argc, char **argv) {
+    if (cli_wants_help(argc, argv)) {
+        print_help();
+        return 0;
+    }
+    const char *path = NULL;
+    int json = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--json"))
+            json = 1;
+        else if (argv[i][0] == '-' && argv[i][1])
+            return cli_usage_error("info", "unknown option '%s'", argv[i]);
+        else if (path)
+            return cli_usage_error("info", "more than one PATH");
+        else
+            path = argv[i];
+    }
+    if (!path) return cli_usage_error("info", "missing PATH");
+    if (!path_exists(path)) {
+        err_set("%s: no such file or directory", path);
+        return cli_fail();
+    }
+    for (size_t i = 0; i < sizeof KINDS / sizeof KINDS[0]; i++)
+        if (KINDS[i].matches(path)) return KINDS[i].print(path, json) == 0 ? 0 : cli_fail();
+    err_set("%s: not a model directory (config.json) or .gguf file", path);
+    return cli_fail();
+}
