@@ -1,0 +1,148 @@
+#!/usr/bin/env python3
+"""One parity test: twin debug state for a case, then the C side compares against it.
+
+usage: run_parity.py CASE_NAME      (CASE_NAME = a file tests/twin/cases/CASE_NAME.json)
+
+Environment (set by ctest): MEDTUNE_TEST_BIN (test binaries; work files go to
+$MEDTUNE_TEST_BIN/parity/<case>/), MEDTUNE_SHARED, MEDTUNE_CACHE. The case's "model" is
+"spec:NAME" (a random model from tests/twin/models/NAME.json, made here), "shared:REL"
+($MEDTUNE_SHARED/REL) or "cache:FILE" ($MEDTUNE_CACHE/FILE); "pubmedqa_pmid" extracts that
+PubMed abstract from $MEDTUNE_SHARED/data/pubmedqa into the work directory as the case's text.
+The twin's output is reused while the case, the model, the text and the twin's sources are
+unchanged. Exit code: test_parity's, or 77 (skip) when a needed input is absent.
+"""
+import hashlib
+import json
+import os
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SKIP = 77
+TWIN_SOURCES = ("twin.py", "llama.py", "model_io.py", "make_model.py")
+
+
+def skip(msg):
+    print(f"SKIP: {msg}")
+    sys.exit(SKIP)
+
+
+def fail(msg):
+    print(f"FAIL: {msg}", file=sys.stderr)
+    sys.exit(1)
+
+
+def digest(*parts):
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(p if isinstance(p, bytes) else str(p).encode())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def file_digest(path):
+    """Size + mtime for big real models (hashing 100 MB per run is wasted time), content else."""
+    st = os.stat(path)
+    if st.st_size > (16 << 20):
+        return f"{path}:{st.st_size}:{st.st_mtime_ns}"
+    with open(path, "rb") as fp:
+        return hashlib.sha256(fp.read()).hexdigest()
+
+
+def model_digest(path):
+    if os.path.isdir(path):
+        return digest(*(name + file_digest(os.path.join(path, name))
+                        for name in sorted(os.listdir(path))
+                        if os.path.isfile(os.path.join(path, name))))
+    return file_digest(path)
+
+
+def resolve_model(case, work):
+    kind, _, ref = case["model"].partition(":")
+    if kind == "spec":
+        sys.path.insert(0, HERE)
+        from make_model import write_model
+        with open(os.path.join(HERE, "models", ref + ".json"), "rb") as fp:
+            raw = fp.read()
+        out = os.path.join(work, "model")
+        stamp = digest(raw, file_digest(os.path.join(HERE, "make_model.py")))
+        stamp_file = os.path.join(work, "model.stamp")
+        if not (os.path.exists(stamp_file) and open(stamp_file).read() == stamp):
+            write_model(json.loads(raw), out)
+            with open(stamp_file, "w") as fp:
+                fp.write(stamp)
+        return out
+    if kind == "shared":
+        shared = os.environ.get("MEDTUNE_SHARED", "")
+        path = os.path.join(shared, ref)
+        if not shared or not os.path.exists(path):
+            skip(f"{path} is absent (MEDTUNE_SHARED)")
+        return path
+    if kind == "cache":
+        path = os.path.join(os.environ.get("MEDTUNE_CACHE", ""), ref)
+        if not os.path.exists(path):
+            skip(f"{path} is absent (run tools/fetch_smollm2.sh)")
+        return path
+    fail(f"case model '{case['model']}' is not spec:, shared: or cache:")
+
+
+def extract_abstract(pmid, work):
+    """Writes the PubMedQA abstract (its context sections joined by spaces) to work/abstract.txt."""
+    src = os.path.join(os.environ.get("MEDTUNE_SHARED", ""), "data", "pubmedqa", "ori_pqal.json")
+    if not os.path.exists(src):
+        skip(f"{src} is absent (MEDTUNE_SHARED)")
+    with open(src, encoding="utf-8") as fp:
+        rec = json.load(fp).get(pmid)
+    if rec is None:
+        fail(f"{src}: no PMID {pmid}")
+    path = os.path.join(work, "abstract.txt")
+    with open(path, "w", encoding="utf-8") as fp:
+        fp.write(" ".join(rec["CONTEXTS"]))
+    return path
+
+
+def main(argv):
+    if len(argv) != 2:
+        print(__doc__, file=sys.stderr)
+        return 2
+    name = argv[1]
+    case_path = os.path.join(HERE, "cases", name + ".json")
+    with open(case_path) as fp:
+        case = json.load(fp)
+    bin_dir = os.environ.get("MEDTUNE_TEST_BIN") or fail("MEDTUNE_TEST_BIN is not set")
+    work = os.path.join(bin_dir, "parity", name)
+    os.makedirs(work, exist_ok=True)
+
+    model = resolve_model(case, work)
+    if "pubmedqa_pmid" in case:
+        case["text_file"] = extract_abstract(case.pop("pubmedqa_pmid"), work)
+    resolved = os.path.join(work, "case.json")
+    with open(resolved, "w") as fp:
+        json.dump(case, fp, indent=1, sort_keys=True)
+
+    debug = os.path.join(work, "debug.safetensors")
+    stamp = digest(json.dumps(case, sort_keys=True), model_digest(model),
+                   file_digest(case["text_file"]) if case.get("text_file") else "",
+                   *(file_digest(os.path.join(HERE, s)) for s in TWIN_SOURCES))
+    stamp_file = os.path.join(work, "debug.stamp")
+    if not (os.path.exists(debug) and os.path.exists(stamp_file)
+            and open(stamp_file).read() == stamp):
+        python = os.environ.get("MEDTUNE_PYTHON") or sys.executable
+        rc = subprocess.call([python, os.path.join(HERE, "twin.py"), "--model", model,
+                              "--case", resolved, "--out", debug])
+        if rc != 0:
+            fail(f"twin.py failed on case {name} (exit {rc})")
+        with open(stamp_file, "w") as fp:
+            fp.write(stamp)
+    else:
+        print(f"reusing {debug}")
+
+    checker = os.path.join(bin_dir, "test_parity")
+    if not os.path.exists(checker):
+        skip(f"{checker} is not built yet (tests/test_parity.c, area core)")
+    sys.stdout.flush()
+    return subprocess.call([checker, model, debug])
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
