@@ -1,0 +1,295 @@
+#include "data_prep/chat_template.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error.h"
+
+static const char *const NAMES[] = {
+    [CHAT_TEMPLATE_CHATML] = "chatml", [CHAT_TEMPLATE_LLAMA2] = "llama2",
+    [CHAT_TEMPLATE_LLAMA3] = "llama3", [CHAT_TEMPLATE_ALPACA] = "alpaca",
+    [CHAT_TEMPLATE_ZEPHYR] = "zephyr",
+};
+#define KNOWN_NAMES "chatml, llama2, llama3, alpaca, zephyr"
+
+// Stanford Alpaca's preambles; the response header ends with a newline as in alpaca-lora
+// and axolotl.
+static const char ALPACA_INPUT[] =
+    "Below is an instruction that describes a task, paired with an input that provides further "
+    "context. Write a response that appropriately completes the request.";
+static const char ALPACA_NO_INPUT[] =
+    "Below is an instruction that describes a task. Write a response that appropriately "
+    "completes the request.";
+
+const char *chat_template_name(const chat_template *t) { return NAMES[t->kind]; }
+
+static int token_string(const tokenizer *tok, int id, char *out, size_t n) {
+    out[0] = '\0';
+    if (id < 0) return 0;
+    int32_t ids[1] = {id};
+    char *s = NULL;
+    size_t len = 0;
+    if (tokenizer_decode(tok, ids, 1, 0, &s, &len)) return -1;
+    if (len >= n) {
+        free(s);
+        return err_set("token %d is too long for a chat template", id);
+    }
+    memcpy(out, s, len + 1);
+    free(s);
+    return 0;
+}
+
+// A chatml template with a literal system prompt for conversations without one
+// ('<|im_start|>system\nYou are ...<|im_end|>\n' in SmolLM2 and Qwen2.5): returns it with
+// Jinja string escapes resolved, or NULL.
+static char *chatml_default_system(const char *tpl) {
+    static const char open[] = "<|im_start|>system";
+    for (const char *p = strstr(tpl, open); p; p = strstr(p + 1, open)) {
+        const char *q = p + sizeof open - 1;
+        if (*q == '\n') q++;
+        else if (q[0] == '\\' && q[1] == 'n') q += 2;
+        else continue;
+        const char *end = strstr(q, "<|im_end|>");
+        if (!end || end == q) continue;
+        size_t n = (size_t)(end - q);
+        if (memchr(q, '\'', n) || memchr(q, '"', n) || memchr(q, '{', n)) continue;
+        char *out = malloc(n + 1);
+        if (!out) return NULL;
+        size_t w = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (q[i] == '\\' && i + 1 < n) {
+                char e = q[++i];
+                out[w++] = e == 'n' ? '\n' : e == 't' ? '\t' : e;
+            } else {
+                out[w++] = q[i];
+            }
+        }
+        out[w] = '\0';
+        return out;
+    }
+    return NULL;
+}
+
+static int recognise(const char *tpl, chat_template_kind *kind) {
+    if (strstr(tpl, "<|im_start|>")) return *kind = CHAT_TEMPLATE_CHATML, 0;
+    if (strstr(tpl, "<|start_header_id|>")) {
+        if (strstr(tpl, "Cutting Knowledge Date"))
+            return err_set("the model's chat template is Llama 3.1+ (date header and tools), which "
+                           "is none of the known templates (" KNOWN_NAMES "); set \"template\" explicitly");
+        return *kind = CHAT_TEMPLATE_LLAMA3, 0;
+    }
+    if (strstr(tpl, "[INST]") && strstr(tpl, "<<SYS>>")) return *kind = CHAT_TEMPLATE_LLAMA2, 0;
+    if (strstr(tpl, "<|user|>") && strstr(tpl, "<|assistant|>") && strstr(tpl, "eos_token") &&
+        !strstr(tpl, "<|end|>"))
+        return *kind = CHAT_TEMPLATE_ZEPHYR, 0;
+    if (strstr(tpl, "### Instruction:") && strstr(tpl, "### Response:"))
+        return *kind = CHAT_TEMPLATE_ALPACA, 0;
+    return err_set("the model's chat template is none of the known templates (" KNOWN_NAMES
+                   "); set \"template\" to one of them");
+}
+
+int chat_template_init(chat_template *t, const char *name, const tokenizer *tok) {
+    memset(t, 0, sizeof *t);
+    if (!strcmp(name, "auto")) {
+        const char *tpl = tokenizer_chat_template(tok);
+        if (!tpl)
+            return err_set("template \"auto\": the tokenizer has no chat_template; set \"template\" "
+                           "to one of " KNOWN_NAMES);
+        if (recognise(tpl, &t->kind)) return -1;
+        if (t->kind == CHAT_TEMPLATE_CHATML) t->default_system = chatml_default_system(tpl);
+    } else {
+        size_t i = 0;
+        while (i < sizeof NAMES / sizeof NAMES[0] && strcmp(name, NAMES[i])) i++;
+        if (i == sizeof NAMES / sizeof NAMES[0])
+            return err_set("unknown template '%s' (expected auto, " KNOWN_NAMES ")", name);
+        t->kind = (chat_template_kind)i;
+    }
+    if (token_string(tok, tokenizer_bos_id(tok), t->bos, sizeof t->bos) ||
+        token_string(tok, tokenizer_eos_id(tok), t->eos, sizeof t->eos))
+        return -1;
+    if (!t->eos[0] && t->kind != CHAT_TEMPLATE_CHATML && t->kind != CHAT_TEMPLATE_LLAMA3)
+        return err_set("template %s ends answers with the EOS token, but the tokenizer has none",
+                       NAMES[t->kind]);
+    t->alpaca_bos = tokenizer_adds_bos(tok);
+    return 0;
+}
+
+void chat_template_free(chat_template *t) {
+    free(t->default_system);
+    t->default_system = NULL;
+}
+
+void chat_render_free(chat_render *r) {
+    free(r->text);
+    free(r->segs);
+    memset(r, 0, sizeof *r);
+}
+
+static int put(chat_render *r, const char *s, size_t n, int trainable) {
+    if (n == 0) return 0;
+    if (r->len + n + 1 > r->cap) {
+        size_t cap = r->cap ? r->cap : 1024;
+        while (cap < r->len + n + 1) cap *= 2;
+        char *t = realloc(r->text, cap);
+        if (!t) return err_set("chat template: out of memory");
+        r->text = t;
+        r->cap = cap;
+    }
+    memcpy(r->text + r->len, s, n);
+    if (r->n_segs && r->segs[r->n_segs - 1].trainable == trainable) {
+        r->segs[r->n_segs - 1].len += n;
+    } else {
+        if (r->n_segs == r->cap_segs) {
+            size_t cap = r->cap_segs ? r->cap_segs * 2 : 16;
+            chat_segment *g = realloc(r->segs, cap * sizeof *g);
+            if (!g) return err_set("chat template: out of memory");
+            r->segs = g;
+            r->cap_segs = cap;
+        }
+        r->segs[r->n_segs++] = (chat_segment){r->len, n, trainable};
+    }
+    r->len += n;
+    r->text[r->len] = '\0';
+    return 0;
+}
+
+static int puts_(chat_render *r, const char *s, int trainable) { return put(r, s, strlen(s), trainable); }
+
+// Python's str.strip() (Jinja's trim) on ASCII whitespace; cleaned text has no other.
+static void strip(const char *s, const char **start, size_t *n) {
+    size_t len = strlen(s);
+    while (len && strchr(" \t\n\r\f\v", *s)) s++, len--;
+    while (len && strchr(" \t\n\r\f\v", s[len - 1])) len--;
+    *start = s;
+    *n = len;
+}
+
+// User content with alpaca's separate input appended after a blank line.
+static int put_content(chat_render *r, const chat_message *m, int trainable) {
+    if (puts_(r, m->content, trainable)) return -1;
+    if (m->input && *m->input && (puts_(r, "\n\n", trainable) || puts_(r, m->input, trainable))) return -1;
+    return 0;
+}
+
+static int render_chatml(const chat_template *t, const conversation *c, chat_render *r) {
+    if (t->default_system && (c->n == 0 || c->msgs[0].role != CHAT_ROLE_SYSTEM))
+        if (puts_(r, "<|im_start|>system\n", 0) || puts_(r, t->default_system, 0) ||
+            puts_(r, "<|im_end|>\n", 0))
+            return -1;
+    for (size_t i = 0; i < c->n; i++) {
+        const chat_message *m = &c->msgs[i];
+        int train = m->role == CHAT_ROLE_ASSISTANT;
+        if (puts_(r, "<|im_start|>", 0) || puts_(r, chat_role_name(m->role), 0) || puts_(r, "\n", 0) ||
+            put_content(r, m, train) || puts_(r, "<|im_end|>", train) || puts_(r, "\n", 0))
+            return -1;
+    }
+    return 0;
+}
+
+static int render_llama2(const chat_template *t, const conversation *c, chat_render *r) {
+    size_t first = 0;
+    const char *sys = NULL;
+    if (c->n && c->msgs[0].role == CHAT_ROLE_SYSTEM) sys = c->msgs[0].content, first = 1;
+    char *content = NULL;
+    for (size_t i = first; i < c->n; i++) {
+        const chat_message *m = &c->msgs[i];
+        size_t k = i - first;
+        if ((m->role == CHAT_ROLE_USER) != (k % 2 == 0) || m->role == CHAT_ROLE_SYSTEM) {
+            free(content);
+            return err_set("template llama2: roles must alternate user/assistant/user/... "
+                           "(after an optional first system message)");
+        }
+        size_t need = strlen(m->content) + (m->input ? strlen(m->input) + 2 : 0) +
+                      (k == 0 && sys ? strlen(sys) + 32 : 0) + 1;
+        char *buf = realloc(content, need);
+        if (!buf) {
+            free(content);
+            return err_set("chat template: out of memory");
+        }
+        content = buf;
+        content[0] = '\0';
+        if (k == 0 && sys) strcat(strcat(strcat(content, "<<SYS>>\n"), sys), "\n<</SYS>>\n\n");
+        strcat(content, m->content);
+        if (m->input && *m->input) strcat(strcat(content, "\n\n"), m->input);
+        const char *s;
+        size_t n;
+        strip(content, &s, &n);
+        int rc = m->role == CHAT_ROLE_USER
+                     ? puts_(r, t->bos, 0) || puts_(r, "[INST] ", 0) || put(r, s, n, 0) || puts_(r, " [/INST]", 0)
+                     : puts_(r, " ", 1) || put(r, s, n, 1) || puts_(r, " ", 1) || puts_(r, t->eos, 1);
+        if (rc) {
+            free(content);
+            return -1;
+        }
+    }
+    free(content);
+    return 0;
+}
+
+static int render_llama3(const chat_template *t, const conversation *c, chat_render *r) {
+    for (size_t i = 0; i < c->n; i++) {
+        const chat_message *m = &c->msgs[i];
+        int train = m->role == CHAT_ROLE_ASSISTANT;
+        if ((i == 0 && puts_(r, t->bos, 0)) || puts_(r, "<|start_header_id|>", 0) ||
+            puts_(r, chat_role_name(m->role), 0) || puts_(r, "<|end_header_id|>\n\n", 0))
+            return -1;
+        const char *s;
+        size_t n;
+        strip(m->content, &s, &n);
+        if (put(r, s, n, train)) return -1;
+        if (m->input && *m->input) {
+            strip(m->input, &s, &n);
+            if (puts_(r, "\n\n", train) || put(r, s, n, train)) return -1;
+        }
+        if (puts_(r, "<|eot_id|>", train)) return -1;
+    }
+    return 0;
+}
+
+static int render_zephyr(const chat_template *t, const conversation *c, chat_render *r) {
+    for (size_t i = 0; i < c->n; i++) {
+        const chat_message *m = &c->msgs[i];
+        int train = m->role == CHAT_ROLE_ASSISTANT;
+        if (puts_(r, "<|", 0) || puts_(r, chat_role_name(m->role), 0) || puts_(r, "|>\n", 0) ||
+            put_content(r, m, train) || puts_(r, t->eos, train) || puts_(r, "\n", 0))
+            return -1;
+    }
+    return 0;
+}
+
+static int render_alpaca(const chat_template *t, const conversation *c, chat_render *r) {
+    size_t first = 0;
+    const char *preamble = NULL;
+    if (c->n && c->msgs[0].role == CHAT_ROLE_SYSTEM) preamble = c->msgs[0].content, first = 1;
+    if (!preamble) {
+        int has_input = first < c->n && c->msgs[first].input && *c->msgs[first].input;
+        preamble = has_input ? ALPACA_INPUT : ALPACA_NO_INPUT;
+    }
+    if ((t->alpaca_bos && puts_(r, t->bos, 0)) || puts_(r, preamble, 0)) return -1;
+    for (size_t i = first; i < c->n; i++) {
+        const chat_message *m = &c->msgs[i];
+        if (m->role == CHAT_ROLE_ASSISTANT) {
+            if (puts_(r, m->content, 1) || puts_(r, t->eos, 1)) return -1;
+            continue;
+        }
+        if (m->role == CHAT_ROLE_SYSTEM)
+            return err_set("template alpaca: a system message is only allowed first");
+        if (puts_(r, "\n\n### Instruction:\n", 0) || puts_(r, m->content, 0)) return -1;
+        if (m->input && *m->input && (puts_(r, "\n\n### Input:\n", 0) || puts_(r, m->input, 0))) return -1;
+        if (puts_(r, "\n\n### Response:\n", 0)) return -1;
+    }
+    return 0;
+}
+
+int chat_template_render(const chat_template *t, const conversation *c, chat_render *r) {
+    r->len = 0;
+    r->n_segs = 0;
+    switch (t->kind) {
+    case CHAT_TEMPLATE_CHATML: return render_chatml(t, c, r);
+    case CHAT_TEMPLATE_LLAMA2: return render_llama2(t, c, r);
+    case CHAT_TEMPLATE_LLAMA3: return render_llama3(t, c, r);
+    case CHAT_TEMPLATE_ZEPHYR: return render_zephyr(t, c, r);
+    case CHAT_TEMPLATE_ALPACA: return render_alpaca(t, c, r);
+    }
+    return err_set("unknown chat template");
+}

@@ -1,0 +1,58 @@
+// Chat templates for instruction tuning, rendered exactly as the models' Jinja templates
+// (transformers' apply_chat_template, no generation prompt) render a whole conversation:
+//   chatml  <|im_start|>{role}\n{content}<|im_end|>\n   (SmolLM2, Qwen2.5: a built-in
+//           default system prompt is taken from the model's template when recognised)
+//   llama2  <s>[INST] <<SYS>>\n{system}\n<</SYS>>\n\n{user} [/INST] {answer} </s>
+//   llama3  <|begin_of_text|><|start_header_id|>{role}<|end_header_id|>\n\n{content}<|eot_id|>
+//   zephyr  <|{role}|>\n{content}</s>\n
+//   alpaca  the Stanford Alpaca prompt, "### Instruction:" / "### Input:" / "### Response:"
+// The rendering is a sequence of segments; the trainable ones are each assistant answer
+// with its closing token(s) (<|im_end|>, " </s>", <|eot_id|>, </s>), everything else is
+// prompt. Token strings (BOS/EOS) come from the tokenizer, as HF passes them to Jinja.
+#ifndef MEDTUNE_DATA_PREP_CHAT_TEMPLATE_H
+#define MEDTUNE_DATA_PREP_CHAT_TEMPLATE_H
+
+#include <stddef.h>
+
+#include "data_prep/document.h"
+#include "data_prep/tokenizer.h"
+
+typedef enum {
+    CHAT_TEMPLATE_CHATML,
+    CHAT_TEMPLATE_LLAMA2,
+    CHAT_TEMPLATE_LLAMA3,
+    CHAT_TEMPLATE_ALPACA,
+    CHAT_TEMPLATE_ZEPHYR,
+} chat_template_kind;
+
+typedef struct {
+    chat_template_kind kind;
+    char *default_system;  // chatml: system prompt used when the conversation has none
+    char bos[64], eos[64]; // token strings ("" when the tokenizer has none)
+    int alpaca_bos;        // alpaca: start with BOS (the tokenizer adds one by default)
+} chat_template;
+
+// `name`: chatml, llama2, llama3, alpaca, zephyr, or auto (recognise the tokenizer's
+// chat_template; an error lists the known names when it is none of them).
+int chat_template_init(chat_template *t, const char *name, const tokenizer *tok);
+void chat_template_free(chat_template *t);
+const char *chat_template_name(const chat_template *t);
+
+typedef struct {
+    size_t start, len;
+    int trainable;
+} chat_segment;
+
+typedef struct {
+    char *text;
+    size_t len, cap;
+    chat_segment *segs;
+    size_t n_segs, cap_segs;
+} chat_render;
+
+// Renders `c` into r (reset first). Fails (message without location) on conversations the
+// template cannot express, e.g. non-alternating turns for llama2.
+int chat_template_render(const chat_template *t, const conversation *c, chat_render *r);
+void chat_render_free(chat_render *r);
+
+#endif

@@ -1,0 +1,61 @@
+#include "data_prep/document.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error.h"
+
+static char *dup_n(const char *s, size_t n) {
+    char *d = malloc(n + 1);
+    if (!d) return NULL;
+    memcpy(d, s, n);
+    d[n] = '\0';
+    return d;
+}
+
+int conversation_add(conversation *c, chat_role role, const char *content, size_t len,
+                     const char *input, size_t input_len) {
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 4;
+        chat_message *m = realloc(c->msgs, cap * sizeof *m);
+        if (!m) return err_set("conversation: out of memory");
+        c->msgs = m;
+        c->cap = cap;
+    }
+    chat_message *m = &c->msgs[c->n];
+    m->role = role;
+    m->content = dup_n(content, len);
+    m->input = input ? dup_n(input, input_len) : NULL;
+    if (!m->content || (input && !m->input)) {
+        free(m->content);
+        free(m->input);
+        return err_set("conversation: out of memory");
+    }
+    c->n++;
+    return 0;
+}
+
+void conversation_free(conversation *c) {
+    for (size_t i = 0; i < c->n; i++) {
+        free(c->msgs[i].content);
+        free(c->msgs[i].input);
+    }
+    free(c->msgs);
+    memset(c, 0, sizeof *c);
+}
+
+const char *chat_role_name(chat_role r) {
+    switch (r) {
+    case CHAT_ROLE_SYSTEM: return "system";
+    case CHAT_ROLE_USER: return "user";
+    case CHAT_ROLE_ASSISTANT: return "assistant";
+    }
+    return "?";
+}
+
+void document_free(document *d) {
+    free(d->text);
+    conversation_free(&d->conv);
+    d->text = NULL;
+    d->len = 0;
+}

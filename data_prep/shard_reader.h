@@ -1,0 +1,88 @@
+// Random access to a shard directory for training and evaluation: window i of a split in
+// O(1), decoding only the zstd frames it touches (a small LRU keeps recent frames), with
+// every decoded frame checked against its CRC-32C.
+//
+// Windows have seq_len+1 tokens: input w[0:T], target w[1:T+1].
+//   stream packing (text corpora): window i is tokens [i*T, i*T+T+1) of the split's token
+//     stream; windows overlap by one token and the short tail is dropped.
+//   whole packing (chat/instruction corpora): documents are packed whole, in order, into
+//     windows (a document longer than T+1 tokens is truncated to T+1); the rest of a window
+//     is padding (the EOS id), never trained.
+// Per input position j < T the window reports:
+//   mask[j]  1 when the target w[j+1] is trained (an answer token, a text token that is not
+//            the first of its document), 0 for prompts, document starts and padding;
+//   doc[j]   index of the document of w[j] within the window (0 for the first, padding
+//            after the last document gets its own index);
+//   pos[j]   position of w[j] within its document, counted from the start of the document
+//            or of the window, whichever is later. With document attention, position j
+//            attends to positions with the same doc[] only.
+// A shard_set is not thread-safe (the frame cache); open one per thread.
+#ifndef MEDTUNE_DATA_PREP_SHARD_READER_H
+#define MEDTUNE_DATA_PREP_SHARD_READER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/fileio.h"
+
+enum { SHARD_CACHE_FRAMES = 8 };
+
+typedef struct {
+    char path[4200];
+    mapped_file map;
+    uint64_t first_token, n_tokens;
+    uint32_t n_frames;
+    const uint8_t *index;  // frame index inside the mapping
+} shard_set_file;
+
+typedef struct {
+    int file;
+    uint32_t frame;
+    uint64_t stamp;
+    uint32_t *words;  // decoded frame, host order
+    uint32_t n;
+} shard_frame_slot;
+
+typedef struct {
+    char dir[4096], split[16];
+    shard_set_file *files;
+    int n_files;
+    uint64_t n_tokens, n_docs, n_trained;
+    uint32_t frame_tokens;
+    int whole_packing;
+    int vocab_size;
+    int32_t pad_id;
+    char tokenizer_fingerprint[65];
+    char fingerprint[65];  // SHA-256 over the tokenizer fingerprint and the shard checksums
+
+    uint64_t *doc_starts;  // global start of each document (whole packing)
+    int pack_seq_len;      // packing computed for this seq_len (0: none yet)
+    uint64_t *pack_first;  // first document of each window, n_windows+1 entries
+    uint64_t n_pack_windows, n_truncated;
+
+    void *dctx;  // ZSTD_DCtx
+    shard_frame_slot cache[SHARD_CACHE_FRAMES];
+    uint64_t clock;
+} shard_set;
+
+// Opens split "train" or "val" of a directory written by `medtune prep`. Checks the
+// manifest, each shard's footer, index checksum and size against the manifest.
+int shard_set_open(shard_set *s, const char *dir, const char *split);
+void shard_set_close(shard_set *s);
+
+uint64_t shard_set_n_tokens(const shard_set *s);
+// Number of windows for seq_len, or -1 (error set) when out of memory.
+int64_t shard_set_n_windows(shard_set *s, int seq_len);
+// Fills window i: tokens[seq_len+1]; mask, doc, pos [seq_len] each (any may be NULL).
+// A frame that fails its checksum is an error naming the shard file.
+int shard_set_window(shard_set *s, int seq_len, uint64_t i, uint32_t *tokens, uint8_t *mask,
+                     uint32_t *doc, uint32_t *pos);
+// Reads raw words (token | flags, see shard_format.h) [start, start+n) of the stream.
+int shard_set_read(shard_set *s, uint64_t start, size_t n, uint32_t *words);
+// Documents truncated by whole packing at the last seq_len asked for.
+uint64_t shard_set_n_truncated(const shard_set *s);
+// Hex SHA-256 identifying tokenizer + data, for resume checks.
+const char *shard_set_fingerprint(const shard_set *s);
+const char *shard_set_tokenizer_fingerprint(const shard_set *s);
+
+#endif
