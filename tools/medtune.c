@@ -14,6 +14,7 @@ typedef struct {
 
 static const command COMMANDS[] = {
     {"info", cmd_info, "describe a model, adapter, shard directory or checkpoint"},
+    {"tokenize", cmd_tokenize, "stdin lines -> JSON arrays of token ids (or back with --decode)"},
 };
 
 int cli_fail(void) {
