@@ -179,7 +179,7 @@ static int parse_kvs(cursor *c, uint64_t n_kv) {
     gguf_file *f = c->f;
     // Each kv takes at least 12 bytes (key length + type), which bounds the allocation.
     if (n_kv > cur_left(c) / 12)
-        return err_set("%s: metadata count %llu is impossible for the file size", f->path,
+        return err_set("%s: metadata count %llu is impossible for the file size (truncated?)", f->path,
                        (unsigned long long)n_kv);
     f->kvs = xcalloc_or_err((size_t)n_kv, sizeof *f->kvs, f->path);
     if (!f->kvs) return -1;
@@ -315,7 +315,7 @@ static int parse_file(gguf_file *f) {
     if (parse_alignment(f) != 0) return -1;
     // Each tensor info takes at least 24 bytes.
     if (n_tensors > cur_left(&c) / 24)
-        return err_set("%s: tensor count %llu is impossible for the file size", f->path,
+        return err_set("%s: tensor count %llu is impossible for the file size (truncated?)", f->path,
                        (unsigned long long)n_tensors);
     f->tensors = xcalloc_or_err((size_t)n_tensors, sizeof *f->tensors, f->path);
     if (!f->tensors) return -1;

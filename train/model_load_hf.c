@@ -328,10 +328,27 @@ static const st_tensor *hf_weights_find(const hf_weights *w, const char *name,
     return NULL;
 }
 
-static int load_slot(const hf_weights *w, const weight_slot *s, dtype_tally *tally) {
+// A tensor saved under another name: safetensors' torch helper drops one of two shared
+// tensors and records "dropped": "kept" in __metadata__; tied models may also keep only
+// lm_head.weight for the embedding.
+static const char *hf_alias(const hf_weights *w, const weight_slot *s, int tied) {
+    for (int i = 0; i < w->n; i++) {
+        const char *a = safetensors_metadata(&w->files[i], s->hf_name);
+        if (a) return a;
+    }
+    if (tied && !strcmp(s->hf_name, "model.embed_tokens.weight")) return "lm_head.weight";
+    return NULL;
+}
+
+static int load_slot(const hf_weights *w, const weight_slot *s, int tied, dtype_tally *tally) {
     const st_file *f;
     const st_tensor *t = hf_weights_find(w, s->hf_name, &f);
-    if (!t) return -1;
+    if (!t) {
+        const char *alias = hf_alias(w, s, tied);
+        char saved[2048];
+        snprintf(saved, sizeof saved, "%s", err_msg());
+        if (!alias || !(t = hf_weights_find(w, alias, &f))) return err_set("%s", saved);
+    }
     int want_dims = s->cols ? 2 : 1;
     if (t->n_dims != want_dims || t->shape[0] != s->rows || (s->cols && t->shape[1] != s->cols)) {
         char got[128] = "", want[64];
@@ -411,7 +428,7 @@ int model_load_hf(model *m, const char *dir) {
     if (model_alloc(m, &cfg) != 0 || weight_slots_list(m, &slots, &n) != 0) goto done;
     dtype_tally tally = {0};
     for (int i = 0; i < n; i++)
-        if (load_slot(&w, &slots[i], &tally) != 0) goto done;
+        if (load_slot(&w, &slots[i], cfg.tie_word_embeddings, &tally) != 0) goto done;
     snprintf(m->source_format, sizeof m->source_format, "safetensors");
     dtype_tally_format(&tally, m->source_dtypes, sizeof m->source_dtypes);
     snprintf(m->tokenizer_kind, sizeof m->tokenizer_kind, "%s", tok_kind);

@@ -1,0 +1,118 @@
+"""`medtune info` on the shared HF models and the SmolLM2 GGUF, as text and --json; the JSON
+fields are checked against config.json + the safetensors package, or GGUF metadata read by
+the gguf package. Also --help (exit 0) and usage errors (exit 2)."""
+import json
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import gguf
+from safetensors import safe_open
+
+MEDTUNE = os.environ.get("MEDTUNE_BIN", "medtune")
+SHARED = os.environ.get("MEDTUNE_SHARED", "")
+SMOL = os.path.join(os.environ.get("MEDTUNE_CACHE", ""), "SmolLM2-135M-Instruct.Q4_1.gguf")
+failures = []
+
+
+def expect(name, got, want):
+    if got != want:
+        failures.append(f"{name}: got {got!r}, expected {want!r}")
+
+
+def info(path):
+    t = subprocess.run([MEDTUNE, "info", path], capture_output=True, text=True)
+    j = subprocess.run([MEDTUNE, "info", path, "--json"], capture_output=True, text=True)
+    expect(f"{path}: text exit", (t.returncode, t.stderr), (0, ""))
+    expect(f"{path}: json exit", (j.returncode, j.stderr), (0, ""))
+    lines = j.stdout.splitlines()
+    expect(f"{path}: json lines", len(lines), 1)
+    return t.stdout, json.loads(lines[0])
+
+
+def check_hf(d):
+    cfg = json.load(open(os.path.join(d, "config.json")))
+    text, o = info(d)
+    with safe_open(os.path.join(d, "model.safetensors"), framework="np") as f:
+        stored = {k: f.get_slice(k).get_shape() for k in f.keys()}
+    # Both shared models are tied and store the [V, C] matrix once (as embed or lm_head).
+    n_params = sum(math.prod(s) for s in stored.values())
+    want = {
+        "architecture": cfg["model_type"], "n_params": n_params,
+        "hidden_size": cfg["hidden_size"], "intermediate_size": cfg["intermediate_size"],
+        "n_layers": cfg["num_hidden_layers"], "n_heads": cfg["num_attention_heads"],
+        "n_kv_heads": cfg["num_key_value_heads"],
+        "head_dim": cfg.get("head_dim") or cfg["hidden_size"] // cfg["num_attention_heads"],
+        "vocab_size": cfg["vocab_size"], "max_position_embeddings": cfg["max_position_embeddings"],
+        "rms_norm_eps": cfg["rms_norm_eps"], "rope_theta": cfg["rope_theta"],
+        "tie_word_embeddings": cfg["tie_word_embeddings"], "bos_token_id": cfg["bos_token_id"],
+        "eos_token_ids": [cfg["eos_token_id"]], "format": "safetensors", "source_dtypes": "F32",
+        "weights_bytes": 4 * n_params, "rope_scaling": {"type": "none"},
+    }
+    for k, v in want.items():
+        expect(f"{d}: {k}", o.get(k), v)
+    for needle in ("architecture         llama", f"hidden_size          {cfg['hidden_size']}",
+                   f"parameters           {n_params} "):
+        if needle not in text:
+            failures.append(f"{d}: text output lacks {needle!r}:\n{text}")
+
+
+def check_gguf(path):
+    r = gguf.GGUFReader(path)
+    f = lambda k: r.fields[k].contents()
+    arch = f("general.architecture")
+    text, o = info(path)
+    n_params = sum(int(t.n_elements) for t in r.tensors)
+    embd = next(t for t in r.tensors if t.name == "token_embd.weight")
+    want = {
+        "architecture": arch, "n_params": n_params,
+        "hidden_size": f(f"{arch}.embedding_length"), "intermediate_size": f(f"{arch}.feed_forward_length"),
+        "n_layers": f(f"{arch}.block_count"), "n_heads": f(f"{arch}.attention.head_count"),
+        "n_kv_heads": f(f"{arch}.attention.head_count_kv"), "vocab_size": int(embd.shape[1]),
+        "max_position_embeddings": f(f"{arch}.context_length"),
+        "rope_theta": f(f"{arch}.rope.freq_base"),
+        "tie_word_embeddings": not any(t.name == "output.weight" for t in r.tensors),
+        "bos_token_id": f("tokenizer.ggml.bos_token_id"), "eos_token_ids": [f("tokenizer.ggml.eos_token_id")],
+        "format": "gguf", "tokenizer": f("tokenizer.ggml.model") + " (gguf)", "weights_bytes": 4 * n_params,
+    }
+    for k, v in want.items():
+        expect(f"{path}: {k}", o.get(k), v)
+    expect(f"{path}: rms_norm_eps", np.float32(o["rms_norm_eps"]), np.float32(f(f"{arch}.attention.layer_norm_rms_epsilon")))
+    types = {t.tensor_type.name for t in r.tensors}
+    expect(f"{path}: source_dtypes", set(o["source_dtypes"].split("+")), types)
+    if f"architecture         {arch}" not in text:
+        failures.append(f"{path}: text output lacks the architecture:\n{text}")
+
+
+def check_usage():
+    h = subprocess.run([MEDTUNE, "info", "--help"], capture_output=True, text=True)
+    expect("--help exit", h.returncode, 0)
+    if "--json" not in h.stdout:
+        failures.append("--help does not list --json")
+    for args in ([], ["--bogus", "x"], ["a", "b"]):
+        u = subprocess.run([MEDTUNE, "info", *args], capture_output=True, text=True)
+        expect(f"info {args} exit", u.returncode, 2)
+
+
+def main():
+    models = os.path.join(SHARED, "models")
+    if not os.path.isdir(models):
+        print(f"SKIP: {models} is absent")
+        sys.exit(77)
+    for name in ("stories260K", "tinystories-656k"):
+        check_hf(os.path.join(models, name))
+    if os.path.exists(SMOL):
+        check_gguf(SMOL)
+    else:
+        print(f"note: {SMOL} absent, GGUF info not checked")
+    check_usage()
+    if failures:
+        print("FAIL:\n  " + "\n  ".join(failures))
+        sys.exit(1)
+    print("info: text and --json match config.json / safetensors / gguf metadata")
+
+
+if __name__ == "__main__":
+    main()

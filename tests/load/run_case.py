@@ -1,0 +1,107 @@
+"""ctest driver: builds one model-loading case with tests/load/refs.py in a temporary
+directory and runs test_model_load MODEL REF_DIR on it. Usage: run_case.py CASE."""
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import refs  # noqa: E402
+
+Q = refs.Q
+SHARED = os.environ.get("MEDTUNE_SHARED", "")
+CACHE = os.environ.get("MEDTUNE_CACHE", "")
+TINY = os.path.join(SHARED, "models", "tinystories-656k")
+S260 = os.path.join(SHARED, "models", "stories260K")
+SMOL = os.path.join(CACHE, "SmolLM2-135M-Instruct.Q4_1.gguf")
+
+
+def need(path):
+    if not os.path.exists(path):
+        print(f"SKIP: {path} is absent")
+        sys.exit(77)
+
+
+def hf_variant(**kw):
+    def build(tmp):
+        need(TINY)
+        model = os.path.join(tmp, "model")
+        refs.copy_hf_dir(TINY, model, **kw)
+        refs.hf_reference(model, tmp)
+        return model
+    return build
+
+
+def shared_hf(src):
+    def build(tmp):
+        need(src)
+        refs.hf_reference(src, tmp, {"tokenizer_kind": "BPE sentencepiece"})
+        return src
+    return build
+
+
+def gguf_variant(src, qtype, arch="llama", add_bias=False, against_hf=False):
+    def build(tmp):
+        need(src)
+        path = os.path.join(tmp, "model.gguf")
+        refs.write_gguf_from_hf(src, path, qtype, arch, add_bias)
+        if against_hf:
+            # F32 round trip: after un-permutation the loaded Q/K must equal the HF tensors.
+            refs.hf_reference(src, tmp, {"source_format": "gguf", "tokenizer_kind": "llama (gguf)"})
+        else:
+            refs.gguf_reference(path, tmp)
+        return path
+    return build
+
+
+def smollm2(tmp):
+    need(SMOL)
+    refs.gguf_reference(SMOL, tmp)
+    return SMOL
+
+
+CASES = {
+    "hf_stories260K": shared_hf(S260),
+    "hf_tinystories": shared_hf(TINY),
+    "hf_f16": hf_variant(dtype=refs.torch.float16),
+    "hf_bf16": hf_variant(dtype=refs.torch.bfloat16),
+    "hf_sharded": hf_variant(shards=3),
+    "hf_untied": hf_variant(untie=True),
+    "hf_qwen2": hf_variant(config_update={"model_type": "qwen2", "architectures": ["Qwen2ForCausalLM"],
+                                          "use_sliding_window": False}, add_bias=True),
+    "hf_mistral": hf_variant(config_update={"model_type": "mistral", "architectures": ["MistralForCausalLM"],
+                                            "sliding_window": None}),
+    "hf_llama3_rope": hf_variant(config_update={
+        "rope_scaling": {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+                         "high_freq_factor": 4.0, "original_max_position_embeddings": 128},
+        "eos_token_id": [2, 0], "bos_token_id": None, "head_dim": None}),
+    "hf_rope_parameters": hf_variant(config_update={
+        "rope_parameters": {"rope_type": "linear", "factor": 2.0, "rope_theta": 500000.0}}),
+    "gguf_f32": gguf_variant(TINY, Q.F32, against_hf=True),
+    "gguf_f16": gguf_variant(TINY, Q.F16),
+    "gguf_bf16": gguf_variant(TINY, Q.BF16),
+    "gguf_q8_0": gguf_variant(TINY, Q.Q8_0),
+    "gguf_q4_0": gguf_variant(TINY, Q.Q4_0),
+    "gguf_q4_1": gguf_variant(TINY, Q.Q4_1),
+    "gguf_stories260K_f32": gguf_variant(S260, Q.F32, against_hf=True),
+    "gguf_stories260K_q8_0": gguf_variant(S260, Q.Q8_0),
+    "gguf_qwen2_q8_0": gguf_variant(TINY, Q.Q8_0, arch="qwen2", add_bias=True),
+    "smollm2": smollm2,
+}
+
+
+def main():
+    if len(sys.argv) != 2 or sys.argv[1] not in CASES:
+        sys.exit(f"usage: run_case.py {{{','.join(CASES)}}}")
+    exe = os.path.join(os.environ.get("MEDTUNE_TEST_BIN", "."), "test_model_load")
+    tmp = tempfile.mkdtemp(prefix="medtune_load_")
+    try:
+        model = CASES[sys.argv[1]](tmp)
+        sys.exit(subprocess.run([exe, model, tmp]).returncode)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
