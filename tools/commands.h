@@ -4,6 +4,7 @@
 #define MEDTUNE_TOOLS_COMMANDS_H
 
 int cmd_info(int argc, char **argv);
+int cmd_prep(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 
 // Prints "medtune: error: <err_msg()>" to stderr and returns 1.

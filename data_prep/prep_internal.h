@@ -1,0 +1,45 @@
+// State shared by the prep pipeline (prep.c) and its manifest writer (prep_manifest.c).
+#ifndef MEDTUNE_DATA_PREP_PREP_INTERNAL_H
+#define MEDTUNE_DATA_PREP_PREP_INTERNAL_H
+
+#include "data_prep/chat_template.h"
+#include "data_prep/doc_hash.h"
+#include "data_prep/prep.h"
+#include "data_prep/shard_writer.h"
+#include "data_prep/tokenizer.h"
+
+typedef struct {
+    const prep_config *pc;
+    prep_summary *sum;
+    prep_progress_fn progress;
+    void *user;
+    double t0;
+
+    tokenizer *tok;
+    chat_template tpl;
+    int has_tpl;
+    phi_scrubber *phi;
+    shard_writer *w[2];  // train, val
+    doc_hash_set seen;
+    ingest_ctx ic;
+    uint64_t empty_cleaned;  // documents with no text left after cleaning
+
+    struct work_item *items;  // the current batch
+    size_t n_items, cap_items, batch_bytes;
+    int cur_source;
+
+    // expanded input files, in processing order
+    char **files;
+    int *file_input;  // index into pc->inputs
+    uint64_t *file_records, *file_kept;
+    int n_files, cap_files;
+} prep_state;
+
+int prep_add_file(prep_state *st, const char *path, int input);
+void prep_free_files(prep_state *st);
+int prep_flush_batch(prep_state *st);
+void prep_sync_counts(prep_state *st);
+// Writes manifest.json atomically; the shards must be finished.
+int prep_write_manifest(prep_state *st);
+
+#endif

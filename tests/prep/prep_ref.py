@@ -1,0 +1,256 @@
+"""Independent Python side of the prep tests: a shard-directory reader written from
+docs/formats.md, the cleaning rules and the document hash of docs/prep.md, window packing
+as documented in data_prep/shard_reader.h, and helpers to run medtune."""
+
+import json
+import os
+import re
+import struct
+import subprocess
+import sys
+import unicodedata
+
+import zstandard
+
+MASK64 = (1 << 64) - 1
+
+
+def skip(msg):
+    print("SKIP: " + msg)
+    sys.exit(77)
+
+
+def fail(msg):
+    print("FAIL: " + msg)
+    sys.exit(1)
+
+
+def env(name, default=None):
+    v = os.environ.get(name, default)
+    if v is None:
+        skip(f"${name} is not set (run through ctest)")
+    return v
+
+
+def shared_dir():
+    d = env("MEDTUNE_SHARED")
+    if not os.path.isdir(d):
+        skip(f"{d} is absent")
+    return d
+
+
+def tokenizer_paths(name, tmp):
+    """(path for medtune, tokenizer.json for HF) of a staged tokenizer, through the tokenizer
+    tests' tokref (which repairs llama2's tokenizer.json and builds qwen2.5's and llama3's)."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tokenizer"))
+    try:
+        import tokref
+    except ImportError:
+        skip("tests/tokenizer/tokref.py is absent")
+    found = tokref.tokenizer_set(shared_dir(), tmp, only=name)
+    if name not in found:
+        skip(f"tokenizer {name} is absent from shared/tokenizers")
+    return found[name][0], found[name][1]
+
+
+def run_medtune(args, expect_rc=0):
+    bin_ = env("MEDTUNE_BIN")
+    p = subprocess.run([bin_] + args, capture_output=True, text=True)
+    if expect_rc is not None and p.returncode != expect_rc:
+        fail(f"medtune {' '.join(args)} exited {p.returncode}, expected {expect_rc}\n"
+             f"stdout: {p.stdout}\nstderr: {p.stderr}")
+    return p
+
+
+def prep(tmp, cfg, extra=(), expect_rc=0, name="prep.json"):
+    path = os.path.join(tmp, name)
+    with open(path, "w") as f:
+        json.dump(cfg, f)
+    return run_medtune(["prep", path, "--json"] + list(extra), expect_rc)
+
+
+# --- CRC-32C, shards -------------------------------------------------------------------
+
+def _crc_table():
+    t = []
+    for i in range(256):
+        c = i
+        for _ in range(8):
+            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+        t.append(c)
+    return t
+
+
+_CRC = _crc_table()
+
+
+def crc32c(data):
+    c = 0xFFFFFFFF
+    for b in data:
+        c = (c >> 8) ^ _CRC[(c ^ b) & 0xFF]
+    return c ^ 0xFFFFFFFF
+
+
+def read_shard(path, check_crc=True):
+    """Returns the list of uint32 words of one shard file (token | doc start | trained)."""
+    data = open(path, "rb").read()
+    foot = data[-64:]
+    if foot[:8] != b"MTSHARD1":
+        raise ValueError(f"{path}: bad magic")
+    if struct.unpack_from("<I", foot, 60)[0] != crc32c(foot[:60]):
+        raise ValueError(f"{path}: footer crc")
+    version, frame_tokens, n_tokens, n_docs, n_frames, index_crc, index_off, n_trained = \
+        struct.unpack_from("<IIQQIIQQ", foot, 8)
+    assert version == 1
+    index = data[index_off:index_off + 16 * n_frames]
+    docs = data[index_off + 16 * n_frames:index_off + 16 * n_frames + 8 * n_docs]
+    if check_crc and crc32c(index + docs) != index_crc:
+        raise ValueError(f"{path}: index crc")
+    words = []
+    dctx = zstandard.ZstdDecompressor()
+    for f in range(n_frames):
+        off, csize, crc = struct.unpack_from("<QII", index, 16 * f)
+        raw = dctx.decompress(data[off:off + csize], max_output_size=frame_tokens * 4)
+        if check_crc and crc32c(raw) != crc:
+            raise ValueError(f"{path}: frame {f} crc")
+        words.extend(struct.unpack(f"<{len(raw) // 4}I", raw))
+    assert len(words) == n_tokens
+    starts = list(struct.unpack(f"<{n_docs}Q", docs))
+    assert starts == [i for i, w in enumerate(words) if w & 0x40000000]
+    assert n_trained == sum(1 for w in words if w & 0x80000000)
+    return words
+
+
+def read_split(out_dir, split):
+    m = json.load(open(os.path.join(out_dir, "manifest.json")))
+    words = []
+    for sh in m["splits"][split]["shards"]:
+        words.extend(read_shard(os.path.join(out_dir, sh["file"])))
+    return m, words
+
+
+def split_docs(words):
+    """[(tokens, trained flags)] per document of a word stream."""
+    docs = []
+    for w in words:
+        if w & 0x40000000 or not docs:
+            docs.append(([], []))
+        docs[-1][0].append(w & 0x3FFFFFFF)
+        docs[-1][1].append(1 if w & 0x80000000 else 0)
+    return docs
+
+
+# --- cleaning and hashing (docs/prep.md) ---------------------------------------------
+
+_SPACES = {0x20, 0x09, 0xA0, 0x1680, 0x202F, 0x205F, 0x3000} | set(range(0x2000, 0x200B))
+_NEWLINES = {0x0A, 0x0D, 0x0C, 0x0B, 0x85, 0x2028, 0x2029}
+_DROPPED = {0x200B, 0x2060, 0xFEFF}
+
+
+def clean(text):
+    text = unicodedata.normalize("NFC", text).replace("\r\n", "\n")
+    out, pend_space, pend_nl = [], False, 0
+    for ch in text:
+        cp = ord(ch)
+        if cp in _SPACES:
+            pend_space = True
+        elif cp in _NEWLINES:
+            pend_nl += 1
+            pend_space = False
+        elif cp < 0x20 or cp == 0x7F or 0x80 <= cp < 0xA0 or cp in _DROPPED:
+            continue
+        else:
+            if out:
+                if pend_nl:
+                    out.append("\n\n" if pend_nl > 1 else "\n")
+                elif pend_space:
+                    out.append(" ")
+            pend_space, pend_nl = False, 0
+            out.append(ch)
+    return "".join(out)
+
+
+def _rotl(x, r):
+    return ((x << r) | (x >> (64 - r))) & MASK64
+
+
+def _fmix(k):
+    k ^= k >> 33
+    k = (k * 0xFF51AFD7ED558CCD) & MASK64
+    k ^= k >> 33
+    k = (k * 0xC4CEB9FE1A85EC53) & MASK64
+    k ^= k >> 33
+    return k
+
+
+def doc_hash(data: bytes):
+    a, b = 0x9E3779B97F4A7C15, 0x632BE59BD9B4E019
+    n = len(data)
+    full = n - n % 8
+    words = list(struct.unpack_from(f"<{full // 8}Q", data)) if full else []
+    words.append(int.from_bytes(data[full:] + b"\0" * (8 - (n - full)), "little"))
+    for w in words:
+        a = _rotl(((a ^ w) * 0x87C37B91114253D5) & MASK64, 29)
+        b = _rotl((((b + w) & MASK64) * 0x4CF5AD432745937F) & MASK64, 31) ^ a
+    lo = _fmix(a ^ n)
+    hi = _fmix((b + lo) & MASK64)
+    return lo, hi
+
+
+def is_val(data: bytes, val_fraction):
+    lo, _ = doc_hash(data)
+    return (lo >> 11) * 2.0 ** -53 < val_fraction
+
+
+# --- windows (data_prep/shard_reader.h) ----------------------------------------------
+
+def windows(words, seq_len, whole, pad_id):
+    """List of (tokens[T+1], mask[T], doc[T], pos[T]) as the reader documents them."""
+    W = seq_len + 1
+    wins = []
+    if not whole:
+        n = (len(words) - 1) // seq_len if words else 0
+        chunks = [words[i * seq_len:i * seq_len + W] for i in range(n)]
+        fills = [W] * n
+    else:
+        docs, cur = [], None
+        for w in words:
+            if w & 0x40000000:
+                cur = []
+                docs.append(cur)
+            cur.append(w)
+        chunks, fills, win = [], [], None
+        for d in docs:
+            d = d[:W]
+            if win is None or len(win) + len(d) > W:
+                if win is not None:
+                    chunks.append(win)
+                win = []
+            win.extend(d)
+        if win is not None:
+            chunks.append(win)
+        fills = [len(c) for c in chunks]
+        chunks = [c + [pad_id | (0x40000000 if k == 0 else 0) for k in range(W - len(c))] for c in chunks]
+    for c, filled in zip(chunks, fills):
+        toks = [w & 0x3FFFFFFF for w in c]
+        mask = [1 if (k < filled and c[k] & 0x80000000) else 0 for k in range(1, W)]
+        doc, pos, d, p = [], [], 0, 0
+        for k in range(seq_len):
+            if k > 0 and c[k] & 0x40000000:
+                d, p = d + 1, 0
+            doc.append(d)
+            pos.append(p)
+            p += 1
+        wins.append((toks, mask, doc, pos))
+    return wins
+
+
+def dump_windows(out_dir, split, seq_len):
+    """The C reader's windows, through tests/test_prep_reader."""
+    exe = os.path.join(env("MEDTUNE_TEST_BIN"), "test_prep_reader")
+    p = subprocess.run([exe, out_dir, split, str(seq_len)], capture_output=True, text=True)
+    if p.returncode != 0:
+        fail(f"test_prep_reader {out_dir} {split} {seq_len}: exit {p.returncode}: {p.stdout}{p.stderr}")
+    return [tuple(w) for w in (json.loads(line) for line in p.stdout.splitlines())]
+
+
