@@ -524,7 +524,6 @@ static float half_at(const uint8_t *p) { return fp16_to_f32((uint16_t)(p[0] | (p
 
 // Q8_0: fp16 scale d, 32 int8 q; x = q * d.
 static void dequant_q8_0(const uint8_t *src, size_t n_blocks, float *out) {
-#pragma omp parallel for schedule(static)
     for (size_t b = 0; b < n_blocks; b++) {
         const uint8_t *blk = src + b * 34;
         float d = half_at(blk);
@@ -534,7 +533,6 @@ static void dequant_q8_0(const uint8_t *src, size_t n_blocks, float *out) {
 
 // Q4_0: fp16 d, 16 bytes; byte j holds element j (low nibble) and j+16 (high); x = (q-8) d.
 static void dequant_q4_0(const uint8_t *src, size_t n_blocks, float *out) {
-#pragma omp parallel for schedule(static)
     for (size_t b = 0; b < n_blocks; b++) {
         const uint8_t *blk = src + b * 18;
         float d = half_at(blk);
@@ -548,7 +546,6 @@ static void dequant_q4_0(const uint8_t *src, size_t n_blocks, float *out) {
 
 // Q4_1: fp16 d, fp16 m, 16 bytes of nibbles laid out as Q4_0; x = q d + m.
 static void dequant_q4_1(const uint8_t *src, size_t n_blocks, float *out) {
-#pragma omp parallel for schedule(static)
     for (size_t b = 0; b < n_blocks; b++) {
         const uint8_t *blk = src + b * 20;
         float d = half_at(blk), m = half_at(blk + 2);
