@@ -1,0 +1,50 @@
+// Training state in HDF5 (checkpoints/step_N/state.h5): everything needed to continue a run
+// bit-exactly. Layout (docs/formats.md):
+//   /lora/<PEFT tensor name>     float32 [r, in] / [out, r]   LoRA A and B
+//   /adam/m/<PEFT tensor name>   float32                      AdamW first moment
+//   /adam/v/<PEFT tensor name>   float32                      AdamW second moment
+//   /data/permutation            uint64 [n]   train-window order of the current epoch
+//   /data/replay_permutation     uint64 [n]   replay-window order (empty without replay)
+//   root attributes: format_version, step, tokens_seen, adam_step, elapsed_s, the data
+//   cursor (epoch, index, replay_epoch, replay_index, sample), rng_seed, dropout_counter,
+//   config (resolved JSON), model_fingerprint, data_fingerprint, medtune_version.
+#ifndef MEDTUNE_CHECKPOINTS_STATE_H
+#define MEDTUNE_CHECKPOINTS_STATE_H
+
+#include <stdint.h>
+
+#include "optim/adamw.h"
+#include "train/batcher.h"
+#include "train/lora.h"
+
+#define TRAIN_STATE_FORMAT_VERSION 1
+
+typedef struct {
+    int64_t step;         // optimizer steps done
+    int64_t tokens_seen;  // input positions processed
+    double elapsed_s;     // training wall time so far
+    data_cursor cursor;
+    uint64_t rng_seed;         // the run's seed (shuffle, replay, dropout derive from it)
+    uint64_t dropout_counter;  // micro-batches run so far (dropout masks derive from it)
+    char *config_json;         // resolved config (owned)
+    char model_fingerprint[65];
+    char data_fingerprint[65];
+    uint64_t *permutation;  // owned, n_permutation entries
+    int64_t n_permutation;
+    uint64_t *replay_permutation;
+    int64_t n_replay_permutation;
+} train_state;
+
+void train_state_free(train_state *s);
+
+// Writes state.h5 at `path` and fsyncs it (callers make it visible atomically by renaming the
+// directory that holds it).
+int train_state_write(const char *path, const train_state *s, const lora_adapter *a,
+                      const adamw_state *opt);
+// Reads the scalar attributes, config and permutations only (to check compatibility first).
+int train_state_read_meta(const char *path, train_state *s);
+// Reads LoRA weights and AdamW moments into `a` and `opt` (already initialised with the
+// shapes of the run); any missing or mis-shaped dataset is an error naming it.
+int train_state_read_tensors(const char *path, lora_adapter *a, adamw_state *opt);
+
+#endif

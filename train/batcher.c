@@ -1,0 +1,139 @@
+#include "train/batcher.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error.h"
+#include "common/rng.h"
+
+enum { STREAM_TRAIN = 1, STREAM_REPLAY = 2 };
+
+void batcher_permutation(uint64_t *perm, int64_t n, uint64_t seed, uint64_t stream,
+                         int64_t epoch, int shuffle) {
+    for (int64_t i = 0; i < n; i++) perm[i] = (uint64_t)i;
+    if (!shuffle) return;
+    rng_state r;
+    rng_init(&r, rng_hash64(seed, stream, (uint64_t)epoch));
+    for (int64_t i = n - 1; i > 0; i--) {
+        uint64_t j = rng_below(&r, (uint64_t)i + 1);
+        uint64_t t = perm[i];
+        perm[i] = perm[j];
+        perm[j] = t;
+    }
+}
+
+int batcher_init(batcher *b, shard_set *train, shard_set *replay, double replay_ratio, int T,
+                 int shuffle, uint64_t seed, int document_attention) {
+    memset(b, 0, sizeof *b);
+    b->T = T;
+    b->shuffle = shuffle;
+    b->seed = seed;
+    b->document_attention = document_attention;
+    b->train = train;
+    b->replay = replay_ratio > 0.0 ? replay : NULL;
+    b->replay_ratio = b->replay ? replay_ratio : 0.0;
+    b->n_train = shard_set_n_windows(train, T);
+    if (b->n_train < 0) return -1;
+    if (b->n_train == 0)
+        return err_set("%s: no window of seq_len %d + 1 tokens in the train split (%llu tokens)",
+                       train->dir, T, (unsigned long long)shard_set_n_tokens(train));
+    if (b->replay) {
+        b->n_replay = shard_set_n_windows(b->replay, T);
+        if (b->n_replay < 0) return -1;
+        if (b->n_replay == 0)
+            return err_set("%s: no window of seq_len %d + 1 tokens for replay", b->replay->dir, T);
+    }
+    b->perm = malloc((size_t)b->n_train * sizeof(uint64_t));
+    b->replay_perm = malloc((size_t)(b->n_replay ? b->n_replay : 1) * sizeof(uint64_t));
+    b->w_tokens = malloc((size_t)(T + 1) * sizeof(uint32_t));
+    b->w_doc = malloc((size_t)T * sizeof(uint32_t));
+    b->w_pos = malloc((size_t)T * sizeof(uint32_t));
+    b->w_mask = malloc((size_t)T);
+    if (!b->perm || !b->replay_perm || !b->w_tokens || !b->w_doc || !b->w_pos || !b->w_mask) {
+        batcher_free(b);
+        return err_set("batcher: out of memory for %lld windows", (long long)b->n_train);
+    }
+    data_cursor start = {0};
+    return batcher_restore(b, &start);
+}
+
+void batcher_free(batcher *b) {
+    free(b->perm);
+    free(b->replay_perm);
+    free(b->w_tokens);
+    free(b->w_doc);
+    free(b->w_pos);
+    free(b->w_mask);
+    memset(b, 0, sizeof *b);
+}
+
+int batcher_restore(batcher *b, const data_cursor *cur) {
+    if (cur->index < 0 || cur->index > b->n_train || cur->replay_index < 0 ||
+        cur->replay_index > b->n_replay || cur->epoch < 0 || cur->replay_epoch < 0)
+        return err_set("data cursor (epoch %lld, window %lld) does not fit the %lld windows of "
+                       "the train split",
+                       (long long)cur->epoch, (long long)cur->index, (long long)b->n_train);
+    b->cur = *cur;
+    batcher_permutation(b->perm, b->n_train, b->seed, STREAM_TRAIN, cur->epoch, b->shuffle);
+    if (b->replay)
+        batcher_permutation(b->replay_perm, b->n_replay, b->seed, STREAM_REPLAY,
+                            cur->replay_epoch, b->shuffle);
+    return 0;
+}
+
+int64_t batcher_window(batcher *b, shard_set *s, uint64_t i, int row, int32_t *tokens,
+                       int32_t *targets, int32_t *positions, int32_t *doc_ids) {
+    const int T = b->T;
+    if (shard_set_window(s, T, i, b->w_tokens, b->w_mask, b->w_doc, b->w_pos)) return -1;
+    int64_t trained = 0;
+    int64_t o = (int64_t)row * T;
+    for (int t = 0; t < T; t++) {
+        tokens[o + t] = (int32_t)b->w_tokens[t];
+        int keep = b->w_mask[t] != 0;
+        // With document attention a target in the next document is unreachable by design.
+        if (b->document_attention && t + 1 < T && b->w_doc[t + 1] != b->w_doc[t]) keep = 0;
+        targets[o + t] = keep ? (int32_t)b->w_tokens[t + 1] : -1;
+        trained += keep;
+        positions[o + t] = b->document_attention ? (int32_t)b->w_pos[t] : t;
+        doc_ids[o + t] = b->document_attention ? (int32_t)b->w_doc[t] : 0;
+    }
+    return trained;
+}
+
+// floor((g+1) r) > floor(g r): sample g is a replay sample. Over any span of samples the
+// replay share is the ratio to within one sample, with no randomness involved.
+static int sample_is_replay(double ratio, int64_t g) {
+    return ratio > 0.0 && floor((double)(g + 1) * ratio) > floor((double)g * ratio);
+}
+
+int64_t batcher_next(batcher *b, int rows, int32_t *tokens, int32_t *targets,
+                     int32_t *positions, int32_t *doc_ids) {
+    int64_t trained = 0;
+    for (int row = 0; row < rows; row++) {
+        int64_t got;
+        if (sample_is_replay(b->replay_ratio, b->cur.sample)) {
+            if (b->cur.replay_index == b->n_replay) {
+                b->cur.replay_epoch++;
+                b->cur.replay_index = 0;
+                batcher_permutation(b->replay_perm, b->n_replay, b->seed, STREAM_REPLAY,
+                                    b->cur.replay_epoch, b->shuffle);
+            }
+            got = batcher_window(b, b->replay, b->replay_perm[b->cur.replay_index++], row, tokens,
+                                 targets, positions, doc_ids);
+        } else {
+            if (b->cur.index == b->n_train) {
+                b->cur.epoch++;
+                b->cur.index = 0;
+                batcher_permutation(b->perm, b->n_train, b->seed, STREAM_TRAIN, b->cur.epoch,
+                                    b->shuffle);
+            }
+            got = batcher_window(b, b->train, b->perm[b->cur.index++], row, tokens, targets,
+                                 positions, doc_ids);
+        }
+        if (got < 0) return -1;
+        trained += got;
+        b->cur.sample++;
+    }
+    return trained;
+}
