@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -184,5 +185,17 @@ int path_exists(const char *path) {
 
 int path_join(char *out, size_t n, const char *a, const char *b) {
     if (snprintf(out, n, "%s/%s", a, b) >= (int)n) return err_set("%s/%s: path too long", a, b);
+    return 0;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+    (void)st, (void)flag, (void)ftw;
+    return remove(path) != 0 && errno != ENOENT ? -1 : 0;
+}
+
+int dir_remove_recursive(const char *path) {
+    if (!path_exists(path)) return 0;
+    if (nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
+        return err_set("%s: cannot remove: %s", path, strerror(errno));
     return 0;
 }

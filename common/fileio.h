@@ -40,6 +40,8 @@ int dir_fsync(const char *dir);
 int dir_create(const char *path);
 int path_is_dir(const char *path);
 int path_exists(const char *path);
+// rm -rf; succeeds when the path does not exist.
+int dir_remove_recursive(const char *path);
 // Joins into `out` (size n) as "a/b"; returns -1 with an error if it does not fit.
 int path_join(char *out, size_t n, const char *a, const char *b);
 

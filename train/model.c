@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "common/error.h"
+#include "common/sha256.h"
 
 static size_t layer_param_count(const model_config *c) {
     size_t C = (size_t)c->hidden_size, F = (size_t)c->intermediate_size;
@@ -88,4 +89,26 @@ int model_config_validate(const model_config *c, const char *file) {
                        "original_max_position_embeddings",
                        file);
     return 0;
+}
+
+void model_fingerprint(const model *m, char hex[65]) {
+    // The config and a strided sample of the fp32 weights: different bases differ here, and
+    // the fingerprint costs microseconds instead of a pass over every weight.
+    sha256_ctx c;
+    sha256_init(&c);
+    const model_config *k = &m->cfg;
+    const int32_t shape[] = {(int32_t)k->arch, k->hidden_size, k->intermediate_size, k->n_layers,
+                             k->n_heads, k->n_kv_heads, k->head_dim, k->vocab_size,
+                             k->tie_word_embeddings, k->attention_bias, (int32_t)k->rope_scaling};
+    const float numerics[] = {k->rms_norm_eps, k->rope_theta, k->rope_factor,
+                              k->rope_low_freq_factor, k->rope_high_freq_factor};
+    sha256_update(&c, shape, sizeof shape);
+    sha256_update(&c, numerics, sizeof numerics);
+    size_t stride = m->n_params / 65536 + 1;
+    for (size_t i = 0; i < m->n_params; i += stride) sha256_update(&c, &m->arena[i], sizeof(float));
+    size_t tail = m->n_params < 4096 ? m->n_params : 4096;
+    sha256_update(&c, m->arena + m->n_params - tail, tail * sizeof(float));
+    uint8_t digest[32];
+    sha256_final(&c, digest);
+    sha256_digest_to_hex(digest, hex);
 }

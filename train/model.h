@@ -80,6 +80,9 @@ void model_free(model *m);
 // Used by the loaders and by tests that build models in memory.
 int model_alloc(model *m, const model_config *cfg);
 
+// Hex SHA-256 identifying the loaded base model (config and weights), for resume checks.
+void model_fingerprint(const model *m, char hex[65]);
+
 // Checks a filled config for values the math cannot handle; "<what>: <why>" on failure.
 int model_config_validate(const model_config *cfg, const char *file);
 

@@ -1,0 +1,147 @@
+#include "checkpoints/run_dir.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "checkpoints/peft.h"
+#include "common/error.h"
+#include "common/fileio.h"
+
+#define STEP_PREFIX "step_"
+
+static int is_step_dir_name(const char *name, int want_tmp) {
+    size_t pl = strlen(STEP_PREFIX), n = strlen(name);
+    if (strncmp(name, STEP_PREFIX, pl) || n <= pl) return 0;
+    size_t digits = strspn(name + pl, "0123456789");
+    if (digits == 0) return 0;
+    const char *rest = name + pl + digits;
+    return want_tmp ? !strcmp(rest, ".tmp") : *rest == '\0';
+}
+
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+// Sorted names of complete (or, with want_tmp, partial) checkpoint directories.
+static int list_step_dirs(const char *dir, int want_tmp, char ***names, int *n) {
+    *names = NULL;
+    *n = 0;
+    DIR *d = opendir(dir);
+    if (!d) return errno == ENOENT ? 0 : err_set("%s: cannot list: %s", dir, strerror(errno));
+    struct dirent *e;
+    int cap = 0;
+    while ((e = readdir(d))) {
+        if (!is_step_dir_name(e->d_name, want_tmp)) continue;
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 16;
+            char **grown = realloc(*names, (size_t)cap * sizeof(char *));
+            if (!grown) break;
+            *names = grown;
+        }
+        (*names)[(*n)++] = strdup(e->d_name);
+    }
+    closedir(d);
+    if (*n) qsort(*names, (size_t)*n, sizeof(char *), cmp_str);
+    return 0;
+}
+
+static void free_names(char **names, int n) {
+    for (int i = 0; i < n; i++) free(names[i]);
+    free(names);
+}
+
+int checkpoint_clean_partial(const char *out_dir) {
+    char dir[4096];
+    if (path_join(dir, sizeof dir, out_dir, "checkpoints")) return -1;
+    char **names;
+    int n, rc = list_step_dirs(dir, 1, &names, &n);
+    for (int i = 0; i < n && !rc; i++) {
+        char p[4400];
+        snprintf(p, sizeof p, "%s/%s", dir, names[i]);
+        rc = dir_remove_recursive(p);
+    }
+    free_names(names, n);
+    return rc;
+}
+
+static int prune(const char *dir, const char *keep_name, int keep_last) {
+    char **names;
+    int n;
+    if (list_step_dirs(dir, 0, &names, &n)) return -1;
+    int rc = 0;
+    for (int i = 0; i + keep_last < n && !rc; i++) {
+        if (!strcmp(names[i], keep_name)) continue;
+        char p[4400];
+        snprintf(p, sizeof p, "%s/%s", dir, names[i]);
+        rc = dir_remove_recursive(p);
+    }
+    free_names(names, n);
+    return rc;
+}
+
+int checkpoint_save(const char *out_dir, const train_state *s, const lora_adapter *a,
+                    const adamw_state *opt, const char *base_model, int keep_last) {
+    char dir[4096], name[64], tmp[4400], final[4400], file[4500];
+    if (path_join(dir, sizeof dir, out_dir, "checkpoints") || dir_create(dir)) return -1;
+    snprintf(name, sizeof name, STEP_PREFIX "%08lld", (long long)s->step);
+    snprintf(tmp, sizeof tmp, "%s/%s.tmp", dir, name);
+    snprintf(final, sizeof final, "%s/%s", dir, name);
+    if (dir_remove_recursive(tmp) || dir_create(tmp)) return -1;
+    snprintf(file, sizeof file, "%s/state.h5", tmp);
+    int rc = train_state_write(file, s, a, opt);
+    snprintf(file, sizeof file, "%s/adapter", tmp);
+    if (!rc) rc = peft_adapter_write(file, a, base_model);
+    if (!rc) rc = dir_fsync(file) || dir_fsync(tmp);
+    // A checkpoint of the same step (a run resumed from an earlier one) is replaced.
+    if (!rc) rc = dir_remove_recursive(final);
+    if (!rc && rename(tmp, final) != 0)
+        rc = err_set("%s: rename failed: %s", final, strerror(errno));
+    if (!rc) rc = dir_fsync(dir);
+    if (rc) {
+        char msg[2048];
+        snprintf(msg, sizeof msg, "%s", err_msg());
+        dir_remove_recursive(tmp);
+        return err_set("%s", msg);
+    }
+    char latest[4400], line[80];
+    snprintf(latest, sizeof latest, "%s/latest", dir);
+    snprintf(line, sizeof line, "%s\n", name);
+    if (file_write_atomic(latest, line, strlen(line))) return -1;
+    return prune(dir, name, keep_last);
+}
+
+int checkpoint_latest(const char *out_dir, char *path, size_t n) {
+    char latest[4400];
+    snprintf(latest, sizeof latest, "%s/checkpoints/latest", out_dir);
+    char *text;
+    if (!path_exists(latest))
+        return err_set("%s: no checkpoint to resume from (checkpoints/latest is missing)",
+                       out_dir);
+    if (file_read_all(latest, &text, NULL)) return -1;
+    text[strcspn(text, "\r\n")] = '\0';
+    int ok = is_step_dir_name(text, 0);
+    if (ok && snprintf(path, n, "%s/checkpoints/%s", out_dir, text) >= (int)n) ok = 0;
+    free(text);
+    if (!ok) return err_set("%s: does not name a checkpoint directory", latest);
+    if (!path_is_dir(path)) return err_set("%s: names %s, which does not exist", latest, path);
+    return 0;
+}
+
+int run_write_final_adapter(const char *out_dir, const lora_adapter *a, const char *base_model) {
+    char tmp[4400], final[4400], old[4400];
+    snprintf(tmp, sizeof tmp, "%s/adapter.tmp", out_dir);
+    snprintf(final, sizeof final, "%s/adapter", out_dir);
+    snprintf(old, sizeof old, "%s/adapter.old", out_dir);
+    if (dir_remove_recursive(tmp) || peft_adapter_write(tmp, a, base_model) || dir_fsync(tmp))
+        return -1;
+    if (dir_remove_recursive(old)) return -1;
+    if (path_exists(final) && rename(final, old) != 0)
+        return err_set("%s: rename failed: %s", final, strerror(errno));
+    if (rename(tmp, final) != 0) return err_set("%s: rename failed: %s", final, strerror(errno));
+    if (dir_fsync(out_dir)) return -1;
+    return dir_remove_recursive(old);
+}

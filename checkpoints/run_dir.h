@@ -1,0 +1,23 @@
+// Checkpoint directories of a run (DESIGN §7):
+//   OUT/checkpoints/step_00000200/state.h5 + adapter/   one complete checkpoint
+//   OUT/checkpoints/latest                              name of the newest complete one
+// A checkpoint is written into step_N.tmp/, fsynced, renamed to step_N/, and only then is
+// `latest` replaced (atomically) and older checkpoints pruned: a crash at any moment leaves
+// the previous checkpoint and `latest` intact.
+#ifndef MEDTUNE_CHECKPOINTS_RUN_DIR_H
+#define MEDTUNE_CHECKPOINTS_RUN_DIR_H
+
+#include <stddef.h>
+
+#include "checkpoints/state.h"
+
+int checkpoint_save(const char *out_dir, const train_state *s, const lora_adapter *a,
+                    const adamw_state *opt, const char *base_model, int keep_last);
+// Directory of the newest complete checkpoint, from OUT/checkpoints/latest.
+int checkpoint_latest(const char *out_dir, char *path, size_t n);
+// Removes step_*.tmp directories left by interrupted writes.
+int checkpoint_clean_partial(const char *out_dir);
+// Writes the PEFT adapter to OUT/adapter, replacing an older one only once complete.
+int run_write_final_adapter(const char *out_dir, const lora_adapter *a, const char *base_model);
+
+#endif
