@@ -207,6 +207,7 @@ def is_val(data: bytes, val_fraction):
 def windows(words, seq_len, whole, pad_id):
     """List of (tokens[T+1], mask[T], doc[T], pos[T]) as the reader documents them."""
     W = seq_len + 1
+    pad_id = pad_id if pad_id >= 0 else 0
     wins = []
     if not whole:
         n = (len(words) - 1) // seq_len if words else 0

@@ -1,0 +1,199 @@
+"""Chat templates and loss masks: conversations (alpaca, sharegpt, messages inputs written
+here) are rendered by jinja2 from the models' real chat templates, with transformers'
+settings (trim_blocks, lstrip_blocks), tokenized by Hugging Face tokenizers, and compared
+with medtune's shards: the tokens must be identical and the trained tokens exactly those
+overlapping an assistant answer and its closing token.
+
+usage: test_chat.py TEMPLATE TOKENIZER     (TEMPLATE auto-qwen = "auto" on Qwen2.5)"""
+
+import json
+import os
+import sys
+import tempfile
+
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+from tokenizers import Tokenizer
+
+import prep_ref as R
+
+# chat_template strings as published in the models' tokenizer_config.json:
+# chatml (teknium/OpenHermes and the transformers docs), meta-llama/Llama-2-7b-chat-hf,
+# meta-llama/Meta-Llama-3-8B-Instruct, HuggingFaceH4/zephyr-7b-beta.
+TEMPLATES = {
+    "chatml": "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}",
+    "llama2": "{% if messages[0]['role'] == 'system' %}{% set loop_messages = messages[1:] %}{% set system_message = messages[0]['content'] %}{% else %}{% set loop_messages = messages %}{% set system_message = false %}{% endif %}{% for message in loop_messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}{% if loop.index0 == 0 and system_message != false %}{% set content = '<<SYS>>\\n' + system_message + '\\n<</SYS>>\\n\\n' + message['content'] %}{% else %}{% set content = message['content'] %}{% endif %}{% if message['role'] == 'user' %}{{ bos_token + '[INST] ' + content.strip() + ' [/INST]' }}{% elif message['role'] == 'assistant' %}{{ ' '  + content.strip() + ' ' + eos_token }}{% endif %}{% endfor %}",
+    "llama3": "{% set loop_messages = messages %}{% for message in loop_messages %}{% set content = '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'+ message['content'] | trim + '<|eot_id|>' %}{% if loop.index0 == 0 %}{% set content = bos_token + content %}{% endif %}{{ content }}{% endfor %}{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}",
+    "zephyr": "{% for message in messages %}\n{% if message['role'] == 'user' %}\n{{ '<|user|>\n' + message['content'] + eos_token }}\n{% elif message['role'] == 'system' %}\n{{ '<|system|>\n' + message['content'] + eos_token }}\n{% elif message['role'] == 'assistant' %}\n{{ '<|assistant|>\n'  + message['content'] + eos_token }}\n{% endif %}\n{% if loop.last and add_generation_prompt %}\n{{ '<|assistant|>' }}\n{% endif %}\n{% endfor %}",
+}
+
+ALPACA_INPUT = ("Below is an instruction that describes a task, paired with an input that provides further "
+                "context. Write a response that appropriately completes the request.")
+ALPACA_NO_INPUT = ("Below is an instruction that describes a task. Write a response that appropriately "
+                   "completes the request.")
+
+A0, A1 = "\ue000", "\ue001"  # answer markers, removed after rendering
+
+
+def conversations():
+    """(format, records, conversations as [(role, content, input)]) written by hand."""
+    alpaca = [
+        {"instruction": "List two common causes of iron-deficiency anaemia.", "input": "",
+         "output": "Chronic blood loss, for example from the gut, and low dietary iron intake."},
+        {"instruction": "Convert the dose to milligrams.", "input": "0.25 g of amoxicillin",
+         "output": "0.25 g is 250 mg of amoxicillin."},
+        {"instruction": "Explain what an HbA1c test measures.", "input": "<noinput>",
+         "output": "It reflects the average blood glucose over roughly the previous three months."},
+    ]
+    sharegpt = [
+        {"conversations": [
+            {"from": "system", "value": "You are a careful clinical assistant."},
+            {"from": "human", "value": "What is a normal resting heart rate for adults?"},
+            {"from": "gpt", "value": "Usually between 60 and 100 beats per minute."},
+            {"from": "human", "value": "And for trained athletes?"},
+            {"from": "gpt", "value": "It can be as low as 40 to 60 beats per minute."}]},
+        {"conversations": [
+            {"from": "human", "value": "Is paracetamol an NSAID?"},
+            {"from": "gpt", "value": "No. It is an analgesic and antipyretic with weak anti-inflammatory effect."}]},
+    ]
+    messages = [
+        {"messages": [
+            {"role": "user", "content": "Name the first-line treatment of anaphylaxis."},
+            {"role": "assistant", "content": "Intramuscular adrenaline (epinephrine), 0.5 mg in adults."}]},
+        {"messages": [
+            {"role": "system", "content": "Answer briefly."},
+            {"role": "user", "content": "What does BMI stand for?"},
+            {"role": "assistant", "content": "Body mass index."},
+            {"role": "user", "content": "How is it computed?"},
+            {"role": "assistant", "content": "Weight in kilograms divided by the square of height in metres."}]},
+    ]
+    convs = []
+    for r in alpaca:
+        inp = r["input"] if r["input"] not in ("", "<noinput>") else None
+        convs.append([("user", r["instruction"], inp), ("assistant", r["output"], None)])
+    role = {"system": "system", "human": "user", "gpt": "assistant"}
+    for r in sharegpt:
+        convs.append([(role[t["from"]], t["value"], None) for t in r["conversations"]])
+    for r in messages:
+        convs.append([(t["role"], t["content"], None) for t in r["messages"]])
+    return alpaca, sharegpt, messages, convs
+
+
+def render(template, conv, bos, eos, adds_bos, default_jinja=None):
+    """Rendered text with the answers' spans [(start, end)] (answer text only)."""
+    msgs = []
+    for role, content, inp in conv:
+        content = R.clean(content)
+        if template != "alpaca" and inp:
+            content = content + "\n\n" + R.clean(inp)
+        if role == "assistant":
+            content = A0 + content + A1
+        msgs.append({"role": role, "content": content, "input": inp})
+    if template == "alpaca":
+        text = bos if adds_bos else ""
+        first = 0
+        if msgs[0]["role"] == "system":
+            text += msgs[0]["content"]
+            first = 1
+        else:
+            text += ALPACA_INPUT if msgs[0]["input"] else ALPACA_NO_INPUT
+        for m in msgs[first:]:
+            if m["role"] == "assistant":
+                text += m["content"] + eos
+            else:
+                text += "\n\n### Instruction:\n" + m["content"]
+                if m["input"]:
+                    text += "\n\n### Input:\n" + R.clean(m["input"])
+                text += "\n\n### Response:\n"
+    else:
+        env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+
+        def raise_exception(msg):
+            raise ValueError(msg)
+
+        env.globals["raise_exception"] = raise_exception
+        tpl = env.from_string(default_jinja or TEMPLATES[template])
+        text = tpl.render(messages=[{"role": m["role"], "content": m["content"]} for m in msgs],
+                          bos_token=bos, eos_token=eos, add_generation_prompt=False)
+    spans, out, i = [], [], 0
+    for ch in text:
+        if ch == A0:
+            start = i
+        elif ch == A1:
+            spans.append((start, i))
+        else:
+            out.append(ch)
+            i += 1
+    return "".join(out), spans
+
+
+def main():
+    template, tok_name = sys.argv[1], sys.argv[2]
+    tmp = tempfile.mkdtemp(prefix="medtune_prep_chat_")
+    tok_path, json_path = R.tokenizer_paths(tok_name, tmp)
+    hf = Tokenizer.from_file(json_path)
+    alpaca, sharegpt, messages, convs = conversations()
+    with open(os.path.join(tmp, "a.jsonl"), "w") as f:
+        f.writelines(json.dumps(r) + "\n" for r in alpaca)
+    with open(os.path.join(tmp, "s.json"), "w") as f:
+        json.dump(sharegpt, f, indent=2)  # a JSON array spread over lines
+    with open(os.path.join(tmp, "m.jsonl"), "w") as f:
+        f.writelines(json.dumps(r) + "\n" for r in messages)
+    inputs = [{"path": os.path.join(tmp, "a.jsonl"), "format": "alpaca"},
+              {"path": os.path.join(tmp, "s.json"), "format": "sharegpt"},
+              {"path": os.path.join(tmp, "m.jsonl"), "format": "messages"}]
+    out = os.path.join(tmp, "shards")
+    name = "auto" if template.startswith("auto") else template
+    summary = json.loads(R.prep(tmp, {"tokenizer": tok_path, "inputs": inputs, "template": name,
+                                      "val_fraction": 0, "out_dir": out}).stdout)
+    m, words = R.read_split(out, "train")
+    tok_info = m["tokenizer"]
+    if m["packing"] != "whole":
+        R.fail(f"chat shards must be packed whole, manifest says {m['packing']}")
+    # Token strings as HF passes them to Jinja: the added token's content.
+    added = {t["id"]: t["content"] for t in json.load(open(json_path))["added_tokens"]}
+    bos = added.get(tok_info["bos_id"], "") if tok_info["bos_id"] >= 0 else ""
+    eos = added.get(tok_info["eos_id"], "") if tok_info["eos_id"] >= 0 else ""
+    jinja, kind = None, template
+    if template == "auto-qwen":
+        cfg = json.load(open(os.path.join(os.path.dirname(json_path), "tokenizer_config.json")))
+        jinja, kind = cfg["chat_template"], "chatml"
+        if summary.get("template") != "chatml":
+            R.fail(f"auto on Qwen2.5 chose {summary.get('template')}, expected chatml")
+    closing = {"chatml": "<|im_end|>", "llama2": " " + eos, "llama3": "<|eot_id|>",
+               "zephyr": eos, "alpaca": eos}[kind]
+    got = R.split_docs(words)
+    if len(got) != len(convs):
+        R.fail(f"{len(got)} documents in shards, {len(convs)} conversations written")
+    for i, (conv, (toks, trained)) in enumerate(zip(convs, got)):
+        text, spans = render(kind, conv, bos, eos, tok_info["adds_bos"], jinja)
+        enc = hf.encode(text, add_special_tokens=False)
+        if toks != enc.ids:
+            k = next(k for k in range(len(toks) + 1) if k >= len(toks) or k >= len(enc.ids) or toks[k] != enc.ids[k])
+            R.fail(f"conversation {i}: tokens differ at {k}\n medtune:   {hf.decode(toks[:k + 8], skip_special_tokens=False)!r}"
+                   f"\n reference: {text[:400]!r}")
+        regions = []
+        for s, e in spans:
+            if text[e:e + len(closing)] != closing:
+                R.fail(f"conversation {i}: answer not followed by {closing!r}: {text[e:e + 20]!r}")
+            regions.append((s - (1 if kind == "llama2" else 0), e + len(closing)))
+        # A token is trained when it ends inside an answer region (one straddling the start
+        # of a region belongs to the answer, one straddling its end to what follows).
+        want = [1 if any(rs < b <= re_ for rs, re_ in regions) else 0 for a, b in enc.offsets]
+        want[0] = 0
+        if trained != want:
+            bad = [k for k in range(len(want)) if want[k] != trained[k]]
+            R.fail(f"conversation {i}: mask differs at tokens {bad[:10]}: "
+                   f"{[hf.id_to_token(toks[k]) for k in bad[:10]]}")
+        answer_ids = [t for t, f in zip(toks, trained) if f]
+        if not answer_ids:
+            R.fail(f"conversation {i}: nothing trained")
+    for seq_len in (64, 200, 1024):
+        ref = R.windows(words, seq_len, True, tok_info["eos_id"])
+        c = R.dump_windows(out, "train", seq_len)
+        if [list(map(list, w)) for w in c] != [list(map(list, w)) for w in ref]:
+            R.fail(f"packed windows of {seq_len} tokens differ from the documented packing")
+    print(f"OK: {template} on {tok_name}: {len(convs)} conversations, tokens and masks match")
+
+
+if __name__ == "__main__":
+    main()
