@@ -8,6 +8,7 @@
 
 #include "common/error.h"
 #include "common/fileio.h"
+#include "data_prep/shard_info.h"
 #include "tools/commands.h"
 #include "train/model.h"
 #include "train/model_load.h"
@@ -143,6 +144,7 @@ static int print_model(const char *path, int json) {
 
 static const info_kind KINDS[] = {
     {"model", is_model, print_model},
+    {"shards", shard_dir_matches, shard_dir_print},
 };
 
 static void print_help(void) {
