@@ -57,16 +57,10 @@ static int may_match(phi_kind k, const char *s, size_t n) {
     case PHI_EMAIL: return memchr(s, '@', n) != NULL;
     case PHI_URL: return memmem(s, n, "://", 3) || memmem(s, n, "www.", 4);
     case PHI_PHONE:
-    case PHI_ID: {
-        int run = 0, digits = 0;
-        for (size_t i = 0; i < n; i++)
-            if (s[i] >= '0' && s[i] <= '9') {
-                digits++;
-                if (++run >= 7) return 1;
-            } else {
-                run = 0;
-            }
-        return k == PHI_PHONE && digits >= 7;
+    case PHI_ID: {  // both need at least 7 digits
+        int digits = 0;
+        for (size_t i = 0; i < n && digits < 7; i++) digits += s[i] >= '0' && s[i] <= '9';
+        return digits >= 7;
     }
     default: return 1;
     }

@@ -4,7 +4,9 @@
 //               [f*frame_tokens, min((f+1)*frame_tokens, n_tokens)) as uint32 words:
 //               bits 0-29 token id, bit 30 document start, bit 31 trained (the loss of
 //               predicting this token from the previous one counts)
-//   frame index n_frames x {u64 offset, u32 compressed size, u32 CRC-32C of the decoded words}
+//   frame index n_frames x {u64 offset, u32 compressed size, u32 CRC-32C of the compressed
+//               frame followed by its decoded words (any flipped bit is caught, even one
+//               zstd would decode to the same words)}
 //   doc table   n_docs x u64: shard-relative index of each document start in this shard
 //   footer      64 bytes, see below; read first, from the end of the file
 //

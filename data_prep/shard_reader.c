@@ -204,7 +204,7 @@ static const shard_frame_slot *get_frame(shard_set *s, int fi, uint32_t frame) {
         return err_set("%s: frame %u: corrupted shard (zstd: %s)", f->path, frame, ZSTD_getErrorName(got)), NULL;
     if (got != (size_t)n * 4)
         return err_set("%s: frame %u: %zu bytes decoded, expected %u (corrupted shard)", f->path, frame, got, n * 4), NULL;
-    if (crc32c(0, victim->words, got) != crc)
+    if (crc32c(crc32c(0, f->map.data + off, csize), victim->words, got) != crc)
         return err_set("%s: frame %u: checksum mismatch (corrupted shard)", f->path, frame), NULL;
     uint8_t *le = (uint8_t *)victim->words;
     for (uint32_t i = 0; i < n; i++) victim->words[i] = get_u32le(le + 4 * i);

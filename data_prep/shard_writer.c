@@ -106,7 +106,7 @@ static int flush_frame(shard_writer *w) {
     uint8_t *e = w->index + w->n_frames * SHARD_INDEX_ENTRY_SIZE;
     put_u64le(e, w->offset);
     put_u32le(e + 8, (uint32_t)csize);
-    put_u32le(e + 12, crc32c(0, le, raw));
+    put_u32le(e + 12, crc32c(crc32c(0, w->zbuf, csize), le, raw));
     w->n_frames++;
     w->frame_fill = 0;
     return write_bytes(w, w->zbuf, csize);

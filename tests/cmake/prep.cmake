@@ -13,3 +13,7 @@ foreach(case chatml:qwen2.5 llama2:llama2 llama3:llama3 zephyr:llama2 alpaca:lla
   medtune_add_test(NAME prep_chat_${tpl}_${tok}
     COMMAND ${MEDTUNE_PYTHON} ${PREP_PY}/test_chat.py ${tpl} ${tok} LABELS prep)
 endforeach()
+foreach(case determinism corrupt malformed phi)
+  medtune_add_test(NAME prep_${case}
+    COMMAND ${MEDTUNE_PYTHON} ${PREP_PY}/test_prep_cases.py ${case} LABELS prep)
+endforeach()

@@ -111,7 +111,7 @@ def read_shard(path, check_crc=True):
     for f in range(n_frames):
         off, csize, crc = struct.unpack_from("<QII", index, 16 * f)
         raw = dctx.decompress(data[off:off + csize], max_output_size=frame_tokens * 4)
-        if check_crc and crc32c(raw) != crc:
+        if check_crc and crc32c(data[off:off + csize] + raw) != crc:
             raise ValueError(f"{path}: frame {f} crc")
         words.extend(struct.unpack(f"<{len(raw) // 4}I", raw))
     assert len(words) == n_tokens
