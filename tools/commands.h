@@ -6,6 +6,7 @@
 int cmd_info(int argc, char **argv);
 int cmd_prep(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
+int cmd_train(int argc, char **argv);
 
 // Prints "medtune: error: <err_msg()>" to stderr and returns 1.
 int cli_fail(void);

@@ -15,6 +15,7 @@ typedef struct {
 static const command COMMANDS[] = {
     {"info", cmd_info, "describe a model, adapter, shard directory or checkpoint"},
     {"prep", cmd_prep, "corpus files -> cleaned, tokenized train/val shard directory"},
+    {"train", cmd_train, "LoRA fine-tuning with checkpoints that resume bit-exactly"},
     {"tokenize", cmd_tokenize, "stdin lines -> JSON arrays of token ids (or back with --decode)"},
 };
 

@@ -1,0 +1,32 @@
+// OUT/metrics.jsonl: one JSON object per optimizer step
+//   {"step","loss","lr","grad_norm","tokens","tok_per_s","elapsed_s"} (+ "val_loss","val_ppl"
+// on evaluation steps; the evaluation before the first step is {"step":0,"val_loss","val_ppl"}).
+// Losses are printed with 17 significant digits, so a line holds the exact double.
+#ifndef MEDTUNE_TRAIN_METRICS_H
+#define MEDTUNE_TRAIN_METRICS_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+typedef struct {
+    int64_t step, tokens;
+    double loss, lr, grad_norm, tok_per_s, elapsed_s;
+    int has_val;
+    double val_loss;
+} metrics_row;
+
+typedef struct {
+    FILE *f;
+    char path[4200];
+} metrics_log;
+
+// Opens OUT/metrics.jsonl for appending, first dropping lines of steps after `keep_until`
+// (left by a run that went on past its last checkpoint before it stopped).
+int metrics_log_open(metrics_log *m, const char *out_dir, int64_t keep_until);
+int metrics_log_step(metrics_log *m, const metrics_row *r);
+int metrics_log_eval(metrics_log *m, int64_t step, double val_loss, double elapsed_s);
+// fsync: called with each checkpoint.
+int metrics_log_sync(metrics_log *m);
+void metrics_log_close(metrics_log *m);
+
+#endif
