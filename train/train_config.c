@@ -180,6 +180,21 @@ int train_config_from_json(train_config *tc, const cJSON *json, const char *name
     return parse(tc, &c);
 }
 
+// A float as the shortest decimal that reads back to it ("0.0002", not 0.000199999994947575).
+static cJSON *add_float(cJSON *obj, const char *key, float v) {
+    char buf[32];
+    snprintf(buf, sizeof buf, "%.9g", (double)v);
+    for (int digits = 1; digits < 9; digits++) {
+        char shorter[32];
+        snprintf(shorter, sizeof shorter, "%.*g", digits, (double)v);
+        if ((float)strtod(shorter, NULL) == v) {
+            memcpy(buf, shorter, sizeof shorter);
+            break;
+        }
+    }
+    return cJSON_AddNumberToObject(obj, key, strtod(buf, NULL));
+}
+
 cJSON *train_config_to_json(const train_config *tc) {
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "model", tc->model);
@@ -194,24 +209,24 @@ cJSON *train_config_to_json(const train_config *tc) {
     cJSON_AddNumberToObject(data, "replay_ratio", tc->replay_ratio);
     cJSON *lora = cJSON_AddObjectToObject(j, "lora");
     cJSON_AddNumberToObject(lora, "r", tc->lora.r);
-    cJSON_AddNumberToObject(lora, "alpha", tc->lora.alpha);
-    cJSON_AddNumberToObject(lora, "dropout", tc->lora.dropout);
+    add_float(lora, "alpha", tc->lora.alpha);
+    add_float(lora, "dropout", tc->lora.dropout);
     cJSON *targets = cJSON_AddArrayToObject(lora, "targets");
     for (int t = 0; t < LORA_N_TARGETS; t++)
         if ((tc->lora.targets >> t) & 1u)
             cJSON_AddItemToArray(targets, cJSON_CreateString(LORA_TARGET_NAMES[t]));
     cJSON_AddBoolToObject(lora, "use_rslora", tc->lora.use_rslora);
     cJSON *optim = cJSON_AddObjectToObject(j, "optim");
-    cJSON_AddNumberToObject(optim, "lr", tc->optim.lr);
-    cJSON_AddNumberToObject(optim, "beta1", tc->optim.beta1);
-    cJSON_AddNumberToObject(optim, "beta2", tc->optim.beta2);
-    cJSON_AddNumberToObject(optim, "eps", tc->optim.eps);
-    cJSON_AddNumberToObject(optim, "weight_decay", tc->optim.weight_decay);
-    cJSON_AddNumberToObject(optim, "grad_clip", tc->grad_clip);
+    add_float(optim, "lr", tc->optim.lr);
+    add_float(optim, "beta1", tc->optim.beta1);
+    add_float(optim, "beta2", tc->optim.beta2);
+    add_float(optim, "eps", tc->optim.eps);
+    add_float(optim, "weight_decay", tc->optim.weight_decay);
+    add_float(optim, "grad_clip", tc->grad_clip);
     cJSON *sched = cJSON_AddObjectToObject(j, "schedule");
     cJSON_AddNumberToObject(sched, "warmup_steps", (double)tc->warmup_steps);
     cJSON_AddStringToObject(sched, "decay", schedule_decay_name(tc->decay));
-    cJSON_AddNumberToObject(sched, "min_lr_ratio", tc->min_lr_ratio);
+    add_float(sched, "min_lr_ratio", tc->min_lr_ratio);
     cJSON *batch = cJSON_AddObjectToObject(j, "batch");
     cJSON_AddNumberToObject(batch, "micro_batch", tc->micro_batch);
     cJSON_AddNumberToObject(batch, "seq_len", tc->seq_len);
@@ -237,9 +252,11 @@ cJSON *train_config_to_json(const train_config *tc) {
 }
 
 // Settings a resumed run may change: they affect how long the run goes and what it writes,
-// not the value of any step.
-static const char *const RESUME_FREE_KEYS[] = {"steps", "epochs", "eval_every", "save_every",
-                                               "keep_last", "out_dir", NULL};
+// not the value of any step. Files are compared by content (model and data fingerprints in
+// the checkpoint), not by path, so a moved model or shard directory still resumes.
+static const char *const RESUME_FREE_KEYS[] = {
+    "steps", "epochs", "eval_every", "save_every", "keep_last", "out_dir", "model",
+    "init_adapter", "data.train", "data.val", "data.replay", NULL};
 
 static int resume_free(const char *key) {
     for (const char *const *k = RESUME_FREE_KEYS; *k; k++)
@@ -251,7 +268,7 @@ static int compare_nodes(const cJSON *a, const cJSON *b, const char *prefix) {
     for (const cJSON *ia = a->child; ia; ia = ia->next) {
         char key[256];
         snprintf(key, sizeof key, "%s%s%s", prefix, *prefix ? "." : "", ia->string);
-        if (!*prefix && resume_free(ia->string)) continue;
+        if (resume_free(key)) continue;
         const cJSON *ib = cJSON_GetObjectItemCaseSensitive(b, ia->string);
         if (cJSON_IsObject(ia) && cJSON_IsObject(ib)) {
             if (compare_nodes(ia, ib, key)) return -1;

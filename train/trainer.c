@@ -58,6 +58,7 @@ typedef struct {
     int64_t n_val_windows;
     int32_t *tokens, *targets, *positions, *doc_ids;  // [grad_accum * micro_batch * T]
     metrics_log log;
+    int64_t inject_nan_step;  // MEDTUNE_INJECT_NAN_STEP: fault injection for the test suite
 } trainer;
 
 static int check_tokenizer(trainer *t) {
@@ -277,6 +278,7 @@ static int train_step(trainer *t, metrics_row *row) {
         loss_sum += lm_forward(&t->plan, &b, 1, scale, &counted);
         lm_backward(&t->plan);
     }
+    if (t->st.step + 1 == t->inject_nan_step) loss_sum = NAN;
     row->loss = counted ? loss_sum / (double)counted : 0.0;
     row->grad_norm = grad_clip_global_norm(t->lora.grads, t->lora.n_params, tc->grad_clip);
     long long step = (long long)t->st.step + 1;
@@ -389,6 +391,8 @@ int trainer_run(const train_config *tc, int resume) {
     trainer t;
     memset(&t, 0, sizeof t);
     t.tc = tc;
+    const char *inject = getenv("MEDTUNE_INJECT_NAN_STEP");
+    t.inject_nan_step = inject ? atoll(inject) : 0;
     if (tc->threads > 0) omp_set_num_threads(tc->threads);
     char latest[4400];
     snprintf(latest, sizeof latest, "%s/checkpoints/latest", tc->out_dir);

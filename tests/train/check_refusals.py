@@ -1,0 +1,80 @@
+#!/usr/bin/env python3
+"""What `medtune train` refuses, each with one clear line and exit 1, losing nothing:
+resume with a changed setting / base model / shard set, a new run over an existing one,
+NaN loss (the last good checkpoint is kept), an unwritable output directory, unknown keys."""
+import os
+import shutil
+import sys
+
+sys.path.insert(0, os.path.dirname(__file__))
+from common import fail, prep_pubmed, run, shared_dir, work_dir, write_json  # noqa: E402
+
+
+def expect_error(args, *needles, env=None):
+    e = dict(os.environ, **(env or {}))
+    p = run(args, expect=1, env=e)
+    lines = [l for l in p.stderr.splitlines() if l.startswith("medtune: error:")]
+    if len(lines) != 1:
+        fail(f"medtune {' '.join(args)}: expected one error line, got:\n{p.stderr}")
+    for n in needles:
+        if n not in lines[0]:
+            fail(f"medtune {' '.join(args)}: error does not mention {n!r}: {lines[0]}")
+    print(f"ok: {lines[0]}")
+    return lines[0]
+
+
+def main():
+    shared = shared_dir()
+    model = os.path.join(shared, "models/tinystories-656k")
+    work = work_dir("refusals")
+    shards = prep_pubmed(shared, os.path.join(work, "shards"), model)
+    out = os.path.join(work, "run")
+    base = {"model": model, "data": {"train": shards}, "lora": {"r": 4, "dropout": 0.0},
+            "batch": {"micro_batch": 2, "seq_len": 32}, "steps": 6, "save_every": 3,
+            "threads": 2, "out_dir": out}
+    conf = os.path.join(work, "train.json")
+    write_json(conf, base)
+    run(["train", conf])
+    latest = open(os.path.join(out, "checkpoints/latest")).read()
+
+    expect_error(["train", conf], "already holds a run", "--resume")
+    expect_error(["train", conf, "--resume", "--set", "optim.lr=0.1"], "optim.lr")
+    expect_error(["train", conf, "--resume", "--set", "lora.r=8"], "lora.r")
+    expect_error(["train", conf, "--resume", "--set", "batch.seq_len=64"], "batch.seq_len")
+
+    other_model = os.path.join(work, "other_model")
+    shutil.copytree(model, other_model)
+    from safetensors.torch import load_file, save_file
+    st = os.path.join(other_model, "model.safetensors")
+    w = load_file(st)
+    w["model.norm.weight"] = w["model.norm.weight"] * 1.5
+    save_file(w, st, metadata={"format": "pt"})
+    expect_error(["train", conf, "--resume", "--set", f"model={other_model}"], "base model")
+
+    other_shards = prep_pubmed(shared, os.path.join(work, "shards2"), model, val_fraction=0.3)
+    expect_error(["train", conf, "--resume", "--set", f"data.train={other_shards}"],
+                 "shards")
+    # Allowed changes: the run length and the checkpoint cadence.
+    run(["train", conf, "--resume", "--set", "steps=8", "--set", "save_every=4"])
+    if open(os.path.join(out, "checkpoints/latest")).read() != "step_00000008\n":
+        fail("resume with steps=8 did not end at step 8")
+    print("ok: resume with a longer run and another save_every")
+
+    nan_out = os.path.join(work, "nan")
+    expect_error(["train", conf, "--set", f"out_dir={nan_out}", "--set", "steps=10"],
+                 "step 5", "NaN", "step_00000003", env={"MEDTUNE_INJECT_NAN_STEP": "5"})
+    if open(os.path.join(nan_out, "checkpoints/latest")).read() != "step_00000003\n":
+        fail("after NaN, latest must still name the last good checkpoint")
+    run(["info", os.path.join(nan_out, "checkpoints/step_00000003/adapter")], expect=None)
+
+    blocker = os.path.join(work, "a_file")
+    open(blocker, "w").write("not a directory\n")
+    expect_error(["train", conf, "--set", f"out_dir={blocker}/run"], blocker)
+    expect_error(["train", conf, "--set", "lora.rank=4"], "lora.rank")
+    expect_error(["train", conf, "--set", "schedule.decay=exp"], "schedule.decay")
+    print("PASS")
+    del latest
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,119 @@
+"""Shared helpers of the training tests: paths, skipping, running medtune, reading shards."""
+import json
+import os
+import struct
+import subprocess
+import sys
+
+SKIP = 77
+
+
+def skip(msg):
+    print(f"SKIP: {msg}")
+    sys.exit(SKIP)
+
+
+def fail(msg):
+    print(f"FAIL: {msg}")
+    sys.exit(1)
+
+
+def env(name, default=None):
+    v = os.environ.get(name)
+    return v if v else default
+
+
+def shared_dir():
+    d = env("MEDTUNE_SHARED", os.path.join(os.path.dirname(__file__), "../../../shared"))
+    if not os.path.isdir(d):
+        skip(f"shared folder {d} is absent")
+    return os.path.abspath(d)
+
+
+def medtune():
+    return env("MEDTUNE_BIN", "medtune")
+
+
+def work_dir(name):
+    d = os.path.join(env("MEDTUNE_TEST_BIN", "/tmp"), "train_tests", name)
+    subprocess.run(["rm", "-rf", d], check=True)
+    os.makedirs(d)
+    return d
+
+
+def write_json(path, obj):
+    with open(path, "w") as f:
+        json.dump(obj, f, indent=1)
+
+
+def run(args, expect=0, **kw):
+    p = subprocess.run([medtune()] + args, capture_output=True, text=True, **kw)
+    if expect is not None and p.returncode != expect:
+        fail(f"medtune {' '.join(args)} exited {p.returncode}, expected {expect}\n"
+             f"stdout: {p.stdout[-2000:]}\nstderr: {p.stderr[-2000:]}")
+    return p
+
+
+def prep_pubmed(shared, out_dir, tokenizer, val_fraction=0.1):
+    """Shards of the real PubMed XML sample, tokenized for `tokenizer`."""
+    cfg = os.path.join(os.path.dirname(out_dir), os.path.basename(out_dir) + "_prep.json")
+    write_json(cfg, {"tokenizer": tokenizer,
+                     "inputs": [{"path": os.path.join(shared, "data/pubmed_xml/*.xml"),
+                                 "format": "pubmed-xml"}],
+                     "val_fraction": val_fraction, "out_dir": out_dir})
+    run(["prep", cfg])
+    return out_dir
+
+
+def read_split_words(shard_dir, split):
+    """All uint32 words of a split, decoded from the shard files independently of medtune
+    (layout: docs/formats.md): zstd frames located through the footer's frame index."""
+    import zstandard
+    manifest = json.load(open(os.path.join(shard_dir, "manifest.json")))
+    files = sorted(f for f in os.listdir(shard_dir) if f.startswith(split + "-"))
+    words = []
+    dctx = zstandard.ZstdDecompressor()
+    for name in files:
+        data = open(os.path.join(shard_dir, name), "rb").read()
+        foot = data[-64:]
+        if foot[:8] != b"MTSHARD1":
+            fail(f"{name}: bad magic")
+        n_frames = struct.unpack_from("<I", foot, 32)[0]
+        index_off = struct.unpack_from("<Q", foot, 40)[0]
+        for f in range(n_frames):
+            off, size, _crc = struct.unpack_from("<QII", data, index_off + 16 * f)
+            raw = dctx.decompress(data[off:off + size], max_output_size=1 << 28)
+            words.extend(struct.unpack(f"<{len(raw) // 4}I", raw))
+    return words, manifest
+
+
+def stream_windows(words, T):
+    """Stream packing: window i = words [i*T, i*T+T+1); target j trained iff word j+1 has the
+    trained bit. Returns lists of (tokens[T], targets[T]) with -1 for untrained targets."""
+    n = (len(words) - 1) // T
+    out = []
+    for i in range(n):
+        w = words[i * T:i * T + T + 1]
+        toks = [x & 0x3FFFFFFF for x in w]
+        tg = [toks[j + 1] if w[j + 1] & 0x80000000 else -1 for j in range(T)]
+        out.append((toks[:T], tg))
+    return out
+
+
+def metrics(run_dir):
+    rows = []
+    with open(os.path.join(run_dir, "metrics.jsonl")) as f:
+        for line in f:
+            rows.append(json.loads(line))
+    return rows
+
+
+def loss_strings(run_dir):
+    """step -> the exact text of its loss / val_loss fields (bit-exact comparison)."""
+    out = {}
+    with open(os.path.join(run_dir, "metrics.jsonl")) as f:
+        for line in f:
+            d = json.loads(line)
+            parts = [p for p in line.strip("{}\n").split(", ") if p.startswith(('"loss"', '"val_loss"'))]
+            out[d["step"]] = parts
+    return out
