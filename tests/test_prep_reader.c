@@ -11,6 +11,14 @@
 #include "data_prep/shard_reader.h"
 #include "tests/testlib.h"
 
+// Reports a reader error on stdout (after the windows printed so far) and exits 1.
+static void reader_failed(shard_set *s) {
+    printf("error: %s\n", err_msg());
+    fflush(stdout);
+    if (s) shard_set_close(s);
+    exit(1);
+}
+
 static void print_array_u32(const uint32_t *v, size_t n) {
     putchar('[');
     for (size_t i = 0; i < n; i++) printf(i ? ",%u" : "%u", v[i]);
@@ -25,15 +33,9 @@ int main(int argc, char **argv) {
     int seq_len = atoi(argv[3]);
     int scramble = argc > 4 && !strcmp(argv[4], "--order");
     shard_set s;
-    if (shard_set_open(&s, argv[1], argv[2])) {
-        printf("error: %s\n", err_msg());
-        return 1;
-    }
+    if (shard_set_open(&s, argv[1], argv[2])) reader_failed(NULL);
     int64_t n = shard_set_n_windows(&s, seq_len);
-    if (n < 0) {
-        printf("error: %s\n", err_msg());
-        return 1;
-    }
+    if (n < 0) reader_failed(&s);
     size_t T = (size_t)seq_len;
     uint32_t *tok = malloc((T + 1) * 4), *doc = malloc(T * 4), *pos = malloc(T * 4);
     uint32_t *tok2 = malloc((T + 1) * 4), *doc2 = malloc(T * 4), *pos2 = malloc(T * 4);
@@ -45,14 +47,12 @@ int main(int argc, char **argv) {
         for (int64_t k = 0; k < n * 2; k++) {
             x = x * 6364136223846793005ull + 1442695040888963407ull;
             uint64_t i = (x >> 33) % (uint64_t)n;
-            if (shard_set_window(&s, seq_len, i, tok, mask, doc, pos)) {
-                printf("error: %s\n", err_msg());
-                return 1;
-            }
+            if (shard_set_window(&s, seq_len, i, tok, mask, doc, pos)) reader_failed(&s);
             shard_set s2;
-            if (shard_set_open(&s2, argv[1], argv[2]) || shard_set_window(&s2, seq_len, i, tok2, mask2, doc2, pos2)) {
-                printf("error: %s\n", err_msg());
-                return 1;
+            if (shard_set_open(&s2, argv[1], argv[2])) reader_failed(&s);
+            if (shard_set_window(&s2, seq_len, i, tok2, mask2, doc2, pos2)) {
+                shard_set_close(&s2);
+                reader_failed(&s);
             }
             shard_set_close(&s2);
             if (memcmp(tok, tok2, (T + 1) * 4) || memcmp(mask, mask2, T) || memcmp(doc, doc2, T * 4) ||
@@ -61,10 +61,7 @@ int main(int argc, char **argv) {
         }
     }
     for (int64_t i = 0; i < n; i++) {
-        if (shard_set_window(&s, seq_len, (uint64_t)i, tok, mask, doc, pos)) {
-            printf("error: %s\n", err_msg());
-            return 1;
-        }
+        if (shard_set_window(&s, seq_len, (uint64_t)i, tok, mask, doc, pos)) reader_failed(&s);
         for (size_t k = 0; k < T; k++) mask32[k] = mask[k];
         putchar('[');
         print_array_u32(tok, T + 1);

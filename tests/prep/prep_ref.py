@@ -246,10 +246,12 @@ def windows(words, seq_len, whole, pad_id):
     return wins
 
 
-def dump_windows(out_dir, split, seq_len):
-    """The C reader's windows, through tests/test_prep_reader."""
+def dump_windows(out_dir, split, seq_len, scrambled=False):
+    """The C reader's windows, through tests/test_prep_reader (scrambled: random-order reads
+    are checked against fresh sequential ones first)."""
     exe = os.path.join(env("MEDTUNE_TEST_BIN"), "test_prep_reader")
-    p = subprocess.run([exe, out_dir, split, str(seq_len)], capture_output=True, text=True)
+    args = [exe, out_dir, split, str(seq_len)] + (["--order"] if scrambled else [])
+    p = subprocess.run(args, capture_output=True, text=True)
     if p.returncode != 0:
         fail(f"test_prep_reader {out_dir} {split} {seq_len}: exit {p.returncode}: {p.stdout}{p.stderr}")
     return [tuple(w) for w in (json.loads(line) for line in p.stdout.splitlines())]

@@ -196,7 +196,7 @@ def main():
             R.fail(f"{split}: summary says {summary[split]['tokens']} tokens, shards hold {len(words)}")
         for seq_len in (7, 64, 1000):
             ref = R.windows(words, seq_len, False, eos)
-            c = R.dump_windows(out, split, seq_len)
+            c = R.dump_windows(out, split, seq_len, scrambled=seq_len == 64)
             if len(c) != len(ref):
                 R.fail(f"{split} T={seq_len}: reader has {len(c)} windows, reference {len(ref)}")
             for i, (a, b) in enumerate(zip(c, ref)):
