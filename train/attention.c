@@ -5,19 +5,13 @@
 #include <omp.h>
 #include <string.h>
 
-// The per-head products are small (T x T x D); running one head per OpenMP thread with
-// single-threaded BLAS beats letting BLAS split each small product across threads.
-static int blas_threads_pause(void) {
-    int n = openblas_get_num_threads();
-    openblas_set_num_threads(1);
-    return n;
-}
+// The per-head products are small (T x T x D): one head per OpenMP thread, and the OpenMP
+// build of OpenBLAS runs each product single-threaded inside the parallel loop.
 
 void attention_forward(float *out, float *probs, const float *q, const float *k, const float *v,
                        const int32_t *start, int B, int T, int H, int KV, int D) {
     const int HD = H * D, KD = KV * D, group = H / KV;
     const float scale = 1.0f / sqrtf((float)D);
-    int blas_threads = blas_threads_pause();
 #pragma omp parallel for schedule(dynamic, 1)
     for (int bh = 0; bh < B * H; bh++) {
         int b = bh / H, h = bh % H, g = h / group;
@@ -45,7 +39,6 @@ void attention_forward(float *out, float *probs, const float *q, const float *k,
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, D, T, 1.0f, p, T, vb, KD, 0.0f,
                     out + (int64_t)b * T * HD + (int64_t)h * D, HD);
     }
-    openblas_set_num_threads(blas_threads);
 }
 
 int64_t attention_scratch_floats(int T) { return (int64_t)T * T; }
@@ -55,7 +48,6 @@ void attention_backward(float *dq, float *dk, float *dv, float *scratch, const f
                         const int32_t *start, int B, int T, int H, int KV, int D) {
     const int HD = H * D, KD = KV * D, group = H / KV;
     const float scale = 1.0f / sqrtf((float)D);
-    int blas_threads = blas_threads_pause();
     // Heads of one KV group accumulate into the same dk/dv rows, so a task is one (b, kv head).
 #pragma omp parallel for schedule(dynamic, 1)
     for (int bg = 0; bg < B * KV; bg++) {
@@ -93,5 +85,4 @@ void attention_backward(float *dq, float *dk, float *dv, float *scratch, const f
                         1.0f, dkb, KD);
         }
     }
-    openblas_set_num_threads(blas_threads);
 }
