@@ -5,3 +5,7 @@ foreach(check train_parity resume refusals)
     COMMAND ${MEDTUNE_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/train/check_${check}.py
     LABELS train)
 endforeach()
+
+file(GLOB MEDTUNE_EXAMPLE_CONFIGS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/configs/*.json)
+medtune_add_test(NAME example_configs
+  COMMAND $<TARGET_FILE:test_example_configs> ${MEDTUNE_EXAMPLE_CONFIGS} LABELS train)
