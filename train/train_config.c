@@ -164,11 +164,15 @@ static int parse(train_config *tc, const config *c) {
 int train_config_load(train_config *tc, const char *path, char **sets, int n_sets) {
     config c;
     if (config_load(&c, path)) return -1;
-    for (int i = 0; i < n_sets; i++)
+    for (int i = 0; i < n_sets; i++) {
         if (config_set(&c, sets[i])) {
             config_free(&c);
             return err_prefix("%s", path);
         }
+        // steps and epochs are two ways to say the run length: setting one replaces the other.
+        if (!strncmp(sets[i], "steps=", 6)) cJSON_DeleteItemFromObject(c.root, "epochs");
+        if (!strncmp(sets[i], "epochs=", 7)) cJSON_DeleteItemFromObject(c.root, "steps");
+    }
     int rc = parse(tc, &c);
     config_free(&c);
     return rc;
