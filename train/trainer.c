@@ -401,7 +401,11 @@ int trainer_run(const train_config *tc, int resume) {
                        "continue it, or choose another out_dir",
                        tc->out_dir);
     if (dir_create(tc->out_dir)) return -1;
-    int rc = model_load(&t.m, tc->model) || open_data(&t) || init_adapter(&t) ||
+    int rc = model_load(&t.m, tc->model);
+    if (!rc && tc->seq_len > t.m.cfg.max_position_embeddings && t.m.cfg.max_position_embeddings > 0)
+        rc = err_set("batch.seq_len: %d exceeds the model's context of %d positions", tc->seq_len,
+                     t.m.cfg.max_position_embeddings);
+    rc = rc || open_data(&t) || init_adapter(&t) ||
              adamw_init(&t.opt, &tc->optim, t.lora.n_params) ||
              lm_plan_init(&t.plan, &t.m, &t.lora, tc->micro_batch, tc->seq_len);
     if (!rc) {
