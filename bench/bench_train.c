@@ -93,7 +93,7 @@ int main(int argc, char **argv) {
            "\"tok_per_s\": %.1f, \"step_s\": %.3f, \"peak_rss_gb\": %.2f, "
            "\"activations_gb\": %.2f, \"loss\": %.4f}\n",
            B, T, omp_get_max_threads(), N / times[steps / 2], times[steps / 2],
-           ru.ru_maxrss / 1048576.0, lm_plan_bytes(&plan) / 1e9, loss);
+           ru.ru_maxrss * 1024.0 / 1e9, lm_plan_bytes(&plan) / 1e9, loss);
     free(times);
     free(tokens);
     free(targets);

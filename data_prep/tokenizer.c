@@ -210,6 +210,9 @@ int tok_add_added(tokenizer *t, const tok_added *a) {
 
 // ---- added-token matching -----------------------------------------------------------------
 
+static tok_scratch *scratch_take(const tokenizer *t);
+static void scratch_give(const tokenizer *t, tok_scratch *sc);
+
 static void matcher_free(tok_matcher *m) {
     for (size_t i = 0; i < m->n; i++) free(m->pat[i]);
     free(m->pat);
@@ -237,11 +240,10 @@ static int matcher_build(tokenizer *t, tok_matcher *m, int normalized) {
     size_t n = 0;
     pat_entry *e = calloc(t->n_added + 1, sizeof *e);
     tok_buf nb = {0}, tmp = {0};
-    tok_scratch sc = {0};
-    sc.md = pcre2_match_data_create(16, NULL);
-    if (!e || !sc.md) {
+    tok_scratch *sc = scratch_take(t);
+    if (!e || !sc) {
         free(e);
-        if (sc.md) pcre2_match_data_free(sc.md);
+        if (sc) scratch_give(t, sc);
         return err_set("%s: out of memory", t->source);
     }
     int rc = 0;
@@ -251,7 +253,7 @@ static int matcher_build(tokenizer *t, tok_matcher *m, int normalized) {
         const char *s = a->content;
         size_t len = a->len;
         if (normalized) {
-            rc = tok_normalize(t->norm, t->n_norm, &sc, s, len, &nb, &tmp);
+            rc = tok_normalize(t->norm, t->n_norm, sc, s, len, &nb, &tmp);
             if (rc || !nb.len) continue;
             s = nb.p;
             len = nb.len;
@@ -262,8 +264,7 @@ static int matcher_build(tokenizer *t, tok_matcher *m, int normalized) {
     }
     tok_buf_free(&nb);
     tok_buf_free(&tmp);
-    tok_buf_free(&sc.buf[0]);
-    pcre2_match_data_free(sc.md);
+    scratch_give(t, sc);
     if (!rc) {
         qsort(e, n, sizeof *e, pat_cmp);
         m->pat = calloc(n + 1, sizeof *m->pat);
@@ -556,8 +557,34 @@ static void fingerprint(tokenizer *t) {
     sha256_digest_to_hex(d, t->fingerprint);
 }
 
+// HF reports a normalized added token by its normalized content (id_to_token, decode), and
+// decode(skip_special) then only skips it if that string is itself a special token's content.
+static int normalized_added_strings(tokenizer *t) {
+    if (!t->n_norm) return 0;
+    tok_scratch *sc = scratch_take(t);
+    if (!sc) return -1;
+    tok_buf nb = {0}, tmp = {0};
+    int rc = 0;
+    for (size_t i = 0; i < t->n_added && !rc; i++) {
+        tok_added *a = &t->added[i];
+        if (!a->normalized) continue;
+        if ((rc = tok_normalize(t->norm, t->n_norm, sc, a->content, a->len, &nb, &tmp))) break;
+        rc = set_tok_str(t, a->id, nb.p ? nb.p : "", nb.len);
+        int special = 0;
+        for (size_t k = 0; k < t->n_added; k++)
+            special |= t->added[k].special && t->added[k].len == nb.len && !memcmp(t->added[k].content, nb.p, nb.len);
+        t->tok_special[a->id] = (uint8_t)special;
+    }
+    tok_buf_free(&nb);
+    tok_buf_free(&tmp);
+    scratch_give(t, sc);
+    return rc;
+}
+
 int tok_finish(tokenizer *t) {
-    if (matcher_build(t, &t->match_raw, 0) || matcher_build(t, &t->match_norm, 1)) return -1;
+    if (matcher_build(t, &t->match_raw, 0) || matcher_build(t, &t->match_norm, 1) ||
+        normalized_added_strings(t))
+        return -1;
     t->adds_bos = 0;
     for (size_t i = 0; i < t->n_prefix; i++) t->adds_bos |= t->bos_id >= 0 && t->prefix[i] == t->bos_id;
     fingerprint(t);

@@ -64,12 +64,14 @@ static int decode_line(const tokenizer *t, const char *line, size_t lineno, int 
     int n = cJSON_GetArraySize(arr), rc = 0;
     int32_t *ids = malloc(((size_t)n + 1) * sizeof *ids);
     if (!ids) rc = err_set("stdin: line %zu: out of memory", lineno);
-    for (int i = 0; !rc && i < n; i++) {
-        const cJSON *x = cJSON_GetArrayItem(arr, i);
+    int i = 0;
+    const cJSON *x;
+    cJSON_ArrayForEach(x, arr) {
+        if (rc) break;
         if (!cJSON_IsNumber(x) || x->valuedouble != (double)(int32_t)x->valuedouble)
             rc = err_set("stdin: line %zu: element %d is not an integer id", lineno, i);
         else
-            ids[i] = (int32_t)x->valuedouble;
+            ids[i++] = (int32_t)x->valuedouble;
     }
     cJSON_Delete(arr);
     char *text = NULL;

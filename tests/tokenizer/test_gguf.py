@@ -1,0 +1,123 @@
+"""GGUF tokenizers: medtune reading tokenizer.ggml.* metadata == HF `tokenizers`.
+
+smollm2: the real SmolLM2-135M-Instruct GGUF ($MEDTUNE_CACHE). The reference is a HF byte-level
+  BPE built here from the GGUF's own tokens and merges (read with the gguf pip package) with
+  SmolLM2's pre-tokenizer (Digits(individual_digits) + ByteLevel, llama.cpp's "smollm").
+llama-spm: a GGUF written here with the gguf package from Llama 2's tokenizer.model (pieces,
+  scores, types, as llama.cpp's converter stores them, no merges); the reference is Llama 2's
+  tokenizer.json. This checks medtune's merges-from-scores reconstruction.
+Both are compared on a sample of every data file and on tests/data/adversarial.txt.
+"""
+import json
+import os
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import tokref  # noqa: E402
+from test_parity_data import data_records  # noqa: E402
+from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors  # noqa: E402
+
+
+def gguf_strings(reader, key):
+    f = reader.fields[key]
+    return [bytes(f.parts[i]).decode("utf-8") for i in f.data]
+
+
+def gguf_scalar(reader, key, default=None):
+    f = reader.fields.get(key)
+    return default if f is None else f.parts[f.data[0]].tolist()[0]
+
+
+def smollm2_reference(path):
+    from gguf import GGUFReader
+    r = GGUFReader(path)
+    if bytes(r.fields["tokenizer.ggml.pre"].parts[r.fields["tokenizer.ggml.pre"].data[0]]).decode() != "smollm":
+        raise SystemExit("FAIL: %s: tokenizer.ggml.pre is not 'smollm'" % path)
+    tokens = gguf_strings(r, "tokenizer.ggml.tokens")
+    merges = [tuple(m.split(" ")) for m in gguf_strings(r, "tokenizer.ggml.merges")]
+    types = [r.fields["tokenizer.ggml.token_type"].parts[i].tolist()[0] for i in r.fields["tokenizer.ggml.token_type"].data]
+    tok = Tokenizer(models.BPE({t: i for i, t in enumerate(tokens)}, merges))
+    tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True),
+                                                 pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)])
+    tok.decoder = decoders.ByteLevel()
+    tok.post_processor = processors.ByteLevel(trim_offsets=False)
+    tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t, ty in zip(tokens, types) if ty == 3])
+    if gguf_scalar(r, "tokenizer.ggml.add_bos_token", False):
+        raise SystemExit("FAIL: SmolLM2 GGUF unexpectedly asks for BOS")
+    return tok
+
+
+def write_llama_gguf(shared, out):
+    import gguf
+    pieces = tokref.spm_pieces(os.path.join(shared, "tokenizers", "llama2", "tokenizer.model"))
+    w = gguf.GGUFWriter(out, "llama")
+    w.add_tokenizer_model("llama")
+    w.add_token_list([p for p, _, _ in pieces])
+    w.add_token_scores([s for _, s, _ in pieces])
+    w.add_token_types([t for _, _, t in pieces])
+    w.add_bos_token_id(1)
+    w.add_eos_token_id(2)
+    w.add_unk_token_id(0)
+    w.add_add_bos_token(True)
+    w.add_add_eos_token(False)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return out
+
+
+def compare(name, binary, model, hf, records):
+    texts = [t for _, _, t in records]
+    for sp in (True, False):
+        got = tokref.medtune_encode(binary, model, texts, add_special=sp)
+        want = [e.ids for e in hf.encode_batch(texts, add_special_tokens=sp)]
+        for i in range(len(texts)):
+            if got[i] != want[i]:
+                f, ln, text = records[i]
+                tokref.report_mismatch("%s (add_special=%s)" % (name, sp), "%s line %s" % (f, ln), text, got[i], want[i])
+                return False
+    dec = tokref.medtune_decode(binary, model, got, False)
+    ref = hf.decode_batch(got, skip_special_tokens=False)
+    if dec != ref:
+        i = next(i for i in range(len(dec)) if dec[i] != ref[i])
+        print("FAIL: %s: decode differs on %r\n  medtune: %r\n  HF:      %r" % (name, texts[i][:100], dec[i][:200], ref[i][:200]))
+        return False
+    print("%s: %d texts identical to HF with and without specials, decode identical" % (name, len(texts)))
+    return True
+
+
+def main():
+    shared, binary = tokref.env_paths()
+    which = sys.argv[1]
+    src = os.environ.get("MEDTUNE_SOURCE", os.path.join(os.path.dirname(__file__), "..", ".."))
+    adv = open(os.path.join(src, "tests", "data", "adversarial.txt"), encoding="utf-8").read()
+    os.environ.setdefault("MEDTUNE_TOK_CAP", str(16 * 1024))
+    _, lines, docs = data_records(shared)
+    records = lines + docs + [("adversarial.txt", i + 1, x) for i, x in enumerate(adv.split("\n"))] + \
+        [("adversarial.txt", 0, adv)]
+    with tempfile.TemporaryDirectory() as tmp:
+        if which == "smollm2":
+            path = os.path.join(os.environ.get("MEDTUNE_CACHE", ""), "SmolLM2-135M-Instruct.Q4_1.gguf")
+            if not os.path.exists(path):
+                tokref.skip("%s is absent (tools/fetch_smollm2.sh downloads it)" % path)
+            ok = compare("smollm2 gguf", binary, path, smollm2_reference(path), records)
+        else:
+            if not os.path.exists(os.path.join(shared, "tokenizers", "llama2", "tokenizer.model")):
+                tokref.skip("llama2 tokenizer.model is absent")
+            ref_dir = tokref.repair_llama2(shared, os.path.join(tmp, "llama2"))
+            # That file predates transformers marking <unk>, <s>, </s> normalized=false (as its
+            # LlamaConverter writes them today and as a GGUF's control tokens are read).
+            ref_json = os.path.join(ref_dir, "tokenizer.json")
+            j = json.load(open(ref_json, encoding="utf-8"))
+            for a in j["added_tokens"]:
+                a["normalized"] = False
+            json.dump(j, open(ref_json, "w", encoding="utf-8"), ensure_ascii=False)
+            path = write_llama_gguf(shared, os.path.join(tmp, "llama2-vocab.gguf"))
+            ok = compare("llama-spm gguf", binary, path, Tokenizer.from_file(ref_json), records)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
