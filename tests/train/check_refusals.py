@@ -4,6 +4,7 @@ resume with a changed setting / base model / shard set, a new run over an existi
 NaN loss (the last good checkpoint is kept), an unwritable output directory, unknown keys."""
 import os
 import shutil
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -21,6 +22,29 @@ def expect_error(args, *needles, env=None):
             fail(f"medtune {' '.join(args)}: error does not mention {n!r}: {lines[0]}")
     print(f"ok: {lines[0]}")
     return lines[0]
+
+
+def disk_full(conf, work):
+    """A 700 kB tmpfs holds one checkpoint of this run but not two: the second save fails with
+    a clear error naming the file, and the first checkpoint stays complete and `latest`."""
+    mnt = os.path.join(work, "tinyfs")
+    os.makedirs(mnt)
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=700k", "tmpfs", mnt],
+                      capture_output=True).returncode != 0:
+        print("note: cannot mount a small tmpfs here (not root?); disk-full check skipped")
+        return
+    try:
+        out = os.path.join(mnt, "run")
+        expect_error(["train", conf, "--set", f"out_dir={out}", "--set", "save_every=2",
+                      "--set", "keep_last=1"], "No space left on device")
+        if open(os.path.join(out, "checkpoints/latest")).read() != "step_00000002\n":
+            fail("after disk full, latest must name the previous checkpoint")
+        left = sorted(os.listdir(os.path.join(out, "checkpoints")))
+        if left != ["latest", "step_00000002"]:
+            fail(f"after disk full, checkpoints/ holds {left}")
+        run(["info", os.path.join(out, "checkpoints/step_00000002/adapter")], expect=None)
+    finally:
+        subprocess.run(["umount", mnt])
 
 
 def main():
@@ -70,6 +94,7 @@ def main():
     blocker = os.path.join(work, "a_file")
     open(blocker, "w").write("not a directory\n")
     expect_error(["train", conf, "--set", f"out_dir={blocker}/run"], blocker)
+    disk_full(conf, work)
     expect_error(["train", conf, "--set", "lora.rank=4"], "lora.rank")
     expect_error(["train", conf, "--set", "schedule.decay=exp"], "schedule.decay")
     print("PASS")
