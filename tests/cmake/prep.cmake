@@ -17,3 +17,5 @@ foreach(case determinism corrupt malformed phi)
   medtune_add_test(NAME prep_${case}
     COMMAND ${MEDTUNE_PYTHON} ${PREP_PY}/test_prep_cases.py ${case} LABELS prep)
 endforeach()
+medtune_add_test(NAME prep_chat_auto_smollm2_gguf
+  COMMAND ${MEDTUNE_PYTHON} ${PREP_PY}/test_chat_gguf.py LABELS prep)
