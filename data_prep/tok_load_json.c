@@ -269,7 +269,7 @@ static int parse_added(tokenizer *t, const cJSON *list) {
 static int append_ids(const tokenizer *t, int32_t **v, size_t *n, const int32_t *ids, size_t k) {
     int32_t *p = realloc(*v, (*n + k + 1) * sizeof *p);
     if (!p) return err_set("%s: out of memory", t->source);
-    memcpy(p + *n, ids, k * sizeof *p);
+    if (k) memcpy(p + *n, ids, k * sizeof *p);
     *v = p;
     *n += k;
     return 0;
