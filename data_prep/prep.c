@@ -255,7 +255,7 @@ int prep_flush_batch(prep_state *st) {
     if (!rc) {
 #pragma omp parallel for schedule(dynamic, 4)
         for (long i = 0; i < n; i++) {
-            if (items[i].split < 0 || failed) continue;
+            if (items[i].split < 0) continue;
             if (phase_tokenize(st, &items[i])) {
 #pragma omp critical(prep_error)
                 if (!failed) {
