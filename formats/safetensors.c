@@ -410,8 +410,8 @@ static int check_write_tensor(const char *path, const st_write_tensor *t, size_t
     return 0;
 }
 
-int safetensors_write(const char *path, const st_write_tensor *tensors, int n,
-                      const st_meta *meta, int n_meta) {
+int safetensors_write_streamed(const char *path, const st_write_tensor *tensors, int n,
+                               const st_meta *meta, int n_meta, st_fetch_fn fetch, void *ctx) {
     wt_entry *e = xcalloc_or_err((size_t)n, sizeof *e, path);
     wt_entry **order = xcalloc_or_err((size_t)n, sizeof *order, path);
     strbuf h = {0};
@@ -442,9 +442,11 @@ int safetensors_write(const char *path, const st_write_tensor *tensors, int n,
     opened = 1;
     if (atomic_writer_write(&w, len_le, 8) != 0 || atomic_writer_write(&w, h.buf, h.len) != 0)
         goto fail;
-    for (int i = 0; i < n; i++)
-        if (order[i]->n_bytes && atomic_writer_write(&w, order[i]->t->data, order[i]->n_bytes) != 0)
-            goto fail;
+    for (int i = 0; i < n; i++) {
+        if (!order[i]->n_bytes) continue;
+        const void *data = fetch(ctx, (int)(order[i]->t - tensors));
+        if (!data || atomic_writer_write(&w, data, order[i]->n_bytes) != 0) goto fail;
+    }
     opened = 0;
     if (atomic_writer_commit(&w) != 0) goto fail;
     free(e);
@@ -457,4 +459,14 @@ fail:
     free(order);
     free(h.buf);
     return -1;
+}
+
+static const void *fetch_in_memory(void *ctx, int index) {
+    return ((const st_write_tensor *)ctx)[index].data;
+}
+
+int safetensors_write(const char *path, const st_write_tensor *tensors, int n,
+                      const st_meta *meta, int n_meta) {
+    return safetensors_write_streamed(path, tensors, n, meta, n_meta, fetch_in_memory,
+                                      (void *)tensors);
 }

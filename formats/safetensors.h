@@ -66,4 +66,12 @@ typedef struct {
 int safetensors_write(const char *path, const st_write_tensor *tensors, int n,
                       const st_meta *meta, int n_meta);
 
+// Streaming variant for outputs larger than memory: the `data` fields are ignored and
+// fetch(ctx, i) supplies the bytes of tensors[i] when the writer reaches it (valid until the
+// next call), or NULL after recording an error. Tensors are fetched one at a time in file
+// layout order, so only one tensor needs to exist in memory.
+typedef const void *(*st_fetch_fn)(void *ctx, int index);
+int safetensors_write_streamed(const char *path, const st_write_tensor *tensors, int n,
+                               const st_meta *meta, int n_meta, st_fetch_fn fetch, void *ctx);
+
 #endif

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "checkpoints/adapter_info.h"
 #include "common/error.h"
 #include "common/fileio.h"
 #include "data_prep/shard_info.h"
@@ -142,7 +143,10 @@ static int print_model(const char *path, int json) {
     return 0;
 }
 
+// Checkpoints and run directories first: a run directory also holds a config.json.
 static const info_kind KINDS[] = {
+    {"checkpoint", checkpoint_dir_matches, checkpoint_dir_print},
+    {"adapter", adapter_dir_matches, adapter_dir_print},
     {"model", is_model, print_model},
     {"shards", shard_dir_matches, shard_dir_print},
 };

@@ -3,7 +3,9 @@
 #ifndef MEDTUNE_TOOLS_COMMANDS_H
 #define MEDTUNE_TOOLS_COMMANDS_H
 
+int cmd_export(int argc, char **argv);
 int cmd_info(int argc, char **argv);
+int cmd_merge(int argc, char **argv);
 int cmd_prep(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_train(int argc, char **argv);

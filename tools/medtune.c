@@ -16,6 +16,8 @@ static const command COMMANDS[] = {
     {"info", cmd_info, "describe a model, adapter, shard directory or checkpoint"},
     {"prep", cmd_prep, "corpus files -> cleaned, tokenized train/val shard directory"},
     {"train", cmd_train, "LoRA fine-tuning with checkpoints that resume bit-exactly"},
+    {"export", cmd_export, "checkpoint -> PEFT adapter directory or GGUF LoRA adapter"},
+    {"merge", cmd_merge, "fold a LoRA adapter into its base model (Hugging Face directory)"},
     {"tokenize", cmd_tokenize, "stdin lines -> JSON arrays of token ids (or back with --decode)"},
 };
 

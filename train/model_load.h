@@ -36,6 +36,8 @@ int model_config_from_hf_json(model_config *cfg, const char *json, size_t len, c
 const char *model_arch_name(model_arch a);
 
 int model_load_hf(model *m, const char *dir);
+// The config of a .gguf file from its metadata alone (no tensor data is read).
+int model_config_load_gguf(model_config *cfg, const char *path);
 int model_load_gguf(model *m, const char *path);
 
 // Undoes llama.cpp's Q/K row permutation: per head, GGUF row 2*j + a holds HF row a*D/2 + j.

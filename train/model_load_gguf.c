@@ -127,6 +127,14 @@ static int parse_config(const gguf_file *f, model_config *c) {
     return model_config_validate(c, f->path);
 }
 
+int model_config_load_gguf(model_config *cfg, const char *path) {
+    gguf_file f;
+    if (gguf_open(&f, path) != 0) return -1;
+    int rc = parse_config(&f, cfg);
+    gguf_close(&f);
+    return rc;
+}
+
 static int load_slot(const gguf_file *f, const weight_slot *s, int unpermute, float *scratch,
                      dtype_tally *tally) {
     const gguf_tensor *t = gguf_find_tensor(f, s->gguf_name);
