@@ -3,12 +3,14 @@
 #ifndef MEDTUNE_TOOLS_COMMANDS_H
 #define MEDTUNE_TOOLS_COMMANDS_H
 
+int cmd_eval(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_merge(int argc, char **argv);
 int cmd_prep(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_train(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
 
 // Prints "medtune: error: <err_msg()>" to stderr and returns 1.
 int cli_fail(void);

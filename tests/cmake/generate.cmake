@@ -1,0 +1,21 @@
+# Area `generate`: KV-cache decoding, sampling, streaming text, `medtune generate`.
+set(GEN_PY ${CMAKE_CURRENT_SOURCE_DIR}/generate)
+
+# Greedy decode equals the shared models' REFERENCE_greedy.json (ids, text, logits 0..2).
+foreach(m stories260K tinystories-656k)
+  medtune_add_test(NAME generate_reference_${m} COMMAND test_generate reference ${m} LABELS generate)
+endforeach()
+# The cache is used and exact: every prefill row and step equal a full lm_logits recompute
+# (with a non-zero LoRA adapter), one position computed per step.
+medtune_add_test(NAME generate_cache_random_qwen2 COMMAND test_generate cache LABELS generate)
+foreach(m stories260K tinystories-656k)
+  medtune_add_test(NAME generate_cache_${m} COMMAND test_generate cache ${m} LABELS generate)
+endforeach()
+medtune_add_test(NAME generate_sampler COMMAND test_generate sampler LABELS generate)
+# Characters split across byte tokens stream as whole UTF-8 (SentencePiece byte fallback and
+# byte-level BPE).
+medtune_add_test(NAME generate_stream_stories260K
+  COMMAND test_generate stream ${MEDTUNE_SHARED}/models/stories260K LABELS generate)
+medtune_add_test(NAME generate_stream_smollm2
+  COMMAND test_generate stream ${CMAKE_SOURCE_DIR}/.cache/SmolLM2-135M-Instruct.Q4_1.gguf
+  LABELS generate)
