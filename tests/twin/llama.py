@@ -160,5 +160,6 @@ def lora_init(cfg, r, targets, seed, b_std=0.02, dtype=torch.float32):
             t = (torch.rand(shape, generator=g, dtype=torch.float64) * 2 - 1) * bound
         else:
             t = torch.randn(shape, generator=g, dtype=torch.float64) * b_std
-        lora[name] = torch.nn.Parameter(t.to(dtype))
+        # Rounded to fp32 first: the C side starts from the stored fp32 values.
+        lora[name] = torch.nn.Parameter(t.float().to(dtype))
     return lora

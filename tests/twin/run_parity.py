@@ -9,11 +9,12 @@ $MEDTUNE_TEST_BIN/parity/<case>/), MEDTUNE_SHARED, MEDTUNE_CACHE. The case's "mo
 ($MEDTUNE_SHARED/REL) or "cache:FILE" ($MEDTUNE_CACHE/FILE); "pubmedqa_pmid" extracts that
 PubMed abstract from $MEDTUNE_SHARED/data/pubmedqa into the work directory as the case's text.
 The twin's output is reused while the case, the model, the text and the twin's sources are
-unchanged. Exit code: test_parity's, or 77 (skip) when a needed input is absent.
+unchanged (for real models also across build directories, via $MEDTUNE_CACHE/twin/). Exit code: test_parity's, or 77 (skip) when a needed input is absent.
 """
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -101,6 +102,22 @@ def extract_abstract(pmid, work):
     return path
 
 
+def shared_copy(case, stamp):
+    """Real models have the same path in every build directory, so their (slow) twin output is
+    also kept in $MEDTUNE_CACHE/twin/, keyed by the stamp, for the other build directories."""
+    cache = os.environ.get("MEDTUNE_CACHE")
+    if not cache or case["model"].startswith("spec:"):
+        return None
+    return os.path.join(cache, "twin", stamp[:32] + ".safetensors")
+
+
+def copy_atomic(src, dst):
+    os.makedirs(os.path.dirname(dst), exist_ok=True)
+    tmp = f"{dst}.{os.getpid()}.tmp"
+    shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)
+
+
 def main(argv):
     if len(argv) != 2:
         print(__doc__, file=sys.stderr)
@@ -121,17 +138,26 @@ def main(argv):
         json.dump(case, fp, indent=1, sort_keys=True)
 
     debug = os.path.join(work, "debug.safetensors")
-    stamp = digest(json.dumps(case, sort_keys=True), model_digest(model),
+    # The text enters by content: its path differs between build directories.
+    stamp = digest(json.dumps({k: v for k, v in case.items() if k != "text_file"}, sort_keys=True),
+                   model_digest(model),
                    file_digest(case["text_file"]) if case.get("text_file") else "",
                    *(file_digest(os.path.join(HERE, s)) for s in TWIN_SOURCES))
     stamp_file = os.path.join(work, "debug.stamp")
     if not (os.path.exists(debug) and os.path.exists(stamp_file)
             and open(stamp_file).read() == stamp):
-        python = os.environ.get("MEDTUNE_PYTHON") or sys.executable
-        rc = subprocess.call([python, os.path.join(HERE, "twin.py"), "--model", model,
-                              "--case", resolved, "--out", debug])
-        if rc != 0:
-            fail(f"twin.py failed on case {name} (exit {rc})")
+        shared = shared_copy(case, stamp)
+        if shared and os.path.exists(shared):
+            print(f"reusing {shared}")
+            copy_atomic(shared, debug)
+        else:
+            python = os.environ.get("MEDTUNE_PYTHON") or sys.executable
+            rc = subprocess.call([python, os.path.join(HERE, "twin.py"), "--model", model,
+                                  "--case", resolved, "--out", debug])
+            if rc != 0:
+                fail(f"twin.py failed on case {name} (exit {rc})")
+            if shared:
+                copy_atomic(debug, shared)
         with open(stamp_file, "w") as fp:
             fp.write(stamp)
     else:

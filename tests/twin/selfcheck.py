@@ -11,7 +11,8 @@
 5. GGUF: a random model written as GGUF with llama.cpp's Q/K permutation loads back equal to
    the HF original; on the real SmolLM2 GGUF the un-permuted weights predict a PubMed abstract
    better than the raw ones, and the GGUF tokenizer round-trips the abstract;
-6. twin.py end to end: the debug file has every tensor with the documented dtype and shape.
+6. twin.py end to end: the debug file has every tensor with the documented dtype and shape,
+   and `precision: float64` starts from the same fp32 adapter and lands within fp32 noise.
 Parts needing $MEDTUNE_SHARED or the SmolLM2 GGUF are skipped with a message when absent.
 """
 import json
@@ -378,6 +379,19 @@ def check_twin_file():
               and f.get_tensor("positions")[0].tolist() == [0, 1, 2, 3, 0, 1, 2, 3, 4]
               and abs(f.get_tensor("adam_losses")[0].item() - f.get_tensor("loss").item()) == 0,
               "debug file: metadata, masks, positions, adam_losses[0] == loss")
+
+        # precision float64: same fp32 initial adapter, results within fp32 noise of float32.
+        case["precision"] = "float64"
+        with open(os.path.join(tmp, "case64.json"), "w") as fp:
+            json.dump(case, fp)
+        out64 = os.path.join(tmp, "d64.safetensors")
+        rc = twin.main(["--model", os.path.join(tmp, "m"), "--case", os.path.join(tmp, "case64.json"), "--out", out64])
+        g = safe_open(out64, "pt")
+        same_init = all(torch.equal(f.get_tensor(k), g.get_tensor(k)) for k in lora_keys if k.startswith("init."))
+        worst = max((f.get_tensor(k) - g.get_tensor(k)).abs().max().item() / (g.get_tensor(k).abs().max().item() + 1e-30)
+                    for k in f.keys() if k.split(".", 1)[0] in ("grad", "final") or k == "logits")
+        check(rc == 0 and same_init and g.get_tensor("logits").dtype == torch.float32 and worst < 1e-5,
+              f"precision float64: same fp32 initial adapter, worst difference to float32 {worst:.1e}")
 
 
 def main():

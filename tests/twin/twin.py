@@ -20,12 +20,15 @@ from llama import TARGETS, Twin, lora_init, next_token_loss  # noqa: E402
 from model_io import load_model, load_tokenizer  # noqa: E402
 
 CASE_KEYS = {"seed", "batch", "seq_len", "text_file", "mask_prefix", "doc_attention",
-             "doc_lengths", "lora", "adam",
+             "doc_lengths", "lora", "adam", "precision",
              # read by run_parity.py only
              "model", "pubmedqa_pmid", "description"}
 LORA_DEFAULTS = {"r": 4, "alpha": 8, "use_rslora": False, "dropout": 0.0, "targets": list(TARGETS)}
 ADAM_DEFAULTS = {"steps": 10, "lr": 1e-3, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8,
                  "weight_decay": 0.01}
+
+
+PRECISIONS = {"float32": torch.float32, "float64": torch.float64}
 
 
 class CaseError(Exception):
@@ -37,7 +40,7 @@ def resolve_case(case, path):
     if unknown:
         raise CaseError(f"{path}: unknown key '{sorted(unknown)[0]}'")
     out = {"seed": 1, "batch": 1, "seq_len": 16, "text_file": None, "mask_prefix": 0,
-           "doc_attention": "causal", "doc_lengths": None}
+           "doc_attention": "causal", "doc_lengths": None, "precision": "float32"}
     out.update({k: v for k, v in case.items() if k not in ("lora", "adam")})
     for key, defaults in (("lora", LORA_DEFAULTS), ("adam", ADAM_DEFAULTS)):
         sub = dict(defaults)
@@ -54,6 +57,8 @@ def resolve_case(case, path):
         raise CaseError(f"{path}: lora.dropout must be 0 for a deterministic parity case")
     r = lora["r"]
     lora["scale"] = lora["alpha"] / (math.sqrt(r) if lora["use_rslora"] else r)
+    if out["precision"] not in PRECISIONS:
+        raise CaseError(f"{path}: precision must be float32 or float64")
     if out["doc_attention"] not in ("causal", "document"):
         raise CaseError(f"{path}: doc_attention must be causal or document")
     B, T = out["batch"], out["seq_len"]
@@ -111,9 +116,10 @@ def build_batch(case, cfg, model_path):
 def run_case(cfg, weights, case, tokens, targets, positions, doc_ids):
     """Returns dict of the debug tensors (without the batch)."""
     lc, ac = case["lora"], case["adam"]
-    lora = lora_init(cfg, lc["r"], lc["targets"], case["seed"])
-    init = {k: v.detach().clone() for k, v in lora.items()}
-    model = Twin(cfg, weights, lora, lc["scale"])
+    dtype = PRECISIONS[case["precision"]]
+    lora = lora_init(cfg, lc["r"], lc["targets"], case["seed"], dtype=dtype)
+    init = {k: v.detach().to(torch.float32, copy=True) for k, v in lora.items()}
+    model = Twin(cfg, weights, lora, lc["scale"], dtype=dtype)
     params = list(lora.values())
     opt = torch.optim.AdamW(params, lr=ac["lr"], betas=(ac["beta1"], ac["beta2"]),
                             eps=ac["eps"], weight_decay=ac["weight_decay"])
@@ -128,7 +134,7 @@ def run_case(cfg, weights, case, tokens, targets, positions, doc_ids):
             out["logits"] = logits.detach().float().contiguous()
             out["loss"] = loss.detach().float().reshape(1)
             for k, v in lora.items():
-                out["grad." + k] = v.grad.detach().clone()
+                out["grad." + k] = v.grad.detach().to(torch.float32, copy=True)
         del logits
         losses.append(loss.item())
         if step < ac["steps"]:
@@ -136,7 +142,7 @@ def run_case(cfg, weights, case, tokens, targets, positions, doc_ids):
     out["adam_losses"] = torch.tensor(losses[:ac["steps"]], dtype=torch.float32)
     for k, v in lora.items():
         out["init." + k] = init[k]
-        out["final." + k] = v.detach().clone()
+        out["final." + k] = v.detach().to(torch.float32, copy=True)
     return out
 
 
