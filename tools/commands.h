@@ -3,6 +3,7 @@
 #ifndef MEDTUNE_TOOLS_COMMANDS_H
 #define MEDTUNE_TOOLS_COMMANDS_H
 
+int cmd_eval(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_merge(int argc, char **argv);

@@ -15,6 +15,7 @@ typedef struct {
 static const command COMMANDS[] = {
     {"info", cmd_info, "describe a model, adapter, shard directory or checkpoint"},
     {"prep", cmd_prep, "corpus files -> cleaned, tokenized train/val shard directory"},
+    {"eval", cmd_eval, "perplexity on shards, or accuracy on PubMedQA/MedQA/MedMCQA/MMLU files"},
     {"train", cmd_train, "LoRA fine-tuning with checkpoints that resume bit-exactly"},
     {"export", cmd_export, "checkpoint -> PEFT adapter directory or GGUF LoRA adapter"},
     {"merge", cmd_merge, "fold a LoRA adapter into its base model (Hugging Face directory)"},

@@ -1,0 +1,93 @@
+"""medtune eval --mcq against lm-evaluation-harness-style scoring on the PyTorch twin: for a
+sample of items of each benchmark, every choice's summed log-likelihood within 1e-3, the
+continuation token counts, gold answers, predictions and the reported accuracy. Prompts and
+tokenization are rebuilt independently here (json/csv modules, HF tokenizers)."""
+import json
+import os
+
+from evref import (Scorer, dataset_paths, env, fail, read_items, run, shared_dir, work_dir)
+
+TOL = 1e-3
+
+
+def check(label, model, fmt, path, limit, work, extra=(), add_special=False, scorer=None):
+    out = os.path.join(work, label.replace("/", "_") + ".jsonl")
+    p = run(["eval", model, "--mcq", path, "--format", fmt, "--limit", str(limit),
+             "--out", out, "--json"] + list(extra))
+    summary = json.loads(p.stdout)
+    got = [json.loads(l) for l in open(out)]
+    items, _ = read_items(fmt, path, limit)
+    if len(got) != len(items) or summary["n"] != len(items):
+        fail(f"{label}: {len(got)} results, summary n={summary['n']}, reference {len(items)} items")
+    scorer = scorer or Scorer(model, add_special)
+    worst = 0.0
+    correct = correct_norm = 0
+    for g, it in zip(got, items):
+        if g["id"] != it["id"] or g["gold"] != it["gold"] or g["choices"] != it["choices"]:
+            fail(f"{label}: item {it['id']}: got id {g['id']} gold {g['gold']} choices "
+                 f"{g['choices']}, reference gold {it['gold']} choices {it['choices']}")
+        ref = scorer.score(it["context"], it["choices"], summary["max_len"])
+        for c, (ll, ntok) in enumerate(ref):
+            d = abs(g["loglikelihoods"][c] - ll)
+            worst = max(worst, d)
+            if d > TOL or g["continuation_tokens"][c] != ntok:
+                fail(f"{label}: item {it['id']} choice {it['choices'][c]!r}: ll "
+                     f"{g['loglikelihoods'][c]:.6f} ({g['continuation_tokens'][c]} tokens), "
+                     f"twin {ll:.6f} ({ntok} tokens)")
+        lls = [ll for ll, _ in ref]
+        lens = [len(c) for c in it["choices"]]
+        # the prediction follows the C log-likelihoods (ties within TOL could flip otherwise)
+        mine = g["loglikelihoods"]
+        chosen = max(range(len(mine)), key=lambda c: (mine[c], -c))
+        norm = [mine[c] / lens[c] for c in range(len(mine))]
+        chosen_norm = max(range(len(norm)), key=lambda c: (norm[c], -c))
+        if g["chosen"] != chosen or g["chosen_norm"] != chosen_norm:
+            fail(f"{label}: item {it['id']}: chosen {g['chosen']}/{g['chosen_norm']}, "
+                 f"expected {chosen}/{chosen_norm} from {mine}")
+        ref_chosen = max(range(len(lls)), key=lambda c: (lls[c], -c))
+        if ref_chosen != chosen and abs(lls[ref_chosen] - lls[chosen]) > TOL:
+            fail(f"{label}: item {it['id']}: twin picks {ref_chosen}, medtune {chosen}")
+        correct += chosen == it["gold"]
+        correct_norm += chosen_norm == it["gold"]
+    n = len(items)
+    if abs(summary["accuracy"] - correct / n) > 1e-12 or \
+            abs(summary["accuracy_norm"] - correct_norm / n) > 1e-12:
+        fail(f"{label}: accuracy {summary['accuracy']}/{summary['accuracy_norm']}, "
+             f"items say {correct / n}/{correct_norm / n}")
+    trunc = sum(1 for g in got if g["truncated"] > 0)
+    print(f"{label}: {n} items, max |ll diff| {worst:.2e}, acc {summary['accuracy']:.3f}, "
+          f"acc_norm {summary['accuracy_norm']:.3f}, truncated {trunc}")
+    return scorer
+
+
+def main():
+    shared = shared_dir()
+    paths = dataset_paths(shared)
+    work = work_dir("mcq_twin")
+    models = os.path.join(shared, "models")
+    for name in ("stories260K", "tinystories-656k"):
+        model = os.path.join(models, name)
+        scorer = None
+        for fmt, path in paths.items():
+            scorer = check(f"{name}/{fmt}", model, fmt, path, 5, work, scorer=scorer)
+    # the context cut from the left, BOS added like the harness's add_bos_token=True
+    model = os.path.join(models, "stories260K")
+    check("stories260K/pubmedqa-max-len-96", model, "pubmedqa", paths["pubmedqa"], 3, work,
+          ["--max-len", "96"])
+    check("stories260K/medqa-add-special", model, "medqa", paths["medqa"], 3, work,
+          ["--add-special"], add_special=True)
+
+    gguf = os.path.join(env("MEDTUNE_CACHE", ""), "SmolLM2-135M-Instruct.Q4_1.gguf")
+    if not os.path.exists(gguf):
+        print(f"SmolLM2 part skipped: {gguf} is absent (tools/fetch_smollm2.sh)")
+        return
+    scorer = None
+    for fmt, path in paths.items():
+        if fmt == "mmlu":
+            path = os.path.join(path, "professional_medicine_test.csv")
+        scorer = check(f"smollm2/{fmt}", gguf, fmt, path, 2, work, scorer=scorer)
+    print("OK")
+
+
+if __name__ == "__main__":
+    main()

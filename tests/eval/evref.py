@@ -1,0 +1,251 @@
+"""Independent Python references for `medtune eval`: benchmark readers built on the json and
+csv modules, the prompts of lm-evaluation-harness's pubmedqa / medqa_4options / medmcqa / mmlu
+tasks, and harness-style log-likelihood scoring on the PyTorch twin (tests/twin)."""
+import csv
+import json
+import os
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "twin"))
+
+SKIP = 77
+LETTERS = "ABCDEFGH"
+DECISIONS = ["yes", "no", "maybe"]
+
+
+def skip(msg):
+    print(f"SKIP: {msg}")
+    sys.exit(SKIP)
+
+
+def fail(msg):
+    print(f"FAIL: {msg}")
+    sys.exit(1)
+
+
+def env(name, default=None):
+    v = os.environ.get(name)
+    return v if v else default
+
+
+def shared_dir():
+    d = env("MEDTUNE_SHARED", os.path.join(HERE, "../../../shared"))
+    if not os.path.isdir(d):
+        skip(f"shared folder {d} is absent")
+    return os.path.abspath(d)
+
+
+def medtune():
+    return env("MEDTUNE_BIN", "medtune")
+
+
+def work_dir(name):
+    d = os.path.join(env("MEDTUNE_TEST_BIN", "/tmp"), "eval_tests", name)
+    subprocess.run(["rm", "-rf", d], check=True)
+    os.makedirs(d)
+    return d
+
+
+def run(args, expect=0):
+    p = subprocess.run([medtune()] + args, capture_output=True, text=True)
+    if expect is not None and p.returncode != expect:
+        fail(f"medtune {' '.join(args)} exited {p.returncode}, expected {expect}\n"
+             f"stdout: {p.stdout[-2000:]}\nstderr: {p.stderr[-2000:]}")
+    return p
+
+
+def dataset_paths(shared):
+    d = os.path.join(shared, "data")
+    return {
+        "pubmedqa": os.path.join(d, "pubmedqa", "test_set.json"),
+        "medqa": os.path.join(d, "medqa", "phrases_no_exclude_test.jsonl"),
+        "medmcqa": os.path.join(d, "medmcqa", "dev.json"),
+        "mmlu": os.path.join(d, "mmlu_medical", "test"),
+    }
+
+
+# ------------------------------------------------------------------ readers and prompts
+# Each returns (items, skipped): items are dicts {id, context, choices, gold}.
+
+def read_pubmedqa(path, limit=0, gold_path=None):
+    data = json.load(open(path, encoding="utf-8"))
+    gold = json.load(open(gold_path, encoding="utf-8")) if gold_path else None
+    items, skipped = [], 0
+    for pmid, rec in data.items():
+        if limit and len(items) == limit:
+            break
+        if gold is not None and pmid not in gold:
+            continue
+        dec = gold[pmid] if gold is not None else (rec.get("final_decision")
+                                                  if isinstance(rec, dict) else None)
+        ok = (isinstance(rec, dict) and isinstance(rec.get("QUESTION"), str)
+              and isinstance(rec.get("CONTEXTS"), list)
+              and all(isinstance(c, str) for c in rec["CONTEXTS"]) and dec in DECISIONS)
+        if not ok:
+            skipped += 1
+            continue
+        # lm-evaluation-harness pubmedqa: doc_to_text
+        text = "Abstract: {}\nQuestion: {}\nAnswer:".format("\n".join(rec["CONTEXTS"]),
+                                                           rec["QUESTION"])
+        items.append({"id": pmid, "context": text, "choices": DECISIONS,
+                      "gold": DECISIONS.index(dec)})
+    return items, skipped
+
+
+def _jsonl(path):
+    with open(path, encoding="utf-8", newline="") as f:
+        for n, line in enumerate(f.read().split("\n"), 1):
+            if line.strip():
+                yield n, line
+
+
+def read_medqa(path, limit=0):
+    items, skipped = [], 0
+    for n, line in _jsonl(path):
+        if limit and len(items) == limit:
+            break
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            skipped += 1
+            continue
+        opts = rec.get("options") if isinstance(rec, dict) else None
+        ok = (isinstance(rec, dict) and isinstance(rec.get("question"), str)
+              and isinstance(opts, dict) and 2 <= len(opts) <= 8
+              and list(opts) == list(LETTERS[:len(opts)])
+              and all(isinstance(v, str) for v in opts.values())
+              and rec.get("answer_idx") in opts)
+        if not ok:
+            skipped += 1
+            continue
+        # lm-evaluation-harness medqa_4options: doc_to_text
+        text = f"Question: {rec['question']}\n" + "".join(f"{k}. {v}\n" for k, v in opts.items())
+        text += "Answer:"
+        items.append({"id": f"{os.path.basename(path)}:{n}", "context": text,
+                      "choices": list(opts), "gold": list(opts).index(rec["answer_idx"])})
+    return items, skipped
+
+
+def read_medmcqa(path, limit=0):
+    items, skipped = [], 0
+    for n, line in _jsonl(path):
+        if limit and len(items) == limit:
+            break
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            skipped += 1
+            continue
+        cop = rec.get("cop") if isinstance(rec, dict) else None
+        ok = (isinstance(rec, dict) and isinstance(rec.get("question"), str)
+              and all(isinstance(rec.get(k), str) for k in ("opa", "opb", "opc", "opd"))
+              and isinstance(cop, (int, float)) and not isinstance(cop, bool)
+              and cop == int(cop) and 1 <= cop <= 4)
+        if not ok:
+            skipped += 1
+            continue
+        # lm-evaluation-harness medmcqa: utils_medmcqa.doc_to_text
+        text = "Question: " + rec["question"] + "\nChoices:\n"
+        for letter, key in zip("ABCD", ("opa", "opb", "opc", "opd")):
+            text += f"{letter}. {rec[key]}\n"
+        text += "Answer:"
+        rid = rec["id"] if isinstance(rec.get("id"), str) else f"{os.path.basename(path)}:{n}"
+        items.append({"id": rid, "context": text, "choices": list("ABCD"), "gold": int(cop) - 1})
+    return items, skipped
+
+
+def mmlu_subject(path):
+    name = os.path.basename(path)
+    for suffix in (".csv", "_test", "_dev", "_val"):
+        if name.endswith(suffix) and len(name) > len(suffix):
+            name = name[:-len(suffix)]
+    return name.replace("_", " ")
+
+
+def read_mmlu_file(path, limit=0):
+    items, skipped = [], 0
+    desc = f"The following are multiple choice questions (with answers) about {mmlu_subject(path)}.\n\n"
+    with open(path, encoding="utf-8", newline="") as f:
+        r = csv.reader(f)
+        start = 1
+        for row in r:
+            line, start = start, r.line_num + 1
+            if limit and len(items) == limit:
+                break
+            if not row:
+                continue
+            if len(row) != 6 or row[5] not in ("A", "B", "C", "D") or any("\0" in x for x in row):
+                skipped += 1
+                continue
+            # lm-evaluation-harness mmlu: description + _default_template_yaml doc_to_text
+            text = desc + f"{row[0].strip()}\nA. {row[1]}\nB. {row[2]}\nC. {row[3]}\nD. {row[4]}\nAnswer:"
+            items.append({"id": f"{os.path.basename(path)}:{line}", "context": text,
+                          "choices": list("ABCD"), "gold": "ABCD".index(row[5])})
+    return items, skipped
+
+
+def read_mmlu(path, limit=0):
+    if not os.path.isdir(path):
+        return read_mmlu_file(path, limit)
+    items, skipped = [], 0
+    for name in sorted(os.listdir(path)):
+        if name.endswith(".csv"):
+            i, s = read_mmlu_file(os.path.join(path, name), limit)
+            items += i
+            skipped += s
+    return items, skipped
+
+
+def read_items(fmt, path, limit=0, gold=None):
+    if fmt == "pubmedqa":
+        return read_pubmedqa(path, limit, gold)
+    return {"medqa": read_medqa, "medmcqa": read_medmcqa, "mmlu": read_mmlu}[fmt](path, limit)
+
+
+# ------------------------------------------------------------------ harness-style scoring
+
+class Scorer:
+    """log-likelihoods of continuations as lm-evaluation-harness's HFLM computes them, with the
+    twin as the model and HF `tokenizers` as the tokenizer."""
+
+    def __init__(self, model_path, add_special=False):
+        import torch
+        from llama import Twin
+        from model_io import load_model, load_tokenizer
+        self.torch = torch
+        cfg, weights = load_model(model_path)
+        self.cfg = cfg
+        self.twin = Twin(cfg, weights, {}, 1.0)
+        self.tok, self.add_bos, self.bos = load_tokenizer(model_path, cfg)
+        self.add_special = add_special
+
+    def encode(self, text):
+        ids = self.tok.encode(text, add_special_tokens=self.add_special).ids
+        if self.add_special and self.add_bos and self.bos is not None and ids[:1] != [self.bos]:
+            ids = [self.bos] + ids  # transformers' LlamaTokenizerFast adds BOS from add_bos_token
+        return ids
+
+    def score(self, context, choices, max_len):
+        """[(loglikelihood, n_continuation_tokens)] per choice; inputs at most max_len long."""
+        torch = self.torch
+        ctx = context.rstrip()
+        ws = context[len(ctx):]
+        ctx_enc = self.encode(ctx)
+        out = []
+        for c in choices:
+            cont_text = ws + " " + c
+            whole = self.encode(ctx + cont_text)
+            cont = whole[len(ctx_enc):]
+            inp = (ctx_enc + cont)[-(max_len + 1):][:-1]
+            T = len(inp)
+            tokens = torch.tensor([inp], dtype=torch.int64)
+            positions = torch.arange(T)[None]
+            doc_ids = torch.zeros(1, T, dtype=torch.int64)
+            with torch.no_grad():
+                logits = self.twin.forward(tokens, positions, doc_ids)[0]
+                logp = torch.log_softmax(logits[T - len(cont):T].double(), dim=-1)
+            ll = sum(logp[j, t].item() for j, t in enumerate(cont))
+            out.append((ll, len(cont)))
+        return out
