@@ -58,6 +58,7 @@ void sha256_init(sha256_ctx *c) {
 
 void sha256_update(sha256_ctx *c, const void *data, size_t len) {
     const uint8_t *p = data;
+    if (!len) return;  // data may be NULL then
     c->total += len;
     if (c->fill) {
         size_t take = 64 - c->fill < len ? 64 - c->fill : len;

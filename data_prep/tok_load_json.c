@@ -267,6 +267,7 @@ static int parse_added(tokenizer *t, const cJSON *list) {
 }
 
 static int append_ids(const tokenizer *t, int32_t **v, size_t *n, const int32_t *ids, size_t k) {
+    if (!k) return 0;
     int32_t *p = realloc(*v, (*n + k + 1) * sizeof *p);
     if (!p) return err_set("%s: out of memory", t->source);
     if (k) memcpy(p + *n, ids, k * sizeof *p);
@@ -276,6 +277,7 @@ static int append_ids(const tokenizer *t, int32_t **v, size_t *n, const int32_t 
 }
 
 static int prepend_ids(const tokenizer *t, int32_t **v, size_t *n, const int32_t *ids, size_t k) {
+    if (!k) return 0;
     int32_t *p = realloc(*v, (*n + k + 1) * sizeof *p);
     if (!p) return err_set("%s: out of memory", t->source);
     memmove(p + k, p, *n * sizeof *p);

@@ -1,7 +1,7 @@
 """medtune tokenize == HF `tokenizers` on every file of $MEDTUNE_SHARED/data, line by line and
 as whole documents, for one tokenizer (argv[1]); then decode parity and decode(encode(x)) == x.
 
-Each file contributes its first MEDTUNE_TOK_CAP bytes (default 48 KiB; 12 KiB per file in
+Each file contributes its first MEDTUNE_TOK_CAP bytes (default 32 KiB; 8 KiB per file in
 folders of many small files), cut at a line end; MEDTUNE_TOK_CAP=0 takes whole files.
 """
 import os
@@ -15,7 +15,7 @@ from tokenizers import Tokenizer  # noqa: E402
 
 
 def data_records(shared):
-    cap = int(os.environ.get("MEDTUNE_TOK_CAP", str(48 * 1024)))
+    cap = int(os.environ.get("MEDTUNE_TOK_CAP", str(32 * 1024)))
     root = os.path.join(shared, "data")
     lines, docs = [], []
     nfiles = 0
