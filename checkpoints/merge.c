@@ -173,6 +173,7 @@ static const void *hf_fetch(void *ctx, int i) {
     if (!merge_target_of(h->job->a, t->name, &layer, &target)) return t->data;
     if (st_tensor_to_f32(h->src_file[i], t, h->f32)) return NULL;
     merge_add_delta(h->f32, h->job->a, layer, target);
+    if (t->dtype == ST_F32) return h->f32;
     merge_f32_to_dtype(h->conv, h->f32, t->n_elements, t->dtype);
     return h->conv;
 }
@@ -261,7 +262,8 @@ int merge_hf(const merge_job *job) {
         if (lora_enabled(job->a, t) && found[t] != job->a->n_layers)
             rc = err_set("%s: the adapter changes %s in %d layers, the model has %d such weights",
                          job->model_path, LORA_TARGET_NAMES[t], job->a->n_layers, found[t]);
-    if (!rc && !((h.f32 = malloc(max_elems * sizeof(float))) && (h.conv = malloc(max_elems * 4))))
+    if (!rc && !((h.f32 = malloc(max_elems * sizeof(float))) &&
+                 (h.conv = malloc(max_elems * sizeof(uint16_t)))))
         rc = err_set("%s: out of memory for a %zu-element tensor", job->model_path, max_elems);
     int n_meta = 0;
     st_meta *meta = rc ? NULL : hf_metadata(&h, &n_meta);

@@ -39,6 +39,7 @@ static const void *gguf_fetch(void *ctx, int i) {
     lora_target target;
     if (merge_target_of(g->job->a, s->hf_name, &layer, &target))
         merge_add_delta(w, g->job->a, layer, target);
+    if (g->out[i].dtype == ST_F32) return w;
     merge_f32_to_dtype(g->conv, w, t->n_elements, g->out[i].dtype);
     return g->conv;
 }
@@ -154,7 +155,7 @@ int merge_gguf(const merge_job *job) {
     }
     if (!rc && !((g.f32 = malloc(max_elems * sizeof(float))) &&
                  (g.perm = malloc(max_elems * sizeof(float))) &&
-                 (g.conv = malloc(max_elems * sizeof(float)))))
+                 (g.conv = malloc(max_elems * sizeof(uint16_t)))))
         rc = err_set("%s: out of memory for a %zu-element tensor", job->model_path, max_elems);
     st_meta meta = {"format", "pt"};
     if (!rc)

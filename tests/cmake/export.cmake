@@ -1,0 +1,13 @@
+# Area `export`: `medtune export` (PEFT, GGUF LoRA), `medtune merge`, `medtune info` on
+# adapters and checkpoints. Python checks live in tests/export/; PEFT/transformers interop runs
+# in .cache/venv-peft (tests/requirements-peft.txt, installed by tools/bootstrap.sh).
+set(EXPORT_PY ${CMAKE_CURRENT_SOURCE_DIR}/export)
+
+medtune_add_test(NAME export_gguf_writer COMMAND test_gguf_write LABELS export)
+foreach(case f32 sharded bf16 rss)
+  medtune_add_test(NAME export_merge_${case}
+    COMMAND ${MEDTUNE_PYTHON} ${EXPORT_PY}/check_merge.py ${case} LABELS export python)
+endforeach()
+# float64 twin of SmolLM2 as the reference: about a minute.
+medtune_add_test(NAME export_merge_smollm2
+  COMMAND ${MEDTUNE_PYTHON} ${EXPORT_PY}/check_merge.py smollm2 LABELS export python slow)

@@ -1,0 +1,143 @@
+"""Helpers of the export tests: paths, skipping, running medtune and the logits helper
+(tests/test_export_logits.c), a small trained run, PEFT-format reading."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+SKIP = 77
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "twin"))
+
+BATCH, SEQ = 2, 24  # the fixed batch of test_export_logits
+
+
+def skip(msg):
+    print(f"SKIP: {msg}")
+    sys.exit(SKIP)
+
+
+def fail(msg):
+    print(f"FAIL: {msg}")
+    sys.exit(1)
+
+
+def env(name, default=None):
+    v = os.environ.get(name)
+    return v if v else default
+
+
+def shared_dir():
+    d = env("MEDTUNE_SHARED", os.path.join(HERE, "../../../shared"))
+    if not os.path.isdir(d):
+        skip(f"shared folder {d} is absent")
+    return os.path.abspath(d)
+
+
+def tinystories():
+    return os.path.join(shared_dir(), "models/tinystories-656k")
+
+
+def smollm2():
+    p = os.path.join(env("MEDTUNE_CACHE", os.path.join(HERE, "../../.cache")),
+                     "SmolLM2-135M-Instruct.Q4_1.gguf")
+    return p if os.path.exists(p) else None
+
+
+def medtune_bin():
+    return env("MEDTUNE_BIN", "medtune")
+
+
+def helper_bin():
+    return os.path.join(env("MEDTUNE_TEST_BIN", "."), "test_export_logits")
+
+
+def work_dir(name):
+    d = os.path.join(env("MEDTUNE_TEST_BIN", "/tmp"), "export_tests", name)
+    subprocess.run(["rm", "-rf", d], check=True)
+    os.makedirs(d)
+    return d
+
+
+def run(args, expect=0, exe=None):
+    exe = exe or medtune_bin()
+    p = subprocess.run([exe] + args, capture_output=True, text=True)
+    if expect is not None and p.returncode != expect:
+        fail(f"{os.path.basename(exe)} {' '.join(args)} exited {p.returncode}, expected {expect}"
+             f"\nstdout: {p.stdout[-3000:]}\nstderr: {p.stderr[-3000:]}")
+    return p
+
+
+def helper(args, expect=0):
+    return run(args, expect=expect, exe=helper_bin())
+
+
+def test_tokens(vocab):
+    i = np.arange(BATCH * SEQ, dtype=np.int64)
+    return ((7919 * i + 13) % vocab).reshape(BATCH, SEQ)
+
+
+def medtune_logits(work, model, adapter=None, tag="logits"):
+    """Logits [B*T, V] of the fixed batch from medtune (lm_logits), optionally with an adapter."""
+    out = os.path.join(work, tag + ".f32")
+    helper(["dump", model, adapter or "-", out])
+    return np.fromfile(out, dtype=np.float32).reshape(BATCH * SEQ, -1)
+
+
+def random_adapter(work, model, name, r=8, alpha=16, targets="all", seed=1, rslora=0):
+    d = os.path.join(work, name)
+    helper(["random-adapter", model, d, str(r), str(alpha), targets, str(seed), str(rslora)])
+    return d
+
+
+def trained_run(work, model, steps=6, rslora=False):
+    """A real `medtune train` run on the PubMed sample with a high learning rate, so the
+    adapter moves the logits clearly. Returns the run directory."""
+    shared = shared_dir()
+    shards = os.path.join(work, "shards")
+    prep = os.path.join(work, "prep.json")
+    with open(prep, "w") as f:
+        json.dump({"tokenizer": model,
+                   "inputs": [{"path": os.path.join(shared, "data/pubmed_xml/*.xml"),
+                               "format": "pubmed-xml"}],
+                   "val_fraction": 0.1, "out_dir": shards}, f)
+    run(["prep", prep])
+    out = os.path.join(work, "run")
+    conf = os.path.join(work, "train.json")
+    with open(conf, "w") as f:
+        json.dump({"model": model, "data": {"train": shards},
+                   "lora": {"r": 4, "alpha": 8, "dropout": 0.0, "use_rslora": rslora,
+                            "targets": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
+                                        "up_proj", "down_proj"]},
+                   "optim": {"lr": 0.02}, "batch": {"micro_batch": 2, "seq_len": 32},
+                   "steps": steps, "save_every": 3, "threads": 2, "out_dir": out}, f)
+    run(["train", conf])
+    return out
+
+
+def read_peft(adapter_dir):
+    """(config dict, {tensor name: float32 array}) of a PEFT adapter directory."""
+    from safetensors.numpy import load_file
+    cfg = json.load(open(os.path.join(adapter_dir, "adapter_config.json")))
+    return cfg, load_file(os.path.join(adapter_dir, "adapter_model.safetensors"))
+
+
+def peft_scale(cfg):
+    r, alpha = cfg["r"], cfg["lora_alpha"]
+    return alpha / r ** 0.5 if cfg.get("use_rslora") else alpha / r
+
+
+def run_measured(args):
+    """Runs medtune and returns (stderr text, its own peak RSS in MiB) via wait4."""
+    import tempfile
+    with tempfile.TemporaryFile("w+") as err:
+        p = subprocess.Popen([medtune_bin()] + args, stdout=subprocess.DEVNULL, stderr=err)
+        _, status, usage = os.wait4(p.pid, 0)
+        p.returncode = os.waitstatus_to_exitcode(status)
+        err.seek(0)
+        text = err.read()
+    if p.returncode != 0:
+        fail(f"medtune {' '.join(args)} exited {p.returncode}\n{text[-3000:]}")
+    return text, usage.ru_maxrss / 1024.0
