@@ -11,6 +11,7 @@
 
 #include "checkpoints/peft.h"
 #include "common/error.h"
+#include "common/fileio.h"
 #include "data_prep/tokenizer.h"
 #include "eval/mcq.h"
 #include "eval/perplexity.h"
@@ -118,6 +119,7 @@ static int parse_args(int argc, char **argv, eval_args *a) {
     }
     if (!a->model) return cli_usage_error("eval", "MODEL missing");
     if (!a->shards == !a->mcq) return cli_usage_error("eval", "give one of --shards DIR or --mcq FILE");
+    if (a->out && a->shards) return cli_usage_error("eval", "--out is for --mcq");
     if (strcmp(a->split, "val") && strcmp(a->split, "train"))
         return cli_usage_error("eval", "--split is val or train, got '%s'", a->split);
     return 0;
@@ -169,6 +171,19 @@ static int run_perplexity(const eval_args *a, const model *m, const lora_adapter
                (long long)r.tokens);
         printf("loss %.6f  ppl %.4f  (%.1f s)\n", r.loss, r.ppl, secs);
     }
+    return 0;
+}
+
+// Fails before a long evaluation when --out could not be written at its end.
+static int out_dir_check(const char *out) {
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", out);
+    char *slash = strrchr(dir, '/');
+    if (!slash) return 0;
+    if (slash == dir) slash[1] = '\0';
+    else *slash = '\0';
+    if (!path_is_dir(dir)) return err_set("%s: the directory %s does not exist", out, dir);
+    if (access(dir, W_OK)) return err_set("%s: the directory %s is not writable", out, dir);
     return 0;
 }
 
@@ -245,6 +260,7 @@ int cmd_eval(int argc, char **argv) {
     if (rc) return rc;
     mcq_format f = MCQ_PUBMEDQA;
     mcq_set s = {0};
+    if (a.out && out_dir_check(a.out)) return cli_fail();
     if (a.mcq && read_mcq(&a, &f, &s)) return cli_fail();
     model m;
     tokenizer *tok = NULL;

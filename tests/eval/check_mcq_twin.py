@@ -3,11 +3,42 @@ sample of items of each benchmark, every choice's summed log-likelihood within 1
 continuation token counts, gold answers, predictions and the reported accuracy. Prompts and
 tokenization are rebuilt independently here (json/csv modules, HF tokenizers)."""
 import json
+import math
 import os
+import statistics
 
 from evref import (Scorer, dataset_paths, env, fail, read_items, run, shared_dir, work_dir)
 
 TOL = 1e-3
+
+
+def wilson_by_bisection(k, n, z=1.959963984540054):
+    """The interval of p where the score test |k/n - p| <= z sqrt(p (1 - p) / n) holds, found
+    numerically (not from the closed form medtune uses)."""
+    ph = k / n
+
+    def inside(p):
+        return (ph - p) ** 2 <= z * z * p * (1 - p) / n
+
+    def edge(a, b):  # a inside, b outside
+        for _ in range(200):
+            m = (a + b) / 2
+            a, b = (m, b) if inside(m) else (a, m)
+        return a
+
+    lo = 0.0 if inside(0.0) else edge(ph, 0.0)
+    hi = 1.0 if inside(1.0) else edge(ph, 1.0)
+    return lo, hi
+
+
+def check_stats(label, summary, correct, correct_norm, n):
+    for key, err_key, k in (("ci95", "stderr", correct), ("ci95_norm", "stderr_norm", correct_norm)):
+        ref = wilson_by_bisection(k, n)
+        if max(abs(a - b) for a, b in zip(summary[key], ref)) > 1e-9:
+            fail(f"{label}: {key} {summary[key]}, score-test interval {ref}")
+        se = statistics.stdev([1.0] * k + [0.0] * (n - k)) / math.sqrt(n) if n > 1 else 0.0
+        if abs(summary[err_key] - se) > 1e-12:
+            fail(f"{label}: {err_key} {summary[err_key]}, expected {se}")
 
 
 def check(label, model, fmt, path, limit, work, extra=(), add_special=False, scorer=None):
@@ -54,6 +85,7 @@ def check(label, model, fmt, path, limit, work, extra=(), add_special=False, sco
             abs(summary["accuracy_norm"] - correct_norm / n) > 1e-12:
         fail(f"{label}: accuracy {summary['accuracy']}/{summary['accuracy_norm']}, "
              f"items say {correct / n}/{correct_norm / n}")
+    check_stats(label, summary, correct, correct_norm, n)
     trunc = sum(1 for g in got if g["truncated"] > 0)
     print(f"{label}: {n} items, max |ll diff| {worst:.2e}, acc {summary['accuracy']:.3f}, "
           f"acc_norm {summary['accuracy_norm']:.3f}, truncated {trunc}")

@@ -1,0 +1,9 @@
+# medtune eval: benchmark readers against Python's json/csv, MCQ log-likelihoods and perplexity
+# against the PyTorch twin, and the refusals of bad input.
+medtune_add_test(NAME eval_readers
+  COMMAND ${MEDTUNE_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/eval/check_readers.py LABELS eval)
+foreach(check mcq_twin perplexity refusals)
+  medtune_add_test(NAME eval_${check}
+    COMMAND ${MEDTUNE_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/eval/check_${check}.py
+    LABELS eval)
+endforeach()

@@ -1,0 +1,85 @@
+"""medtune eval --shards against the PyTorch twin: the mean NLL over the trained targets of the
+same windows (read from the shard files independently of medtune) within 1e-4, the same target
+and window counts, with and without a LoRA adapter, all windows or evenly spaced ones."""
+import json
+import math
+import os
+import sys
+
+import torch
+
+from evref import HERE, fail, run, shared_dir, work_dir
+
+sys.path.insert(0, os.path.join(HERE, "..", "train"))
+from common import prep_pubmed, read_split_words, stream_windows, write_json  # noqa: E402
+from llama import Twin, lora_init  # noqa: E402
+from model_io import load_model  # noqa: E402
+from safetensors.torch import save_file  # noqa: E402
+
+TOL = 1e-4
+T = 64
+
+
+def twin_nll(twin, windows):
+    """(summed NLL, targets) over windows [(tokens, targets)] in fp64 sums of fp32 logits."""
+    total, count = 0.0, 0
+    for toks, tg in windows:
+        tokens = torch.tensor([toks])
+        with torch.no_grad():
+            logits = twin.forward(tokens, torch.arange(T)[None], torch.zeros(1, T, dtype=torch.int64))[0]
+        targets = torch.tensor(tg)
+        keep = targets >= 0
+        logp = torch.log_softmax(logits[keep].double(), dim=-1)
+        total -= logp.gather(1, targets[keep][:, None]).sum().item()
+        count += int(keep.sum())
+    return total, count
+
+
+def check(label, args, twin, windows):
+    got = json.loads(run(args + ["--json"]).stdout)
+    total, count = twin_nll(twin, windows)
+    loss = total / count
+    if got["tokens"] != count or got["windows"] != len(windows):
+        fail(f"{label}: medtune counted {got['tokens']} targets in {got['windows']} windows, "
+             f"twin {count} in {len(windows)}")
+    if abs(got["loss"] - loss) > TOL or abs(got["ppl"] - math.exp(got["loss"])) > 1e-9 * got["ppl"]:
+        fail(f"{label}: loss {got['loss']:.7f} ppl {got['ppl']:.5f}, twin loss {loss:.7f}")
+    print(f"{label}: {count} targets in {len(windows)} windows, loss {got['loss']:.6f} "
+          f"(twin {loss:.6f}, diff {abs(got['loss'] - loss):.1e}), ppl {got['ppl']:.3f}")
+
+
+def main():
+    shared = shared_dir()
+    model = os.path.join(shared, "models", "tinystories-656k")
+    work = work_dir("perplexity")
+    shards = prep_pubmed(shared, os.path.join(work, "shards"), model, val_fraction=0.2)
+    cfg, weights = load_model(model)
+    base = Twin(cfg, weights, {}, 1.0)
+
+    val = stream_windows(read_split_words(shards, "val")[0], T)
+    train = stream_windows(read_split_words(shards, "train")[0], T)
+    cmd = ["eval", model, "--shards", shards, "--seq-len", str(T)]
+    check("val, all windows, batch 3", cmd + ["--batch", "3"], base, val)
+    n = 7
+    check("val, 7 evenly spaced windows", cmd + ["--max-windows", str(n)], base,
+          [val[k * len(val) // n] for k in range(n)])
+    check("train, 5 windows", cmd + ["--split", "train", "--max-windows", "5", "--batch", "2"],
+          base, [train[k * len(train) // 5] for k in range(5)])
+
+    r, alpha = 4, 8.0
+    targets = ["q_proj", "v_proj", "down_proj"]
+    lora = lora_init(cfg, r, targets, seed=3, b_std=0.05)
+    adapter = os.path.join(work, "adapter")
+    os.makedirs(adapter)
+    save_file({k: v.detach().contiguous() for k, v in lora.items()},
+              os.path.join(adapter, "adapter_model.safetensors"), metadata={"format": "pt"})
+    write_json(os.path.join(adapter, "adapter_config.json"),
+               {"peft_type": "LORA", "task_type": "CAUSAL_LM", "r": r, "lora_alpha": alpha,
+                "lora_dropout": 0.1, "target_modules": targets, "bias": "none",
+                "use_rslora": False, "fan_in_fan_out": False})
+    check("val with a LoRA adapter", cmd + ["--adapter", adapter], Twin(cfg, weights, lora, alpha / r), val)
+    print("OK")
+
+
+if __name__ == "__main__":
+    main()

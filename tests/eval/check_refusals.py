@@ -1,0 +1,102 @@
+"""Bad input to medtune eval: one line "medtune: error: ..." on stderr, nothing on stdout and
+exit 1 (or exit 2 for usage errors), never a crash."""
+import json
+import os
+import sys
+
+from evref import HERE, dataset_paths, fail, run, shared_dir, work_dir
+
+sys.path.insert(0, os.path.join(HERE, "..", "train"))
+from common import prep_pubmed  # noqa: E402
+from llama import lora_init  # noqa: E402
+from model_io import load_model  # noqa: E402
+from safetensors.torch import save_file  # noqa: E402
+
+
+def refused(label, args, want, code=1):
+    p = run(args, expect=None)
+    lines = p.stderr.strip().splitlines()
+    if p.returncode != code:
+        fail(f"{label}: exit {p.returncode}, expected {code}\nstderr: {p.stderr[-1500:]}")
+    if code == 1 and (len(lines) != 1 or not lines[0].startswith("medtune: error: ") or p.stdout):
+        fail(f"{label}: expected one error line and no output, got stderr {p.stderr!r} "
+             f"stdout {p.stdout[:300]!r}")
+    if want not in p.stderr:
+        fail(f"{label}: {want!r} not in {p.stderr.strip()!r}")
+    print(f"{label}: {lines[0]}")
+
+
+def main():
+    shared = shared_dir()
+    paths = dataset_paths(shared)
+    models = os.path.join(shared, "models")
+    model = os.path.join(models, "stories260K")
+    work = work_dir("refusals")
+
+    def write(name, text):
+        path = os.path.join(work, name)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    refused("unknown format", ["eval", model, "--mcq", paths["medqa"], "--format", "usmle"],
+            "unknown format")
+    refused("malformed file", ["eval", model, "--mcq", write("bad.jsonl", "{oops\n[1,2]\n"),
+                               "--format", "medqa"], "bad.jsonl: no valid medqa record (2 malformed")
+    refused("empty file", ["eval", model, "--mcq", write("empty.jsonl", ""), "--format", "medmcqa"],
+            "empty.jsonl: no medmcqa record")
+    refused("broken JSON", ["eval", model, "--mcq", write("pq.json", '{"1": {"QUESTION": "q",\n'),
+                            "--format", "pubmedqa"], "pq.json:1:24: not valid JSON")
+    refused("undetectable format", ["eval", model, "--mcq", write("x.txt", "hello\n")],
+            "give --format")
+    refused("missing file", ["eval", model, "--mcq", os.path.join(work, "nope.jsonl"),
+                             "--format", "medqa"], "nope.jsonl")
+    refused("gold with medqa", ["eval", model, "--mcq", paths["medqa"], "--format", "medqa",
+                                "--gold", paths["medqa"]], "PubMedQA only")
+    pq = os.path.join(shared, "data", "pubmedqa")
+    refused("gold PMID absent", ["eval", model, "--mcq", paths["pubmedqa"], "--gold",
+                                 write("gold.json", json.dumps({"1": "yes"}))], "PMID 1 is not in")
+    os.makedirs(os.path.join(work, "no_csv"))
+    refused("MMLU dir without csv", ["eval", model, "--mcq", os.path.join(work, "no_csv"),
+                                     "--format", "mmlu"], "no .csv file")
+    refused("unwritable --out", ["eval", model, "--mcq", paths["medqa"], "--limit", "1", "--out",
+                                 os.path.join(work, "missing_dir", "r.jsonl")], "missing_dir")
+    refused("not an adapter", ["eval", model, "--adapter", os.path.join(models, "tinystories-656k"),
+                               "--mcq", paths["pubmedqa"], "--limit", "1"], "adapter_config.json")
+    other = os.path.join(models, "tinystories-656k")
+    cfg, _ = load_model(other)
+    lora = lora_init(cfg, 2, ["q_proj"], seed=1)
+    adapter = os.path.join(work, "adapter_656k")
+    os.makedirs(adapter)
+    save_file({k: v.detach().contiguous() for k, v in lora.items()},
+              os.path.join(adapter, "adapter_model.safetensors"), metadata={"format": "pt"})
+    with open(os.path.join(adapter, "adapter_config.json"), "w") as f:
+        json.dump({"peft_type": "LORA", "task_type": "CAUSAL_LM", "r": 2, "lora_alpha": 4,
+                   "target_modules": ["q_proj"]}, f)
+    refused("adapter of another model", ["eval", model, "--adapter", adapter, "--mcq",
+                                         paths["pubmedqa"], "--limit", "1"], "adapter_model.safetensors")
+
+    shards = prep_pubmed(shared, os.path.join(work, "shards"), model)
+    refused("tokenizer mismatch", ["eval", other, "--shards", shards], "different tokenizer")
+    refused("no shards", ["eval", model, "--shards", work], "manifest.json")
+    refused("window longer than the split", ["eval", model, "--shards", shards, "--seq-len",
+                                             "1000000"], "not one window")
+
+    refused("usage: both modes", ["eval", model, "--shards", shards, "--mcq", paths["medqa"]],
+            "one of --shards", code=2)
+    refused("usage: bad split", ["eval", model, "--shards", shards, "--split", "test"],
+            "--split", code=2)
+    refused("usage: bad number", ["eval", model, "--shards", shards, "--batch", "0"],
+            "--batch", code=2)
+    refused("usage: missing value", ["eval", model, "--mcq"], "needs a value", code=2)
+    p = run(["eval", "--help"])
+    for opt in ("--adapter", "--shards", "--split", "--seq-len", "--batch", "--max-windows",
+                "--json", "--mcq", "--format", "--gold", "--limit", "--max-len", "--add-special",
+                "--out"):
+        if opt not in p.stdout:
+            fail(f"--help does not list {opt}")
+    print("OK")
+
+
+if __name__ == "__main__":
+    main()
