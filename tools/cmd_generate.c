@@ -3,6 +3,7 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,16 +34,19 @@ static const char USAGE[] =
     "  --top-p P          nucleus sampling: keep the most probable tokens up to mass P,\n"
     "                     in (0, 1] (default: 1 = off)\n"
     "  --seed S           random seed for sampling (default: 42)\n"
-    "  --json             print one JSON object at the end instead of streaming:\n"
-    "                     {text, prompt_ids, ids, stop, prompt_tokens, new_tokens,\n"
-    "                     prefill_seconds, decode_seconds, tokens_per_s}\n"
+    "  --threads N        CPU threads (default: OMP_NUM_THREADS, else all cores); on a busy\n"
+    "                     machine 1 can be faster (a decode step synchronises threads often)\n"
+    "  --json             print one JSON object at the end instead of streaming (default:\n"
+    "                     off): {text, prompt_ids, ids, stop, prompt_tokens, new_tokens,\n"
+    "                     positions_computed, prefill_seconds, decode_seconds, tokens_per_s}\n"
     "  --stats            after the text, print prompt/new tokens and tokens/s to stderr\n"
+    "                     (default: off)\n"
     "Generation stops at any EOS id of the model or tokenizer, the chat template's\n"
     "end-of-turn token (--chat), --max-new, or the end of the model's context.\n";
 
 typedef struct {
     const char *model, *adapter, *prompt, *chat, *system, *template_name;
-    const char *max_new, *temperature, *top_p, *seed;
+    const char *max_new, *temperature, *top_p, *seed, *threads;
     int json, stats;
 } gen_args;
 
@@ -56,7 +60,7 @@ static int parse_args(int argc, char **argv, gen_args *a) {
         {"--adapter", &a->adapter},   {"--prompt", &a->prompt},       {"--chat", &a->chat},
         {"--system", &a->system},     {"--template", &a->template_name},
         {"--max-new", &a->max_new},   {"--temperature", &a->temperature},
-        {"--top-p", &a->top_p},       {"--seed", &a->seed},
+        {"--top-p", &a->top_p},       {"--seed", &a->seed},           {"--threads", &a->threads},
     };
     for (int i = 1; i < argc; i++) {
         const char *s = argv[i];
@@ -119,6 +123,10 @@ static int parse_options(const gen_args *a, generate_options *o) {
     if (a->temperature && parse_float("--temperature", a->temperature, 0.0f, 1e6f, 0, &o->temperature))
         return -1;
     if (a->top_p && parse_float("--top-p", a->top_p, 0.0f, 1.0f, 1, &o->top_p)) return -1;
+    if (a->threads) {
+        if (parse_int("--threads", a->threads, 1, 1024, &v)) return -1;
+        omp_set_num_threads((int)v);
+    }
     if (a->seed) {
         char *end;
         errno = 0;
