@@ -25,7 +25,8 @@ int dir_is_checkpoint(const char *dir) { return dir_has(dir, "state.h5"); }
 int dir_is_run(const char *dir) {
     char p[4096];
     if (path_join(p, sizeof p, dir, "adapter")) return 0;
-    return dir_has(dir, "checkpoints/latest") || dir_is_peft_adapter(p);
+    return dir_has(dir, "config.json") &&
+           (dir_has(dir, "checkpoints/latest") || dir_is_peft_adapter(p));
 }
 
 int base_model_config(const char *path, model_config *cfg) {
@@ -146,7 +147,7 @@ int export_source_load(export_source *s, const char *path, const char *model) {
         } else {
             snprintf(s->path, sizeof s->path, "%s/adapter", path);
             s->kind = EXPORT_SOURCE_ADAPTER;
-            rc = load_adapter(s, model, path_exists(cfg) ? cfg : NULL);
+            rc = load_adapter(s, model, cfg);
         }
     } else {
         return err_set("%s: not a checkpoint (state.h5), run directory (checkpoints/latest) or "

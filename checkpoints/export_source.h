@@ -32,7 +32,8 @@ void export_source_free(export_source *s);
 // The config of a Hugging Face model directory or .gguf file without reading its weights.
 int base_model_config(const char *path, model_config *cfg);
 
-// True when dir holds adapter_config.json / state.h5 / a run (checkpoints/latest or adapter/).
+// True when dir holds adapter_config.json / state.h5 / a run (config.json with
+// checkpoints/latest or adapter/).
 int dir_is_peft_adapter(const char *dir);
 int dir_is_checkpoint(const char *dir);
 int dir_is_run(const char *dir);

@@ -11,3 +11,15 @@ endforeach()
 # float64 twin of SmolLM2 as the reference: about a minute.
 medtune_add_test(NAME export_merge_smollm2
   COMMAND ${MEDTUNE_PYTHON} ${EXPORT_PY}/check_merge.py smollm2 LABELS export python slow)
+foreach(case llama qwen2 smollm2)
+  medtune_add_test(NAME export_gguf_adapter_${case}
+    COMMAND ${MEDTUNE_PYTHON} ${EXPORT_PY}/check_gguf_adapter.py ${case} LABELS export python)
+endforeach()
+foreach(case tinystories reverse refusals)
+  medtune_add_test(NAME export_peft_${case}
+    COMMAND ${MEDTUNE_PYTHON} ${EXPORT_PY}/check_peft.py ${case} LABELS export python)
+endforeach()
+medtune_add_test(NAME export_peft_smollm2
+  COMMAND ${MEDTUNE_PYTHON} ${EXPORT_PY}/check_peft.py smollm2 LABELS export python slow)
+medtune_add_test(NAME export_cli
+  COMMAND ${MEDTUNE_PYTHON} ${EXPORT_PY}/check_cli.py LABELS export python cli)
