@@ -14,19 +14,19 @@ static int printable_byte(int b) {
     return (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
 }
 
-int32_t tok_byte_to_cp(uint8_t b) {
-    if (printable_byte(b)) return b;
-    int n = 0;
-    for (int i = 0; i < b; i++) n += !printable_byte(i);
-    return 256 + n;
+// Code points U+0000..U+0143 back to bytes (-1: not in the alphabet), built once.
+static int16_t cp_byte[324];
+static pthread_once_t cp_byte_once = PTHREAD_ONCE_INIT;
+
+static void cp_byte_init(void) {
+    for (int i = 0; i < 324; i++) cp_byte[i] = -1;
+    int n = 256;
+    for (int b = 0; b < 256; b++) cp_byte[printable_byte(b) ? b : n++] = (int16_t)b;
 }
 
 int tok_cp_to_byte(int32_t cp) {
-    if (cp < 256) return printable_byte(cp) ? cp : -1;
-    int n = 256;
-    for (int b = 0; b < 256; b++)
-        if (!printable_byte(b) && n++ == cp) return b;
-    return -1;
+    pthread_once(&cp_byte_once, cp_byte_init);
+    return cp >= 0 && cp < 324 ? cp_byte[cp] : -1;
 }
 
 // ---- string -> id map ---------------------------------------------------------------------

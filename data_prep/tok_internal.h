@@ -218,8 +218,7 @@ int tok_bpe_encode_word(const tok_bpe *b, tok_scratch *sc, const char *w, size_t
                         id_vec *out);
 void tok_bpe_free(tok_bpe *b);
 
-// Byte-level alphabet (GPT-2's bytes_to_unicode): byte -> code point and back (-1: not mapped).
-int32_t tok_byte_to_cp(uint8_t b);
+// Byte-level alphabet (GPT-2's bytes_to_unicode): code point -> byte (-1: not in it).
 int tok_cp_to_byte(int32_t cp);
 
 // ---- added tokens -------------------------------------------------------------------------
