@@ -80,7 +80,13 @@ class Twin:
 
     def __init__(self, cfg, weights, lora, scale, dtype=torch.float32):
         self.cfg = cfg
-        self.w = {k: v.to(dtype).requires_grad_(False) for k, v in weights.items()}
+        # Converted once per distinct tensor, so a tied embedding stays one tensor.
+        converted = {}
+        self.w = {}
+        for k, v in weights.items():
+            if id(v) not in converted:
+                converted[id(v)] = v.to(dtype).requires_grad_(False)
+            self.w[k] = converted[id(v)]
         self.lora = lora
         self.scale = scale
         self.dtype = dtype

@@ -91,6 +91,9 @@ def config_from_hf(conf, path="config.json"):
         "tie": bool(conf.get("tie_word_embeddings", arch != "qwen2")),
         "attention_bias": arch == "qwen2" or bool(conf.get("attention_bias", False)),
         "bos_token_id": conf.get("bos_token_id"),
+        # The twin attends over the whole sequence; run_case refuses longer ones than this.
+        "sliding_window": (conf.get("sliding_window")
+                           if arch == "mistral" or conf.get("use_sliding_window") else None),
     }
 
 
@@ -242,8 +245,8 @@ def gguf_tokenizer(path):
     types = _field(r, "tokenizer.ggml.token_type")
     pre = _field(r, "tokenizer.ggml.pre", "default")
     tok = Tokenizer(models.BPE(vocab={t: i for i, t in enumerate(tokens)}, merges=merges))
-    # Split patterns as llama.cpp's llama-vocab.cpp uses for each pre-tokenizer type.
-    gpt2_re = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)"
+    # Split patterns as llama.cpp's llama-vocab.cpp uses for each pre-tokenizer type;
+    # ByteLevel(use_regex=True) is the GPT-2 pattern, which smollm & co. precede by single digits.
     if pre in ("smollm", "starcoder", "refact", "codeshell"):
         tok.pre_tokenizer = pre_tokenizers.Sequence([
             pre_tokenizers.Digits(individual_digits=True),

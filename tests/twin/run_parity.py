@@ -11,6 +11,7 @@ PubMed abstract from $MEDTUNE_SHARED/data/pubmedqa into the work directory as th
 The twin's output is reused while the case, the model, the text and the twin's sources are
 unchanged (for real models also across build directories, via $MEDTUNE_CACHE/twin/). Exit code: test_parity's, or 77 (skip) when a needed input is absent.
 """
+import fcntl
 import hashlib
 import json
 import os
@@ -147,6 +148,12 @@ def main(argv):
     if not (os.path.exists(debug) and os.path.exists(stamp_file)
             and open(stamp_file).read() == stamp):
         shared = shared_copy(case, stamp)
+        lock = None
+        if shared:
+            # One build directory computes a real-model case; the others wait and copy it.
+            os.makedirs(os.path.dirname(shared), exist_ok=True)
+            lock = open(shared + ".lock", "w")
+            fcntl.flock(lock, fcntl.LOCK_EX)
         if shared and os.path.exists(shared):
             print(f"reusing {shared}")
             copy_atomic(shared, debug)
@@ -158,6 +165,8 @@ def main(argv):
                 fail(f"twin.py failed on case {name} (exit {rc})")
             if shared:
                 copy_atomic(debug, shared)
+        if lock:
+            lock.close()
         with open(stamp_file, "w") as fp:
             fp.write(stamp)
     else:

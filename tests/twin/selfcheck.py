@@ -130,7 +130,7 @@ def scalar_forward(cfg, w, lora, scale, tokens, positions, doc_ids):
                 b = lora[lora_name(i, t, "B")]
                 key = f"model.layers.{i}.{HF_PROJ[t]}.weight"
                 W[key] = W[key] + scale * (b.double().detach().numpy() @ a.double().detach().numpy())
-    C, H, KV, D = cfg["hidden_size"], cfg["n_heads"], cfg["n_kv_heads"], cfg["head_dim"]
+    H, KV, D = cfg["n_heads"], cfg["n_kv_heads"], cfg["head_dim"]
     eps = cfg["rms_norm_eps"]
     inv = scalar_inv_freq(cfg)
     sc = cfg["rope_scaling"]

@@ -14,10 +14,11 @@ import os
 import sys
 
 import torch
+from safetensors.torch import save_file
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from llama import TARGETS, Twin, lora_init, next_token_loss  # noqa: E402
-from model_io import load_model, load_tokenizer  # noqa: E402
+from model_io import ModelError, load_model, load_tokenizer  # noqa: E402
 
 CASE_KEYS = {"seed", "batch", "seq_len", "text_file", "mask_prefix", "doc_attention",
              "doc_lengths", "lora", "adam", "precision",
@@ -93,6 +94,8 @@ def window_tokens(case, cfg, model_path):
 def build_batch(case, cfg, model_path):
     """tokens, targets (-1 masked), positions, doc_ids, all [B, T] int64."""
     B, T = case["batch"], case["seq_len"]
+    if cfg.get("sliding_window") and T > cfg["sliding_window"]:
+        raise CaseError(f"seq_len {T} exceeds the model's sliding_window {cfg['sliding_window']}")
     w, info = window_tokens(case, cfg, model_path)
     tokens = w[:, :T].clone()
     targets = w[:, 1:].clone()
@@ -114,12 +117,13 @@ def build_batch(case, cfg, model_path):
 
 
 def run_case(cfg, weights, case, tokens, targets, positions, doc_ids):
-    """Returns dict of the debug tensors (without the batch)."""
+    """Returns dict of the debug tensors (without the batch). Consumes `weights`."""
     lc, ac = case["lora"], case["adam"]
     dtype = PRECISIONS[case["precision"]]
     lora = lora_init(cfg, lc["r"], lc["targets"], case["seed"], dtype=dtype)
     init = {k: v.detach().to(torch.float32, copy=True) for k, v in lora.items()}
     model = Twin(cfg, weights, lora, lc["scale"], dtype=dtype)
+    weights.clear()  # the model holds its own (possibly float64) copies
     params = list(lora.values())
     opt = torch.optim.AdamW(params, lr=ac["lr"], betas=(ac["beta1"], ac["beta2"]),
                             eps=ac["eps"], weight_decay=ac["weight_decay"])
@@ -154,8 +158,6 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    from safetensors.torch import save_file
-    from model_io import ModelError
     try:
         with open(args.case) as fp:
             case = resolve_case(json.load(fp), args.case)
