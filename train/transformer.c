@@ -10,8 +10,9 @@
 #include "train/ops.h"
 
 // Rows of logits materialised at once: the [N, V] logits of a whole batch are never stored
-// during training; each chunk is turned into its gradient and consumed immediately.
-#define LOGITS_CHUNK_FLOATS (1 << 23)
+// during training; each chunk is turned into its gradient and consumed immediately. Large
+// chunks matter: every chunk re-packs the whole lm_head inside sgemm (twice).
+#define LOGITS_CHUNK_FLOATS (1 << 25)
 
 static int imax(int a, int b) { return a > b ? a : b; }
 
