@@ -197,24 +197,21 @@ int cmd_generate(int argc, char **argv) {
     }
     lora_adapter ad = {0};
     int have_adapter = 0;
-    char *chat_prompt = NULL;
     int rc = generate_options_stop_at_eos(&opt, &m, tok);
     if (!rc && a.adapter) {
         rc = peft_adapter_load(a.adapter, &m.cfg, &ad);
         have_adapter = !rc;
     }
-    if (!rc && a.chat) {
-        int32_t eot = -1;
-        rc = generate_chat_prompt(tok, a.template_name ? a.template_name : "auto", a.system, a.chat,
-                                  &chat_prompt, &eot);
-        if (rc) err_prefix("%s", a.model);
-        if (!rc) rc = generate_options_add_stop(&opt, eot);
-        opt.add_special = 0;
-    }
     generate_result res = {0};
-    if (!rc)
-        rc = generate_text(&m, have_adapter ? &ad : NULL, tok, chat_prompt ? chat_prompt : a.prompt,
-                           &opt, a.json ? NULL : stream_piece, NULL, &res);
+    const lora_adapter *lora = have_adapter ? &ad : NULL;
+    generate_piece_fn stream = a.json ? NULL : stream_piece;
+    if (!rc && a.chat) {
+        rc = generate_chat(&m, lora, tok, a.template_name ? a.template_name : "auto", a.system,
+                           a.chat, &opt, stream, NULL, &res);
+        if (rc) err_prefix("%s", a.model);
+    } else if (!rc) {
+        rc = generate_text(&m, lora, tok, a.prompt, &opt, stream, NULL, &res);
+    }
     if (!rc) {
         if (a.json) rc = print_json(&res);
         else if (res.text_len == 0 || res.text[res.text_len - 1] != '\n') putchar('\n');
@@ -225,7 +222,6 @@ int cmd_generate(int argc, char **argv) {
     }
     if (!rc && fflush(stdout) != 0) rc = err_set("stdout: write failed");
     generate_result_free(&res);
-    free(chat_prompt);
     if (have_adapter) lora_adapter_free(&ad);
     tokenizer_free(tok);
     model_free(&m);

@@ -158,4 +158,11 @@ int generate_text(const model *m, const lora_adapter *lora, const tokenizer *tok
 int generate_chat_prompt(const tokenizer *tok, const char *template_name, const char *system,
                          const char *user, char **prompt, int32_t *end_of_turn);
 
+// One chat turn: generate_chat_prompt, then generate_text without adding BOS and with the
+// end-of-turn token added to o's stop ids. This is `medtune generate --chat`.
+int generate_chat(const model *m, const lora_adapter *lora, const tokenizer *tok,
+                  const char *template_name, const char *system, const char *user_msg,
+                  const generate_options *o, generate_piece_fn on_piece, void *user,
+                  generate_result *res);
+
 #endif

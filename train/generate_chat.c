@@ -54,3 +54,19 @@ int generate_chat_prompt(const tokenizer *tok, const char *template_name, const 
     chat_template_free(&tpl);
     return rc;
 }
+
+int generate_chat(const model *m, const lora_adapter *lora, const tokenizer *tok,
+                  const char *template_name, const char *system, const char *user_msg,
+                  const generate_options *o, generate_piece_fn on_piece, void *user,
+                  generate_result *res) {
+    memset(res, 0, sizeof *res);
+    char *prompt;
+    int32_t eot;
+    if (generate_chat_prompt(tok, template_name, system, user_msg, &prompt, &eot)) return -1;
+    generate_options chat = *o;
+    chat.add_special = 0;
+    int rc = generate_options_add_stop(&chat, eot);
+    if (!rc) rc = generate_text(m, lora, tok, prompt, &chat, on_piece, user, res);
+    free(prompt);
+    return rc;
+}
