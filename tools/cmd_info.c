@@ -155,7 +155,9 @@ static void print_help(void) {
     printf("usage: medtune info PATH [--json]\n\n"
            "Describes PATH: a model (Hugging Face directory or .gguf file): architecture,\n"
            "dimensions, rope, tied embeddings, parameter count, source dtypes, tokenizer kind\n"
-           "and the bytes its fp32 weights take in memory.\n\n"
+           "and the bytes its fp32 weights take in memory. A PEFT adapter directory: r,\n"
+           "alpha, scale, targets, tensors, parameters. A checkpoint (or run directory: its\n"
+           "latest checkpoint): step, tokens seen, config summary and its adapter.\n\n"
            "options:\n"
            "  --json      print one JSON object instead of text\n"
            "  -h, --help  show this help\n");
