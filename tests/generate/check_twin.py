@@ -88,7 +88,7 @@ def smollm2_chat():
     prompt = tok.encode(text, add_special_tokens=False).ids
     stop = {eos, tokens.index("<|im_end|>")}
 
-    max_new = 40
+    max_new = 32
     res = medtune(["generate", path, "--chat", QUESTION, "--max-new", str(max_new), "--json"])
     if res["prompt_ids"] != prompt:
         fail(f"prompt ids differ from jinja2 + tokenizers:\n{res['prompt_ids']}\n{prompt}\n{text!r}")
