@@ -8,13 +8,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 args=("$@")
 export OMP_NUM_THREADS=2
-# medtune runs with PASSIVE unless told otherwise (tools/medtune.c); the benchmark binary too.
-export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 py=.venv/bin/python
 [ -x "$py" ] || py=python3
 jemalloc=$(ls /usr/lib/*/libjemalloc.so.2 2>/dev/null | head -n 1 || true)
 
-medtune=$(build/bench_train "${args[@]}")
+# medtune runs with OMP_WAIT_POLICY=PASSIVE unless told otherwise (tools/medtune.c).
+medtune=$(OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE} build/bench_train "${args[@]}")
 torch_default=$($py bench/bench_torch_lora.py --threads 2 "${args[@]}")
 torch_tuned="{}"
 if [ -n "$jemalloc" ]; then
