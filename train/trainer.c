@@ -161,14 +161,11 @@ static int restore(trainer *t) {
     }
     cJSON_Delete(json);
     if (!rc) {
-        free(t->st.config_json);
         t->st.step = saved.step;
         t->st.tokens_seen = saved.tokens_seen;
         t->st.elapsed_s = saved.elapsed_s;
         t->st.cursor = saved.cursor;
         t->st.dropout_counter = saved.dropout_counter;
-        t->st.config_json = saved.config_json;
-        saved.config_json = NULL;
     }
     train_state_free(&saved);
     return rc;
@@ -365,8 +362,8 @@ static int write_resolved_config(trainer *t) {
     char path[4400];
     snprintf(path, sizeof path, "%s/config.json", t->tc->out_dir);
     int rc = file_write_atomic(path, text, strlen(text));
-    if (!t->st.config_json) t->st.config_json = text;
-    else free(text);
+    free(t->st.config_json);
+    t->st.config_json = text;  // checkpoints store the config the run continues with
     return rc;
 }
 
