@@ -433,6 +433,10 @@ int trainer_run(const train_config *tc, int resume) {
                 resume ? ", resumed" : "");
         if (resume)
             fprintf(stderr, "medtune: resuming at step %lld\n", (long long)t.st.step);
+        if (tc->eval_every > 0 && t.n_val_windows == 0)
+            fprintf(stderr, "medtune: warning: %s: the val split has no window of %d tokens; "
+                            "no evaluation\n",
+                    t.val.dir, tc->seq_len + 1);
         rc = run_loop(&t);
     }
     trainer_free(&t);
