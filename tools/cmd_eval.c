@@ -197,24 +197,24 @@ static int read_mcq(const eval_args *a, mcq_format *f, mcq_set *s) {
     return 0;
 }
 
-static int run_mcq(const eval_args *a, mcq_format f, mcq_set *sp, const model *m,
+static int run_mcq(const eval_args *a, mcq_format f, const mcq_set *s, const model *m,
                    const lora_adapter *lora, const tokenizer *tok) {
-    mcq_set s = *sp;
     mcq_options o = {a->max_len, a->add_special, isatty(2)};
-    if (!o.max_len) o.max_len = m->cfg.max_position_embeddings > 1 ? m->cfg.max_position_embeddings : 2048;
-    mcq_result *res = calloc(s.n, sizeof *res);
+    if (!o.max_len)  // the harness's default too when a config gives no length
+        o.max_len = m->cfg.max_position_embeddings > 1 ? m->cfg.max_position_embeddings : 2048;
+    mcq_result *res = calloc(s->n, sizeof *res);
     double t0 = now_s();
     int rc = 0;
-    if (!res) rc = err_set("eval: out of memory for %zu results", s.n);
-    else rc = mcq_score(m, lora, tok, &s, &o, res);
-    if (!rc && a->out) rc = mcq_results_write(a->out, &s, res);
+    if (!res) rc = err_set("eval: out of memory for %zu results", s->n);
+    else rc = mcq_score(m, lora, tok, s, &o, res);
+    if (!rc && a->out) rc = mcq_results_write(a->out, s, res);
     if (rc) {
         free(res);
         return cli_fail();
     }
     double secs = now_s() - t0;
     mcq_summary sum;
-    mcq_summarize(&s, res, &sum);
+    mcq_summarize(s, res, &sum);
     if (a->json) {
         cJSON *j = cJSON_CreateObject();
         cJSON_AddStringToObject(j, "model", a->model);
@@ -232,14 +232,14 @@ static int run_mcq(const eval_args *a, mcq_format f, mcq_set *sp, const model *m
         cJSON_AddStringToObject(j, "interval", "wilson");
         cJSON_AddNumberToObject(j, "stderr", sum.stderr_acc);
         cJSON_AddNumberToObject(j, "stderr_norm", sum.stderr_norm);
-        cJSON_AddNumberToObject(j, "skipped", (double)s.n_skipped);
+        cJSON_AddNumberToObject(j, "skipped", (double)s->n_skipped);
         cJSON_AddNumberToObject(j, "truncated_items", (double)sum.truncated_items);
         cJSON_AddNumberToObject(j, "max_len", o.max_len);
         cJSON_AddNumberToObject(j, "seconds", secs);
         print_json(j);
     } else {
         printf("%s: %s, n=%zu items (%zu skipped, %zu truncated to %d tokens)\n",
-               mcq_format_name(f), a->mcq, sum.n, s.n_skipped, sum.truncated_items, o.max_len);
+               mcq_format_name(f), a->mcq, sum.n, s->n_skipped, sum.truncated_items, o.max_len);
         printf("acc       %.4f  (%zu/%zu)  95%% CI [%.4f, %.4f]\n", sum.acc, sum.correct, sum.n,
                sum.ci_lo, sum.ci_hi);
         printf("acc_norm  %.4f  (%zu/%zu)  95%% CI [%.4f, %.4f]\n", sum.acc_norm,
