@@ -23,6 +23,7 @@ static const command COMMANDS[] = {
     {"merge", cmd_merge, "fold a LoRA adapter into its base model (Hugging Face directory)"},
     {"tokenize", cmd_tokenize, "stdin lines -> JSON arrays of token ids (or back with --decode)"},
     {"generate", cmd_generate, "text from a model (+ adapter): greedy or sampled, raw prompt or chat"},
+    {"report", cmd_report, "RUN_DIR/report.html: loss/val/lr/speed charts, summary, config, data"},
 };
 
 int cli_fail(void) {
