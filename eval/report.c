@@ -283,6 +283,12 @@ int report_write(const char *run_dir, const char *out_path, report_result *res) 
     snprintf(metrics_path, sizeof metrics_path, "%s/metrics.jsonl", run_dir);
     snprintf(default_out, sizeof default_out, "%s/report.html", run_dir);
     if (!out_path) out_path = default_out;
+    char out_dir[4200];
+    snprintf(out_dir, sizeof out_dir, "%s", out_path);
+    char *slash = strrchr(out_dir, '/');
+    if (slash) *(slash == out_dir ? slash + 1 : slash) = '\0';
+    if (!path_is_dir(slash ? out_dir : "."))
+        return err_set("%s: cannot write the report: %s is not a directory", out_path, out_dir);
     report_metrics m;
     if (report_metrics_read(&m, metrics_path)) return -1;
     report_summary s;
