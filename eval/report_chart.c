@@ -43,6 +43,9 @@ static void axis_fit(axis *a, double lo, double hi, int target, int integer) {
     if (integer && a->step < 1) a->step = 1;
     a->lo = floor(lo / a->step) * a->step;
     a->hi = ceil(hi / a->step) * a->step;
+    // lo / step can round up to the next integer (1.9 / 0.02 = 95.00000000000001).
+    if (a->lo > lo) a->lo -= a->step;
+    if (a->hi < hi) a->hi += a->step;
     if (a->hi <= a->lo) a->hi = a->lo + a->step;
     a->n_ticks = (int)lround((a->hi - a->lo) / a->step) + 1;
     double big = fmax(fabs(a->lo), fabs(a->hi));

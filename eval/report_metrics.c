@@ -4,7 +4,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "common/error.h"
 #include "common/fileio.h"
@@ -24,60 +23,101 @@ static const char *scan_string(const char *p, char *out, size_t n) {
     size_t k = 0;
     for (p++; *p != '"'; p++) {
         if (!*p || (unsigned char)*p < 0x20) return NULL;
-        if (*p == '\\' && !*++p) return NULL;
-        if (out && k + 1 < n) out[k++] = *p;
+        char c = *p;
+        if (c == '\\') {
+            p++;
+            if (*p == 'u') {
+                for (int i = 1; i <= 4; i++)
+                    if (!isxdigit((unsigned char)p[i])) return NULL;
+                // Only ASCII matters (keys are compared with ASCII names); NUL stays visible.
+                unsigned long u = strtoul((char[5]){p[1], p[2], p[3], p[4], 0}, NULL, 16);
+                c = u > 0 && u < 0x80 ? (char)u : '?';
+                p += 4;
+            } else if (*p && strchr("\"\\/", *p)) {
+                c = *p;
+            } else if (*p && strchr("bfnrt", *p)) {
+                c = '?';
+            } else {
+                return NULL;
+            }
+        }
+        if (out && k + 1 < n) out[k++] = c;
     }
     if (out) out[k] = '\0';
     return p + 1;
 }
 
-// Skips a nested array or object (only unknown keys may hold one).
-static const char *scan_nested(const char *p) {
-    int depth = 0;
-    for (;;) {
-        if (!*p) return NULL;
-        if (*p == '"') {
-            if (!(p = scan_string(p, NULL, 0))) return NULL;
-            continue;
-        }
-        if (*p == '{' || *p == '[') depth++;
-        else if (*p == '}' || *p == ']') depth--;
-        p++;
-        if (depth == 0) return p;
-    }
-}
-
-static int match_word(const char *p, const char *w) {
+// JSON's literals are lowercase.
+static int match_literal(const char *p, const char *w) {
     size_t n = strlen(w);
-    return !strncasecmp(p, w, n) && !isalnum((unsigned char)p[n]);
+    return !strncmp(p, w, n) && !isalnum((unsigned char)p[n]);
 }
 
-// A JSON number, or a non-finite value as Python's json (NaN, Infinity) or printf (nan, inf)
-// writes it. Returns the position after it, or NULL.
+// A JSON number, or a non-finite value as Python's json (NaN, Infinity, -Infinity) or
+// printf (nan, -nan, inf, -inf) writes it. Returns the position after it, or NULL.
 static const char *scan_number(const char *p, double *out) {
     const char *s = p;
     int neg = *p == '-';
-    if (*p == '-' || *p == '+') p++;
-    if (match_word(p, "nan")) {
+    p += neg;
+    if (match_literal(p, "NaN") || match_literal(p, "nan")) {
         *out = NAN;
         return p + 3;
     }
-    if (match_word(p, "infinity") || match_word(p, "inf")) {
+    if (match_literal(p, "Infinity") || match_literal(p, "inf")) {
         *out = neg ? -INFINITY : INFINITY;
-        return p + (match_word(p, "inf") ? 3 : 8);
+        return p + (*p == 'I' ? 8 : 3);
     }
-    if (!isdigit((unsigned char)*p)) return NULL;
-    while (isdigit((unsigned char)*p) || *p == '.' || *p == 'e' || *p == 'E' || *p == '+' ||
-           *p == '-')
+    // JSON's grammar: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?
+    if (*p == '0') p++;
+    else if (isdigit((unsigned char)*p)) while (isdigit((unsigned char)*p)) p++;
+    else return NULL;
+    if (*p == '.') {
+        if (!isdigit((unsigned char)*++p)) return NULL;
+        while (isdigit((unsigned char)*p)) p++;
+    }
+    if (*p == 'e' || *p == 'E') {
         p++;
-    char buf[64];
+        if (*p == '+' || *p == '-') p++;
+        if (!isdigit((unsigned char)*p)) return NULL;
+        while (isdigit((unsigned char)*p)) p++;
+    }
+    char buf[512];
     size_t n = (size_t)(p - s);
     if (n >= sizeof buf) return NULL;
     memcpy(buf, s, n);
     buf[n] = '\0';
-    char *end;
-    *out = strtod(buf, &end);
-    return *end ? NULL : p;
+    *out = strtod(buf, NULL);
+    return p;
+}
+
+#define REPORT_MAX_DEPTH 64
+
+// Skips any JSON value (what unknown keys may hold), checking its syntax.
+static const char *scan_value(const char *p, int depth) {
+    double v;
+    p = skip_ws(p);
+    if (*p == '"') return scan_string(p, NULL, 0);
+    if (*p == '{' || *p == '[') {
+        const char close = *p == '{' ? '}' : ']';
+        if (depth >= REPORT_MAX_DEPTH) return NULL;
+        p = skip_ws(p + 1);
+        if (*p == close) return p + 1;
+        for (;;) {
+            if (close == '}') {
+                if (*p != '"' || !(p = scan_string(p, NULL, 0))) return NULL;
+                p = skip_ws(p);
+                if (*p++ != ':') return NULL;
+            }
+            if (!(p = scan_value(p, depth + 1))) return NULL;
+            p = skip_ws(p);
+            if (*p == close) return p + 1;
+            if (*p++ != ',') return NULL;
+            p = skip_ws(p);
+        }
+    }
+    if (match_literal(p, "true") || match_literal(p, "null")) return p + 4;
+    if (match_literal(p, "false")) return p + 5;
+    return scan_number(p, &v);
 }
 
 static int field_of(const char *key) {
@@ -86,10 +126,12 @@ static int field_of(const char *key) {
     return -1;
 }
 
-// Parses one line into `r`; 0 when it is a valid metrics line.
+// Parses one line into `r`; 0 when it is a valid metrics line. As in JSON parsers, a key
+// given twice takes its last value, so a bad value only counts if no later one replaces it.
 static int parse_line(const char *p, report_row *r) {
     memset(r, 0, sizeof *r);
     int has_step = 0;
+    uint32_t bad = 0;  // fields whose (last) value is not a number or null
     p = skip_ws(p);
     if (*p++ != '{') return -1;
     p = skip_ws(p);
@@ -100,42 +142,31 @@ static int parse_line(const char *p, report_row *r) {
         p = skip_ws(p);
         if (*p++ != ':') return -1;
         p = skip_ws(p);
-        int f = field_of(key);
-        int is_step = !strcmp(key, "step");
+        const int f = field_of(key), is_step = !strcmp(key, "step");
         double v;
-        const char *q;
-        if ((q = scan_number(p, &v))) {
-            if (is_step) {
-                if (!(v >= 0 && v <= 1e15 && v == floor(v))) return -1;
-                r->step = (int64_t)v;
-                has_step = 1;
-            } else if (f >= 0) {
+        const char *q = is_step || f >= 0 ? scan_number(p, &v) : NULL;
+        if (is_step) {
+            has_step = q && v >= 0 && v <= 1e15 && v == floor(v);
+            if (has_step) r->step = (int64_t)v;
+        } else if (f >= 0) {
+            const uint32_t bit = 1u << f;
+            r->present &= ~bit;
+            bad &= ~bit;
+            if (q) {
                 r->v[f] = v;
-                r->present |= 1u << f;
+                r->present |= bit;
+            } else if (!match_literal(p, "null")) {
+                bad |= bit;
             }
-            p = q;
-        } else if (match_word(p, "null")) {
-            if (is_step) return -1;
-            if (f >= 0) r->present &= ~(1u << f);
-            p += 4;
-        } else if (is_step || f >= 0) {
-            return -1;
-        } else if (*p == '"') {
-            if (!(p = scan_string(p, NULL, 0))) return -1;
-        } else if (*p == '{' || *p == '[') {
-            if (!(p = scan_nested(p))) return -1;
-        } else if (match_word(p, "true") || match_word(p, "false")) {
-            p += *p == 't' || *p == 'T' ? 4 : 5;
-        } else {
-            return -1;
         }
-        p = skip_ws(p);
+        if (!q && !(q = scan_value(p, 0))) return -1;
+        p = skip_ws(q);
         if (*p == '}') break;
         if (*p++ != ',') return -1;
         p = skip_ws(p);
     }
     p = skip_ws(p + 1);
-    return *p || !has_step || !r->present ? -1 : 0;
+    return *p || !has_step || bad || !r->present ? -1 : 0;
 }
 
 static int row_cmp(const void *a, const void *b) {

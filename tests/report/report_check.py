@@ -107,14 +107,14 @@ def check_self_contained(path, text, root):
 
 # ---- metrics.jsonl, read independently of medtune ----
 
-C_NONFINITE = re.compile(r'(?<=[:\s])(-?)(nan|inf)(?=[,}\s])')
+C_NONFINITE = re.compile(r'(?<=[:\s,\[])(-?)(nan|inf|NaN)(?=[,}\]\s])')
 
 
 def parse_metrics_line(line):
     """The row of a valid line, or None. Valid: a JSON object (NaN/Infinity as Python writes
     them, nan/inf as printf writes them) with an integer step >= 0, every known field a
     number or null, at least one known field present."""
-    fixed = C_NONFINITE.sub(lambda m: "NaN" if m.group(2) == "nan" else m.group(1) + "Infinity",
+    fixed = C_NONFINITE.sub(lambda m: m.group(1) + "Infinity" if m.group(2) == "inf" else "NaN",
                             line)
     try:
         d = json.loads(fixed)
@@ -122,25 +122,33 @@ def parse_metrics_line(line):
         return None
     if not isinstance(d, dict):
         return None
-    step = d.get("step")
-    if isinstance(step, bool) or not isinstance(step, (int, float)) or step < 0 or step != int(step):
+    def number(v):
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            return None
+        try:
+            return float(v)
+        except OverflowError:  # an integer literal beyond the double range, as strtod reads it
+            return math.inf if v > 0 else -math.inf
+
+    step = number(d.get("step"))
+    if step is None or not math.isfinite(step) or not 0 <= step <= 1e15 or step != int(step):
         return None
     row = {"step": int(step)}
     for f in FIELDS:
         if f not in d or d[f] is None:
             continue
-        v = d[f]
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
+        v = number(d[f])
+        if v is None:
             return None
-        row[f] = float(v)
+        row[f] = v
     return row if len(row) > 1 else None
 
 
 def read_metrics(path):
     rows, malformed, n_lines, replaced = {}, [], 0, 0
-    with open(path, encoding="utf-8", errors="replace") as f:
+    with open(path, encoding="utf-8", errors="replace", newline="\n") as f:
         for i, line in enumerate(f, 1):
-            if not line.strip():
+            if not line.strip(" \t\r\n"):
                 continue
             n_lines += 1
             r = parse_metrics_line(line)
@@ -388,8 +396,10 @@ def check_report(run_dir, total, out=None):
     warn = page.by_id("warn-malformed")
     if bool(malformed) != (warn is not None):
         fail(f"malformed lines {malformed}, warning shown: {warn is not None}")
-    if malformed and not all(str(n) in warn.text() for n in malformed[:8]):
-        fail(f"the malformed warning does not list lines {malformed}: {warn.text()}")
+    if malformed:
+        listed = [int(n) for n in re.findall(r"\d+", warn.text().split("(line", 1)[1].split(")")[0])]
+        if listed != malformed[:8]:
+            fail(f"the malformed warning lists lines {listed}, Python finds {malformed[:8]}")
     if bool(exp["nonfinite"]) != (page.by_id("warn-nonfinite") is not None):
         fail("the NaN/Inf warning must be shown exactly when there are non-finite values")
     if bool(replaced) != (page.by_id("warn-replaced") is not None):
