@@ -78,8 +78,8 @@ static void render_summary(report_buf *b, const report_metrics *m, const report_
         snprintf(text, sizeof text, "%lld / %lld (%.0f%%)", (long long)s->last_step,
                  (long long)total, 100.0 * (double)s->last_step / (double)total);
     else
-        snprintf(text, sizeof text, "%lld / ? (the config sets epochs, not steps)",
-                 (long long)s->last_step);
+        snprintf(text, sizeof text, "%lld / ? (%s)", (long long)s->last_step,
+                 config ? "the config sets epochs, not steps" : "no config.json");
     report_buf_printf(b, "<tr id=\"sum-steps\"><th>steps done / total</th><td data-value=\"%lld\" "
                          "data-total=\"%lld\">%s</td></tr>\n",
                       (long long)s->last_step, (long long)total, text);

@@ -7,7 +7,7 @@
 #define CHART_W 860.0
 #define CHART_H 300.0
 #define MARGIN_L 78.0
-#define MARGIN_R 18.0
+#define MARGIN_R 36.0
 #define MARGIN_T 30.0
 #define MARGIN_B 46.0
 
