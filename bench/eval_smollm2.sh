@@ -5,6 +5,7 @@
 # usage: bench/eval_smollm2.sh [BUILD_DIR] [OUT_DIR]
 # Item counts (0 = all): PUBMEDQA_LIMIT (default 0: the 500 official test PMIDs),
 # MEDQA_LIMIT (200), MEDMCQA_LIMIT (500), MMLU_LIMIT (50 per subject, 6 subjects).
+# ADAPTER=DIR scores the model with a LoRA adapter (e.g. a medtune run's adapter/).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 build="${1:-$root/build}"
@@ -22,7 +23,7 @@ run() {  # name, then eval arguments
     local name="$1"
     shift
     echo "eval_smollm2: $name ..." >&2
-    "$build/medtune" eval "$model" "$@" --json --out "$out/$name.jsonl" > "$out/$name.json"
+    "$build/medtune" eval "$model" ${ADAPTER:+--adapter "$ADAPTER"} "$@" --json --out "$out/$name.jsonl" > "$out/$name.json"
 }
 
 run pubmedqa --mcq "$data/pubmedqa/ori_pqal.json" --gold "$data/pubmedqa/test_ground_truth.json" \
