@@ -4,56 +4,22 @@ tasks, and harness-style log-likelihood scoring on the PyTorch twin (tests/twin)
 import csv
 import json
 import os
-import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "twin"))
 
-SKIP = 77
+sys.path.insert(0, os.path.join(HERE, ".."))
+from testlib import SKIP, env, fail, run, shared_dir, skip  # noqa: E402,F401
+from testlib import medtune_bin as medtune  # noqa: E402,F401
+from testlib import work_dir as _work_dir  # noqa: E402
+
 LETTERS = "ABCDEFGH"
 DECISIONS = ["yes", "no", "maybe"]
 
 
-def skip(msg):
-    print(f"SKIP: {msg}")
-    sys.exit(SKIP)
-
-
-def fail(msg):
-    print(f"FAIL: {msg}")
-    sys.exit(1)
-
-
-def env(name, default=None):
-    v = os.environ.get(name)
-    return v if v else default
-
-
-def shared_dir():
-    d = env("MEDTUNE_SHARED", os.path.join(HERE, "../../../shared"))
-    if not os.path.isdir(d):
-        skip(f"shared folder {d} is absent")
-    return os.path.abspath(d)
-
-
-def medtune():
-    return env("MEDTUNE_BIN", "medtune")
-
-
 def work_dir(name):
-    d = os.path.join(env("MEDTUNE_TEST_BIN", "/tmp"), "eval_tests", name)
-    subprocess.run(["rm", "-rf", d], check=True)
-    os.makedirs(d)
-    return d
-
-
-def run(args, expect=0):
-    p = subprocess.run([medtune()] + args, capture_output=True, text=True)
-    if expect is not None and p.returncode != expect:
-        fail(f"medtune {' '.join(args)} exited {p.returncode}, expected {expect}\n"
-             f"stdout: {p.stdout[-2000:]}\nstderr: {p.stderr[-2000:]}")
-    return p
+    return _work_dir("eval_tests", name)
 
 
 def dataset_paths(shared):

@@ -7,47 +7,16 @@ import sys
 
 import numpy as np
 
-SKIP = 77
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "twin"))
+sys.path.insert(0, os.path.join(HERE, ".."))
+from testlib import SKIP, env, fail, medtune_bin, shared_dir, skip, smollm2  # noqa: E402,F401
+from testlib import work_dir as _work_dir  # noqa: E402
 
 BATCH, SEQ = 2, 24  # the fixed batch of test_export_logits
 
 
-def skip(msg):
-    print(f"SKIP: {msg}")
-    sys.exit(SKIP)
-
-
-def fail(msg):
-    print(f"FAIL: {msg}")
-    sys.exit(1)
-
-
-def env(name, default=None):
-    v = os.environ.get(name)
-    return v if v else default
-
-
-def shared_dir():
-    d = env("MEDTUNE_SHARED", os.path.join(HERE, "../../../shared"))
-    if not os.path.isdir(d):
-        skip(f"shared folder {d} is absent")
-    return os.path.abspath(d)
-
-
 def tinystories():
     return os.path.join(shared_dir(), "models/tinystories-656k")
-
-
-def smollm2():
-    p = os.path.join(env("MEDTUNE_CACHE", os.path.join(HERE, "../../.cache")),
-                     "SmolLM2-135M-Instruct.Q4_1.gguf")
-    return p if os.path.exists(p) else None
-
-
-def medtune_bin():
-    return env("MEDTUNE_BIN", "medtune")
 
 
 def helper_bin():
@@ -55,10 +24,7 @@ def helper_bin():
 
 
 def work_dir(name):
-    d = os.path.join(env("MEDTUNE_TEST_BIN", "/tmp"), "export_tests", name)
-    subprocess.run(["rm", "-rf", d], check=True)
-    os.makedirs(d)
-    return d
+    return _work_dir("export_tests", name)
 
 
 def run(args, expect=0, exe=None):

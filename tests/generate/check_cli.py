@@ -11,17 +11,8 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "twin"))
 
-SKIP = 77
-
-
-def skip(msg):
-    print(f"SKIP: {msg}")
-    sys.exit(SKIP)
-
-
-def fail(msg):
-    print(f"FAIL: {msg}")
-    sys.exit(1)
+sys.path.insert(0, os.path.join(HERE, ".."))
+from testlib import fail, skip  # noqa: E402
 
 
 def run(args):

@@ -23,18 +23,10 @@ sys.path.insert(0, os.path.join(HERE, "..", "twin"))
 import llama as L  # noqa: E402
 import model_io  # noqa: E402
 
-SKIP = 77
+sys.path.insert(0, os.path.join(HERE, ".."))
+from testlib import fail, skip  # noqa: E402
+
 QUESTION = "What are the first-line treatments for community-acquired pneumonia in adults?"
-
-
-def skip(msg):
-    print(f"SKIP: {msg}")
-    sys.exit(SKIP)
-
-
-def fail(msg):
-    print(f"FAIL: {msg}")
-    sys.exit(1)
 
 
 def medtune(args):

@@ -2,56 +2,21 @@
 import json
 import os
 import struct
-import subprocess
 import sys
 
-SKIP = 77
-
-
-def skip(msg):
-    print(f"SKIP: {msg}")
-    sys.exit(SKIP)
-
-
-def fail(msg):
-    print(f"FAIL: {msg}")
-    sys.exit(1)
-
-
-def env(name, default=None):
-    v = os.environ.get(name)
-    return v if v else default
-
-
-def shared_dir():
-    d = env("MEDTUNE_SHARED", os.path.join(os.path.dirname(__file__), "../../../shared"))
-    if not os.path.isdir(d):
-        skip(f"shared folder {d} is absent")
-    return os.path.abspath(d)
-
-
-def medtune():
-    return env("MEDTUNE_BIN", "medtune")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from testlib import env, fail, run, shared_dir, skip  # noqa: E402,F401
+from testlib import medtune_bin as medtune  # noqa: E402,F401
+from testlib import work_dir as _work_dir  # noqa: E402
 
 
 def work_dir(name):
-    d = os.path.join(env("MEDTUNE_TEST_BIN", "/tmp"), "train_tests", name)
-    subprocess.run(["rm", "-rf", d], check=True)
-    os.makedirs(d)
-    return d
+    return _work_dir("train_tests", name)
 
 
 def write_json(path, obj):
     with open(path, "w") as f:
         json.dump(obj, f, indent=1)
-
-
-def run(args, expect=0, **kw):
-    p = subprocess.run([medtune()] + args, capture_output=True, text=True, **kw)
-    if expect is not None and p.returncode != expect:
-        fail(f"medtune {' '.join(args)} exited {p.returncode}, expected {expect}\n"
-             f"stdout: {p.stdout[-2000:]}\nstderr: {p.stderr[-2000:]}")
-    return p
 
 
 def prep_pubmed(shared, out_dir, tokenizer, val_fraction=0.1):
