@@ -14,16 +14,17 @@ typedef struct {
     const char *summary;
 } command;
 
+// In the order of the pipeline: data, training, what a run produces, then inspection tools.
 static const command COMMANDS[] = {
-    {"info", cmd_info, "describe a model, adapter, shard directory or checkpoint"},
     {"prep", cmd_prep, "corpus files -> cleaned, tokenized train/val shard directory"},
-    {"eval", cmd_eval, "perplexity on shards, or accuracy on PubMedQA/MedQA/MedMCQA/MMLU files"},
     {"train", cmd_train, "LoRA fine-tuning with checkpoints that resume bit-exactly"},
     {"export", cmd_export, "checkpoint -> PEFT adapter directory or GGUF LoRA adapter"},
     {"merge", cmd_merge, "fold a LoRA adapter into its base model (Hugging Face directory)"},
-    {"tokenize", cmd_tokenize, "stdin lines -> JSON arrays of token ids (or back with --decode)"},
+    {"eval", cmd_eval, "perplexity on shards, or accuracy on PubMedQA/MedQA/MedMCQA/MMLU files"},
     {"generate", cmd_generate, "text from a model (+ adapter): greedy or sampled, raw prompt or chat"},
     {"report", cmd_report, "RUN_DIR/report.html: loss/val/lr/speed charts, summary, config, data"},
+    {"info", cmd_info, "describe a model, adapter, shard directory or checkpoint"},
+    {"tokenize", cmd_tokenize, "stdin lines -> JSON arrays of token ids (or back with --decode)"},
 };
 
 int cli_fail(void) {
