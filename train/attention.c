@@ -43,13 +43,13 @@ void attention_forward(float *out, float *probs, const float *q, const float *k,
 
 int64_t attention_scratch_floats(int T) { return (int64_t)T * T; }
 
-void attention_backward(float *dq, float *dk, float *dv, float *scratch, const float *dout,
-                        const float *probs, const float *q, const float *k, const float *v,
-                        const int32_t *start, int B, int T, int H, int KV, int D) {
+void attention_backward(float *dq, float *dk, float *dv, float *scratch, int n_threads,
+                        const float *dout, const float *probs, const float *q, const float *k,
+                        const float *v, const int32_t *start, int B, int T, int H, int KV, int D) {
     const int HD = H * D, KD = KV * D, group = H / KV;
     const float scale = 1.0f / sqrtf((float)D);
     // Heads of one KV group accumulate into the same dk/dv rows, so a task is one (b, kv head).
-#pragma omp parallel for schedule(dynamic, 1)
+#pragma omp parallel for schedule(dynamic, 1) num_threads(n_threads)
     for (int bg = 0; bg < B * KV; bg++) {
         int b = bg / KV, g = bg % KV;
         float *ds = scratch + (int64_t)omp_get_thread_num() * T * T;

@@ -13,10 +13,11 @@ void attention_forward(float *out, float *probs, const float *q, const float *k,
                        const int32_t *start, int B, int T, int H, int KV, int D);
 
 // dq [B*T, H*D] is overwritten; dk, dv [B*T, KV*D] are accumulated (+=).
-// scratch holds T*T floats per OpenMP thread (attention_scratch_floats()).
-void attention_backward(float *dq, float *dk, float *dv, float *scratch, const float *dout,
-                        const float *probs, const float *q, const float *k, const float *v,
-                        const int32_t *start, int B, int T, int H, int KV, int D);
+// scratch holds T*T floats (attention_scratch_floats()) for each of n_threads threads; the
+// loop uses at most n_threads, whatever the OpenMP setting is now.
+void attention_backward(float *dq, float *dk, float *dv, float *scratch, int n_threads,
+                        const float *dout, const float *probs, const float *q, const float *k,
+                        const float *v, const int32_t *start, int B, int T, int H, int KV, int D);
 
 int64_t attention_scratch_floats(int T);
 

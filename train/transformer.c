@@ -233,8 +233,8 @@ static void layer_backward(lm_plan *p, int l) {
     proj_backward(p, p->datt, p->dres, s->att, w->wo, l, LORA_O, QD, C);
     memset(p->dk, 0, (size_t)N * KD * fl);
     memset(p->dv, 0, (size_t)N * KD * fl);
-    attention_backward(p->dq, p->dk, p->dv, p->attn_scratch, p->datt, s->probs, s->q, s->k, s->v,
-                       p->start, p->B, p->T, H, KV, D);
+    attention_backward(p->dq, p->dk, p->dv, p->attn_scratch, p->max_threads, p->datt, s->probs,
+                       s->q, s->k, s->v, p->start, p->B, p->T, H, KV, D);
     rope_backward(p->dq, p->pos, p->rope_cos, p->rope_sin, N, H, D);
     rope_backward(p->dk, p->pos, p->rope_cos, p->rope_sin, N, KV, D);
     memset(p->dxn, 0, (size_t)N * C * fl);
