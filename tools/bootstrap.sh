@@ -26,8 +26,11 @@ if [ ! -x .venv/bin/python ]; then
   echo "bootstrap: creating .venv (Debian python3 with its torch, plus PyPI test packages)"
   /usr/bin/python3 -m venv --system-site-packages .venv
 fi
-if ! .venv/bin/python -c "import tokenizers, gguf, safetensors" 2>/dev/null; then
+# Reinstall whenever tests/requirements.txt changes (a stamp holds the hash it was installed from).
+req_hash=$(sha256sum tests/requirements.txt | cut -d' ' -f1)
+if [ "$(cat .venv/.requirements.sha256 2>/dev/null)" != "$req_hash" ]; then
   .venv/bin/pip install -q --disable-pip-version-check -r tests/requirements.txt
+  echo "$req_hash" > .venv/.requirements.sha256
 fi
 
 # PEFT + transformers for the export interop tests need their own pins (see the file's header).
