@@ -12,6 +12,7 @@ int cmd_tokenize(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_report(int argc, char **argv);
+int cmd_quickstart(int argc, char **argv);
 
 // Prints "medtune: error: <err_msg()>" to stderr and returns 1.
 int cli_fail(void);

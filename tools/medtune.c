@@ -25,6 +25,7 @@ static const command COMMANDS[] = {
     {"report", cmd_report, "RUN_DIR/report.html: loss/val/lr/speed charts, summary, config, data"},
     {"info", cmd_info, "describe a model, adapter, shard directory or checkpoint"},
     {"tokenize", cmd_tokenize, "stdin lines -> JSON arrays of token ids (or back with --decode)"},
+    {"quickstart", cmd_quickstart, "the whole pipeline on sample medical Q&A: prep, train, export, merge, answers"},
 };
 
 int cli_fail(void) {
