@@ -556,8 +556,8 @@ int cmd_quickstart(int argc, char **argv) {
     qs_plan *p = &plan;
     memset(p, 0, sizeof *p);
     snprintf(p->out, sizeof p->out, "%s", a.out ? a.out : QS_DEFAULT_OUT);
-    if (qs_find_samples(p->sample_dir, sizeof p->sample_dir) || choose_model(p, &a) ||
-        qs_plan_paths(p))
+    if (qs_check_out(p) || qs_find_samples(p->sample_dir, sizeof p->sample_dir) ||
+        choose_model(p, &a) || qs_plan_paths(p))
         return cli_fail();
     p->train = p->tiny ? TINY_SETTINGS : SMOLLM2_SETTINGS;
     if (steps) p->train.steps = steps;

@@ -58,7 +58,10 @@ int qs_find_model(char *path, size_t n, char *looked, size_t looked_n);
 // Fills every output path of `p` from p->out, and p->medtune.
 int qs_plan_paths(qs_plan *p);
 
-// Creates OUT (it must not exist or be empty) and copies the sample data into OUT/data.
+// Fails unless OUT is absent or an empty directory (a previous run is never overwritten).
+int qs_check_out(const qs_plan *p);
+
+// Creates OUT (checked as above) and copies the sample data into OUT/data.
 int qs_prepare_out(const qs_plan *p);
 
 // Writes the four commented configs into OUT/configs: prep + train for the instruction run the

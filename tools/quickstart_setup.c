@@ -148,10 +148,15 @@ static int copy_file(const char *from, const char *to) {
     return rc;
 }
 
-int qs_prepare_out(const qs_plan *p) {
+int qs_check_out(const qs_plan *p) {
     if (path_exists(p->out) && !(path_is_dir(p->out) && dir_is_empty(p->out)))
         return err_set("%s: already exists and is not empty; remove it or choose another --out",
                        p->out);
+    return 0;
+}
+
+int qs_prepare_out(const qs_plan *p) {
+    if (qs_check_out(p)) return -1;
     char data[QS_PATH], from[QS_PATH];
     if (join(data, p->out, "data") || dir_create(data) || dir_create(p->configs)) return -1;
     if (join(from, p->sample_dir, QS_QA_FILE) || copy_file(from, p->data_qa)) return -1;
