@@ -57,7 +57,8 @@ static void print_help(void) {
            "randomly initialised model is written into DIR/model and used instead, and a note\n"
            "says so (the pipeline runs end to end; the answers are noise).\n\n"
            "options:\n"
-           "  --out DIR        run directory; must not exist or be empty (default: " QS_DEFAULT_OUT ")\n"
+           "  --out DIR        run directory; must not exist or be empty (default: " QS_DEFAULT_OUT ",\n"
+           "                   or " QS_DEFAULT_OUT "-2, -3, ... when it is taken)\n"
            "  --model PATH     base model: Hugging Face directory or .gguf file (default:\n"
            "                   SmolLM2-135M-Instruct as above, else the tiny model)\n"
            "  --tiny           use the tiny model even when SmolLM2 is available\n"
@@ -498,8 +499,7 @@ static void print_summary(const qs_plan *p, const char *question, const qs_resul
 
 // ---- the command -----------------------------------------------------------------------------
 
-static int run(const qs_plan *plan, const char *question, qs_results *r) {
-    const qs_plan *p = plan;
+static int run(const qs_plan *p, const char *question, qs_results *r) {
     stage(1, "run directory %s: sample data from %s", p->out, p->sample_dir);
     if (qs_prepare_out(p)) return -1;
     if (p->tiny) {
@@ -556,6 +556,9 @@ int cmd_quickstart(int argc, char **argv) {
     qs_plan *p = &plan;
     memset(p, 0, sizeof *p);
     snprintf(p->out, sizeof p->out, "%s", a.out ? a.out : QS_DEFAULT_OUT);
+    // Running the quickstart again without --out keeps the earlier runs: runs/quickstart-2, ...
+    for (int k = 2; !a.out && k < 1000 && qs_check_out(p) == -1; k++)
+        snprintf(p->out, sizeof p->out, "%s-%d", QS_DEFAULT_OUT, k);
     if (qs_check_out(p) || qs_find_samples(p->sample_dir, sizeof p->sample_dir) ||
         choose_model(p, &a) || qs_plan_paths(p))
         return cli_fail();

@@ -16,7 +16,8 @@ fallback  MEDTUNE_CACHE points at an empty folder: the quickstart says it uses t
           - every command printed under "Next:" runs and exits 0.
 cli       --help lists every option with its default; usage errors exit 2; a missing --model
           or a non-empty --out exits 1 with one error line; --tiny --steps --threads
-          --question are honoured; the tiny model files are byte-identical across runs.
+          --question are honoured; without --out, runs/quickstart then runs/quickstart-2; the
+          tiny model files are byte-identical across runs.
 smollm2   (slow) the real SmolLM2-135M-Instruct: val loss goes down, outputs exist, the two
           answers differ, the merged model agrees with base + adapter; prints the wall time.
 """
@@ -274,12 +275,17 @@ def case_cli():
     if rc["steps"] != 2 or rc["threads"] != 1 or s["question"] != q or s["train"]["steps"] != 2:
         fail(f"options not honoured: steps {rc['steps']}, threads {rc['threads']}, "
              f"question {s['question']!r}")
-    quickstart(["--tiny", "--steps", "1", "--out", "b"], cwd)
+    # Without --out: runs/quickstart, then runs/quickstart-2 (an earlier run is kept).
+    for out in ("runs/quickstart", "runs/quickstart-2"):
+        p, _ = quickstart(["--tiny", "--steps", "1"], cwd)
+        if f"Where everything is ({out}):" not in p.stdout or load_summary(cwd, out)["paths"]["out"] != out:
+            fail(f"the default run directory is not {out}:\n{p.stdout[-1500:]}")
     for name in ("model.safetensors", "config.json", "tokenizer.json", "tokenizer_config.json"):
         if open(os.path.join(cwd, "a/model", name), "rb").read() != \
-                open(os.path.join(cwd, "b/model", name), "rb").read():
+                open(os.path.join(cwd, "runs/quickstart/model", name), "rb").read():
             fail(f"the tiny model's {name} differs between two runs")
-    print("cli: help, usage errors, refusals, options and a reproducible tiny model")
+    print("cli: help, usage errors, refusals, options, default run directories and a "
+          "reproducible tiny model")
 
 
 def case_smollm2():
