@@ -48,7 +48,7 @@ static void print_help(void) {
            "Runs the whole pipeline on the sample medical Q&A in configs/quickstart (written\n"
            "for medtune): prep in the model's chat template, a short LoRA run (r=8, all seven\n"
            "projections), PEFT and GGUF export, merge, and the same question answered by the\n"
-           "base model and by base + adapter (greedy). About 3-5 minutes on 2 cores with\n"
+           "base model and by base + adapter (greedy). About 3 minutes on 2 cores with\n"
            "SmolLM2-135M-Instruct; seconds with --tiny. Ends with where everything is and the\n"
            "next commands to try.\n\n"
            "The model is SmolLM2-135M-Instruct (" QS_MODEL_FILE ", fetched by\n"
@@ -64,7 +64,8 @@ static void print_help(void) {
            "  --tiny           use the tiny model even when SmolLM2 is available\n"
            "  --steps N        optimizer steps (default: %d with SmolLM2, %d with the tiny model)\n"
            "  --threads N      CPU threads (default: all cores)\n"
-           "  --question TEXT  the question both models answer (default: \"%s\")\n"
+           "  --question TEXT  the question both models answer (default:\n"
+           "                   \"%s\")\n"
            "  -h, --help       show this help\n",
            SMOLLM2_SETTINGS.steps, TINY_SETTINGS.steps, QS_DEFAULT_QUESTION);
 }
