@@ -59,3 +59,19 @@ def run(args, expect=0, **kw):
         fail(f"medtune {' '.join(args)} exited {p.returncode}, expected {expect}\n"
              f"stdout: {p.stdout[-2000:]}\nstderr: {p.stderr[-2000:]}")
     return p
+
+
+def expect_error(args, *needles, only=True, env=None):
+    """Runs medtune, which must exit 1 with exactly one `medtune: error:` line naming every
+    needle. With only=True that line must be all of stderr; otherwise progress lines printed
+    before the failure are allowed. Returns the error line."""
+    p = run(args, expect=1, env=env)
+    lines = [l for l in p.stderr.splitlines() if l.strip()]
+    errors = [l for l in lines if l.startswith("medtune: error:")]
+    if len(errors) != 1 or (only and len(lines) != 1):
+        fail(f"medtune {' '.join(args)}: expected one error line, got:\n{p.stderr}")
+    for n in needles:
+        if n not in errors[0]:
+            fail(f"medtune {' '.join(args)}: error does not name {n!r}: {errors[0]}")
+    print(f"ok: {errors[0]}")
+    return errors[0]

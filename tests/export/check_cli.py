@@ -10,17 +10,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import fail, read_peft, run, tinystories, trained_run, work_dir  # noqa: E402
-
-
-def expect_error(args, *needles):
-    p = run(args, expect=1)
-    lines = [l for l in p.stderr.splitlines() if l.strip()]
-    if len(lines) != 1 or not lines[0].startswith("medtune: error:"):
-        fail(f"medtune {' '.join(args)}: expected one error line, got:\n{p.stderr}")
-    for n in needles:
-        if n not in lines[0]:
-            fail(f"medtune {' '.join(args)}: error does not name {n!r}: {lines[0]}")
-    print(f"ok: {lines[0]}")
+from testlib import expect_error  # noqa: E402
 
 
 def main():

@@ -44,6 +44,7 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, HERE)
 from common import (fail, helper, medtune_logits, random_adapter, read_peft, run, skip,  # noqa: E402
                     smollm2, test_tokens, tinystories, trained_run, work_dir)
+from testlib import expect_error  # noqa: E402
 
 torch.set_num_threads(2)
 transformers.logging.set_verbosity_error()
@@ -126,35 +127,24 @@ def case_reverse():
     print("PASS")
 
 
-def expect_refusal(args, *needles):
-    p = run(args, expect=1)
-    lines = [l for l in p.stderr.splitlines() if l.strip()]
-    if len(lines) != 1 or not lines[0].startswith("medtune: error:"):
-        fail(f"medtune {' '.join(args)}: expected one error line, got:\n{p.stderr}")
-    for n in needles:
-        if n not in lines[0]:
-            fail(f"error does not name {n!r}: {lines[0]}")
-    print(f"ok: {lines[0]}")
-
-
 def case_refusals():
     work = work_dir("peft_refusals")
     model = tinystories()
     dora = os.path.join(work, "dora")
     peft_adapter(model, dora, 1, r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"],
                  use_dora=True)
-    expect_refusal(["merge", model, dora, os.path.join(work, "m1")], "use_dora")
-    expect_refusal(["export", dora, os.path.join(work, "e1")], "use_dora")
+    expect_error(["merge", model, dora, os.path.join(work, "m1")], "use_dora")
+    expect_error(["export", dora, os.path.join(work, "e1")], "use_dora")
     emb = os.path.join(work, "embedding")
     peft_adapter(model, emb, 2, r=4, lora_alpha=8, target_modules=["embed_tokens", "q_proj"])
-    expect_refusal(["merge", model, emb, os.path.join(work, "m2")], "embed_tokens")
+    expect_error(["merge", model, emb, os.path.join(work, "m2")], "embed_tokens")
     other = os.path.join(os.path.dirname(model), "stories260K")
     foreign = os.path.join(work, "stories260K_adapter")
     peft_adapter(other, foreign, 3, r=4, lora_alpha=8, target_modules=["q_proj"])
     _, tensors = read_peft(foreign)
-    expect_refusal(["merge", model, foreign, os.path.join(work, "m3")], "q_proj.lora_A.weight",
+    expect_error(["merge", model, foreign, os.path.join(work, "m3")], "q_proj.lora_A.weight",
                    "shape")
-    expect_refusal(["export", foreign, os.path.join(work, "e3"), "--model", model], "shape")
+    expect_error(["export", foreign, os.path.join(work, "e3"), "--model", model], "shape")
     for d in ["m1", "m2", "m3", "m1.partial", "e1", "e3"]:
         if os.path.exists(os.path.join(work, d)):
             fail(f"a refused command left {d} behind")

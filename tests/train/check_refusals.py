@@ -9,19 +9,13 @@ import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
 from common import fail, prep_pubmed, run, shared_dir, work_dir, write_json  # noqa: E402
+from testlib import expect_error as testlib_expect_error  # noqa: E402
 
 
 def expect_error(args, *needles, env=None):
-    e = dict(os.environ, **(env or {}))
-    p = run(args, expect=1, env=e)
-    lines = [l for l in p.stderr.splitlines() if l.startswith("medtune: error:")]
-    if len(lines) != 1:
-        fail(f"medtune {' '.join(args)}: expected one error line, got:\n{p.stderr}")
-    for n in needles:
-        if n not in lines[0]:
-            fail(f"medtune {' '.join(args)}: error does not mention {n!r}: {lines[0]}")
-    print(f"ok: {lines[0]}")
-    return lines[0]
+    # `train` prints its start line before a failure: only the error line must be unique.
+    e = dict(os.environ, **env) if env else None
+    return testlib_expect_error(args, *needles, only=False, env=e)
 
 
 def disk_full(conf, work):
