@@ -304,7 +304,7 @@ static int run_loop(trainer *t) {
     const int tty = isatty(STDERR_FILENO);
     double last_print = now_s(), session_start = now_s(), session_steps = 0;
     double elapsed_base = t->st.elapsed_s;
-    int saved_at_step = -1;
+    int64_t saved_at_step = -1;
     if (t->st.step == 0 && tc->eval_every > 0 && t->n_val_windows > 0) {
         double vl;
         if (evaluate(t, &vl)) return -1;
@@ -337,11 +337,11 @@ static int run_loop(trainer *t) {
         }
         if (tc->save_every > 0 && t->st.step % tc->save_every == 0) {
             if (save_checkpoint(t)) return -1;
-            saved_at_step = (int)t->st.step;
+            saved_at_step = t->st.step;
         }
     }
     if (tty) fputc('\n', stderr);
-    if (saved_at_step != (int)t->st.step && save_checkpoint(t)) return -1;
+    if (saved_at_step != t->st.step && save_checkpoint(t)) return -1;
     if (stop_requested) {
         fprintf(stderr, "medtune: stopped at step %lld; checkpoint written; continue with "
                         "--resume\n",
