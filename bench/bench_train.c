@@ -12,8 +12,8 @@
 #include "common/error.h"
 #include "common/rng.h"
 #include "optim/adamw.h"
-#include "train/lora.h"
-#include "train/transformer.h"
+#include "model/lora.h"
+#include "model/transformer.h"
 
 static double now_s(void) {
     struct timespec ts;

@@ -3,8 +3,8 @@
 #ifndef MEDTUNE_CHECKPOINTS_PEFT_H
 #define MEDTUNE_CHECKPOINTS_PEFT_H
 
-#include "train/lora.h"
-#include "train/model.h"
+#include "model/lora.h"
+#include "model/model.h"
 
 // Writes the adapter into `dir` (created if needed); each file is written atomically.
 int peft_adapter_write(const char *dir, const lora_adapter *a, const char *base_model);

@@ -14,8 +14,8 @@
 #include <stdint.h>
 
 #include "optim/adamw.h"
-#include "train/batcher.h"
-#include "train/lora.h"
+#include "checkpoints/data_cursor.h"
+#include "model/lora.h"
 
 #define TRAIN_STATE_FORMAT_VERSION 1
 

@@ -15,7 +15,7 @@
 #include <stddef.h>
 
 #include "data_prep/document.h"
-#include "data_prep/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 typedef enum {
     CHAT_TEMPLATE_CHATML,

@@ -20,7 +20,7 @@
 #include "data_prep/doc_hash.h"
 #include "data_prep/prep_internal.h"
 #include "data_prep/shard_format.h"
-#include "data_prep/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 enum { BATCH_DOCS = 512, BATCH_BYTES = 8 << 20 };
 enum { ITEM_OK, ITEM_MALFORMED, ITEM_EMPTY };

@@ -6,7 +6,7 @@
 #include "data_prep/doc_hash.h"
 #include "data_prep/prep.h"
 #include "data_prep/shard_writer.h"
-#include "data_prep/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 typedef struct {
     const prep_config *pc;

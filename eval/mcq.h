@@ -9,9 +9,9 @@
 
 #include <stddef.h>
 
-#include "data_prep/tokenizer.h"
-#include "train/lora.h"
-#include "train/model.h"
+#include "tokenizer/tokenizer.h"
+#include "model/lora.h"
+#include "model/model.h"
 
 typedef enum { MCQ_PUBMEDQA, MCQ_MEDQA, MCQ_MEDMCQA, MCQ_MMLU } mcq_format;
 

@@ -19,7 +19,7 @@
 
 #include "common/error.h"
 #include "eval/mcq.h"
-#include "train/transformer.h"
+#include "model/transformer.h"
 
 enum { SEQ_BUCKET = 16 };  // padded lengths are multiples of this: fewer distinct plan shapes
 

@@ -9,7 +9,7 @@
 #include "common/error.h"
 #include "data_prep/shard_reader.h"
 #include "train/batcher.h"
-#include "train/transformer.h"
+#include "model/transformer.h"
 
 static double now_s(void) {
     struct timespec ts;

@@ -6,8 +6,8 @@
 
 #include <stdint.h>
 
-#include "train/lora.h"
-#include "train/model.h"
+#include "model/lora.h"
+#include "model/model.h"
 
 typedef struct {
     const char *split;     // "val" or "train"

@@ -16,9 +16,9 @@
 #include "common/error.h"
 #include "common/rng.h"
 #include "tests/testlib.h"
-#include "train/lora.h"
-#include "train/model.h"
-#include "train/transformer.h"
+#include "model/lora.h"
+#include "model/model.h"
+#include "model/transformer.h"
 
 enum { BATCH = 2, SEQ = 24 };
 

@@ -19,10 +19,10 @@
 #include "common/fileio.h"
 #include "common/rng.h"
 #include "tests/testlib.h"
-#include "train/generate.h"
-#include "train/lora.h"
-#include "train/model.h"
-#include "train/transformer.h"
+#include "generate/generate.h"
+#include "model/lora.h"
+#include "model/model.h"
+#include "model/transformer.h"
 
 #define TOL_LOGITS 1e-4
 

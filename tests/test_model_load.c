@@ -11,8 +11,8 @@
 #include "common/error.h"
 #include "common/fileio.h"
 #include "tests/testlib.h"
-#include "train/model.h"
-#include "train/model_load.h"
+#include "model/model.h"
+#include "model/model_load.h"
 
 static int failures;
 

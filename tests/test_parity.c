@@ -12,9 +12,9 @@
 #include "formats/safetensors.h"
 #include "optim/adamw.h"
 #include "tests/testlib.h"
-#include "train/lora.h"
-#include "train/model.h"
-#include "train/transformer.h"
+#include "model/lora.h"
+#include "model/model.h"
+#include "model/transformer.h"
 
 #define TOL_LOGITS 1e-4
 #define TOL_LOSS 1e-4

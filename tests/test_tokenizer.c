@@ -10,7 +10,7 @@
 #include "common/error.h"
 #include "common/fileio.h"
 #include "common/sha256.h"
-#include "data_prep/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 #include "tests/testlib.h"
 
 static void check_sha256(void) {

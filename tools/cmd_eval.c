@@ -12,11 +12,11 @@
 #include "checkpoints/peft.h"
 #include "common/error.h"
 #include "common/fileio.h"
-#include "data_prep/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 #include "eval/mcq.h"
 #include "eval/perplexity.h"
 #include "tools/commands.h"
-#include "train/model.h"
+#include "model/model.h"
 
 static void print_help(void) {
     printf(

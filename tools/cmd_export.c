@@ -2,8 +2,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "checkpoints/export_source.h"
-#include "checkpoints/gguf_adapter.h"
+#include "export/export_source.h"
+#include "export/gguf_adapter.h"
 #include "checkpoints/peft.h"
 #include "common/error.h"
 #include "common/fileio.h"

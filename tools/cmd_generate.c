@@ -10,10 +10,10 @@
 
 #include "checkpoints/peft.h"
 #include "common/error.h"
-#include "data_prep/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 #include "tools/commands.h"
-#include "train/generate.h"
-#include "train/model.h"
+#include "generate/generate.h"
+#include "model/model.h"
 
 static const char USAGE[] =
     "usage: medtune generate MODEL [--adapter DIR] (--prompt TEXT | --chat TEXT) [options]\n"

@@ -6,13 +6,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "checkpoints/adapter_info.h"
+#include "export/adapter_info.h"
 #include "common/error.h"
 #include "common/fileio.h"
 #include "data_prep/shard_info.h"
 #include "tools/commands.h"
-#include "train/model.h"
-#include "train/model_load.h"
+#include "model/model.h"
+#include "model/model_load.h"
 
 typedef struct {
     const char *name;

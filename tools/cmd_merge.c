@@ -4,7 +4,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "checkpoints/merge.h"
+#include "export/merge.h"
 #include "common/error.h"
 #include "common/fileio.h"
 #include "tools/commands.h"

@@ -12,21 +12,21 @@
 #include <string.h>
 #include <time.h>
 
-#include "checkpoints/export_source.h"
-#include "checkpoints/gguf_adapter.h"
-#include "checkpoints/merge.h"
+#include "export/export_source.h"
+#include "export/gguf_adapter.h"
+#include "export/merge.h"
 #include "checkpoints/peft.h"
 #include "checkpoints/run_dir.h"
 #include "common/config.h"
 #include "common/error.h"
 #include "common/fileio.h"
 #include "data_prep/prep.h"
-#include "data_prep/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 #include "eval/perplexity.h"
 #include "tools/commands.h"
 #include "tools/quickstart.h"
-#include "train/generate.h"
-#include "train/tiny_model.h"
+#include "generate/generate.h"
+#include "model/tiny_model.h"
 #include "train/train_config.h"
 #include "train/trainer.h"
 

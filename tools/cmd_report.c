@@ -3,7 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "eval/report.h"
+#include "report/report.h"
 #include "tools/commands.h"
 
 static void print_help(void) {

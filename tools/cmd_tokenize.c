@@ -7,7 +7,7 @@
 #include <time.h>
 
 #include "common/error.h"
-#include "data_prep/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 #include "tools/commands.h"
 
 static const char USAGE[] =

@@ -6,16 +6,9 @@
 
 #include <stdint.h>
 
+#include "checkpoints/data_cursor.h"
 #include "data_prep/shard_reader.h"
-#include "train/transformer.h"
-
-typedef struct {
-    int64_t epoch;         // epochs of the train split started so far - 1
-    int64_t index;         // next position in the train permutation
-    int64_t replay_epoch;  // same for the replay split
-    int64_t replay_index;
-    int64_t sample;        // windows drawn so far (train + replay): drives the replay mix
-} data_cursor;
+#include "model/transformer.h"
 
 typedef struct {
     int T;

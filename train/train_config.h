@@ -9,7 +9,7 @@
 
 #include "optim/adamw.h"
 #include "optim/schedule.h"
-#include "train/lora.h"
+#include "model/lora.h"
 
 #define TRAIN_PATH_MAX 4096
 

@@ -16,11 +16,11 @@
 #include "common/fileio.h"
 #include "common/sha256.h"
 #include "data_prep/shard_reader.h"
-#include "data_prep/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 #include "train/batcher.h"
 #include "train/metrics.h"
-#include "train/model.h"
-#include "train/transformer.h"
+#include "model/model.h"
+#include "model/transformer.h"
 
 static volatile sig_atomic_t stop_requested;
 

@@ -1,7 +1,7 @@
 """Independent references for model loading, written with the `safetensors`, `gguf` and torch
 packages. Each case builds (when needed) a model in OUT/model and writes OUT/ref.json +
 OUT/ref.f32: the config model_load must produce and every fp32 weight, named after the fields
-of train/model.h ("embed", "layers.0.wq", ...). tests/test_model_load.c compares them."""
+of model/model.h ("embed", "layers.0.wq", ...). tests/test_model_load.c compares them."""
 import json
 import os
 import shutil

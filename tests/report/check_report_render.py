@@ -17,7 +17,7 @@ from report_check import check_report, fail, run  # noqa: E402
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "train"))
 from common import env, skip  # noqa: E402
 
-# The colours of the series as report_chart draws them (eval/report.c).
+# The colours of the series as report_chart draws them (report/report.c).
 COLOURS = {"train loss": (0x9e, 0xc5, 0xe8), "loss EMA": (0x1f, 0x4e, 0x9c),
            "val": (0xe6, 0x55, 0x0d), "lr": (0x2c, 0xa0, 0x2c), "tok/s": (0x7b, 0x32, 0x94),
            "grad norm": (0x8c, 0x56, 0x4b)}

@@ -1,0 +1,209 @@
+// The KV-cache decoder: a forward pass over a few new rows that attends to the cached keys and
+// values of the earlier positions. Per-layer math as model/transformer.c's layer_forward.
+#include "model/decoder.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error.h"
+#include "model/ops.h"
+
+int decoder_init(decoder *d, const model *m, const lora_adapter *lora, int n_ctx) {
+    memset(d, 0, sizeof *d);
+    const model_config *c = &m->cfg;
+    if (n_ctx < 1 || n_ctx > c->max_position_embeddings)
+        return err_set("decoder: context of %d positions is outside [1, %d] "
+                       "(max_position_embeddings)",
+                       n_ctx, c->max_position_embeddings);
+    if (lora && lora->n_layers != c->n_layers)
+        return err_set("decoder: the adapter has %d layers, the model %d", lora->n_layers,
+                       c->n_layers);
+    d->m = m;
+    d->lora = lora;
+    d->threads = omp_get_max_threads();
+    const int64_t R = DECODER_MAX_ROWS, T = n_ctx, C = c->hidden_size, F = c->intermediate_size;
+    const int64_t QD = (int64_t)c->n_heads * c->head_dim, KD = (int64_t)c->n_kv_heads * c->head_dim;
+    const int64_t L = c->n_layers, H = c->n_heads, D = c->head_dim;
+    const int64_t r = lora ? lora->cfg.r : 0;
+    int64_t cache = 2 * L * T * KD;
+    int64_t scratch = R * (3 * C + 2 * QD + 2 * KD + 3 * F + r) + H * R * T + T * D;
+    d->arena = malloc((size_t)(cache + scratch) * sizeof(float));
+    if (!d->arena)
+        return err_set("decoder: out of memory for a %d-position KV cache (%.1f MB)", n_ctx,
+                       (double)(cache + scratch) * 4 / 1e6);
+    float *a = d->arena;
+#define TAKE(ptr, n) ((ptr) = a, a += (n))
+    TAKE(d->cache.k, L * T * KD);
+    TAKE(d->cache.v, L * T * KD);
+    TAKE(d->x, R * C);
+    TAKE(d->xn, R * C);
+    TAKE(d->tmp, R * C);
+    TAKE(d->q, R * QD);
+    TAKE(d->att, R * QD);
+    TAKE(d->k, R * KD);
+    TAKE(d->v, R * KD);
+    TAKE(d->g, R * F);
+    TAKE(d->u, R * F);
+    TAKE(d->h, R * F);
+    TAKE(d->lora_u, R * r);
+    TAKE(d->scores, H * R * T);
+    TAKE(d->rope_cos, T * D / 2);
+    TAKE(d->rope_sin, T * D / 2);
+#undef TAKE
+    d->cache.n_ctx = n_ctx;
+    rope_tables_init(d->rope_cos, d->rope_sin, n_ctx, (int)D, c);
+    return 0;
+}
+
+void decoder_free(decoder *d) {
+    free(d->arena);
+    memset(d, 0, sizeof *d);
+}
+
+void decoder_reset(decoder *d) {
+    d->cache.n_past = 0;
+    d->n_positions = 0;
+}
+
+// A decode step is a few hundred small operations. An OpenMP region costs a barrier, and on a
+// busy machine a barrier waits for a descheduled thread, so a one-row step runs single-threaded
+// (the OpenMP ICV also governs the OpenMP build of OpenBLAS) except for the products with at
+// least this many weights, which are worth splitting across threads.
+#define PARALLEL_MIN_WEIGHTS (1 << 18)
+
+// y[n,out] = x[n,in] W^T (+ bias); one row goes through gemv, the shape of a decode step.
+static void matmul_rows(const decoder *d, float *y, const float *x, const float *W,
+                        const float *bias, int n, int in, int out) {
+    const int wide = n == 1 && (int64_t)in * out >= PARALLEL_MIN_WEIGHTS && d->threads > 1;
+    if (wide) omp_set_num_threads(d->threads);
+    float beta = 0.0f;
+    if (bias) {
+        for (int i = 0; i < n; i++) memcpy(y + (int64_t)i * out, bias, (size_t)out * sizeof(float));
+        beta = 1.0f;
+    }
+    if (n == 1)
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, out, in, 1.0f, W, in, x, 1, beta, y, 1);
+    else
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out, in, 1.0f, x, in, W, in, beta,
+                    y, out);
+    if (wide) omp_set_num_threads(1);
+}
+
+// y = x W^T (+ b) + scale * (x A^T) B^T when the adapter targets this projection.
+static void proj(decoder *d, float *y, const float *x, const float *W, const float *bias, int l,
+                 lora_target t, int n, int in, int out) {
+    matmul_rows(d, y, x, W, bias, n, in, out);
+    const lora_adapter *a = d->lora;
+    if (!a || !lora_enabled(a, t)) return;
+    const int r = a->cfg.r;
+    const float *A = lora_A(a, l, t), *B = lora_B(a, l, t);
+    if (n == 1) {
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, r, in, 1.0f, A, in, x, 1, 0.0f, d->lora_u, 1);
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, out, r, a->scale, B, r, d->lora_u, 1, 1.0f, y, 1);
+    } else {
+        lora_forward(y, d->lora_u, x, A, B, a->scale, n, in, out, r);
+    }
+}
+
+static void add_rows(float *y, const float *x, int64_t n) {
+    for (int64_t i = 0; i < n; i++) y[i] += x[i];
+}
+
+// att[n, H*D] for rows at positions p0..p0+n-1 over the cached keys 0..p0+n-1 of layer l.
+static void attention_cached(decoder *d, int l, int n, int p0) {
+    const model_config *c = &d->m->cfg;
+    const int H = c->n_heads, KV = c->n_kv_heads, D = c->head_dim, QD = H * D, KD = KV * D;
+    const int group = H / KV, T = p0 + n, n_ctx = d->cache.n_ctx;
+    const float scale = 1.0f / sqrtf((float)D);
+    const float *kc = d->cache.k + (int64_t)l * n_ctx * KD;
+    const float *vc = d->cache.v + (int64_t)l * n_ctx * KD;
+#pragma omp parallel for schedule(static) num_threads(n > 1 || T >= 256 ? d->threads : 1)
+    for (int h = 0; h < H; h++) {
+        const int g = h / group;
+        float *s = d->scores + (int64_t)h * DECODER_MAX_ROWS * n_ctx;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, T, D, scale, d->q + (int64_t)h * D,
+                    QD, kc + (int64_t)g * D, KD, 0.0f, s, T);
+        for (int i = 0; i < n; i++) {
+            float *row = s + (int64_t)i * T;
+            const int last = p0 + i;
+            float mx = -INFINITY;
+            for (int j = 0; j <= last; j++) mx = row[j] > mx ? row[j] : mx;
+            float sum = 0.0f;
+            for (int j = 0; j <= last; j++) {
+                row[j] = expf(row[j] - mx);
+                sum += row[j];
+            }
+            float inv = 1.0f / sum;
+            for (int j = 0; j <= last; j++) row[j] *= inv;
+            for (int j = last + 1; j < T; j++) row[j] = 0.0f;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, D, T, 1.0f, s, T,
+                    vc + (int64_t)g * D, KD, 0.0f, d->att + (int64_t)h * D, QD);
+    }
+}
+
+// One chunk of n <= DECODER_MAX_ROWS rows; the final-norm output of the rows is left in d->xn.
+static void forward_chunk(decoder *d, const int32_t *tokens, int n) {
+    const model_config *c = &d->m->cfg;
+    const int C = c->hidden_size, F = c->intermediate_size, D = c->head_dim;
+    const int H = c->n_heads, KV = c->n_kv_heads, QD = H * D, KD = KV * D;
+    const int p0 = d->cache.n_past, n_ctx = d->cache.n_ctx;
+    int32_t pos[DECODER_MAX_ROWS];
+    float rstd[DECODER_MAX_ROWS];
+    for (int i = 0; i < n; i++) pos[i] = p0 + i;
+    embedding_forward(d->x, tokens, d->m->embed, n, C);
+    for (int l = 0; l < c->n_layers; l++) {
+        const layer_weights *w = &d->m->layers[l];
+        rmsnorm_forward(d->xn, rstd, d->x, w->attn_norm, n, C, c->rms_norm_eps);
+        proj(d, d->q, d->xn, w->wq, w->bq, l, LORA_Q, n, C, QD);
+        proj(d, d->k, d->xn, w->wk, w->bk, l, LORA_K, n, C, KD);
+        proj(d, d->v, d->xn, w->wv, w->bv, l, LORA_V, n, C, KD);
+        rope_forward(d->q, pos, d->rope_cos, d->rope_sin, n, H, D);
+        rope_forward(d->k, pos, d->rope_cos, d->rope_sin, n, KV, D);
+        const int64_t at = ((int64_t)l * n_ctx + p0) * KD;
+        memcpy(d->cache.k + at, d->k, (size_t)n * KD * sizeof(float));
+        memcpy(d->cache.v + at, d->v, (size_t)n * KD * sizeof(float));
+        attention_cached(d, l, n, p0);
+        proj(d, d->tmp, d->att, w->wo, NULL, l, LORA_O, n, QD, C);
+        add_rows(d->x, d->tmp, (int64_t)n * C);
+
+        rmsnorm_forward(d->xn, rstd, d->x, w->mlp_norm, n, C, c->rms_norm_eps);
+        proj(d, d->g, d->xn, w->w_gate, NULL, l, LORA_GATE, n, C, F);
+        proj(d, d->u, d->xn, w->w_up, NULL, l, LORA_UP, n, C, F);
+        swiglu_forward(d->h, d->g, d->u, (int64_t)n * F);
+        proj(d, d->tmp, d->h, w->w_down, NULL, l, LORA_DOWN, n, F, C);
+        add_rows(d->x, d->tmp, (int64_t)n * C);
+    }
+    rmsnorm_forward(d->xn, rstd, d->x, d->m->final_norm, n, C, c->rms_norm_eps);
+    d->cache.n_past += n;
+    d->n_positions += n;
+}
+
+int decoder_forward(decoder *d, const int32_t *tokens, int n, float *logits, int all_logits) {
+    const model_config *c = &d->m->cfg;
+    const int C = c->hidden_size, V = c->vocab_size;
+    if (n <= 0) return err_set("decoder: no tokens to run");
+    if (n > d->cache.n_ctx - d->cache.n_past)
+        return err_set("decoder: %d more tokens do not fit the context (%d of %d positions used)",
+                       n, d->cache.n_past, d->cache.n_ctx);
+    for (int i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= V)
+            return err_set("decoder: token id %d is outside the model's vocabulary (%d)",
+                           tokens[i], V);
+    const int saved_threads = omp_get_max_threads();
+    omp_set_num_threads(n == 1 ? 1 : d->threads);
+    for (int i0 = 0; i0 < n; i0 += DECODER_MAX_ROWS) {
+        const int rows = n - i0 < DECODER_MAX_ROWS ? n - i0 : DECODER_MAX_ROWS;
+        forward_chunk(d, tokens + i0, rows);
+        if (!logits) continue;
+        if (all_logits)
+            matmul_rows(d, logits + (int64_t)i0 * V, d->xn, d->m->lm_head, NULL, rows, C, V);
+        else if (i0 + rows == n)
+            matmul_rows(d, logits, d->xn + (int64_t)(rows - 1) * C, d->m->lm_head, NULL, 1, C, V);
+    }
+    omp_set_num_threads(saved_threads);
+    return 0;
+}

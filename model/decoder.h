@@ -1,0 +1,52 @@
+// The KV-cache decoder for text generation: the prompt is run once (prefill, in chunks of rows), then
+// each new token is one forward step over a single position that reads the cached keys and
+// values of every earlier position. The math is that of train/transformer.c (HF Llama/Qwen2
+// semantics, GQA, q/k/v biases, rope scaling); LoRA is applied on the fly
+// (y = x W^T + scale * (x A^T) B^T), so the base weights stay shared and unmodified.
+#ifndef MEDTUNE_MODEL_DECODER_H
+#define MEDTUNE_MODEL_DECODER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "model/lora.h"
+#include "model/model.h"
+
+// Keys (after RoPE) and values of every layer for positions 0..n_past-1.
+typedef struct {
+    int n_ctx;   // capacity in positions
+    int n_past;  // positions filled
+    float *k;    // [L, n_ctx, KV*D]
+    float *v;    // [L, n_ctx, KV*D]
+} kv_cache;
+
+// Rows of one forward call: a longer prompt is prefilled in chunks of this many tokens, which
+// bounds the scratch memory (attention scores are [H, rows, n_ctx]).
+#define DECODER_MAX_ROWS 64
+
+typedef struct {
+    const model *m;
+    const lora_adapter *lora;  // NULL: the base model alone
+    kv_cache cache;
+    // scratch for up to DECODER_MAX_ROWS rows
+    float *x, *xn, *q, *k, *v, *att, *tmp, *g, *u, *h, *lora_u, *scores;
+    float *rope_cos, *rope_sin;  // [n_ctx, D/2]
+    float *arena;
+    int threads;  // OpenMP threads for prefill and the large products of a step
+    // Token positions run through the transformer since init or reset: tests use it to prove
+    // that a step runs one position, not the whole prefix again.
+    int64_t n_positions;
+} decoder;
+
+// A decoder for contexts of up to n_ctx positions (1 <= n_ctx <= max_position_embeddings).
+int decoder_init(decoder *d, const model *m, const lora_adapter *lora, int n_ctx);
+void decoder_free(decoder *d);
+// Empties the cache (the next forward starts at position 0).
+void decoder_reset(decoder *d);
+// Runs tokens[0..n) at positions n_past..n_past+n-1 and appends their keys and values to the
+// cache. Writes the logits [V] of the last token, or of every token ([n, V]) with all_logits;
+// logits may be NULL. Fails (nothing computed) when the tokens do not fit the context or an
+// id is outside the vocabulary.
+int decoder_forward(decoder *d, const int32_t *tokens, int n, float *logits, int all_logits);
+
+#endif

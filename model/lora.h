@@ -1,0 +1,91 @@
+// LoRA adapters on the seven projections, PEFT semantics:
+//   y = x W^T (+ b) + scale * (dropout(x) A^T) B^T,  A [r, in], B [out, r],
+//   scale = alpha / r, or alpha / sqrt(r) with rsLoRA.
+// All A and B matrices live in one flat parameter buffer with a gradient buffer of the same
+// layout, so the optimizer and checkpoints see a single vector.
+#ifndef MEDTUNE_MODEL_LORA_H
+#define MEDTUNE_MODEL_LORA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "model/model.h"
+
+typedef enum {
+    LORA_Q,
+    LORA_K,
+    LORA_V,
+    LORA_O,
+    LORA_GATE,
+    LORA_UP,
+    LORA_DOWN,
+    LORA_N_TARGETS
+} lora_target;
+
+// "q_proj", "k_proj", ... (PEFT target_modules names).
+extern const char *const LORA_TARGET_NAMES[LORA_N_TARGETS];
+// "self_attn" or "mlp": the PEFT module path component of a target.
+const char *lora_target_module(lora_target t);
+// Index of a target name, or -1.
+int lora_target_from_name(const char *name);
+
+typedef struct {
+    int r;
+    float alpha;
+    float dropout;
+    int use_rslora;
+    uint32_t targets;  // bit (1u << lora_target) per enabled projection
+} lora_config;
+
+typedef struct {
+    int in, out;          // projection shape
+    size_t a_off, b_off;  // offsets of A [r, in] and B [out, r] in params / grads
+} lora_slot;
+
+typedef struct {
+    lora_config cfg;
+    float scale;
+    int n_layers;
+    lora_slot slots[LORA_N_TARGETS];  // shapes and per-layer strides are the same in every layer
+    size_t layer_stride;              // floats per layer
+    float *params;
+    float *grads;
+    size_t n_params;
+} lora_adapter;
+
+float lora_scale(const lora_config *cfg);
+int lora_enabled(const lora_adapter *a, lora_target t);
+// Allocates params (zero) and grads (zero) for `cfg` on the model's shapes.
+int lora_adapter_init(lora_adapter *a, const model_config *mc, const lora_config *cfg);
+void lora_adapter_free(lora_adapter *a);
+// PEFT initialisation: A ~ U(-1/sqrt(in), 1/sqrt(in)) (kaiming-uniform with a = sqrt(5)), B = 0.
+void lora_adapter_init_peft(lora_adapter *a, uint64_t seed);
+
+float *lora_A(const lora_adapter *a, int layer, lora_target t);
+float *lora_B(const lora_adapter *a, int layer, lora_target t);
+float *lora_dA(const lora_adapter *a, int layer, lora_target t);
+float *lora_dB(const lora_adapter *a, int layer, lora_target t);
+// The PEFT tensor name, e.g. "base_model.model.model.layers.3.self_attn.q_proj.lora_A.weight".
+void lora_tensor_name(char *out, size_t n, int layer, lora_target t, int is_b);
+
+// Dense projection: y[N,out] = x[N,in] W[out,in]^T (+ b[out] when b is non-NULL).
+void linear_forward(float *y, const float *x, const float *W, const float *b, int N, int in,
+                    int out);
+// dx[N,in] += dy[N,out] W[out,in]. W is frozen, so there is no weight gradient.
+void linear_backward(float *dx, const float *dy, const float *W, int N, int in, int out);
+
+// LoRA branch: u[N,r] = xd[N,in] A^T (saved for backward), y[N,out] += scale * u B^T.
+void lora_forward(float *y, float *u, const float *xd, const float *A, const float *B,
+                  float scale, int N, int in, int out, int r);
+// dA += (scale * dy B)^T xd, dB += scale * dy^T u, dxd[N,in] += (scale * dy B) A.
+// du is scratch [N, r].
+void lora_backward(float *dxd, float *dA, float *dB, float *du, const float *dy, const float *xd,
+                   const float *u, const float *A, const float *B, float scale, int N, int in,
+                   int out, int r);
+
+// Dropout on the LoRA input, reproducible from (seed, step, layer, target) without storage:
+// xd = x * keep / (1 - p). Applied again in backward to route the gradient.
+void lora_dropout_apply(float *out, const float *in, int64_t n, float p, uint64_t seed,
+                        uint64_t stream);
+
+#endif

@@ -1,0 +1,114 @@
+#include "model/model.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error.h"
+#include "common/sha256.h"
+
+static size_t layer_param_count(const model_config *c) {
+    size_t C = (size_t)c->hidden_size, F = (size_t)c->intermediate_size;
+    size_t q = (size_t)c->n_heads * c->head_dim, kv = (size_t)c->n_kv_heads * c->head_dim;
+    size_t n = 2 * C + q * C + 2 * kv * C + C * q + 3 * F * C;
+    if (c->attention_bias) n += q + 2 * kv;
+    return n;
+}
+
+int model_alloc(model *m, const model_config *cfg) {
+    memset(m, 0, sizeof *m);
+    m->cfg = *cfg;
+    size_t C = (size_t)cfg->hidden_size, V = (size_t)cfg->vocab_size;
+    size_t per_layer = layer_param_count(cfg);
+    size_t n = V * C + C + (size_t)cfg->n_layers * per_layer;
+    if (!cfg->tie_word_embeddings) n += V * C;
+    m->arena = malloc(n * sizeof(float));
+    m->layers = calloc((size_t)cfg->n_layers, sizeof(layer_weights));
+    if (!m->arena || !m->layers) {
+        free(m->arena);
+        free(m->layers);
+        memset(m, 0, sizeof *m);
+        return err_set("model: out of memory for %zu parameters", n);
+    }
+    m->n_params = n;
+    float *p = m->arena;
+    m->embed = p, p += V * C;
+    m->final_norm = p, p += C;
+    if (cfg->tie_word_embeddings) {
+        m->lm_head = m->embed;
+    } else {
+        m->lm_head = p, p += V * C;
+    }
+    size_t F = (size_t)cfg->intermediate_size;
+    size_t q = (size_t)cfg->n_heads * cfg->head_dim, kv = (size_t)cfg->n_kv_heads * cfg->head_dim;
+    for (int l = 0; l < cfg->n_layers; l++) {
+        layer_weights *w = &m->layers[l];
+        w->attn_norm = p, p += C;
+        w->wq = p, p += q * C;
+        w->wk = p, p += kv * C;
+        w->wv = p, p += kv * C;
+        if (cfg->attention_bias) {
+            w->bq = p, p += q;
+            w->bk = p, p += kv;
+            w->bv = p, p += kv;
+        }
+        w->wo = p, p += C * q;
+        w->mlp_norm = p, p += C;
+        w->w_gate = p, p += F * C;
+        w->w_up = p, p += F * C;
+        w->w_down = p, p += C * F;
+    }
+    return 0;
+}
+
+void model_free(model *m) {
+    free(m->arena);
+    free(m->layers);
+    memset(m, 0, sizeof *m);
+}
+
+int model_config_validate(const model_config *c, const char *file) {
+    if (c->hidden_size <= 0) return err_set("%s: hidden_size: must be positive", file);
+    if (c->intermediate_size <= 0) return err_set("%s: intermediate_size: must be positive", file);
+    if (c->n_layers <= 0) return err_set("%s: num_hidden_layers: must be positive", file);
+    if (c->n_heads <= 0) return err_set("%s: num_attention_heads: must be positive", file);
+    if (c->n_kv_heads <= 0 || c->n_heads % c->n_kv_heads != 0)
+        return err_set("%s: num_key_value_heads: %d does not divide num_attention_heads %d", file,
+                       c->n_kv_heads, c->n_heads);
+    if (c->head_dim <= 0 || c->head_dim % 2 != 0)
+        return err_set("%s: head_dim: %d must be positive and even for rotary embeddings", file,
+                       c->head_dim);
+    if (c->vocab_size <= 0) return err_set("%s: vocab_size: must be positive", file);
+    if (!(c->rms_norm_eps > 0)) return err_set("%s: rms_norm_eps: must be positive", file);
+    if (!(c->rope_theta > 0)) return err_set("%s: rope_theta: must be positive", file);
+    if (c->rope_scaling != ROPE_SCALING_NONE && !(c->rope_factor > 0))
+        return err_set("%s: rope_scaling.factor: must be positive", file);
+    if (c->rope_scaling == ROPE_SCALING_LLAMA3 &&
+        (!(c->rope_low_freq_factor > 0) || !(c->rope_high_freq_factor > c->rope_low_freq_factor) ||
+         c->rope_original_max_position <= 0))
+        return err_set("%s: rope_scaling: llama3 needs low_freq_factor < high_freq_factor and "
+                       "original_max_position_embeddings",
+                       file);
+    return 0;
+}
+
+void model_fingerprint(const model *m, char hex[65]) {
+    // The config and a strided sample of the fp32 weights: different bases differ here, and
+    // the fingerprint costs microseconds instead of a pass over every weight.
+    sha256_ctx c;
+    sha256_init(&c);
+    const model_config *k = &m->cfg;
+    const int32_t shape[] = {(int32_t)k->arch, k->hidden_size, k->intermediate_size, k->n_layers,
+                             k->n_heads, k->n_kv_heads, k->head_dim, k->vocab_size,
+                             k->tie_word_embeddings, k->attention_bias, (int32_t)k->rope_scaling};
+    const float numerics[] = {k->rms_norm_eps, k->rope_theta, k->rope_factor,
+                              k->rope_low_freq_factor, k->rope_high_freq_factor};
+    sha256_update(&c, shape, sizeof shape);
+    sha256_update(&c, numerics, sizeof numerics);
+    size_t stride = m->n_params / 65536 + 1;
+    for (size_t i = 0; i < m->n_params; i += stride) sha256_update(&c, &m->arena[i], sizeof(float));
+    size_t tail = m->n_params < 4096 ? m->n_params : 4096;
+    sha256_update(&c, m->arena + m->n_params - tail, tail * sizeof(float));
+    uint8_t digest[32];
+    sha256_final(&c, digest);
+    sha256_digest_to_hex(digest, hex);
+}

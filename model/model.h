@@ -1,0 +1,89 @@
+// A decoder-only transformer of the Llama family (llama, mistral, qwen2) held in fp32.
+// Weights follow Hugging Face layout and semantics: a projection W is [out, in] row-major
+// and y = x W^T (+ b); Q/K rows are in HF order (llama.cpp's GGUF permutation undone at load).
+#ifndef MEDTUNE_MODEL_MODEL_H
+#define MEDTUNE_MODEL_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum { MODEL_ARCH_LLAMA, MODEL_ARCH_MISTRAL, MODEL_ARCH_QWEN2 } model_arch;
+
+typedef enum {
+    ROPE_SCALING_NONE,
+    ROPE_SCALING_LINEAR,  // positions divided by factor
+    ROPE_SCALING_LLAMA3,  // frequency-dependent scaling of Llama 3.1/3.2
+} rope_scaling_type;
+
+#define MODEL_MAX_EOS 8
+
+typedef struct {
+    model_arch arch;
+    int hidden_size;        // C
+    int intermediate_size;  // F
+    int n_layers;           // L
+    int n_heads;            // H
+    int n_kv_heads;         // KV (GQA when KV < H)
+    int head_dim;           // D (may differ from C / H)
+    int vocab_size;         // V
+    int max_position_embeddings;
+    float rms_norm_eps;
+    float rope_theta;
+    rope_scaling_type rope_scaling;
+    float rope_factor;
+    float rope_low_freq_factor;   // llama3
+    float rope_high_freq_factor;  // llama3
+    int rope_original_max_position;  // llama3
+    int tie_word_embeddings;
+    int attention_bias;  // q/k/v biases (qwen2)
+    int bos_token_id;    // -1 when absent
+    int eos_token_ids[MODEL_MAX_EOS];
+    int n_eos;
+} model_config;
+
+typedef struct {
+    float *attn_norm;  // [C]
+    float *wq;         // [H*D, C]
+    float *wk;         // [KV*D, C]
+    float *wv;         // [KV*D, C]
+    float *bq;         // [H*D] or NULL
+    float *bk;         // [KV*D] or NULL
+    float *bv;         // [KV*D] or NULL
+    float *wo;         // [C, H*D]
+    float *mlp_norm;   // [C]
+    float *w_gate;     // [F, C]
+    float *w_up;       // [F, C]
+    float *w_down;     // [C, F]
+} layer_weights;
+
+typedef struct {
+    model_config cfg;
+    float *embed;       // [V, C]
+    float *final_norm;  // [C]
+    float *lm_head;     // [V, C]; equals embed when tied
+    layer_weights *layers;
+    float *arena;       // all weights, one allocation
+    size_t n_params;    // distinct parameters (tied lm_head counted once)
+    // Description of the source, for `medtune info`.
+    char source_path[4096];
+    char source_format[16];     // "safetensors" or "gguf"
+    char source_dtypes[64];     // e.g. "F32", "BF16", "Q4_1+F32"
+    char tokenizer_kind[32];    // e.g. "BPE (tokenizer.json)", "gpt2 (gguf)", "none"
+} model;
+
+// Loads a Hugging Face model directory or a .gguf file. On failure returns -1 with
+// "<file>: <field>: <why>" in err_msg() and leaves `m` zeroed.
+int model_load(model *m, const char *path);
+void model_free(model *m);
+
+// Allocates the arena and wires the pointers for `cfg` (weights uninitialised).
+// Used by the loaders and by tests that build models in memory.
+int model_alloc(model *m, const model_config *cfg);
+
+// Hex SHA-256 identifying the loaded base model (config and weights), for resume checks.
+void model_fingerprint(const model *m, char hex[65]);
+
+// Checks a filled config for values the math cannot handle; "<what>: <why>" on failure.
+int model_config_validate(const model_config *cfg, const char *file);
+
+#endif

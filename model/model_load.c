@@ -1,0 +1,145 @@
+// model_load(): dispatch on the kind of path, plus the helpers both loaders share.
+#include "model/model_load.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error.h"
+#include "common/fileio.h"
+
+const char *model_arch_name(model_arch a) {
+    switch (a) {
+    case MODEL_ARCH_LLAMA: return "llama";
+    case MODEL_ARCH_MISTRAL: return "mistral";
+    case MODEL_ARCH_QWEN2: return "qwen2";
+    }
+    return "?";
+}
+
+static int file_has_gguf_magic(const char *path) {
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return 0;
+    char magic[4];
+    int ok = fread(magic, 1, 4, fp) == 4 && !memcmp(magic, "GGUF", 4);
+    fclose(fp);
+    return ok;
+}
+
+static int has_suffix(const char *s, const char *suffix) {
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && !strcmp(s + n - k, suffix);
+}
+
+int model_load(model *m, const char *path) {
+    memset(m, 0, sizeof *m);
+    if (!path_exists(path)) return err_set("%s: no such file or directory", path);
+    int rc;
+    if (path_is_dir(path))
+        rc = model_load_hf(m, path);
+    else if (has_suffix(path, ".gguf") || file_has_gguf_magic(path))
+        rc = model_load_gguf(m, path);
+    else
+        return err_set("%s: not a model (expected a Hugging Face directory or a .gguf file)",
+                       path);
+    if (rc != 0) {
+        model_free(m);
+        return -1;
+    }
+    snprintf(m->source_path, sizeof m->source_path, "%s", path);
+    return 0;
+}
+
+static void slot_set(weight_slot *s, float *dst, int64_t rows, int64_t cols, const char *hf,
+                     const char *gguf) {
+    memset(s, 0, sizeof *s);
+    s->dst = dst;
+    s->rows = rows;
+    s->cols = cols;
+    snprintf(s->hf_name, sizeof s->hf_name, "%s", hf);
+    snprintf(s->gguf_name, sizeof s->gguf_name, "%s", gguf);
+}
+
+int weight_slots_list(const model *m, weight_slot **out, int *n_out) {
+    const model_config *c = &m->cfg;
+    int64_t C = c->hidden_size, F = c->intermediate_size, V = c->vocab_size;
+    int64_t q = (int64_t)c->n_heads * c->head_dim, kv = (int64_t)c->n_kv_heads * c->head_dim;
+    int per_layer = 9 + (c->attention_bias ? 3 : 0);
+    int cap = 3 + c->n_layers * per_layer;
+    weight_slot *s = xcalloc_or_err((size_t)cap, sizeof *s, "model");
+    if (!s) return -1;
+    int n = 0;
+    slot_set(&s[n++], m->embed, V, C, "model.embed_tokens.weight", "token_embd.weight");
+    slot_set(&s[n++], m->final_norm, C, 0, "model.norm.weight", "output_norm.weight");
+    if (!c->tie_word_embeddings) slot_set(&s[n++], m->lm_head, V, C, "lm_head.weight", "output.weight");
+    for (int l = 0; l < c->n_layers; l++) {
+        const layer_weights *w = &m->layers[l];
+        char hf[96], gg[64];
+#define SLOT(dst, rows, cols, hfname, ggname)                                   \
+    do {                                                                        \
+        snprintf(hf, sizeof hf, "model.layers.%d.%s", l, hfname);               \
+        snprintf(gg, sizeof gg, "blk.%d.%s", l, ggname);                        \
+        slot_set(&s[n++], dst, rows, cols, hf, gg);                             \
+    } while (0)
+        SLOT(w->attn_norm, C, 0, "input_layernorm.weight", "attn_norm.weight");
+        SLOT(w->wq, q, C, "self_attn.q_proj.weight", "attn_q.weight");
+        s[n - 1].qk_heads = c->n_heads;
+        SLOT(w->wk, kv, C, "self_attn.k_proj.weight", "attn_k.weight");
+        s[n - 1].qk_heads = c->n_kv_heads;
+        SLOT(w->wv, kv, C, "self_attn.v_proj.weight", "attn_v.weight");
+        if (c->attention_bias) {
+            SLOT(w->bq, q, 0, "self_attn.q_proj.bias", "attn_q.bias");
+            s[n - 1].qk_heads = c->n_heads;
+            SLOT(w->bk, kv, 0, "self_attn.k_proj.bias", "attn_k.bias");
+            s[n - 1].qk_heads = c->n_kv_heads;
+            SLOT(w->bv, kv, 0, "self_attn.v_proj.bias", "attn_v.bias");
+        }
+        SLOT(w->wo, C, q, "self_attn.o_proj.weight", "attn_output.weight");
+        SLOT(w->mlp_norm, C, 0, "post_attention_layernorm.weight", "ffn_norm.weight");
+        SLOT(w->w_gate, F, C, "mlp.gate_proj.weight", "ffn_gate.weight");
+        SLOT(w->w_up, F, C, "mlp.up_proj.weight", "ffn_up.weight");
+        SLOT(w->w_down, C, F, "mlp.down_proj.weight", "ffn_down.weight");
+#undef SLOT
+    }
+    *out = s;
+    *n_out = n;
+    return 0;
+}
+
+void dtype_tally_add(dtype_tally *t, const char *name) {
+    for (int i = 0; i < t->n; i++)
+        if (!strcmp(t->names[i], name)) {
+            t->counts[i]++;
+            return;
+        }
+    if (t->n < (int)(sizeof t->names / sizeof t->names[0])) {
+        t->names[t->n] = name;
+        t->counts[t->n++] = 1;
+    }
+}
+
+void dtype_tally_format(const dtype_tally *t, char *out, size_t size) {
+    int used[16] = {0};
+    size_t at = 0;
+    out[0] = '\0';
+    for (int k = 0; k < t->n; k++) {
+        int best = -1;
+        for (int i = 0; i < t->n; i++)
+            if (!used[i] && (best < 0 || t->counts[i] > t->counts[best])) best = i;
+        used[best] = 1;
+        int w = snprintf(out + at, size - at, "%s%s", k ? "+" : "", t->names[best]);
+        if (w < 0 || (size_t)w >= size - at) return;
+        at += (size_t)w;
+    }
+}
+
+void qk_rows_unpermute(float *dst, const float *src, int n_heads, int head_dim, int64_t cols) {
+    int half = head_dim / 2;
+    for (int h = 0; h < n_heads; h++)
+        for (int a = 0; a < 2; a++)
+            for (int j = 0; j < half; j++) {
+                int64_t hf_row = (int64_t)h * head_dim + a * half + j;
+                int64_t gg_row = (int64_t)h * head_dim + 2 * j + a;
+                memcpy(dst + hf_row * cols, src + gg_row * cols, (size_t)cols * sizeof(float));
+            }
+}

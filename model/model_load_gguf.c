@@ -1,0 +1,193 @@
+// GGUF files (llama.cpp): the config from `<arch>.*` metadata, weights dequantized to fp32,
+// and llama.cpp's Q/K row permutation undone for `llama` so the math is HF's rotate_half.
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error.h"
+#include "formats/gguf.h"
+#include "model/model_load.h"
+
+static int arch_int(const gguf_file *f, const char *arch, const char *key, int required, int def,
+                    int *out) {
+    char k[128];
+    snprintf(k, sizeof k, "%s.%s", arch, key);
+    if (!gguf_find(f, k)) {
+        if (required) return err_set("%s: %s: missing metadata key", f->path, k);
+        *out = def;
+        return 0;
+    }
+    int64_t v;
+    if (gguf_get_int(f, k, &v) != 0) return -1;
+    if (v < 0 || v > 2147483647) return err_set("%s: %s: %lld out of range", f->path, k, (long long)v);
+    *out = (int)v;
+    return 0;
+}
+
+static int arch_float(const gguf_file *f, const char *arch, const char *key, int required,
+                      float def, float *out) {
+    char k[128];
+    snprintf(k, sizeof k, "%s.%s", arch, key);
+    if (!gguf_find(f, k)) {
+        if (required) return err_set("%s: %s: missing metadata key", f->path, k);
+        *out = def;
+        return 0;
+    }
+    double v;
+    if (gguf_get_float(f, k, &v) != 0) return -1;
+    *out = (float)v;
+    return 0;
+}
+
+static int optional_token_id(const gguf_file *f, const char *key, int *out) {
+    *out = -1;
+    if (!gguf_find(f, key)) return 0;
+    int64_t v;
+    if (gguf_get_int(f, key, &v) != 0) return -1;
+    if (v < 0 || v > 2147483647) return err_set("%s: %s: %lld out of range", f->path, key, (long long)v);
+    *out = (int)v;
+    return 0;
+}
+
+static int parse_rope_scaling(const gguf_file *f, const char *arch, model_config *c) {
+    char k[128];
+    c->rope_scaling = ROPE_SCALING_NONE;
+    snprintf(k, sizeof k, "%s.rope.scaling.type", arch);
+    char type[32] = "none";
+    if (gguf_find(f, k) && gguf_get_cstr(f, k, type, sizeof type) != 0) return -1;
+    if (!strcmp(type, "linear")) {
+        c->rope_scaling = ROPE_SCALING_LINEAR;
+        return arch_float(f, arch, "rope.scaling.factor", 1, 0, &c->rope_factor);
+    }
+    if (strcmp(type, "none"))
+        return err_set("%s: %s: unsupported rope scaling '%s' (supported: none, linear)", f->path,
+                       k, type);
+    // Older files carry linear scaling as rope.scale_linear.
+    float scale;
+    if (arch_float(f, arch, "rope.scale_linear", 0, 1.0f, &scale) != 0) return -1;
+    if (scale != 1.0f) {
+        c->rope_scaling = ROPE_SCALING_LINEAR;
+        c->rope_factor = scale;
+    }
+    // Llama 3.1+ files store per-frequency factors as a tensor instead of the parameters.
+    if (gguf_find_tensor(f, "rope_freqs.weight"))
+        return err_set("%s: rope_freqs.weight: per-frequency rope factors (llama3 rope scaling) "
+                       "are unsupported in GGUF; load the Hugging Face directory instead",
+                       f->path);
+    return 0;
+}
+
+static int parse_config(const gguf_file *f, model_config *c) {
+    memset(c, 0, sizeof *c);
+    char arch[32];
+    if (gguf_get_cstr(f, "general.architecture", arch, sizeof arch) != 0) return -1;
+    if (!strcmp(arch, "llama"))
+        c->arch = MODEL_ARCH_LLAMA;
+    else if (!strcmp(arch, "qwen2"))
+        c->arch = MODEL_ARCH_QWEN2;
+    else
+        return err_set("%s: general.architecture: unsupported architecture '%s' (supported: "
+                       "llama, qwen2)",
+                       f->path, arch);
+    if (arch_int(f, arch, "embedding_length", 1, 0, &c->hidden_size) != 0 ||
+        arch_int(f, arch, "feed_forward_length", 1, 0, &c->intermediate_size) != 0 ||
+        arch_int(f, arch, "block_count", 1, 0, &c->n_layers) != 0 ||
+        arch_int(f, arch, "attention.head_count", 1, 0, &c->n_heads) != 0 ||
+        arch_int(f, arch, "attention.head_count_kv", 0, c->n_heads, &c->n_kv_heads) != 0 ||
+        arch_int(f, arch, "context_length", 0, 2048, &c->max_position_embeddings) != 0 ||
+        arch_float(f, arch, "attention.layer_norm_rms_epsilon", 1, 0, &c->rms_norm_eps) != 0 ||
+        arch_float(f, arch, "rope.freq_base", 0, 10000.0f, &c->rope_theta) != 0)
+        return -1;
+    if (c->n_heads <= 0)
+        return err_set("%s: %s.attention.head_count: must be positive", f->path, arch);
+    int value_len, rope_dims;
+    if (arch_int(f, arch, "attention.key_length", 0, c->hidden_size / c->n_heads, &c->head_dim) != 0 ||
+        arch_int(f, arch, "attention.value_length", 0, c->head_dim, &value_len) != 0 ||
+        arch_int(f, arch, "rope.dimension_count", 0, c->head_dim, &rope_dims) != 0)
+        return -1;
+    if (value_len != c->head_dim)
+        return err_set("%s: %s.attention.value_length: %d differs from key_length %d (unsupported)",
+                       f->path, arch, value_len, c->head_dim);
+    if (rope_dims != c->head_dim)
+        return err_set("%s: %s.rope.dimension_count: partial rotary (%d of %d dims) is unsupported",
+                       f->path, arch, rope_dims, c->head_dim);
+    if (parse_rope_scaling(f, arch, c) != 0) return -1;
+    const gguf_tensor *embd = gguf_find_tensor(f, "token_embd.weight");
+    if (!embd) return err_set("%s: token_embd.weight: missing tensor", f->path);
+    if (embd->n_dims != 2 || embd->ne[1] > 2147483647)
+        return err_set("%s: token_embd.weight: expected 2 dimensions", f->path);
+    c->vocab_size = (int)embd->ne[1];
+    c->tie_word_embeddings = gguf_find_tensor(f, "output.weight") == NULL;
+    c->attention_bias = c->arch == MODEL_ARCH_QWEN2 || gguf_find_tensor(f, "blk.0.attn_q.bias");
+    if (optional_token_id(f, "tokenizer.ggml.bos_token_id", &c->bos_token_id) != 0 ||
+        optional_token_id(f, "tokenizer.ggml.eos_token_id", &c->eos_token_ids[0]) != 0)
+        return -1;
+    c->n_eos = c->eos_token_ids[0] >= 0;
+    if (!c->n_eos) c->eos_token_ids[0] = 0;
+    return model_config_validate(c, f->path);
+}
+
+int model_config_load_gguf(model_config *cfg, const char *path) {
+    gguf_file f;
+    if (gguf_open(&f, path) != 0) return -1;
+    int rc = parse_config(&f, cfg);
+    gguf_close(&f);
+    return rc;
+}
+
+static int load_slot(const gguf_file *f, const weight_slot *s, int unpermute, float *scratch,
+                     dtype_tally *tally) {
+    const gguf_tensor *t = gguf_find_tensor(f, s->gguf_name);
+    if (!t) return err_set("%s: %s: missing tensor", f->path, s->gguf_name);
+    // ggml lists dimensions innermost first: a [rows, cols] matrix has ne = [cols, rows].
+    int want_dims = s->cols ? 2 : 1;
+    int64_t want0 = s->cols ? s->cols : s->rows, want1 = s->cols ? s->rows : 1;
+    if (t->n_dims != want_dims || t->ne[0] != want0 || t->ne[1] != want1) {
+        if (s->cols)
+            return err_set("%s: %s: ne [%lld, %lld], expected [%lld, %lld]", f->path, t->name,
+                           (long long)t->ne[0], (long long)t->ne[1], (long long)want0,
+                           (long long)want1);
+        return err_set("%s: %s: ne [%lld], expected [%lld]", f->path, t->name,
+                       (long long)t->ne[0], (long long)want0);
+    }
+    dtype_tally_add(tally, ggml_type_name(t->type));
+    if (!unpermute || !s->qk_heads) return gguf_tensor_to_f32(f, t, s->dst);
+    if (gguf_tensor_to_f32(f, t, scratch) != 0) return -1;
+    int head_dim = (int)(s->rows / s->qk_heads);
+    qk_rows_unpermute(s->dst, scratch, s->qk_heads, head_dim, s->cols ? s->cols : 1);
+    return 0;
+}
+
+int model_load_gguf(model *m, const char *path) {
+    gguf_file f;
+    if (gguf_open(&f, path) != 0) return -1;
+    model_config cfg;
+    weight_slot *slots = NULL;
+    float *scratch = NULL;
+    int n = 0, rc = -1;
+    if (parse_config(&f, &cfg) != 0 || model_alloc(m, &cfg) != 0 ||
+        weight_slots_list(m, &slots, &n) != 0)
+        goto done;
+    size_t q_rows = (size_t)cfg.n_heads * cfg.head_dim;
+    if (!(scratch = xmalloc_or_err(q_rows * (size_t)cfg.hidden_size * sizeof(float), path)))
+        goto done;
+    int unpermute = cfg.arch == MODEL_ARCH_LLAMA;
+    dtype_tally tally = {0};
+    for (int i = 0; i < n; i++)
+        if (load_slot(&f, &slots[i], unpermute, scratch, &tally) != 0) goto done;
+    snprintf(m->source_format, sizeof m->source_format, "gguf");
+    dtype_tally_format(&tally, m->source_dtypes, sizeof m->source_dtypes);
+    char tok[24];
+    if (!gguf_find(&f, "tokenizer.ggml.model"))
+        snprintf(m->tokenizer_kind, sizeof m->tokenizer_kind, "none");
+    else if (gguf_get_cstr(&f, "tokenizer.ggml.model", tok, sizeof tok) != 0)
+        goto done;
+    else
+        snprintf(m->tokenizer_kind, sizeof m->tokenizer_kind, "%s (gguf)", tok);
+    rc = 0;
+done:
+    free(scratch);
+    free(slots);
+    gguf_close(&f);
+    return rc;
+}

@@ -1,0 +1,440 @@
+// Hugging Face model directories: config.json and model.safetensors (or shards listed in
+// model.safetensors.index.json), converted to the fp32 model.
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error.h"
+#include "common/fileio.h"
+#include "formats/safetensors.h"
+#include "model/model_load.h"
+
+// ---- config.json ----
+
+// A JSON key that is absent or null counts as missing.
+static const cJSON *field(const cJSON *obj, const char *key) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    return v && !cJSON_IsNull(v) ? v : NULL;
+}
+
+static int json_int(const cJSON *v, const char *file, const char *key, int *out) {
+    if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) ||
+        fabs(v->valuedouble) > 2147483647.0)
+        return err_set("%s: %s: expected an integer", file, key);
+    *out = (int)v->valuedouble;
+    return 0;
+}
+
+// An integer field; when absent, `def` (or an error when required).
+static int get_int(const cJSON *obj, const char *file, const char *key, int required, int def,
+                   int *out) {
+    const cJSON *v = field(obj, key);
+    if (!v) {
+        if (required) return err_set("%s: %s: missing", file, key);
+        *out = def;
+        return 0;
+    }
+    return json_int(v, file, key, out);
+}
+
+static int get_float(const cJSON *obj, const char *file, const char *key, int required,
+                     float def, float *out) {
+    const cJSON *v = field(obj, key);
+    if (!v) {
+        if (required) return err_set("%s: %s: missing", file, key);
+        *out = def;
+        return 0;
+    }
+    if (!cJSON_IsNumber(v)) return err_set("%s: %s: expected a number", file, key);
+    *out = (float)v->valuedouble;
+    return 0;
+}
+
+static int get_bool(const cJSON *obj, const char *file, const char *key, int def, int *out) {
+    const cJSON *v = field(obj, key);
+    if (!v) {
+        *out = def;
+        return 0;
+    }
+    if (!cJSON_IsBool(v)) return err_set("%s: %s: expected true or false", file, key);
+    *out = cJSON_IsTrue(v);
+    return 0;
+}
+
+static int parse_arch(const cJSON *root, const char *file, model_arch *arch) {
+    static const struct {
+        const char *model_type, *class_name;
+        model_arch arch;
+    } ARCHS[] = {
+        {"llama", "LlamaForCausalLM", MODEL_ARCH_LLAMA},
+        {"mistral", "MistralForCausalLM", MODEL_ARCH_MISTRAL},
+        {"qwen2", "Qwen2ForCausalLM", MODEL_ARCH_QWEN2},
+    };
+    const cJSON *mt = field(root, "model_type");
+    const cJSON *archs = field(root, "architectures");
+    const char *key = "model_type", *name = NULL;
+    if (mt) {
+        if (!cJSON_IsString(mt)) return err_set("%s: model_type: expected a string", file);
+        name = mt->valuestring;
+    } else if (cJSON_IsArray(archs) && cJSON_IsString(archs->child)) {
+        key = "architectures";
+        name = archs->child->valuestring;
+    } else {
+        return err_set("%s: model_type: missing", file);
+    }
+    for (size_t i = 0; i < sizeof ARCHS / sizeof ARCHS[0]; i++)
+        if (!strcmp(name, mt ? ARCHS[i].model_type : ARCHS[i].class_name)) {
+            *arch = ARCHS[i].arch;
+            return 0;
+        }
+    return err_set("%s: %s: unsupported architecture '%s' (supported: llama, mistral, qwen2)",
+                   file, key, name);
+}
+
+static int rope_float(const cJSON *r, const char *file, const char *key, const char *sub,
+                      float *out) {
+    const cJSON *v = field(r, sub);
+    if (!cJSON_IsNumber(v)) return err_set("%s: %s.%s: missing or not a number", file, key, sub);
+    *out = (float)v->valuedouble;
+    return 0;
+}
+
+// rope_scaling (transformers v4) or rope_parameters (v5, which also carries rope_theta).
+static int parse_rope(const cJSON *root, const char *file, model_config *c) {
+    if (get_float(root, file, "rope_theta", 0, 10000.0f, &c->rope_theta) != 0) return -1;
+    const char *key = "rope_parameters";
+    const cJSON *r = field(root, key);
+    if (!r) {
+        key = "rope_scaling";
+        r = field(root, key);
+    }
+    c->rope_scaling = ROPE_SCALING_NONE;
+    if (!r) return 0;
+    if (!cJSON_IsObject(r)) return err_set("%s: %s: expected an object or null", file, key);
+    if (field(r, "rope_theta") && rope_float(r, file, key, "rope_theta", &c->rope_theta) != 0)
+        return -1;
+    const cJSON *type = field(r, "rope_type");
+    if (!type) type = field(r, "type");
+    if (!type) {
+        // v5 nests parameters per attention type for some models; a flat object without a
+        // type is the default rope.
+        for (const cJSON *e = r->child; e; e = e->next)
+            if (cJSON_IsObject(e))
+                return err_set("%s: %s: per-layer-type rope parameters ('%s') are unsupported",
+                               file, key, e->string);
+        return 0;
+    }
+    if (!cJSON_IsString(type)) return err_set("%s: %s.rope_type: expected a string", file, key);
+    const char *t = type->valuestring;
+    if (!strcmp(t, "default")) return 0;
+    if (!strcmp(t, "linear")) {
+        c->rope_scaling = ROPE_SCALING_LINEAR;
+        return rope_float(r, file, key, "factor", &c->rope_factor);
+    }
+    if (!strcmp(t, "llama3")) {
+        c->rope_scaling = ROPE_SCALING_LLAMA3;
+        const cJSON *orig = field(r, "original_max_position_embeddings");
+        if (rope_float(r, file, key, "factor", &c->rope_factor) != 0 ||
+            rope_float(r, file, key, "low_freq_factor", &c->rope_low_freq_factor) != 0 ||
+            rope_float(r, file, key, "high_freq_factor", &c->rope_high_freq_factor) != 0)
+            return -1;
+        if (!orig) return err_set("%s: %s.original_max_position_embeddings: missing", file, key);
+        char name[80];
+        snprintf(name, sizeof name, "%s.original_max_position_embeddings", key);
+        return json_int(orig, file, name, &c->rope_original_max_position);
+    }
+    return err_set("%s: %s: unsupported rope type '%s' (supported: default, linear, llama3)", file,
+                   key, t);
+}
+
+static int parse_eos(const cJSON *root, const char *file, model_config *c) {
+    const cJSON *v = field(root, "eos_token_id");
+    c->n_eos = 0;
+    if (!v) return 0;
+    if (!cJSON_IsArray(v)) {
+        if (json_int(v, file, "eos_token_id", &c->eos_token_ids[0]) != 0) return -1;
+        c->n_eos = 1;
+        return 0;
+    }
+    for (const cJSON *e = v->child; e; e = e->next) {
+        if (c->n_eos == MODEL_MAX_EOS)
+            return err_set("%s: eos_token_id: more than %d ids", file, MODEL_MAX_EOS);
+        if (json_int(e, file, "eos_token_id", &c->eos_token_ids[c->n_eos++]) != 0) return -1;
+    }
+    return 0;
+}
+
+// Fields that would change the math in ways this implementation does not follow.
+static int check_unsupported(const cJSON *root, const char *file, model_arch arch) {
+    int flag;
+    if (field(root, "quantization_config"))
+        return err_set("%s: quantization_config: quantized checkpoints are unsupported", file);
+    if (get_bool(root, file, "mlp_bias", 0, &flag) != 0) return -1;
+    if (flag) return err_set("%s: mlp_bias: true is unsupported", file);
+    const cJSON *act = field(root, "hidden_act");
+    if (act && (!cJSON_IsString(act) || strcmp(act->valuestring, "silu")))
+        return err_set("%s: hidden_act: unsupported activation '%s' (supported: silu)", file,
+                       cJSON_IsString(act) ? act->valuestring : "?");
+    if (arch == MODEL_ARCH_QWEN2) {
+        if (get_bool(root, file, "use_sliding_window", 0, &flag) != 0) return -1;
+        if (flag) return err_set("%s: use_sliding_window: true is unsupported", file);
+    }
+    return 0;
+}
+
+int model_config_from_hf_json(model_config *c, const char *json, size_t len, const char *file) {
+    memset(c, 0, sizeof *c);
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(json, len, &end, 0);
+    if (!root) return err_set("%s: not valid JSON (near byte %ld)", file, end ? (long)(end - json) : 0L);
+    int rc = -1;
+    if (!cJSON_IsObject(root)) {
+        err_set("%s: not a JSON object", file);
+        goto done;
+    }
+    if (parse_arch(root, file, &c->arch) != 0 || check_unsupported(root, file, c->arch) != 0)
+        goto done;
+    if (get_int(root, file, "hidden_size", 1, 0, &c->hidden_size) != 0 ||
+        get_int(root, file, "intermediate_size", 1, 0, &c->intermediate_size) != 0 ||
+        get_int(root, file, "num_hidden_layers", 1, 0, &c->n_layers) != 0 ||
+        get_int(root, file, "num_attention_heads", 1, 0, &c->n_heads) != 0 ||
+        get_int(root, file, "num_key_value_heads", 0, c->n_heads, &c->n_kv_heads) != 0 ||
+        get_int(root, file, "vocab_size", 1, 0, &c->vocab_size) != 0 ||
+        get_int(root, file, "max_position_embeddings", 0, 2048, &c->max_position_embeddings) != 0 ||
+        get_float(root, file, "rms_norm_eps", 0, 1e-6f, &c->rms_norm_eps) != 0 ||
+        get_bool(root, file, "tie_word_embeddings", 0, &c->tie_word_embeddings) != 0 ||
+        get_int(root, file, "bos_token_id", 0, -1, &c->bos_token_id) != 0)
+        goto done;
+    if (c->n_heads <= 0) {
+        err_set("%s: num_attention_heads: must be positive", file);
+        goto done;
+    }
+    if (get_int(root, file, "head_dim", 0, c->hidden_size / c->n_heads, &c->head_dim) != 0)
+        goto done;
+    if (parse_rope(root, file, c) != 0 || parse_eos(root, file, c) != 0) goto done;
+    if (c->arch == MODEL_ARCH_QWEN2)
+        c->attention_bias = 1;
+    else if (c->arch == MODEL_ARCH_LLAMA &&
+             get_bool(root, file, "attention_bias", 0, &c->attention_bias) != 0)
+        goto done;
+    if (c->arch == MODEL_ARCH_MISTRAL) {
+        // Sliding-window attention equals full attention within the window; cap the usable
+        // context there so longer sequences are refused instead of silently computed wrong.
+        int window;
+        if (get_int(root, file, "sliding_window", 0, 0, &window) != 0) goto done;
+        if (window > 0 && window < c->max_position_embeddings) c->max_position_embeddings = window;
+    }
+    rc = model_config_validate(c, file);
+done:
+    cJSON_Delete(root);
+    return rc;
+}
+
+// ---- weights ----
+
+typedef struct {
+    st_file *files;
+    char **names;  // shard file names (relative to the directory)
+    int n;
+    cJSON *index;             // model.safetensors.index.json, NULL for a single file
+    const cJSON *weight_map;  // inside `index`
+    char index_path[4096];
+} hf_weights;
+
+static void hf_weights_close(hf_weights *w) {
+    for (int i = 0; i < w->n; i++) {
+        safetensors_close(&w->files[i]);
+        free(w->names[i]);
+    }
+    free(w->files);
+    free(w->names);
+    cJSON_Delete(w->index);
+    memset(w, 0, sizeof *w);
+}
+
+static int hf_weights_add(hf_weights *w, const char *dir, const char *name) {
+    for (int i = 0; i < w->n; i++)
+        if (!strcmp(w->names[i], name)) return 0;
+    if (strchr(name, '/') || !strcmp(name, "..") || !*name)
+        return err_set("%s: weight_map: invalid shard file name '%s'", w->index_path, name);
+    st_file *nf = realloc(w->files, (size_t)(w->n + 1) * sizeof *nf);
+    if (nf) w->files = nf;
+    char **nn = realloc(w->names, (size_t)(w->n + 1) * sizeof *nn);
+    if (nn) w->names = nn;
+    if (!nf || !nn) return err_set("%s: out of memory", dir);
+    char path[4096];
+    if (path_join(path, sizeof path, dir, name) != 0) return -1;
+    if (!(w->names[w->n] = strdup(name))) return err_set("%s: out of memory", dir);
+    if (safetensors_open(&w->files[w->n], path) != 0) {
+        free(w->names[w->n]);
+        return -1;
+    }
+    w->n++;
+    return 0;
+}
+
+static int hf_weights_open(hf_weights *w, const char *dir) {
+    memset(w, 0, sizeof *w);
+    char single[4096];
+    if (path_join(single, sizeof single, dir, "model.safetensors") != 0 ||
+        path_join(w->index_path, sizeof w->index_path, dir, "model.safetensors.index.json") != 0)
+        return -1;
+    if (path_exists(single)) return hf_weights_add(w, dir, "model.safetensors");
+    if (!path_exists(w->index_path))
+        return err_set("%s: no model.safetensors or model.safetensors.index.json", dir);
+    char *text;
+    size_t len;
+    if (file_read_all(w->index_path, &text, &len) != 0) return -1;
+    const char *end = NULL;
+    w->index = cJSON_ParseWithLengthOpts(text, len, &end, 0);
+    long at = end ? (long)(end - text) : 0L;
+    free(text);
+    if (!w->index) return err_set("%s: not valid JSON (near byte %ld)", w->index_path, at);
+    w->weight_map = cJSON_GetObjectItemCaseSensitive(w->index, "weight_map");
+    if (!cJSON_IsObject(w->weight_map))
+        return err_set("%s: weight_map: missing or not an object", w->index_path);
+    for (const cJSON *e = w->weight_map->child; e; e = e->next) {
+        if (!cJSON_IsString(e))
+            return err_set("%s: weight_map: %s: expected a file name", w->index_path, e->string);
+        if (hf_weights_add(w, dir, e->valuestring) != 0) return -1;
+    }
+    return 0;
+}
+
+// The tensor `name` and the file holding it; NULL with an error naming both when missing.
+static const st_tensor *hf_weights_find(const hf_weights *w, const char *name,
+                                        const st_file **file) {
+    if (!w->index) {
+        *file = &w->files[0];
+        const st_tensor *t = safetensors_find(*file, name);
+        if (!t) err_set("%s: %s: missing tensor", (*file)->path, name);
+        return t;
+    }
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(w->weight_map, name);
+    if (!e) {
+        err_set("%s: %s: missing tensor (not in weight_map)", w->index_path, name);
+        return NULL;
+    }
+    for (int i = 0; i < w->n; i++)
+        if (!strcmp(w->names[i], e->valuestring)) {
+            *file = &w->files[i];
+            const st_tensor *t = safetensors_find(*file, name);
+            if (!t) err_set("%s: %s: missing tensor (weight_map points here)", (*file)->path, name);
+            return t;
+        }
+    err_set("%s: %s: missing tensor", w->index_path, name);
+    return NULL;
+}
+
+// A tensor saved under another name: safetensors' torch helper drops one of two shared
+// tensors and records "dropped": "kept" in __metadata__; tied models may also keep only
+// lm_head.weight for the embedding.
+static const char *hf_alias(const hf_weights *w, const weight_slot *s, int tied) {
+    for (int i = 0; i < w->n; i++) {
+        const char *a = safetensors_metadata(&w->files[i], s->hf_name);
+        if (a) return a;
+    }
+    if (tied && !strcmp(s->hf_name, "model.embed_tokens.weight")) return "lm_head.weight";
+    return NULL;
+}
+
+static int load_slot(const hf_weights *w, const weight_slot *s, int tied, dtype_tally *tally) {
+    const st_file *f;
+    const st_tensor *t = hf_weights_find(w, s->hf_name, &f);
+    if (!t) {
+        const char *alias = hf_alias(w, s, tied);
+        char saved[2048];
+        snprintf(saved, sizeof saved, "%s", err_msg());
+        if (!alias || !(t = hf_weights_find(w, alias, &f))) return err_set("%s", saved);
+    }
+    int want_dims = s->cols ? 2 : 1;
+    if (t->n_dims != want_dims || t->shape[0] != s->rows || (s->cols && t->shape[1] != s->cols)) {
+        char got[128] = "", want[64];
+        size_t at = 0;
+        for (int d = 0; d < t->n_dims && at < sizeof got; d++)
+            at += (size_t)snprintf(got + at, sizeof got - at, "%s%lld", d ? ", " : "",
+                                   (long long)t->shape[d]);
+        if (s->cols)
+            snprintf(want, sizeof want, "%lld, %lld", (long long)s->rows, (long long)s->cols);
+        else
+            snprintf(want, sizeof want, "%lld", (long long)s->rows);
+        return err_set("%s: %s: shape [%s], expected [%s]", f->path, s->hf_name, got, want);
+    }
+    if (!st_dtype_is_float(t->dtype))
+        return err_set("%s: %s: dtype %s, expected F32, F16 or BF16", f->path, s->hf_name,
+                       st_dtype_name(t->dtype));
+    dtype_tally_add(tally, st_dtype_name(t->dtype));
+    return st_tensor_to_f32(f, t, s->dst);
+}
+
+// "BPE byte-level", "BPE sentencepiece", the model type, or "none" without tokenizer.json.
+static int detect_tokenizer(const char *dir, char *kind, size_t size) {
+    char path[4096];
+    if (path_join(path, sizeof path, dir, "tokenizer.json") != 0) return -1;
+    snprintf(kind, size, "none");
+    if (!path_exists(path)) return 0;
+    char *text;
+    size_t len;
+    if (file_read_all(path, &text, &len) != 0) return -1;
+    cJSON *root = cJSON_ParseWithLength(text, len);
+    free(text);
+    if (!root) return err_set("%s: not valid JSON", path);
+    const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
+    const cJSON *type = cJSON_GetObjectItemCaseSensitive(model, "type");
+    if (!cJSON_IsString(type)) {
+        cJSON_Delete(root);
+        return err_set("%s: model.type: missing", path);
+    }
+    // Printing the (small) pre-tokenizer and normalizer is the simplest way to search nested
+    // Sequence entries for the component types.
+    char *pre = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer"));
+    char *norm = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(root, "normalizer"));
+    const char *style = "";
+    if (pre && strstr(pre, "\"ByteLevel\""))
+        style = " byte-level";
+    else if ((pre && strstr(pre, "\"Metaspace\"")) || (norm && strstr(norm, "\xe2\x96\x81")))
+        style = " sentencepiece";
+    snprintf(kind, size, "%s%s", type->valuestring, style);
+    free(pre);
+    free(norm);
+    cJSON_Delete(root);
+    return 0;
+}
+
+int model_load_hf(model *m, const char *dir) {
+    char cfg_path[4096];
+    if (path_join(cfg_path, sizeof cfg_path, dir, "config.json") != 0) return -1;
+    if (!path_exists(cfg_path))
+        return err_set("%s: not a model directory (no config.json)", dir);
+    char *text;
+    size_t len;
+    if (file_read_all(cfg_path, &text, &len) != 0) return -1;
+    model_config cfg;
+    int rc = model_config_from_hf_json(&cfg, text, len, cfg_path);
+    free(text);
+    if (rc != 0) return -1;
+    char tok_kind[sizeof m->tokenizer_kind];
+    if (detect_tokenizer(dir, tok_kind, sizeof tok_kind) != 0) return -1;
+    hf_weights w;
+    if (hf_weights_open(&w, dir) != 0) {
+        hf_weights_close(&w);
+        return -1;
+    }
+    weight_slot *slots = NULL;
+    int n = 0;
+    rc = -1;
+    if (model_alloc(m, &cfg) != 0 || weight_slots_list(m, &slots, &n) != 0) goto done;
+    dtype_tally tally = {0};
+    for (int i = 0; i < n; i++)
+        if (load_slot(&w, &slots[i], cfg.tie_word_embeddings, &tally) != 0) goto done;
+    snprintf(m->source_format, sizeof m->source_format, "safetensors");
+    dtype_tally_format(&tally, m->source_dtypes, sizeof m->source_dtypes);
+    snprintf(m->tokenizer_kind, sizeof m->tokenizer_kind, "%s", tok_kind);
+    rc = 0;
+done:
+    free(slots);
+    hf_weights_close(&w);
+    return rc;
+}

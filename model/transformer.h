@@ -1,0 +1,81 @@
+// The transformer forward and backward passes with LoRA on a frozen fp32 base.
+// An lm_plan holds every buffer for one (batch, seq_len) shape, allocated once, so a training
+// step allocates nothing. Backward computes gradients for LoRA A and B only: the base weights
+// are frozen and have no gradient buffers.
+#ifndef MEDTUNE_MODEL_TRANSFORMER_H
+#define MEDTUNE_MODEL_TRANSFORMER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "model/lora.h"
+#include "model/model.h"
+
+typedef struct {
+    const int32_t *tokens;     // [B*T] input ids
+    const int32_t *targets;    // [B*T] next-token ids, -1 = no loss
+    const int32_t *positions;  // [B*T] rotary positions, or NULL for 0..T-1 in every row
+    const int32_t *doc_ids;    // [B*T] document index within the row (document attention:
+                               // attention stays inside a document), or NULL for causal
+} lm_batch;
+
+typedef struct {
+    float *x;      // [N, C] layer input (residual stream)
+    float *xn1;    // [N, C] attention norm output
+    float *rstd1;  // [N]
+    float *q;      // [N, H*D] after RoPE
+    float *k;      // [N, KV*D] after RoPE
+    float *v;      // [N, KV*D]
+    float *probs;  // [B, H, T, T]
+    float *att;    // [N, H*D] attention output (o_proj input)
+    float *xmid;   // [N, C] residual after attention
+    float *xn2;    // [N, C] MLP norm output
+    float *rstd2;  // [N]
+    float *g;      // [N, F] gate projection
+    float *u;      // [N, F] up projection
+    float *h;      // [N, F] silu(g) * u (down_proj input)
+    float *lora_u[LORA_N_TARGETS];  // [N, r] LoRA A outputs, NULL for disabled targets
+} layer_acts;
+
+typedef struct {
+    const model *m;
+    const lora_adapter *lora;  // may be NULL: the base model alone
+    int B, T, N;
+    int max_threads;
+    layer_acts *acts;   // [L]
+    float *x_out;       // [N, C] last layer output
+    float *xnf;         // [N, C] final norm output
+    float *rstdf;       // [N]
+    float *dxnf;        // [N, C] gradient at the final norm output (filled by forward)
+    // scratch for backward
+    float *dres, *dxn, *dq, *dk, *dv, *datt, *dg, *du, *dh, *tmp, *attn_scratch, *lora_du;
+    float *xd, *dxd;    // dropout copies of a LoRA input [N, max(C, F, H*D)], when dropout > 0
+    float *logits;      // [chunk_rows, V]
+    int chunk_rows;
+    float *rope_cos, *rope_sin;  // [T, D/2]
+    int32_t *pos, *start;        // [N]
+    float *arena;
+    size_t arena_floats;
+    // LoRA dropout: active when training with lora->cfg.dropout > 0; masks derive from
+    // (dropout_seed, dropout_counter, layer, target), so set dropout_counter per micro-batch.
+    int training;
+    uint64_t dropout_seed;
+    uint64_t dropout_counter;
+} lm_plan;
+
+int lm_plan_init(lm_plan *p, const model *m, const lora_adapter *lora, int B, int T);
+void lm_plan_free(lm_plan *p);
+// Bytes of the activation arena (for memory reports).
+size_t lm_plan_bytes(const lm_plan *p);
+
+// Forward pass over a batch of shape (p->B, p->T). Returns the sum of -log p(target) over
+// unmasked targets and adds their count to *n_targets. With need_grad, also stores the gradient
+// of (loss_sum * grad_scale) at the final norm output, ready for lm_backward.
+double lm_forward(lm_plan *p, const lm_batch *b, int need_grad, float grad_scale,
+                  int64_t *n_targets);
+// Backward pass after lm_forward(need_grad=1): accumulates into p->lora->grads.
+void lm_backward(lm_plan *p);
+// Forward pass writing all logits [B*T, V] (for evaluation, generation checks and tests).
+void lm_logits(lm_plan *p, const lm_batch *b, float *logits);
+
+#endif
