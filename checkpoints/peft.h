@@ -1,4 +1,4 @@
-// Hugging Face PEFT LoRA adapter directories (DESIGN §3): adapter_config.json (keys sorted)
+// Hugging Face PEFT LoRA adapter directories (docs/formats.md): adapter_config.json (keys sorted)
 // and adapter_model.safetensors with PEFT tensor names, fp32, metadata {"format": "pt"}.
 #ifndef MEDTUNE_CHECKPOINTS_PEFT_H
 #define MEDTUNE_CHECKPOINTS_PEFT_H

@@ -1,4 +1,4 @@
-// Checkpoint directories of a run (DESIGN §7):
+// Checkpoint directories of a run (docs/formats.md, docs/training.md):
 //   OUT/checkpoints/step_00000200/state.h5 + adapter/   one complete checkpoint
 //   OUT/checkpoints/latest                              name of the newest complete one
 // A checkpoint is written into step_N.tmp/, fsynced, renamed to step_N/, and only then is

@@ -1,4 +1,4 @@
-// The prep section of DESIGN §5: keys, types, defaults and ranges.
+// The prep configuration (docs/prep.md): keys, types, defaults and ranges.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "common/error.h"
+#include "common/str.h"
 #include "formats/halfconv.h"
 
 #if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -301,7 +302,7 @@ static int parse_alignment(gguf_file *f) {
 static int parse_file(gguf_file *f) {
     cursor c = {f, 0};
     const uint8_t *p = f->map.data;
-    if (f->map.size < 4 || memcmp(p, "GGUF", 4) != 0)
+    if (f->map.size < 4 || memcmp(p, GGUF_MAGIC, 4) != 0)
         return err_set("%s: not a GGUF file (bad magic)", f->path);
     c.pos = 4;
     uint64_t n_tensors, n_kv;
@@ -340,6 +341,16 @@ static int parse_file(gguf_file *f) {
             rc = err_set("%s: %s: duplicate tensor name", f->path, sorted[i]->name);
     free(sorted);
     return rc;
+}
+
+int gguf_path_is_gguf(const char *path) {
+    if (str_has_suffix(path, ".gguf")) return 1;
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return 0;
+    char magic[4];
+    int ok = fread(magic, 1, 4, fp) == 4 && !memcmp(magic, GGUF_MAGIC, 4);
+    fclose(fp);
+    return ok;
 }
 
 int gguf_open(gguf_file *f, const char *path) {

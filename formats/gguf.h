@@ -10,6 +10,9 @@
 
 #include "common/fileio.h"
 
+// The four bytes every GGUF file starts with.
+#define GGUF_MAGIC "GGUF"
+
 typedef enum {
     GGUF_TYPE_UINT8 = 0,
     GGUF_TYPE_INT8 = 1,
@@ -72,6 +75,10 @@ typedef struct {
 } gguf_file;
 
 // On failure returns -1 with "<path>: <key or tensor>: <why>" and leaves `f` closed.
+// True when `path` names a GGUF file: a .gguf name, or a file that starts with GGUF_MAGIC
+// (downloads are often renamed). Used to choose between a GGUF and a Hugging Face reader.
+int gguf_path_is_gguf(const char *path);
+
 int gguf_open(gguf_file *f, const char *path);
 void gguf_close(gguf_file *f);
 

@@ -5,8 +5,8 @@
 
 #include "common/error.h"
 #include "common/fileio.h"
+#include "formats/gguf.h"
 
-#define GGUF_MAGIC "GGUF"
 #define GGUF_WRITE_VERSION 3
 
 void gguf_writer_init(gguf_writer *w) { memset(w, 0, sizeof *w); }

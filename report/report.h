@@ -1,5 +1,5 @@
 // medtune report: one self-contained HTML page describing a training run directory
-// (DESIGN §7): loss / validation / learning-rate / speed / gradient-norm charts drawn as
+// (docs/report.md): loss / validation / learning-rate / speed / gradient-norm charts drawn as
 // inline SVG, the run summary, the resolved config, the data manifest and the checkpoints.
 // The page loads nothing from anywhere (no scripts, stylesheets, fonts or images).
 #ifndef MEDTUNE_REPORT_REPORT_H

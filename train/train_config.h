@@ -1,4 +1,4 @@
-// The `medtune train` configuration (DESIGN §5): parsed from JSON with comments, overridden by
+// The `medtune train` configuration (docs/config.md): parsed from JSON with comments, overridden by
 // --set, every key checked, defaults filled, and written back as the resolved config.json.
 #ifndef MEDTUNE_TRAIN_TRAIN_CONFIG_H
 #define MEDTUNE_TRAIN_TRAIN_CONFIG_H

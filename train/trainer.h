@@ -1,6 +1,6 @@
 // `medtune train`: LoRA fine-tuning of a frozen base on shard windows, with gradient
 // accumulation, AdamW, LR schedule, clipping, periodic evaluation, checkpoints that resume
-// bit-exactly, metrics.jsonl and a progress line (DESIGN §5, §7).
+// bit-exactly, metrics.jsonl and a progress line (docs/training.md, docs/design.md).
 #ifndef MEDTUNE_TRAIN_TRAINER_H
 #define MEDTUNE_TRAIN_TRAINER_H
 
