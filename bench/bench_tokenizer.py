@@ -21,7 +21,7 @@ os.environ["RAYON_NUM_THREADS"] = "1"
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "tokenizer"))
-import tokref  # noqa: E402
+import tokenizer_ref  # noqa: E402
 from tokenizers import Tokenizer  # noqa: E402
 
 
@@ -56,7 +56,7 @@ def main():
           % (len(docs), nbytes / 1e6))
     print("%-18s %14s %16s %18s %9s" % ("tokenizer", "medtune MB/s", "HF encode MB/s", "HF encode_batch MB/s", "speedup"))
     with tempfile.TemporaryDirectory() as tmp:
-        toks = tokref.tokenizer_set(shared, tmp)
+        toks = tokenizer_ref.tokenizer_set(shared, tmp)
         names = ["gpt2", "llama2", "mistral-7b-v0.1", "qwen2.5", "llama3"]
         for name in names:
             if name not in toks:

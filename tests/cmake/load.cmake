@@ -16,5 +16,5 @@ foreach(case hf_stories260K hf_tinystories hf_f16 hf_bf16 hf_sharded hf_untied h
         hf_mistral hf_llama3_rope hf_rope_parameters gguf_f32 gguf_f16 gguf_bf16 gguf_q8_0
         gguf_q4_0 gguf_q4_1 gguf_stories260K_f32 gguf_stories260K_q8_0 gguf_qwen2_q8_0 smollm2)
   medtune_add_test(NAME load_ref_${case}
-    COMMAND ${MEDTUNE_PYTHON} ${LOAD_PY}/run_case.py ${case} LABELS load python)
+    COMMAND ${MEDTUNE_PYTHON} ${LOAD_PY}/check_model_load.py ${case} LABELS load python)
 endforeach()

@@ -1,16 +1,16 @@
-# Parity tests (area twin): one ctest per tests/twin/cases/<case>.json. run_parity.py makes the
+# Parity tests (area twin): one ctest per tests/twin/cases/<case>.json. check_parity.py makes the
 # model, runs the PyTorch twin into parity/<case>/debug.safetensors (cached) and then
 # test_parity MODEL DEBUG, whose exit code it returns (77 = skipped).
 file(GLOB MEDTUNE_PARITY_CASES CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/twin/cases/*.json)
 foreach(case_file ${MEDTUNE_PARITY_CASES})
   get_filename_component(case ${case_file} NAME_WE)
   medtune_add_test(NAME parity_${case}
-    COMMAND ${MEDTUNE_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/twin/run_parity.py ${case}
+    COMMAND ${MEDTUNE_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/twin/check_parity.py ${case}
     LABELS parity)
 endforeach()
 
 # The twin checked on its own: real-model reference logits, float64 gradcheck, a scalar
 # reimplementation of the forward, GGUF Q/K permutation, packing equivalence.
 medtune_add_test(NAME twin_selfcheck
-  COMMAND ${MEDTUNE_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/twin/selfcheck.py
+  COMMAND ${MEDTUNE_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/twin/check_self.py
   LABELS twin parity)

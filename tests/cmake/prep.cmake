@@ -3,7 +3,7 @@ set(PREP_PY ${CMAKE_CURRENT_SOURCE_DIR}/prep)
 foreach(kind pubmed pmc jsonl)
   foreach(tok gpt2 llama2)
     medtune_add_test(NAME prep_roundtrip_${kind}_${tok}
-      COMMAND ${MEDTUNE_PYTHON} ${PREP_PY}/test_roundtrip.py ${kind} ${tok} LABELS prep)
+      COMMAND ${MEDTUNE_PYTHON} ${PREP_PY}/check_roundtrip.py ${kind} ${tok} LABELS prep)
   endforeach()
 endforeach()
 foreach(case chatml:qwen2.5 llama2:llama2 llama3:llama3 zephyr:llama2 alpaca:llama2 alpaca:gpt2 auto-qwen:qwen2.5)
@@ -11,11 +11,11 @@ foreach(case chatml:qwen2.5 llama2:llama2 llama3:llama3 zephyr:llama2 alpaca:lla
   list(GET parts 0 tpl)
   list(GET parts 1 tok)
   medtune_add_test(NAME prep_chat_${tpl}_${tok}
-    COMMAND ${MEDTUNE_PYTHON} ${PREP_PY}/test_chat.py ${tpl} ${tok} LABELS prep)
+    COMMAND ${MEDTUNE_PYTHON} ${PREP_PY}/check_chat.py ${tpl} ${tok} LABELS prep)
 endforeach()
 foreach(case determinism corrupt malformed phi)
   medtune_add_test(NAME prep_${case}
-    COMMAND ${MEDTUNE_PYTHON} ${PREP_PY}/test_prep_cases.py ${case} LABELS prep)
+    COMMAND ${MEDTUNE_PYTHON} ${PREP_PY}/check_prep_cases.py ${case} LABELS prep)
 endforeach()
 medtune_add_test(NAME prep_chat_auto_smollm2_gguf
-  COMMAND ${MEDTUNE_PYTHON} ${PREP_PY}/test_chat_gguf.py LABELS prep)
+  COMMAND ${MEDTUNE_PYTHON} ${PREP_PY}/check_chat_gguf.py LABELS prep)

@@ -7,7 +7,7 @@ import math
 import os
 import statistics
 
-from evref import (Scorer, dataset_paths, env, fail, read_items, run, shared_dir, work_dir)
+from eval_ref import (Scorer, dataset_paths, env, fail, read_items, run, shared_dir, work_dir)
 
 TOL = 1e-3
 

@@ -8,10 +8,10 @@ import sys
 
 import torch
 
-from evref import HERE, fail, run, shared_dir, work_dir
+from eval_ref import HERE, fail, run, shared_dir, work_dir
 
 sys.path.insert(0, os.path.join(HERE, "..", "train"))
-from common import prep_pubmed, read_split_words, stream_windows, write_json  # noqa: E402
+from train_lib import prep_pubmed, read_split_words, stream_windows, write_json  # noqa: E402
 from llama import Twin, lora_init  # noqa: E402
 from model_io import load_model  # noqa: E402
 from safetensors.torch import save_file  # noqa: E402

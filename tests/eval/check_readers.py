@@ -6,7 +6,7 @@ import json
 import os
 import subprocess
 
-from evref import dataset_paths, env, fail, read_items, shared_dir, work_dir
+from eval_ref import dataset_paths, env, fail, read_items, shared_dir, work_dir
 
 
 def reader_bin():

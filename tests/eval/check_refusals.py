@@ -4,10 +4,10 @@ import json
 import os
 import sys
 
-from evref import HERE, dataset_paths, fail, run, shared_dir, work_dir
+from eval_ref import HERE, dataset_paths, fail, run, shared_dir, work_dir
 
 sys.path.insert(0, os.path.join(HERE, "..", "train"))
-from common import prep_pubmed  # noqa: E402
+from train_lib import prep_pubmed  # noqa: E402
 from llama import lora_init  # noqa: E402
 from model_io import load_model  # noqa: E402
 from safetensors.torch import save_file  # noqa: E402

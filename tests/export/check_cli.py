@@ -9,7 +9,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import fail, read_peft, run, tinystories, trained_run, work_dir  # noqa: E402
+from export_lib import fail, read_peft, run, tinystories, trained_run, work_dir  # noqa: E402
 from testlib import expect_error  # noqa: E402
 
 

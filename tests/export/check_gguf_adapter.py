@@ -24,7 +24,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import (fail, random_adapter, read_peft, run, skip, smollm2, tinystories,  # noqa: E402
+from export_lib import (fail, random_adapter, read_peft, run, skip, smollm2, tinystories,  # noqa: E402
                     trained_run, work_dir)
 
 GG = {"q_proj": "attn_q", "k_proj": "attn_k", "v_proj": "attn_v", "o_proj": "attn_output",

@@ -26,7 +26,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import (fail, helper, medtune_logits, peft_scale, run_measured, random_adapter,  # noqa: E402
+from export_lib import (fail, helper, medtune_logits, peft_scale, run_measured, random_adapter,  # noqa: E402
                     read_peft, run, skip, smollm2, test_tokens, tinystories, trained_run,
                     work_dir)
 

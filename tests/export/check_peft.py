@@ -42,7 +42,7 @@ except ImportError as e:
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, HERE)
-from common import (fail, helper, medtune_logits, random_adapter, read_peft, run, skip,  # noqa: E402
+from export_lib import (fail, helper, medtune_logits, random_adapter, read_peft, run, skip,  # noqa: E402
                     smollm2, test_tokens, tinystories, trained_run, work_dir)
 from testlib import expect_error  # noqa: E402
 

@@ -9,7 +9,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import refs  # noqa: E402
+import load_ref  # noqa: E402
 
 MEDTUNE = os.environ.get("MEDTUNE_BIN", "medtune")
 TINY = os.path.join(os.environ.get("MEDTUNE_SHARED", ""), "models", "tinystories-656k")
@@ -28,7 +28,7 @@ def check(name, path, file, needle):
 
 def hf_copy(tmp, name, **kw):
     d = os.path.join(tmp, name)
-    refs.copy_hf_dir(TINY, d, **kw)
+    load_ref.copy_hf_dir(TINY, d, **kw)
     return d
 
 
@@ -93,15 +93,15 @@ def run(tmp):
 
     d = hf_copy(tmp, "missing")
     st = os.path.join(d, "model.safetensors")
-    sd = refs.hf_state_dict(d)[0]
+    sd = load_ref.hf_state_dict(d)[0]
     del sd["model.layers.1.mlp.up_proj.weight"]
-    refs.save_file({k: refs.torch.from_numpy(v) for k, v in sd.items()}, st)
+    load_ref.save_file({k: load_ref.torch.from_numpy(v) for k, v in sd.items()}, st)
     check("missing tensor", d, st, "model.layers.1.mlp.up_proj.weight: missing tensor")
 
     d = hf_copy(tmp, "shape")
-    sd = refs.hf_state_dict(d)[0]
+    sd = load_ref.hf_state_dict(d)[0]
     sd["model.layers.0.mlp.down_proj.weight"] = sd["model.layers.0.mlp.down_proj.weight"].T.copy()
-    refs.save_file({k: refs.torch.from_numpy(v) for k, v in sd.items()}, st := os.path.join(d, "model.safetensors"))
+    load_ref.save_file({k: load_ref.torch.from_numpy(v) for k, v in sd.items()}, st := os.path.join(d, "model.safetensors"))
     check("wrong shape", d, st, "model.layers.0.mlp.down_proj.weight: shape [384, 128], expected [128, 384]")
 
     d = hf_copy(tmp, "shard")
@@ -143,7 +143,7 @@ def run(tmp):
     check("malformed config.json", d, os.path.join(d, "config.json"), "not valid JSON")
 
     g = os.path.join(tmp, "q8.gguf")
-    refs.write_gguf_from_hf(TINY, g, refs.Q.Q8_0)
+    load_ref.write_gguf_from_hf(TINY, g, load_ref.Q.Q8_0)
     t = os.path.join(tmp, "truncated.gguf")
     open(t, "wb").write(open(g, "rb").read()[: os.path.getsize(g) // 2])
     check("truncated gguf", t, t, "truncated")
@@ -155,11 +155,11 @@ def run(tmp):
     check("bad gguf magic", b, b, "bad magic")
 
     q5 = os.path.join(tmp, "q5.gguf")
-    refs.write_gguf_from_hf(TINY, q5, refs.Q.Q5_0)
+    load_ref.write_gguf_from_hf(TINY, q5, load_ref.Q.Q5_0)
     check("unsupported gguf type", q5, q5, "unsupported tensor type Q5_0")
 
-    w = refs.gguf.GGUFWriter(a := os.path.join(tmp, "arch.gguf"), "gpt2")
-    w.add_tensor("token_embd.weight", refs.np.zeros((4, 32), dtype=refs.np.float32))
+    w = load_ref.gguf.GGUFWriter(a := os.path.join(tmp, "arch.gguf"), "gpt2")
+    w.add_tensor("token_embd.weight", load_ref.np.zeros((4, 32), dtype=load_ref.np.float32))
     w.write_header_to_file(); w.write_kv_data_to_file(); w.write_tensors_to_file(); w.close()
     check("unsupported gguf architecture", a, a, "general.architecture: unsupported architecture 'gpt2'")
 

@@ -44,10 +44,10 @@ def tokenizer_paths(name, tmp):
     tests' tokref (which repairs llama2's tokenizer.json and builds qwen2.5's and llama3's)."""
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tokenizer"))
     try:
-        import tokref
+        import tokenizer_ref
     except ImportError:
-        skip("tests/tokenizer/tokref.py is absent")
-    found = tokref.tokenizer_set(shared_dir(), tmp, only=name)
+        skip("tests/tokenizer/tokenizer_ref.py is absent")
+    found = tokenizer_ref.tokenizer_set(shared_dir(), tmp, only=name)
     if name not in found:
         skip(f"tokenizer {name} is absent from shared/tokenizers")
     return found[name][0], found[name][1]

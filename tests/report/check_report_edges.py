@@ -10,10 +10,10 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
-from report_check import check_report, fail, medtune, parse_page, run  # noqa: E402
+from report_lib import check_report, fail, medtune, parse_page, run  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "train"))
-from common import env  # noqa: E402
+from train_lib import env  # noqa: E402
 
 WORK = os.path.join(env("MEDTUNE_TEST_BIN", "/tmp"), "report_tests", "edges")
 

@@ -12,10 +12,10 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
-from report_check import check_report, fail, run  # noqa: E402
+from report_lib import check_report, fail, run  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "train"))
-from common import env, skip  # noqa: E402
+from train_lib import env, skip  # noqa: E402
 
 # The colours of the series as report_chart draws them (report/report.c).
 COLOURS = {"train loss": (0x9e, 0xc5, 0xe8), "loss EMA": (0x1f, 0x4e, 0x9c),

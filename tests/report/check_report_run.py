@@ -11,10 +11,10 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from report_check import check_report, fail, medtune, run  # noqa: E402
+from report_lib import check_report, fail, medtune, run  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "train"))
-from common import env, prep_pubmed, shared_dir, write_json  # noqa: E402
+from train_lib import env, prep_pubmed, shared_dir, write_json  # noqa: E402
 
 
 def work_dir(name):

@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
-from common import fail, prep_pubmed, run, shared_dir, work_dir, write_json  # noqa: E402
+from train_lib import fail, prep_pubmed, run, shared_dir, work_dir, write_json  # noqa: E402
 from testlib import expect_error as testlib_expect_error  # noqa: E402
 
 

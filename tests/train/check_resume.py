@@ -12,7 +12,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from common import fail, loss_strings, medtune, prep_pubmed, shared_dir, work_dir, write_json  # noqa
+from train_lib import fail, loss_strings, medtune, prep_pubmed, shared_dir, work_dir, write_json  # noqa
 
 STEPS = 40
 

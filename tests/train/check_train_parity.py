@@ -12,7 +12,7 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "twin"))
 sys.path.insert(0, os.path.dirname(__file__))
-from common import (fail, prep_pubmed, read_split_words, run, shared_dir, stream_windows,  # noqa
+from train_lib import (fail, prep_pubmed, read_split_words, run, shared_dir, stream_windows,  # noqa
                     work_dir, write_json, metrics)
 from llama import Twin, lora_init  # noqa: E402
 from model_io import load_model  # noqa: E402

@@ -22,7 +22,7 @@ from model_io import ModelError, load_model, load_tokenizer  # noqa: E402
 
 CASE_KEYS = {"seed", "batch", "seq_len", "text_file", "mask_prefix", "doc_attention",
              "doc_lengths", "lora", "adam", "precision",
-             # read by run_parity.py only
+             # read by check_parity.py only
              "model", "pubmedqa_pmid", "description"}
 LORA_DEFAULTS = {"r": 4, "alpha": 8, "use_rslora": False, "dropout": 0.0, "targets": list(TARGETS)}
 ADAM_DEFAULTS = {"steps": 10, "lr": 1e-3, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8,

@@ -7,24 +7,24 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import tokref  # noqa: E402
+import tokenizer_ref  # noqa: E402
 from tokenizers import Tokenizer  # noqa: E402
 
 
 def main():
-    shared, binary = tokref.env_paths()
+    shared, binary = tokenizer_ref.env_paths()
     if not os.path.isdir(os.path.join(shared, "tokenizers", "_reference_vectors_llamacpp")):
-        tokref.skip("no llama.cpp reference vectors in %s/tokenizers" % shared)
+        tokenizer_ref.skip("no llama.cpp reference vectors in %s/tokenizers" % shared)
     failed = checked = 0
     with tempfile.TemporaryDirectory() as tmp:
-        for name, (model, json_path, vectors, _) in sorted(tokref.tokenizer_set(shared, tmp).items()):
+        for name, (model, json_path, vectors, _) in sorted(tokenizer_ref.tokenizer_set(shared, tmp).items()):
             if not vectors:
                 continue
-            cases = tokref.reference_vectors(shared, vectors)
+            cases = tokenizer_ref.reference_vectors(shared, vectors)
             texts = [t for t, _ in cases]
             hf = Tokenizer.from_file(json_path)
             ref = [e.ids for e in hf.encode_batch(texts, add_special_tokens=False)]
-            got = tokref.medtune_encode(binary, model, texts, add_special=False)
+            got = tokenizer_ref.medtune_encode(binary, model, texts, add_special=False)
             bad_hf = [i for i, (t, ids) in enumerate(cases) if ref[i] != ids]
             bad_mt = [i for i, (t, ids) in enumerate(cases) if got[i] != ids]
             # Reference vectors come from 2024 transformers; a disagreement of the reference
@@ -34,7 +34,7 @@ def main():
                       % (name, texts[i][:60], ref[i][:20], cases[i][1][:20]))
             for i in bad_mt:
                 if got[i] != ref[i]:
-                    tokref.report_mismatch("%s vs llama.cpp vectors %s" % (name, vectors), "case %d" % i,
+                    tokenizer_ref.report_mismatch("%s vs llama.cpp vectors %s" % (name, vectors), "case %d" % i,
                                            texts[i], got[i], cases[i][1])
                     failed += 1
                     break
@@ -42,7 +42,7 @@ def main():
             print("%s: %d/%d llama.cpp %s vectors equal (HF tokenizers: %d/%d)"
                   % (name, len(cases) - len(bad_mt), len(cases), vectors, len(cases) - len(bad_hf), len(cases)))
     if not checked:
-        tokref.skip("no tokenizer with reference vectors available")
+        tokenizer_ref.skip("no tokenizer with reference vectors available")
     return 1 if failed else 0
 
 

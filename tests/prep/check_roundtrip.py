@@ -2,7 +2,7 @@
 independently (xml.etree, unicodedata, Hugging Face tokenizers), split by the documented
 hash; and the C reader's windows == windows computed here from the documented layout.
 
-usage: test_roundtrip.py pubmed|pmc|jsonl TOKENIZER_NAME"""
+usage: check_roundtrip.py pubmed|pmc|jsonl TOKENIZER_NAME"""
 
 import glob
 import gzip

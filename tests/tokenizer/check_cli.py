@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import tokref  # noqa: E402
+import tokenizer_ref  # noqa: E402
 
 
 def run(binary, args, stdin=b""):
@@ -21,7 +21,7 @@ def expect(cond, what):
 
 
 def main():
-    shared, binary = tokref.env_paths()
+    shared, binary = tokenizer_ref.env_paths()
     gpt2 = os.path.join(shared, "tokenizers", "gpt2")
     rc, out, _ = run(binary, ["--help"])
     expect(rc == 0 and "usage: medtune tokenize" in out, "--help")

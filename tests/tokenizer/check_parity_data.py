@@ -10,7 +10,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import tokref  # noqa: E402
+import tokenizer_ref  # noqa: E402
 from tokenizers import Tokenizer  # noqa: E402
 
 
@@ -40,21 +40,21 @@ def data_records(shared):
 
 
 def main():
-    shared, binary = tokref.env_paths()
+    shared, binary = tokenizer_ref.env_paths()
     name = sys.argv[1]
     with tempfile.TemporaryDirectory() as tmp:
-        toks = tokref.tokenizer_set(shared, tmp, name)
+        toks = tokenizer_ref.tokenizer_set(shared, tmp, name)
         if name not in toks:
-            tokref.skip("tokenizer %s is not available in %s" % (name, shared))
+            tokenizer_ref.skip("tokenizer %s is not available in %s" % (name, shared))
         model, json_path, _, lossless = toks[name]
         hf = Tokenizer.from_file(json_path)
         nfiles, lines, docs = data_records(shared)
         if not nfiles:
-            tokref.skip("no data files in %s/data" % shared)
+            tokenizer_ref.skip("no data files in %s/data" % shared)
         records = lines + docs
         texts = [r[2] for r in records]
         t0 = time.time()
-        got = tokref.medtune_encode(binary, model, texts)
+        got = tokenizer_ref.medtune_encode(binary, model, texts)
         t1 = time.time()
         want = [e.ids for e in hf.encode_batch(texts, add_special_tokens=True)]
         t2 = time.time()
@@ -65,7 +65,7 @@ def main():
                                          sum(map(len, want)), t1 - t0, t2 - t1))
         if bad:
             f, ln, text = records[bad[0]]
-            tokref.report_mismatch("%s: %d of %d texts differ" % (name, len(bad), len(texts)),
+            tokenizer_ref.report_mismatch("%s: %d of %d texts differ" % (name, len(bad), len(texts)),
                                    "first at %s line %s" % (f, ln if ln else "(whole document)"),
                                    text, got[bad[0]], want[bad[0]])
             return 1
@@ -73,7 +73,7 @@ def main():
         # Decoding: same text as HF with and without special tokens, on every record.
         fails = 0
         for skip_special in (False, True):
-            dec = tokref.medtune_decode(binary, model, got, skip_special)
+            dec = tokenizer_ref.medtune_decode(binary, model, got, skip_special)
             ref = hf.decode_batch(got, skip_special_tokens=skip_special)
             for i in range(len(texts)):
                 if dec[i] != ref[i]:
@@ -83,9 +83,9 @@ def main():
                     fails += 1
                     break
         # Round trip without added specials.
-        plain = tokref.medtune_encode(binary, model, texts, add_special=False)
-        back = tokref.medtune_decode(binary, model, plain, False)
-        norm = tokref.normalized(hf)
+        plain = tokenizer_ref.medtune_encode(binary, model, texts, add_special=False)
+        back = tokenizer_ref.medtune_decode(binary, model, plain, False)
+        norm = tokenizer_ref.normalized(hf)
         lossless_n = sum(1 for a, b in zip(back, texts) if a == norm(b))
         ref_back = hf.decode_batch(plain, skip_special_tokens=False)
         if back != ref_back:

@@ -1,6 +1,6 @@
 """prep behaviour: split determinism, corrupted shards, malformed inputs, PHI scrubbing.
 
-usage: test_prep_cases.py determinism|corrupt|malformed|phi"""
+usage: check_prep_cases.py determinism|corrupt|malformed|phi"""
 
 import glob
 import json

@@ -1,5 +1,5 @@
-"""ctest driver: builds one model-loading case with tests/load/refs.py in a temporary
-directory and runs test_model_load MODEL REF_DIR on it. Usage: run_case.py CASE."""
+"""ctest driver: builds one model-loading case with tests/load/load_ref.py in a temporary
+directory and runs test_model_load MODEL REF_DIR on it. Usage: check_model_load.py CASE."""
 import os
 import shutil
 import subprocess
@@ -7,9 +7,9 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import refs  # noqa: E402
+import load_ref  # noqa: E402
 
-Q = refs.Q
+Q = load_ref.Q
 SHARED = os.environ.get("MEDTUNE_SHARED", "")
 CACHE = os.environ.get("MEDTUNE_CACHE", "")
 TINY = os.path.join(SHARED, "models", "tinystories-656k")
@@ -27,8 +27,8 @@ def hf_variant(**kw):
     def build(tmp):
         need(TINY)
         model = os.path.join(tmp, "model")
-        refs.copy_hf_dir(TINY, model, **kw)
-        refs.hf_reference(model, tmp)
+        load_ref.copy_hf_dir(TINY, model, **kw)
+        load_ref.hf_reference(model, tmp)
         return model
     return build
 
@@ -36,7 +36,7 @@ def hf_variant(**kw):
 def shared_hf(src):
     def build(tmp):
         need(src)
-        refs.hf_reference(src, tmp, {"tokenizer_kind": "BPE sentencepiece"})
+        load_ref.hf_reference(src, tmp, {"tokenizer_kind": "BPE sentencepiece"})
         return src
     return build
 
@@ -45,27 +45,27 @@ def gguf_variant(src, qtype, arch="llama", add_bias=False, against_hf=False):
     def build(tmp):
         need(src)
         path = os.path.join(tmp, "model.gguf")
-        refs.write_gguf_from_hf(src, path, qtype, arch, add_bias)
+        load_ref.write_gguf_from_hf(src, path, qtype, arch, add_bias)
         if against_hf:
             # F32 round trip: after un-permutation the loaded Q/K must equal the HF tensors.
-            refs.hf_reference(src, tmp, {"source_format": "gguf", "tokenizer_kind": "llama (gguf)"})
+            load_ref.hf_reference(src, tmp, {"source_format": "gguf", "tokenizer_kind": "llama (gguf)"})
         else:
-            refs.gguf_reference(path, tmp)
+            load_ref.gguf_reference(path, tmp)
         return path
     return build
 
 
 def smollm2(tmp):
     need(SMOL)
-    refs.gguf_reference(SMOL, tmp)
+    load_ref.gguf_reference(SMOL, tmp)
     return SMOL
 
 
 CASES = {
     "hf_stories260K": shared_hf(S260),
     "hf_tinystories": shared_hf(TINY),
-    "hf_f16": hf_variant(dtype=refs.torch.float16),
-    "hf_bf16": hf_variant(dtype=refs.torch.bfloat16),
+    "hf_f16": hf_variant(dtype=load_ref.torch.float16),
+    "hf_bf16": hf_variant(dtype=load_ref.torch.bfloat16),
     "hf_sharded": hf_variant(shards=3),
     "hf_untied": hf_variant(untie=True),
     "hf_qwen2": hf_variant(config_update={"model_type": "qwen2", "architectures": ["Qwen2ForCausalLM"],
@@ -93,7 +93,7 @@ CASES = {
 
 def main():
     if len(sys.argv) != 2 or sys.argv[1] not in CASES:
-        sys.exit(f"usage: run_case.py {{{','.join(CASES)}}}")
+        sys.exit(f"usage: check_model_load.py {{{','.join(CASES)}}}")
     exe = os.path.join(os.environ.get("MEDTUNE_TEST_BIN", "."), "test_model_load")
     tmp = tempfile.mkdtemp(prefix="medtune_load_")
     try:

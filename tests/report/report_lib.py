@@ -9,7 +9,7 @@ import sys
 from html.parser import HTMLParser
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "train"))
-from common import fail, medtune, run  # noqa: E402,F401
+from train_lib import fail, medtune, run  # noqa: E402,F401
 
 VOID = {"meta", "br", "hr", "img", "input", "link", "area", "base", "col", "embed", "source",
         "track", "wbr"}

@@ -14,7 +14,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import tokref  # noqa: E402
+import tokenizer_ref  # noqa: E402
 from test_parity_data import data_records  # noqa: E402
 from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors  # noqa: E402
 
@@ -50,7 +50,7 @@ def smollm2_reference(path):
 
 def write_llama_gguf(shared, out):
     import gguf
-    pieces = tokref.spm_pieces(os.path.join(shared, "tokenizers", "llama2", "tokenizer.model"))
+    pieces = tokenizer_ref.spm_pieces(os.path.join(shared, "tokenizers", "llama2", "tokenizer.model"))
     w = gguf.GGUFWriter(out, "llama")
     w.add_tokenizer_model("llama")
     w.add_token_list([p for p, _, _ in pieces])
@@ -71,14 +71,14 @@ def write_llama_gguf(shared, out):
 def compare(name, binary, model, hf, records):
     texts = [t for _, _, t in records]
     for sp in (True, False):
-        got = tokref.medtune_encode(binary, model, texts, add_special=sp)
+        got = tokenizer_ref.medtune_encode(binary, model, texts, add_special=sp)
         want = [e.ids for e in hf.encode_batch(texts, add_special_tokens=sp)]
         for i in range(len(texts)):
             if got[i] != want[i]:
                 f, ln, text = records[i]
-                tokref.report_mismatch("%s (add_special=%s)" % (name, sp), "%s line %s" % (f, ln), text, got[i], want[i])
+                tokenizer_ref.report_mismatch("%s (add_special=%s)" % (name, sp), "%s line %s" % (f, ln), text, got[i], want[i])
                 return False
-    dec = tokref.medtune_decode(binary, model, got, False)
+    dec = tokenizer_ref.medtune_decode(binary, model, got, False)
     ref = hf.decode_batch(got, skip_special_tokens=False)
     if dec != ref:
         i = next(i for i in range(len(dec)) if dec[i] != ref[i])
@@ -89,7 +89,7 @@ def compare(name, binary, model, hf, records):
 
 
 def main():
-    shared, binary = tokref.env_paths()
+    shared, binary = tokenizer_ref.env_paths()
     which = sys.argv[1]
     src = os.environ.get("MEDTUNE_SOURCE", os.path.join(os.path.dirname(__file__), "..", ".."))
     adv = open(os.path.join(src, "tests", "data", "adversarial.txt"), encoding="utf-8").read()
@@ -101,12 +101,12 @@ def main():
         if which == "smollm2":
             path = os.path.join(os.environ.get("MEDTUNE_CACHE", ""), "SmolLM2-135M-Instruct.Q4_1.gguf")
             if not os.path.exists(path):
-                tokref.skip("%s is absent (tools/fetch_smollm2.sh downloads it)" % path)
+                tokenizer_ref.skip("%s is absent (tools/fetch_smollm2.sh downloads it)" % path)
             ok = compare("smollm2 gguf", binary, path, smollm2_reference(path), records)
         else:
             if not os.path.exists(os.path.join(shared, "tokenizers", "llama2", "tokenizer.model")):
-                tokref.skip("llama2 tokenizer.model is absent")
-            ref_dir = tokref.repair_llama2(shared, os.path.join(tmp, "llama2"))
+                tokenizer_ref.skip("llama2 tokenizer.model is absent")
+            ref_dir = tokenizer_ref.repair_llama2(shared, os.path.join(tmp, "llama2"))
             # That file predates transformers marking <unk>, <s>, </s> normalized=false (as its
             # LlamaConverter writes them today and as a GGUF's control tokens are read).
             ref_json = os.path.join(ref_dir, "tokenizer.json")

@@ -8,7 +8,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import tokref  # noqa: E402
+import tokenizer_ref  # noqa: E402
 from tokenizers import Tokenizer  # noqa: E402
 
 # Ill-formed sequences of every kind in Unicode Table 3-7 terms, inside ordinary text.
@@ -28,18 +28,18 @@ INVALID = [
 
 
 def check(name, model, hf, texts, where, add_special, binary, raw=None):
-    got = tokref.medtune_encode_raw(binary, model, raw, add_special) if raw is not None else \
-        tokref.medtune_encode(binary, model, texts, add_special)
+    got = tokenizer_ref.medtune_encode_raw(binary, model, raw, add_special) if raw is not None else \
+        tokenizer_ref.medtune_encode(binary, model, texts, add_special)
     want = [e.ids for e in hf.encode_batch(texts, add_special_tokens=add_special)]
     for i, (g, w) in enumerate(zip(got, want)):
         if g != w:
-            tokref.report_mismatch("%s (add_special=%s)" % (name, add_special), where(i), texts[i], g, w)
+            tokenizer_ref.report_mismatch("%s (add_special=%s)" % (name, add_special), where(i), texts[i], g, w)
             return None
     return got
 
 
 def main():
-    shared, binary = tokref.env_paths()
+    shared, binary = tokenizer_ref.env_paths()
     mode = sys.argv[1] if len(sys.argv) > 1 else "text"
     src = os.environ.get("MEDTUNE_SOURCE", os.path.join(os.path.dirname(__file__), "..", ".."))
     raw_doc = open(os.path.join(src, "tests", "data", "adversarial.txt"), "rb").read()
@@ -48,9 +48,9 @@ def main():
     lines = [x.decode("utf-8") for x in raw_lines]
     failed = 0
     with tempfile.TemporaryDirectory() as tmp:
-        toks = tokref.tokenizer_set(shared, tmp)
+        toks = tokenizer_ref.tokenizer_set(shared, tmp)
         if not toks:
-            tokref.skip("no tokenizers in %s" % shared)
+            tokenizer_ref.skip("no tokenizers in %s" % shared)
         for name, (model, json_path, _, lossless) in sorted(toks.items()):
             hf = Tokenizer.from_file(json_path)
             if mode == "invalid-utf8":
@@ -75,7 +75,7 @@ def main():
             all_ids = got_lines + got_doc
             texts = lines + [doc]
             for skip_special in (False, True):
-                dec = tokref.medtune_decode(binary, model, all_ids, skip_special)
+                dec = tokenizer_ref.medtune_decode(binary, model, all_ids, skip_special)
                 ref = hf.decode_batch(all_ids, skip_special_tokens=skip_special)
                 for i, (a, b) in enumerate(zip(dec, ref)):
                     if a != b:
@@ -84,8 +84,8 @@ def main():
                         ok = False
                         break
             if lossless:
-                back = tokref.medtune_decode(binary, model, all_ids, False)
-                for i, (a, b) in enumerate(zip(back, map(tokref.normalized(hf), texts))):
+                back = tokenizer_ref.medtune_decode(binary, model, all_ids, False)
+                for i, (a, b) in enumerate(zip(back, map(tokenizer_ref.normalized(hf), texts))):
                     if a != b:
                         print("FAIL: %s: decode(encode(x)) != x on text %d\n  x:    %r\n  back: %r" % (name, i, b[:300], a[:300]))
                         ok = False

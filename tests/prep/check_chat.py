@@ -4,7 +4,7 @@ settings (trim_blocks, lstrip_blocks), tokenized by Hugging Face tokenizers, and
 with medtune's shards: the tokens must be identical and the trained tokens exactly those
 overlapping an assistant answer and its closing token.
 
-usage: test_chat.py TEMPLATE TOKENIZER     (TEMPLATE auto-qwen = "auto" on Qwen2.5)"""
+usage: check_chat.py TEMPLATE TOKENIZER     (TEMPLATE auto-qwen = "auto" on Qwen2.5)"""
 
 import json
 import os

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """One parity test: twin debug state for a case, then the C side compares against it.
 
-usage: run_parity.py CASE_NAME      (CASE_NAME = a file tests/twin/cases/CASE_NAME.json)
+usage: check_parity.py CASE_NAME      (CASE_NAME = a file tests/twin/cases/CASE_NAME.json)
 
 Environment (set by ctest): MEDTUNE_TEST_BIN (test binaries; work files go to
 $MEDTUNE_TEST_BIN/parity/<case>/), MEDTUNE_SHARED, MEDTUNE_CACHE. The case's "model" is
