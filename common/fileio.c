@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "common/error.h"
+#include "common/strbuf.h"
 
 int mapped_file_open(mapped_file *mf, const char *path) {
     memset(mf, 0, sizeof *mf);
@@ -51,24 +52,20 @@ int file_read_all(const char *path, char **out, size_t *len) {
     *out = NULL;
     FILE *f = fopen(path, "rb");
     if (!f) return err_set("%s: cannot open: %s", path, strerror(errno));
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap + 1);
-    if (!buf) {
-        fclose(f);
-        return err_set("%s: out of memory", path);
-    }
+    char *buf = NULL;
+    size_t cap = 0, n = 0;
     for (;;) {
-        size_t got = fread(buf + n, 1, cap - n, f);
-        n += got;
-        if (n < cap) break;
-        char *nb = realloc(buf, cap * 2 + 1);
+        // Room for another 64 KiB read and the NUL; a short read means end of file.
+        char *nb = vec_grow(buf, &cap, n + (1 << 16) + 1, 1);
         if (!nb) {
             free(buf);
             fclose(f);
             return err_set("%s: out of memory", path);
         }
         buf = nb;
-        cap *= 2;
+        size_t want = cap - 1 - n, got = fread(buf + n, 1, want, f);
+        n += got;
+        if (got < want) break;
     }
     int failed = ferror(f);
     fclose(f);

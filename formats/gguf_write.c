@@ -5,6 +5,7 @@
 
 #include "common/error.h"
 #include "common/fileio.h"
+#include "common/strbuf.h"
 #include "formats/gguf.h"
 
 #define GGUF_WRITE_VERSION 3
@@ -20,17 +21,12 @@ void gguf_writer_free(gguf_writer *w) {
 
 static void put(gguf_writer *w, const void *p, size_t n) {
     if (w->oom) return;
-    if (w->kv_len + n > w->kv_cap) {
-        size_t cap = w->kv_cap ? w->kv_cap : 256;
-        while (cap < w->kv_len + n) cap *= 2;
-        uint8_t *grown = realloc(w->kv, cap);
-        if (!grown) {
-            w->oom = 1;
-            return;
-        }
-        w->kv = grown;
-        w->kv_cap = cap;
+    uint8_t *grown = vec_grow(w->kv, &w->kv_cap, w->kv_len + n, 1);
+    if (!grown) {
+        w->oom = 1;
+        return;
     }
+    w->kv = grown;
     memcpy(w->kv + w->kv_len, p, n);
     w->kv_len += n;
 }
@@ -141,13 +137,10 @@ int gguf_writer_add_tensor(gguf_writer *w, const char *name, int n_dims, const i
     for (int d = 0; d < n_dims; d++)
         if (ne[d] <= 0 || __builtin_mul_overflow(n, (size_t)ne[d], &n))
             return err_set("%s: invalid dimension ne[%d] = %lld", name, d, (long long)ne[d]);
-    if (w->n_tensors == w->cap_tensors) {
-        int64_t cap = w->cap_tensors ? 2 * w->cap_tensors : 64;
-        gguf_write_tensor *grown = realloc(w->tensors, (size_t)cap * sizeof *grown);
-        if (!grown) return err_set("%s: out of memory", name);
-        w->tensors = grown;
-        w->cap_tensors = cap;
-    }
+    gguf_write_tensor *grown =
+        vec_grow(w->tensors, &w->cap_tensors, (size_t)w->n_tensors + 1, sizeof *grown);
+    if (!grown) return err_set("%s: out of memory", name);
+    w->tensors = grown;
     gguf_write_tensor *t = &w->tensors[w->n_tensors];
     memset(t, 0, sizeof *t);
     if (!(t->name = strdup(name))) return err_set("%s: out of memory", name);

@@ -25,7 +25,8 @@ typedef struct {
     size_t kv_len, kv_cap;
     int64_t n_kv;
     gguf_write_tensor *tensors;
-    int64_t n_tensors, cap_tensors;
+    int64_t n_tensors;
+    size_t cap_tensors;
     int oom;  // an allocation failed; reported by gguf_writer_write
 } gguf_writer;
 

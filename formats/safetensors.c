@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common/error.h"
+#include "common/strbuf.h"
 #include "formats/halfconv.h"
 
 #if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -291,51 +292,14 @@ int st_tensor_to_f32(const st_file *f, const st_tensor *t, float *out) {
 
 // ---- writer ----
 
-typedef struct {
-    char *buf;
-    size_t len, cap;
-    int oom;
-} strbuf;
-
-static void sb_put(strbuf *s, const char *p, size_t n) {
-    if (s->oom) return;
-    if (s->len + n + 1 > s->cap) {
-        size_t cap = s->cap ? s->cap : 256;
-        while (cap < s->len + n + 1) cap *= 2;
-        char *nb = realloc(s->buf, cap);
-        if (!nb) {
-            s->oom = 1;
-            return;
-        }
-        s->buf = nb;
-        s->cap = cap;
-    }
-    memcpy(s->buf + s->len, p, n);
-    s->len += n;
-    s->buf[s->len] = '\0';
-}
-
-static void sb_puts(strbuf *s, const char *p) { sb_put(s, p, strlen(p)); }
-
-static void sb_printf(strbuf *s, const char *fmt, unsigned long long v) {
-    char tmp[32];
-    int k = snprintf(tmp, sizeof tmp, fmt, v);
-    sb_put(s, tmp, (size_t)k);
-}
-
-static void sb_json_string(strbuf *s, const char *str) {
-    sb_put(s, "\"", 1);
+static void json_string_put(strbuf *s, const char *str) {
+    strbuf_putc(s, '"');
     for (const unsigned char *p = (const unsigned char *)str; *p; p++) {
-        if (*p == '"' || *p == '\\') {
-            char esc[2] = {'\\', (char)*p};
-            sb_put(s, esc, 2);
-        } else if (*p < 0x20) {
-            sb_printf(s, "\\u%04llx", *p);
-        } else {
-            sb_put(s, (const char *)p, 1);
-        }
+        if (*p == '"' || *p == '\\') strbuf_printf(s, "\\%c", *p);
+        else if (*p < 0x20) strbuf_printf(s, "\\u%04x", *p);
+        else strbuf_putc(s, (char)*p);
     }
-    sb_put(s, "\"", 1);
+    strbuf_putc(s, '"');
 }
 
 typedef struct {
@@ -358,40 +322,41 @@ static int cmp_wt_layout(const void *a, const void *b) {
 
 static int build_header(const char *path, wt_entry *e, int n, const st_meta *meta, int n_meta,
                         strbuf *h) {
-    sb_puts(h, "{");
+    strbuf_puts(h, "{");
     int first = 1;
     if (n_meta > 0) {
         st_meta *sorted = xcalloc_or_err((size_t)n_meta, sizeof *sorted, path);
         if (!sorted) return -1;
         memcpy(sorted, meta, (size_t)n_meta * sizeof *sorted);
         qsort(sorted, (size_t)n_meta, sizeof *sorted, cmp_meta_key);
-        sb_puts(h, "\"__metadata__\":{");
+        strbuf_puts(h, "\"__metadata__\":{");
         for (int i = 0; i < n_meta; i++) {
-            if (i) sb_puts(h, ",");
-            sb_json_string(h, sorted[i].key);
-            sb_puts(h, ":");
-            sb_json_string(h, sorted[i].value);
+            if (i) strbuf_puts(h, ",");
+            json_string_put(h, sorted[i].key);
+            strbuf_puts(h, ":");
+            json_string_put(h, sorted[i].value);
         }
-        sb_puts(h, "}");
+        strbuf_puts(h, "}");
         free(sorted);
         first = 0;
     }
     for (int i = 0; i < n; i++) {
         const st_write_tensor *t = e[i].t;
-        if (!first) sb_puts(h, ",");
+        if (!first) strbuf_puts(h, ",");
         first = 0;
-        sb_json_string(h, t->name);
-        sb_puts(h, ":{\"dtype\":\"");
-        sb_puts(h, st_dtype_name(t->dtype));
-        sb_puts(h, "\",\"shape\":[");
-        for (int d = 0; d < t->n_dims; d++) sb_printf(h, d ? ",%llu" : "%llu", (unsigned long long)t->shape[d]);
-        sb_printf(h, "],\"data_offsets\":[%llu,", e[i].begin);
-        sb_printf(h, "%llu]}", e[i].begin + e[i].n_bytes);
+        json_string_put(h, t->name);
+        strbuf_puts(h, ":{\"dtype\":\"");
+        strbuf_puts(h, st_dtype_name(t->dtype));
+        strbuf_puts(h, "\",\"shape\":[");
+        for (int d = 0; d < t->n_dims; d++)
+            strbuf_printf(h, d ? ",%llu" : "%llu", (unsigned long long)t->shape[d]);
+        strbuf_printf(h, "],\"data_offsets\":[%llu,%llu]}", (unsigned long long)e[i].begin,
+                      (unsigned long long)(e[i].begin + e[i].n_bytes));
     }
-    sb_puts(h, "}");
+    strbuf_puts(h, "}");
     // The data buffer starts 8-byte aligned, as the Hugging Face writer pads it.
-    while (!h->oom && (8 + h->len) % 8 != 0) sb_puts(h, " ");
-    if (h->oom) return err_set("%s: out of memory building the header", path);
+    while (!strbuf_failed(h) && (8 + h->len) % 8 != 0) strbuf_putc(h, ' ');
+    if (strbuf_failed(h)) return err_set("%s: out of memory building the header", path);
     return 0;
 }
 
@@ -414,7 +379,8 @@ int safetensors_write_streamed(const char *path, const st_write_tensor *tensors,
                                const st_meta *meta, int n_meta, st_fetch_fn fetch, void *ctx) {
     wt_entry *e = xcalloc_or_err((size_t)n, sizeof *e, path);
     wt_entry **order = xcalloc_or_err((size_t)n, sizeof *order, path);
-    strbuf h = {0};
+    strbuf h;
+    strbuf_init(&h);
     atomic_writer w = {.fd = -1};
     int opened = 0;
     if (!e || !order) goto fail;
@@ -440,7 +406,7 @@ int safetensors_write_streamed(const char *path, const st_write_tensor *tensors,
     for (int i = 0; i < 8; i++) len_le[i] = (uint8_t)((uint64_t)h.len >> (8 * i));
     if (atomic_writer_open(&w, path) != 0) goto fail;
     opened = 1;
-    if (atomic_writer_write(&w, len_le, 8) != 0 || atomic_writer_write(&w, h.buf, h.len) != 0)
+    if (atomic_writer_write(&w, len_le, 8) != 0 || atomic_writer_write(&w, h.data, h.len) != 0)
         goto fail;
     for (int i = 0; i < n; i++) {
         if (!order[i]->n_bytes) continue;
@@ -451,13 +417,13 @@ int safetensors_write_streamed(const char *path, const st_write_tensor *tensors,
     if (atomic_writer_commit(&w) != 0) goto fail;
     free(e);
     free(order);
-    free(h.buf);
+    strbuf_free(&h);
     return 0;
 fail:
     if (opened) atomic_writer_abort(&w);
     free(e);
     free(order);
-    free(h.buf);
+    strbuf_free(&h);
     return -1;
 }
 

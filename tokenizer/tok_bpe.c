@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "common/error.h"
+#include "common/strbuf.h"
 #include "tokenizer/tok_internal.h"
 
 // ---- byte-level alphabet ------------------------------------------------------------------
@@ -201,17 +202,13 @@ static candidate heap_pop(candidate *h, size_t *n) {
 }
 
 static int scratch_grow(tok_scratch *sc, size_t n) {
-    if (n <= sc->sym_cap) return 0;
-    size_t cap = sc->sym_cap ? sc->sym_cap : 64;
-    while (cap < n) cap *= 2;
-    void *s = realloc(sc->sym, cap * sizeof(symbol));
+    void *s = vec_grow(sc->sym, &sc->sym_cap, n, sizeof(symbol));
     if (!s) return err_set("tokenizer: out of memory (word of %zu symbols)", n);
     sc->sym = s;
     // Each merge pushes at most two candidates on top of the n - 1 initial ones.
-    void *h = realloc(sc->heap, 3 * cap * sizeof(candidate));
+    void *h = vec_grow(sc->heap, &sc->heap_cap, 3 * n, sizeof(candidate));
     if (!h) return err_set("tokenizer: out of memory (word of %zu symbols)", n);
     sc->heap = h;
-    sc->sym_cap = cap;
     return 0;
 }
 

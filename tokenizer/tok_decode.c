@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "common/error.h"
+#include "common/strbuf.h"
 #include "tokenizer/tok_internal.h"
 
 typedef struct {
@@ -13,14 +14,12 @@ typedef struct {
 } str_list;
 
 static int list_push(str_list *l, const char *s, size_t len) {
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 64;
-        tok_buf *v = realloc(l->s, cap * sizeof *v);
-        if (!v) return err_set("tokenizer: out of memory");
-        memset(v + l->cap, 0, (cap - l->cap) * sizeof *v);
-        l->s = v;
-        l->cap = cap;
-    }
+    size_t old_cap = l->cap;
+    tok_buf *v = vec_grow(l->s, &l->cap, l->n + 1, sizeof *v);
+    if (!v) return err_set("tokenizer: out of memory");
+    // Slots beyond n keep their buffers for reuse; new slots start empty.
+    memset(v + old_cap, 0, (l->cap - old_cap) * sizeof *v);
+    l->s = v;
     l->s[l->n].len = 0;
     return tok_buf_put(&l->s[l->n++], s, len);
 }

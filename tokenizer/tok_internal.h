@@ -277,6 +277,7 @@ struct tokenizer {
     tok_bpe bpe;
 
     int32_t n_ids;  // id space: max id + 1
+    size_t cap_ids;  // capacity of every id-indexed array below
     char **tok_str;  // id -> token string for decoding: added content, else model_str
     uint32_t *tok_len;
     uint8_t *tok_special;  // id -> 1 when it is a special added token
@@ -287,7 +288,7 @@ struct tokenizer {
     size_t n_merge_pairs, cap_merge_pairs;
 
     tok_added *added;
-    size_t n_added;
+    size_t n_added, cap_added;
     tok_matcher match_raw, match_norm;
 
     int32_t *prefix, *suffix;  // post-processor ids around a single sequence
@@ -297,7 +298,7 @@ struct tokenizer {
     size_t n_dec;
     int has_decoder;
 
-    int32_t bos_id, eos_id, pad_id;
+    int32_t bos_id, eos_id;
     int adds_bos;
     char *chat_template;
 

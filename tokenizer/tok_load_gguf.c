@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "common/error.h"
+#include "common/strbuf.h"
 #include "tokenizer/tok_internal.h"
 #include "formats/gguf.h"
 
@@ -123,15 +124,12 @@ static int sentencepiece_merges(tokenizer *t, const float *scores, int32_t n) {
             int32_t l = tok_str_map_get(&t->bpe.vocab, s, (uint32_t)cut);
             int32_t r = tok_str_map_get(&t->bpe.vocab, s + cut, (uint32_t)(len - cut));
             if (l < 0 || r < 0) continue;
-            if (nm == cap) {
-                cap = cap ? cap * 2 : 4096;
-                sp_merge *v = realloc(m, cap * sizeof *v);
-                if (!v) {
-                    rc = err_set("%s: out of memory (merges)", t->source);
-                    break;
-                }
-                m = v;
+            sp_merge *v = vec_grow(m, &cap, nm + 1, sizeof *v);
+            if (!v) {
+                rc = err_set("%s: out of memory (merges)", t->source);
+                break;
             }
+            m = v;
             m[nm++] = (sp_merge){l, r, id, cut, scores ? scores[id] : -(float)id};
         }
     }
@@ -221,9 +219,9 @@ static int load(tokenizer *t, gguf_file *f) {
         if (!(rc = gguf_get_int(f, "tokenizer.ggml.unknown_token_id", &v)) && v >= 0 && v < (int64_t)n && spm)
             t->bpe.unk_id = (int32_t)v;
     }
-    const char *keys[3] = {"tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id", "tokenizer.ggml.padding_token_id"};
-    int32_t *dst[3] = {&t->bos_id, &t->eos_id, &t->pad_id};
-    for (int k = 0; k < 3 && !rc; k++) {
+    const char *keys[2] = {"tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id"};
+    int32_t *dst[2] = {&t->bos_id, &t->eos_id};
+    for (int k = 0; k < 2 && !rc; k++) {
         v = -1;
         rc = get_opt_int(f, keys[k], &v);
         if (!rc && v >= 0 && v < (int64_t)n) *dst[k] = (int32_t)v;

@@ -9,6 +9,7 @@
 
 #include "common/error.h"
 #include "common/fileio.h"
+#include "common/strbuf.h"
 #include "tokenizer/tok_internal.h"
 
 static const char *str_of(const cJSON *o, const char *key) {
@@ -266,11 +267,14 @@ static int parse_added(tokenizer *t, const cJSON *list) {
     return 0;
 }
 
+// The post-processor's few ids are set once at load, so no capacity is kept: *n is a lower
+// bound of the allocation and every call grows it.
 static int append_ids(const tokenizer *t, int32_t **v, size_t *n, const int32_t *ids, size_t k) {
     if (!k) return 0;
-    int32_t *p = realloc(*v, (*n + k + 1) * sizeof *p);
+    size_t cap = *n;
+    int32_t *p = vec_grow(*v, &cap, *n + k, sizeof *p);
     if (!p) return err_set("%s: out of memory", t->source);
-    if (k) memcpy(p + *n, ids, k * sizeof *p);
+    memcpy(p + *n, ids, k * sizeof *p);
     *v = p;
     *n += k;
     return 0;
@@ -278,7 +282,8 @@ static int append_ids(const tokenizer *t, int32_t **v, size_t *n, const int32_t 
 
 static int prepend_ids(const tokenizer *t, int32_t **v, size_t *n, const int32_t *ids, size_t k) {
     if (!k) return 0;
-    int32_t *p = realloc(*v, (*n + k + 1) * sizeof *p);
+    size_t cap = *n;
+    int32_t *p = vec_grow(*v, &cap, *n + k, sizeof *p);
     if (!p) return err_set("%s: out of memory", t->source);
     memmove(p + k, p, *n * sizeof *p);
     memcpy(p, ids, k * sizeof *p);
@@ -421,7 +426,6 @@ static int load_configs(tokenizer *t, const char *dir) {
         int32_t id;
         if ((id = config_token(t, j, "bos_token")) >= 0) t->bos_id = id;
         if ((id = config_token(t, j, "eos_token")) >= 0) t->eos_id = id;
-        if ((id = config_token(t, j, "pad_token")) >= 0) t->pad_id = id;
         if (k == 1) {
             const cJSON *ct = cJSON_GetObjectItemCaseSensitive(j, "chat_template");
             const char *tmpl = cJSON_IsString(ct) ? ct->valuestring : NULL;

@@ -5,16 +5,13 @@
 #include <utf8proc.h>
 
 #include "common/error.h"
+#include "common/strbuf.h"
 #include "tokenizer/tok_internal.h"
 
 int tok_buf_reserve(tok_buf *b, size_t extra) {
-    if (b->len + extra <= b->cap) return 0;
-    size_t cap = b->cap ? b->cap : 256;
-    while (cap < b->len + extra) cap *= 2;
-    char *p = realloc(b->p, cap);
-    if (!p) return err_set("tokenizer: out of memory (%zu bytes)", cap);
+    char *p = vec_grow(b->p, &b->cap, b->len + extra, 1);
+    if (!p) return err_set("tokenizer: out of memory (%zu bytes)", b->len + extra);
     b->p = p;
-    b->cap = cap;
     return 0;
 }
 
@@ -31,13 +28,9 @@ void tok_buf_free(tok_buf *b) {
 }
 
 int tok_spans_push(tok_spans *s, size_t off, size_t len, int first) {
-    if (s->n == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 64;
-        tok_span *v = realloc(s->v, cap * sizeof *v);
-        if (!v) return err_set("tokenizer: out of memory (%zu spans)", cap);
-        s->v = v;
-        s->cap = cap;
-    }
+    tok_span *v = vec_grow(s->v, &s->cap, s->n + 1, sizeof *v);
+    if (!v) return err_set("tokenizer: out of memory (%zu spans)", s->n + 1);
+    s->v = v;
     s->v[s->n++] = (tok_span){off, len, first};
     return 0;
 }

@@ -2,23 +2,20 @@
 // pre-tokenizers, BPE, post-processor), added-token matching and the fingerprint.
 #include "tokenizer/tokenizer.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <utf8proc.h>
 
 #include "common/error.h"
 #include "common/fileio.h"
+#include "common/strbuf.h"
+#include "formats/gguf.h"
 #include "tokenizer/tok_internal.h"
 
 int id_vec_push(id_vec *v, int32_t id) {
-    if (v->len == v->cap) {
-        size_t cap = v->cap ? v->cap * 2 : 64;
-        int32_t *d = realloc(v->data, cap * sizeof *d);
-        if (!d) return err_set("tokenizer: out of memory (%zu ids)", cap);
-        v->data = d;
-        v->cap = cap;
-    }
+    int32_t *d = vec_grow(v->data, &v->cap, v->len + 1, sizeof *d);
+    if (!d) return err_set("tokenizer: out of memory (%zu ids)", v->len + 1);
+    v->data = d;
     v->data[v->len++] = id;
     return 0;
 }
@@ -34,7 +31,7 @@ tokenizer *tok_alloc(const char *source) {
     tokenizer *t = xcalloc_or_err(1, sizeof *t, source);
     if (!t) return NULL;
     t->source = strdup(source);
-    t->bos_id = t->eos_id = t->pad_id = -1;
+    t->bos_id = t->eos_id = -1;
     pthread_mutex_init(&t->pool_lock, NULL);
     if (!t->source || tok_bpe_init(&t->bpe, 0, 0)) {
         tokenizer_free(t);
@@ -45,19 +42,24 @@ tokenizer *tok_alloc(const char *source) {
 
 int tok_set_ids(tokenizer *t, int32_t n_ids) {
     if (n_ids <= t->n_ids) return 0;
-    char **s = realloc(t->tok_str, (size_t)n_ids * sizeof *s);
+    // The id-indexed arrays grow together: from the same capacity vec_grow gives each the
+    // same new one, which is recorded only once all of them have it.
+    size_t need = (size_t)n_ids, c[6];
+    for (int i = 0; i < 6; i++) c[i] = t->cap_ids;
+    char **s = vec_grow(t->tok_str, &c[0], need, sizeof *s);
     if (s) t->tok_str = s;
-    uint32_t *l = realloc(t->tok_len, (size_t)n_ids * sizeof *l);
+    uint32_t *l = vec_grow(t->tok_len, &c[1], need, sizeof *l);
     if (l) t->tok_len = l;
-    uint8_t *sp = realloc(t->tok_special, (size_t)n_ids);
+    uint8_t *sp = vec_grow(t->tok_special, &c[2], need, sizeof *sp);
     if (sp) t->tok_special = sp;
-    char **m = realloc(t->model_str, (size_t)n_ids * sizeof *m);
+    char **m = vec_grow(t->model_str, &c[3], need, sizeof *m);
     if (m) t->model_str = m;
-    char **k = realloc(t->model_key, (size_t)n_ids * sizeof *k);
+    char **k = vec_grow(t->model_key, &c[4], need, sizeof *k);
     if (k) t->model_key = k;
-    uint32_t *kl = realloc(t->model_key_len, (size_t)n_ids * sizeof *kl);
+    uint32_t *kl = vec_grow(t->model_key_len, &c[5], need, sizeof *kl);
     if (kl) t->model_key_len = kl;
     if (!s || !l || !sp || !m || !k || !kl) return err_set("%s: out of memory (%d ids)", t->source, n_ids);
+    t->cap_ids = c[0];
     for (int32_t i = t->n_ids; i < n_ids; i++) {
         t->tok_str[i] = t->model_str[i] = t->model_key[i] = NULL;
         t->tok_len[i] = t->model_key_len[i] = 0;
@@ -169,13 +171,9 @@ int tok_model_merge(tokenizer *t, const char *l, size_t ll, const char *r, size_
         return rc;
     }
     tok_buf_free(&cat);
-    if (t->n_merge_pairs == t->cap_merge_pairs) {
-        size_t cap = t->cap_merge_pairs ? 2 * t->cap_merge_pairs : 1024;
-        int32_t *p = realloc(t->merge_pairs, cap * 2 * sizeof *p);
-        if (!p) return err_set("%s: out of memory (merges)", t->source);
-        t->merge_pairs = p;
-        t->cap_merge_pairs = cap;
-    }
+    int32_t *p = vec_grow(t->merge_pairs, &t->cap_merge_pairs, rank + 1, 2 * sizeof *p);
+    if (!p) return err_set("%s: out of memory (merges)", t->source);
+    t->merge_pairs = p;
     t->merge_pairs[2 * rank] = a;
     t->merge_pairs[2 * rank + 1] = b;
     t->n_merge_pairs++;
@@ -195,7 +193,7 @@ int tok_add_added(tokenizer *t, const tok_added *a) {
     }
     if (id < 0) return err_set("%s: added token '%s' has no id", t->source, a->content);
     if (tok_set_ids(t, id + 1)) return -1;
-    tok_added *v = realloc(t->added, (t->n_added + 1) * sizeof *v);
+    tok_added *v = vec_grow(t->added, &t->cap_added, t->n_added + 1, sizeof *v);
     if (!v) return err_set("%s: out of memory", t->source);
     t->added = v;
     tok_added *x = &t->added[t->n_added];
@@ -318,13 +316,9 @@ static int is_word_char(int32_t cp) {
 }
 
 static int splits_push(added_splits *a, size_t off, size_t len, int32_t token) {
-    if (a->n == a->cap) {
-        size_t cap = a->cap ? a->cap * 2 : 16;
-        added_split *v = realloc(a->v, cap * sizeof *v);
-        if (!v) return err_set("tokenizer: out of memory");
-        a->v = v;
-        a->cap = cap;
-    }
+    added_split *v = vec_grow(a->v, &a->cap, a->n + 1, sizeof *v);
+    if (!v) return err_set("tokenizer: out of memory");
+    a->v = v;
     a->v[a->n++] = (added_split){off, len, token};
     return 0;
 }
@@ -593,20 +587,6 @@ int tok_finish(tokenizer *t) {
 
 // ---- public API ---------------------------------------------------------------------------
 
-static int has_suffix(const char *s, const char *suf) {
-    size_t a = strlen(s), b = strlen(suf);
-    return a >= b && !strcmp(s + a - b, suf);
-}
-
-static int is_gguf(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return 0;
-    char magic[4] = {0};
-    size_t n = fread(magic, 1, 4, f);
-    fclose(f);
-    return n == 4 && !memcmp(magic, "GGUF", 4);
-}
-
 tokenizer *tokenizer_load(const char *path) {
     char json[4096];
     const char *file = path;
@@ -623,7 +603,7 @@ tokenizer *tokenizer_load(const char *path) {
     }
     tokenizer *t = tok_alloc(file);
     if (!t) return NULL;
-    int rc = (has_suffix(file, ".gguf") || is_gguf(file)) ? tok_load_gguf(t, file) : tok_load_json(t, file);
+    int rc = gguf_path_is_gguf(file) ? tok_load_gguf(t, file) : tok_load_json(t, file);
     if (rc || tok_finish(t)) {
         tokenizer_free(t);
         return NULL;
@@ -669,7 +649,6 @@ void tokenizer_free(tokenizer *t) {
 int tokenizer_vocab_size(const tokenizer *t) { return t->n_ids; }
 int tokenizer_bos_id(const tokenizer *t) { return t->bos_id; }
 int tokenizer_eos_id(const tokenizer *t) { return t->eos_id; }
-int tokenizer_pad_id(const tokenizer *t) { return t->pad_id; }
 int tokenizer_adds_bos(const tokenizer *t) { return t->adds_bos; }
 const char *tokenizer_chat_template(const tokenizer *t) { return t->chat_template; }
 const char *tokenizer_kind(const tokenizer *t) { return t->kind; }
@@ -689,8 +668,4 @@ int tokenizer_token_id(const tokenizer *t, const char *token) {
 
 const char *tokenizer_token_str(const tokenizer *t, int32_t id) {
     return id >= 0 && id < t->n_ids ? t->tok_str[id] : NULL;
-}
-
-int tokenizer_is_special(const tokenizer *t, int32_t id) {
-    return id >= 0 && id < t->n_ids && t->tok_special[id];
 }

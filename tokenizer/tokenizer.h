@@ -40,14 +40,11 @@ int tokenizer_decode(const tokenizer *t, const int32_t *ids, size_t n, int skip_
 int tokenizer_vocab_size(const tokenizer *t);
 int tokenizer_bos_id(const tokenizer *t);  // -1 when none
 int tokenizer_eos_id(const tokenizer *t);  // -1 when none
-int tokenizer_pad_id(const tokenizer *t);  // -1 when none
 // True when encode(add_special=1) starts with the BOS id.
 int tokenizer_adds_bos(const tokenizer *t);
 // The token string of an id as the tokenizer file spells it (byte-level alphabet, U+2581
 // for spaces...), or NULL when the id is outside the vocabulary.
 const char *tokenizer_token_str(const tokenizer *t, int32_t id);
-// True when the id is a special added token (skipped by decode with skip_special).
-int tokenizer_is_special(const tokenizer *t, int32_t id);
 // Id of an exact token string (added tokens included), or -1.
 int tokenizer_token_id(const tokenizer *t, const char *token);
 // The chat_template string from tokenizer_config.json or GGUF metadata, or NULL.
