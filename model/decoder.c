@@ -9,7 +9,34 @@
 #include <string.h>
 
 #include "common/error.h"
+#include "model/arena.h"
 #include "model/ops.h"
+
+// Every buffer of the decoder, once: over a sizing carver this adds up the arena's size, over
+// the allocation it sets the pointers (model/arena.h). Shapes as in decoder.h.
+static void decoder_carve(decoder *d, arena_carver *a) {
+    const model_config *c = &d->m->cfg;
+    const int64_t R = DECODER_MAX_ROWS, T = d->cache.n_ctx, C = c->hidden_size;
+    const int64_t F = c->intermediate_size, L = c->n_layers, H = c->n_heads, D = c->head_dim;
+    const int64_t QD = H * D, KD = (int64_t)c->n_kv_heads * D;
+    const int64_t r = d->lora ? d->lora->cfg.r : 0;
+    ARENA_CARVE(a, d->cache.k, L * T * KD);
+    ARENA_CARVE(a, d->cache.v, L * T * KD);
+    ARENA_CARVE(a, d->x, R * C);
+    ARENA_CARVE(a, d->xn, R * C);
+    ARENA_CARVE(a, d->tmp, R * C);
+    ARENA_CARVE(a, d->q, R * QD);
+    ARENA_CARVE(a, d->att, R * QD);
+    ARENA_CARVE(a, d->k, R * KD);
+    ARENA_CARVE(a, d->v, R * KD);
+    ARENA_CARVE(a, d->g, R * F);
+    ARENA_CARVE(a, d->u, R * F);
+    ARENA_CARVE(a, d->h, R * F);
+    ARENA_CARVE(a, d->lora_u, R * r);
+    ARENA_CARVE(a, d->scores, H * R * T);
+    ARENA_CARVE(a, d->rope_cos, T * D / 2);
+    ARENA_CARVE(a, d->rope_sin, T * D / 2);
+}
 
 int decoder_init(decoder *d, const model *m, const lora_adapter *lora, int n_ctx) {
     memset(d, 0, sizeof *d);
@@ -24,37 +51,26 @@ int decoder_init(decoder *d, const model *m, const lora_adapter *lora, int n_ctx
     d->m = m;
     d->lora = lora;
     d->threads = omp_get_max_threads();
-    const int64_t R = DECODER_MAX_ROWS, T = n_ctx, C = c->hidden_size, F = c->intermediate_size;
-    const int64_t QD = (int64_t)c->n_heads * c->head_dim, KD = (int64_t)c->n_kv_heads * c->head_dim;
-    const int64_t L = c->n_layers, H = c->n_heads, D = c->head_dim;
-    const int64_t r = lora ? lora->cfg.r : 0;
-    int64_t cache = 2 * L * T * KD;
-    int64_t scratch = R * (3 * C + 2 * QD + 2 * KD + 3 * F + r) + H * R * T + T * D;
-    d->arena = malloc((size_t)(cache + scratch) * sizeof(float));
-    if (!d->arena)
-        return err_set("decoder: out of memory for a %d-position KV cache (%.1f MB)", n_ctx,
-                       (double)(cache + scratch) * 4 / 1e6);
-    float *a = d->arena;
-#define TAKE(ptr, n) ((ptr) = a, a += (n))
-    TAKE(d->cache.k, L * T * KD);
-    TAKE(d->cache.v, L * T * KD);
-    TAKE(d->x, R * C);
-    TAKE(d->xn, R * C);
-    TAKE(d->tmp, R * C);
-    TAKE(d->q, R * QD);
-    TAKE(d->att, R * QD);
-    TAKE(d->k, R * KD);
-    TAKE(d->v, R * KD);
-    TAKE(d->g, R * F);
-    TAKE(d->u, R * F);
-    TAKE(d->h, R * F);
-    TAKE(d->lora_u, R * r);
-    TAKE(d->scores, H * R * T);
-    TAKE(d->rope_cos, T * D / 2);
-    TAKE(d->rope_sin, T * D / 2);
-#undef TAKE
     d->cache.n_ctx = n_ctx;
-    rope_tables_init(d->rope_cos, d->rope_sin, n_ctx, (int)D, c);
+    arena_carver sizing = {0};
+    decoder_carve(d, &sizing);
+    d->arena_bytes = sizing.used;
+    d->arena = arena_alloc(&sizing);
+    if (!d->arena) {
+        memset(d, 0, sizeof *d);
+        return err_set("decoder: out of memory for a %d-position KV cache (%.1f MB)", n_ctx,
+                       (double)sizing.used / 1e6);
+    }
+    arena_carver carving = {.base = d->arena};
+    decoder_carve(d, &carving);
+    // Both passes run the same list, so this only fails if the list came to depend on state
+    // that changed between them: refuse rather than hand out slices past the allocation.
+    if (carving.used != sizing.used) {
+        decoder_free(d);
+        return err_set("decoder: internal error: %zu bytes carved from a %zu-byte arena",
+                       carving.used, sizing.used);
+    }
+    rope_tables_init(d->rope_cos, d->rope_sin, n_ctx, c->head_dim, c);
     return 0;
 }
 

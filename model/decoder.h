@@ -1,6 +1,6 @@
 // The KV-cache decoder for text generation: the prompt is run once (prefill, in chunks of rows), then
 // each new token is one forward step over a single position that reads the cached keys and
-// values of every earlier position. The math is that of train/transformer.c (HF Llama/Qwen2
+// values of every earlier position. The math is that of model/transformer.c (HF Llama/Qwen2
 // semantics, GQA, q/k/v biases, rope scaling); LoRA is applied on the fly
 // (y = x W^T + scale * (x A^T) B^T), so the base weights stay shared and unmodified.
 #ifndef MEDTUNE_MODEL_DECODER_H
@@ -28,10 +28,18 @@ typedef struct {
     const model *m;
     const lora_adapter *lora;  // NULL: the base model alone
     kv_cache cache;
-    // scratch for up to DECODER_MAX_ROWS rows
-    float *x, *xn, *q, *k, *v, *att, *tmp, *g, *u, *h, *lora_u, *scores;
+    // scratch for up to R = DECODER_MAX_ROWS rows
+    float *x, *xn, *tmp;  // [R, C]
+    float *q, *att;       // [R, H*D]
+    float *k, *v;         // [R, KV*D]
+    float *g, *u, *h;     // [R, F]
+    float *lora_u;        // [R, r], NULL without LoRA
+    float *scores;        // [H, R, n_ctx]
     float *rope_cos, *rope_sin;  // [n_ctx, D/2]
-    float *arena;
+    // The cache and every buffer above are slices of this one allocation, each rounded up to
+    // ARENA_ALIGN bytes (model/arena.h); arena_bytes is its exact size.
+    void *arena;
+    size_t arena_bytes;
     int threads;  // OpenMP threads for prefill and the large products of a step
     // Token positions run through the transformer since init or reset: tests use it to prove
     // that a step runs one position, not the whole prefix again.

@@ -6,15 +6,65 @@
 #include <string.h>
 
 #include "common/error.h"
+#include "model/arena.h"
 #include "model/attention.h"
 #include "model/ops.h"
 
-// Rows of logits materialised at once: the [N, V] logits of a whole batch are never stored
-// during training; each chunk is turned into its gradient and consumed immediately. Large
-// chunks matter: every chunk re-packs the whole lm_head inside sgemm (twice).
-#define LOGITS_CHUNK_FLOATS (1 << 25)
-
-static int imax(int a, int b) { return a > b ? a : b; }
+// Every buffer of the plan, once: over a sizing carver this adds up the arena's size, over
+// the allocation it sets the pointers (model/arena.h). Shapes as in transformer.h.
+static void plan_carve(lm_plan *p, arena_carver *a) {
+    const model_config *c = &p->m->cfg;
+    const lora_adapter *lora = p->lora;
+    const int64_t B = p->B, T = p->T, N = p->N, C = c->hidden_size, F = c->intermediate_size;
+    const int64_t H = c->n_heads, D = c->head_dim, QD = H * D, KD = (int64_t)c->n_kv_heads * D;
+    const int64_t r = lora ? lora->cfg.r : 0;
+    int64_t max_in = 0;  // widest input of an enabled LoRA target
+    for (int t = 0; t < LORA_N_TARGETS; t++)
+        if (lora && lora_enabled(lora, t) && lora->slots[t].in > max_in) max_in = lora->slots[t].in;
+    for (int l = 0; l < c->n_layers; l++) {
+        layer_acts *s = &p->acts[l];
+        ARENA_CARVE(a, s->x, N * C);
+        ARENA_CARVE(a, s->xn1, N * C);
+        ARENA_CARVE(a, s->rstd1, N);
+        ARENA_CARVE(a, s->q, N * QD);
+        ARENA_CARVE(a, s->k, N * KD);
+        ARENA_CARVE(a, s->v, N * KD);
+        ARENA_CARVE(a, s->probs, B * H * T * T);
+        ARENA_CARVE(a, s->att, N * QD);
+        ARENA_CARVE(a, s->xmid, N * C);
+        ARENA_CARVE(a, s->xn2, N * C);
+        ARENA_CARVE(a, s->rstd2, N);
+        ARENA_CARVE(a, s->g, N * F);
+        ARENA_CARVE(a, s->u, N * F);
+        ARENA_CARVE(a, s->h, N * F);
+        for (int t = 0; t < LORA_N_TARGETS; t++)
+            if (lora && lora_enabled(lora, t)) ARENA_CARVE(a, s->lora_u[t], N * r);
+    }
+    ARENA_CARVE(a, p->x_out, N * C);
+    ARENA_CARVE(a, p->xnf, N * C);
+    ARENA_CARVE(a, p->rstdf, N);
+    ARENA_CARVE(a, p->dxnf, N * C);
+    ARENA_CARVE(a, p->dres, N * C);
+    ARENA_CARVE(a, p->dxn, N * C);
+    ARENA_CARVE(a, p->tmp, N * C);
+    ARENA_CARVE(a, p->dq, N * QD);
+    ARENA_CARVE(a, p->datt, N * QD);
+    ARENA_CARVE(a, p->dk, N * KD);
+    ARENA_CARVE(a, p->dv, N * KD);
+    ARENA_CARVE(a, p->dg, N * F);
+    ARENA_CARVE(a, p->du, N * F);
+    ARENA_CARVE(a, p->dh, N * F);
+    ARENA_CARVE(a, p->attn_scratch, attention_scratch_floats(p->T) * p->max_threads);
+    ARENA_CARVE(a, p->lora_du, N * r);
+    const int dropout = lora && lora->cfg.dropout > 0.0f;
+    ARENA_CARVE(a, p->xd, dropout ? N * max_in : 0);
+    ARENA_CARVE(a, p->dxd, dropout ? N * max_in : 0);
+    ARENA_CARVE(a, p->logits, (int64_t)p->chunk_rows * c->vocab_size);
+    ARENA_CARVE(a, p->rope_cos, T * D / 2);
+    ARENA_CARVE(a, p->rope_sin, T * D / 2);
+    ARENA_CARVE(a, p->pos, N);
+    ARENA_CARVE(a, p->start, N);
+}
 
 int lm_plan_init(lm_plan *p, const model *m, const lora_adapter *lora, int B, int T) {
     memset(p, 0, sizeof *p);
@@ -26,93 +76,40 @@ int lm_plan_init(lm_plan *p, const model *m, const lora_adapter *lora, int B, in
     p->T = T;
     p->N = B * T;
     p->max_threads = omp_get_max_threads();
-    const int64_t N = p->N, C = c->hidden_size, F = c->intermediate_size, V = c->vocab_size;
-    const int64_t QD = (int64_t)c->n_heads * c->head_dim, KD = (int64_t)c->n_kv_heads * c->head_dim;
-    const int64_t H = c->n_heads, L = c->n_layers, D = c->head_dim;
-    const int r = lora ? lora->cfg.r : 0;
-    int n_lora = 0;
-    for (int t = 0; t < LORA_N_TARGETS; t++) n_lora += lora && lora_enabled(lora, t);
-    const int64_t max_in = imax(imax((int)C, (int)F), (int)QD);
-    const int dropout = lora && lora->cfg.dropout > 0.0f;
-    p->chunk_rows = (int)(LOGITS_CHUNK_FLOATS / V);
+    p->chunk_rows = LM_LOGITS_CHUNK_FLOATS / c->vocab_size;
     if (p->chunk_rows < 1) p->chunk_rows = 1;
     if (p->chunk_rows > p->N) p->chunk_rows = p->N;
-
-    int64_t per_layer = 6 * N * C + 2 * N + 2 * N * QD + 2 * N * KD + (int64_t)B * H * T * T +
-                        3 * N * F + (int64_t)n_lora * N * r;
-    int64_t total = L * per_layer + 4 * N * C + N                      // x_out, xnf, rstdf, dxnf
-                    + 3 * N * C + 2 * N * QD + 2 * N * KD + 3 * N * F  // backward scratch
-                    + attention_scratch_floats(T) * p->max_threads + N * r +
-                    (dropout ? 2 * N * max_in : 0) + (int64_t)p->chunk_rows * V + T * D;
-    p->arena = malloc((size_t)total * sizeof(float));
-    p->acts = calloc((size_t)L, sizeof(layer_acts));
-    int32_t *ints = malloc((size_t)N * 2 * sizeof(int32_t));
-    if (!p->arena || !p->acts || !ints) {
-        free(ints);
+    p->acts = calloc((size_t)c->n_layers, sizeof(layer_acts));
+    if (!p->acts) return err_set("plan: out of memory for %d layers", c->n_layers);
+    arena_carver sizing = {0};
+    plan_carve(p, &sizing);
+    p->arena_bytes = sizing.used;
+    p->arena = arena_alloc(&sizing);
+    if (!p->arena) {
         lm_plan_free(p);
         return err_set("plan: out of memory for activations of batch %d x seq_len %d (%.1f GB)",
-                       B, T, (double)total * 4 / 1e9);
+                       B, T, (double)sizing.used / 1e9);
     }
-    p->arena_floats = (size_t)total;
-    p->pos = ints;
-    p->start = ints + N;
-    float *a = p->arena;
-#define TAKE(ptr, n) ((ptr) = a, a += (n))
-    for (int l = 0; l < L; l++) {
-        layer_acts *s = &p->acts[l];
-        TAKE(s->x, N * C);
-        TAKE(s->xn1, N * C);
-        TAKE(s->rstd1, N);
-        TAKE(s->q, N * QD);
-        TAKE(s->k, N * KD);
-        TAKE(s->v, N * KD);
-        TAKE(s->probs, (int64_t)B * H * T * T);
-        TAKE(s->att, N * QD);
-        TAKE(s->xmid, N * C);
-        TAKE(s->xn2, N * C);
-        TAKE(s->rstd2, N);
-        TAKE(s->g, N * F);
-        TAKE(s->u, N * F);
-        TAKE(s->h, N * F);
-        for (int t = 0; t < LORA_N_TARGETS; t++)
-            if (lora && lora_enabled(lora, t)) TAKE(s->lora_u[t], N * r);
+    arena_carver carving = {.base = p->arena};
+    plan_carve(p, &carving);
+    // Both passes run the same list, so this only fails if the list came to depend on state
+    // that changed between them: refuse rather than hand out slices past the allocation.
+    if (carving.used != sizing.used) {
+        lm_plan_free(p);
+        return err_set("plan: internal error: %zu bytes carved from a %zu-byte arena",
+                       carving.used, sizing.used);
     }
-    TAKE(p->x_out, N * C);
-    TAKE(p->xnf, N * C);
-    TAKE(p->rstdf, N);
-    TAKE(p->dxnf, N * C);
-    TAKE(p->dres, N * C);
-    TAKE(p->dxn, N * C);
-    TAKE(p->tmp, N * C);
-    TAKE(p->dq, N * QD);
-    TAKE(p->datt, N * QD);
-    TAKE(p->dk, N * KD);
-    TAKE(p->dv, N * KD);
-    TAKE(p->dg, N * F);
-    TAKE(p->du, N * F);
-    TAKE(p->dh, N * F);
-    TAKE(p->attn_scratch, attention_scratch_floats(T) * p->max_threads);
-    TAKE(p->lora_du, N * r);
-    if (dropout) {
-        TAKE(p->xd, N * max_in);
-        TAKE(p->dxd, N * max_in);
-    }
-    TAKE(p->logits, (int64_t)p->chunk_rows * V);
-    TAKE(p->rope_cos, T * D / 2);
-    TAKE(p->rope_sin, T * D / 2);
-#undef TAKE
-    rope_tables_init(p->rope_cos, p->rope_sin, T, (int)D, c);
+    rope_tables_init(p->rope_cos, p->rope_sin, T, c->head_dim, c);
     return 0;
 }
 
 void lm_plan_free(lm_plan *p) {
     free(p->arena);
     free(p->acts);
-    free(p->pos);
     memset(p, 0, sizeof *p);
 }
 
-size_t lm_plan_bytes(const lm_plan *p) { return p->arena_floats * sizeof(float); }
+size_t lm_plan_bytes(const lm_plan *p) { return p->arena_bytes; }
 
 // Positions and the first attendable position of every token, from the batch's documents.
 static void batch_layout(lm_plan *p, const lm_batch *b) {

@@ -11,6 +11,11 @@
 #include "model/lora.h"
 #include "model/model.h"
 
+// Rows of logits materialised at once: the [N, V] logits of a whole batch are never stored
+// during training; each chunk is turned into its gradient and consumed immediately. Large
+// chunks matter: every chunk re-packs the whole lm_head inside sgemm (twice).
+#define LM_LOGITS_CHUNK_FLOATS (1 << 25)
+
 typedef struct {
     const int32_t *tokens;     // [B*T] input ids
     const int32_t *targets;    // [B*T] next-token ids, -1 = no loss
@@ -42,20 +47,30 @@ typedef struct {
     const lora_adapter *lora;  // may be NULL: the base model alone
     int B, T, N;
     int max_threads;
+    int chunk_rows;     // rows of logits per chunk: N, at most LM_LOGITS_CHUNK_FLOATS / V, >= 1
     layer_acts *acts;   // [L]
     float *x_out;       // [N, C] last layer output
     float *xnf;         // [N, C] final norm output
     float *rstdf;       // [N]
     float *dxnf;        // [N, C] gradient at the final norm output (filled by forward)
-    // scratch for backward
-    float *dres, *dxn, *dq, *dk, *dv, *datt, *dg, *du, *dh, *tmp, *attn_scratch, *lora_du;
-    float *xd, *dxd;    // dropout copies of a LoRA input [N, max(C, F, H*D)], when dropout > 0
-    float *logits;      // [chunk_rows, V]
-    int chunk_rows;
+    // scratch for backward, reused by every layer
+    float *dres;          // [N, C] gradient of the residual stream
+    float *dxn;           // [N, C] gradient at a norm output
+    float *tmp;           // [N, C] projection output before the residual add (forward too)
+    float *dq, *datt;     // [N, H*D]
+    float *dk, *dv;       // [N, KV*D]
+    float *dg, *du, *dh;  // [N, F]
+    float *attn_scratch;  // [max_threads, attention_scratch_floats(T)]
+    float *lora_du;       // [N, r], NULL without LoRA
+    float *xd, *dxd;      // [N, widest input of an enabled LoRA target] dropout copies of a
+                          // LoRA input, NULL unless lora->cfg.dropout > 0
+    float *logits;        // [chunk_rows, V]
     float *rope_cos, *rope_sin;  // [T, D/2]
     int32_t *pos, *start;        // [N]
-    float *arena;
-    size_t arena_floats;
+    // Every buffer above (not acts) is a slice of this one allocation, each rounded up to
+    // ARENA_ALIGN bytes (model/arena.h); arena_bytes is its exact size.
+    void *arena;
+    size_t arena_bytes;
     // LoRA dropout: active when training with lora->cfg.dropout > 0; masks derive from
     // (dropout_seed, dropout_counter, layer, target), so set dropout_counter per micro-batch.
     int training;
@@ -65,7 +80,7 @@ typedef struct {
 
 int lm_plan_init(lm_plan *p, const model *m, const lora_adapter *lora, int B, int T);
 void lm_plan_free(lm_plan *p);
-// Bytes of the activation arena (for memory reports).
+// Bytes of the arena: every activation and scratch buffer of the plan (for memory reports).
 size_t lm_plan_bytes(const lm_plan *p);
 
 // Forward pass over a batch of shape (p->B, p->T). Returns the sum of -log p(target) over

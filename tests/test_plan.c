@@ -1,0 +1,426 @@
+// The arenas of the training plan (model/transformer.h) and the KV-cache decoder
+// (model/decoder.h), for several shapes:
+//   - lm_plan_bytes and decoder.arena_bytes equal a hand count of the buffers listed in the
+//     headers, each rounded up to 64 bytes, so the size cannot drift from the carve;
+//   - the buffers tile the arena exactly: aligned, disjoint, inside it, nothing left over;
+//   - a training step (forward with gradient, backward, LoRA dropout, two documents per row)
+//     overwrites every element of every plan buffer, and a full-context decode fills the cache:
+//     no buffer is reserved and left unused.
+// Built with MEDTUNE_SANITIZE, AddressSanitizer also proves the kernels stay inside the arena
+// and out of the padding between slices (model/arena.h poisons it).
+#include <math.h>
+#include <omp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error.h"
+#include "common/rng.h"
+#include "common/strbuf.h"
+#include "model/attention.h"
+#include "model/decoder.h"
+#include "model/lora.h"
+#include "model/model.h"
+#include "model/transformer.h"
+#include "testlib.h"
+
+#define ALIGN 64
+#define SENTINEL 0xFF  // every byte: a float NaN and the int32 -1, values no kernel writes
+
+typedef struct {
+    const char *name;
+    int C, F, L, H, KV, D, V;
+    int bias;
+    uint32_t targets;  // 0: no adapter
+    int r;
+    float dropout;
+    int B, T;
+} plan_case;
+
+#define ALL_TARGETS ((1u << LORA_N_TARGETS) - 1)
+#define T_BIT(t) (1u << (t))
+
+static const plan_case CASES[] = {
+    {"base llama, no adapter", 32, 64, 2, 4, 4, 8, 50, 0, 0, 0, 0.0f, 1, 7},
+    {"qwen2 GQA 6/2, biases, all targets", 48, 80, 2, 6, 2, 12, 97, 1, ALL_TARGETS, 4, 0.0f, 2,
+     16},
+    {"q,v targets with dropout, H*D wider than C and F", 36, 28, 2, 4, 1, 16, 61, 0,
+     T_BIT(LORA_Q) | T_BIT(LORA_V), 3, 0.1f, 3, 5},
+    {"o_proj target with dropout, H*D widest input", 36, 28, 1, 4, 2, 16, 61, 0, T_BIT(LORA_O), 2,
+     0.2f, 2, 6},
+    {"MLP targets with dropout, F widest", 40, 120, 3, 5, 5, 8, 45, 0,
+     T_BIT(LORA_GATE) | T_BIT(LORA_UP) | T_BIT(LORA_DOWN), 8, 0.05f, 4, 3},
+    {"all targets with dropout, one row of one token", 24, 40, 1, 2, 1, 12, 33, 1, ALL_TARGETS,
+     2, 0.1f, 1, 1},
+};
+
+// Bytes of a buffer of n elements in the arena: rounded up to the alignment.
+static size_t pad(int64_t n, size_t elem) {
+    return ((size_t)n * elem + ALIGN - 1) / ALIGN * ALIGN;
+}
+
+static void fill(float *x, size_t n, float scale, float offset, rng_state *r) {
+    for (size_t i = 0; i < n; i++) x[i] = offset + scale * (2.0f * rng_uniform(r) - 1.0f);
+}
+
+static void make_model(model *m, const plan_case *k) {
+    model_config c = {0};
+    c.arch = k->bias ? MODEL_ARCH_QWEN2 : MODEL_ARCH_LLAMA;
+    c.hidden_size = k->C;
+    c.intermediate_size = k->F;
+    c.n_layers = k->L;
+    c.n_heads = k->H;
+    c.n_kv_heads = k->KV;
+    c.head_dim = k->D;
+    c.vocab_size = k->V;
+    c.max_position_embeddings = 128;
+    c.rms_norm_eps = 1e-6f;
+    c.rope_theta = 10000.0f;
+    c.attention_bias = k->bias;
+    c.bos_token_id = -1;
+    if (model_config_validate(&c, k->name) || model_alloc(m, &c))
+        test_fail("%s: %s", k->name, err_msg());
+    rng_state r;
+    rng_init(&r, 3);
+    fill(m->arena, m->n_params, 0.1f, 0.0f, &r);
+    fill(m->final_norm, (size_t)k->C, 0.1f, 1.0f, &r);
+    for (int l = 0; l < k->L; l++) {
+        fill(m->layers[l].attn_norm, (size_t)k->C, 0.1f, 1.0f, &r);
+        fill(m->layers[l].mlp_norm, (size_t)k->C, 0.1f, 1.0f, &r);
+    }
+}
+
+// Widest input among the enabled targets: C for q, k, v, gate, up; H*D for o; F for down.
+static int64_t widest_lora_input(const plan_case *k) {
+    const int64_t in[LORA_N_TARGETS] = {k->C, k->C, k->C, (int64_t)k->H * k->D, k->C, k->C, k->F};
+    int64_t w = 0;
+    for (int t = 0; t < LORA_N_TARGETS; t++)
+        if ((k->targets >> t) & 1u && in[t] > w) w = in[t];
+    return w;
+}
+
+// The plan's buffers as listed in model/transformer.h, counted by hand.
+static size_t expected_plan_bytes(const plan_case *k, int threads) {
+    const int64_t B = k->B, T = k->T, N = B * T, C = k->C, F = k->F, L = k->L, V = k->V;
+    const int64_t QD = (int64_t)k->H * k->D, KD = (int64_t)k->KV * k->D, D = k->D;
+    const int64_t r = k->targets ? k->r : 0;
+    int n_lora = 0;
+    for (int t = 0; t < LORA_N_TARGETS; t++) n_lora += (k->targets >> t) & 1u;
+    int64_t chunk_rows = LM_LOGITS_CHUNK_FLOATS / V;
+    if (chunk_rows < 1) chunk_rows = 1;
+    if (chunk_rows > N) chunk_rows = N;
+    const size_t f = sizeof(float);
+    // per layer: x xn1 xmid xn2, rstd1 rstd2, q att, k v, probs, g u h, lora_u per target
+    size_t layer = 4 * pad(N * C, f) + 2 * pad(N, f) + 2 * pad(N * QD, f) + 2 * pad(N * KD, f) +
+                   pad(B * k->H * T * T, f) + 3 * pad(N * F, f) + (size_t)n_lora * pad(N * r, f);
+    size_t bytes = (size_t)L * layer;
+    bytes += 3 * pad(N * C, f) + pad(N, f);  // x_out xnf dxnf, rstdf
+    // backward scratch: dres dxn tmp, dq datt, dk dv, dg du dh
+    bytes += 3 * pad(N * C, f) + 2 * pad(N * QD, f) + 2 * pad(N * KD, f) + 3 * pad(N * F, f);
+    bytes += pad(threads * attention_scratch_floats(k->T), f);
+    bytes += pad(N * r, f);                                              // lora_du
+    if (k->targets && k->dropout > 0.0f) bytes += 2 * pad(N * widest_lora_input(k), f);  // xd dxd
+    bytes += pad(chunk_rows * V, f);                                     // logits
+    bytes += 2 * pad(T * (D / 2), f);                                    // rope_cos rope_sin
+    bytes += 2 * pad(N, sizeof(int32_t));                                // pos start
+    return bytes;
+}
+
+typedef struct {
+    const char *name;
+    void *ptr;
+    size_t bytes;
+} slice;
+
+typedef struct {
+    slice *s;
+    size_t n, cap;
+} slice_list;
+
+static void slice_add(slice_list *sl, const char *name, void *ptr, int64_t n, size_t elem) {
+    slice *s = vec_grow(sl->s, &sl->cap, sl->n + 1, sizeof *s);
+    if (!s) test_fail("%s", err_msg());
+    sl->s = s;
+    sl->s[sl->n++] = (slice){name, ptr, (size_t)n * elem};
+}
+
+static void slice_list_free(slice_list *sl) {
+    free(sl->s);
+    memset(sl, 0, sizeof *sl);
+}
+
+static int slice_cmp(const void *a, const void *b) {
+    uintptr_t x = (uintptr_t)((const slice *)a)->ptr, y = (uintptr_t)((const slice *)b)->ptr;
+    return (x > y) - (x < y);
+}
+
+// The slices lie inside [base, base + bytes), start aligned, do not overlap and, rounded up,
+// add up to the whole arena. Empty slices must be NULL.
+static void check_tiling(const char *what, slice_list *sl, const void *base, size_t bytes) {
+    const uintptr_t lo = (uintptr_t)base, hi = lo + bytes;
+    size_t total = 0;
+    slice_list nonempty = {0};
+    for (size_t i = 0; i < sl->n; i++) {
+        const slice *s = &sl->s[i];
+        if (s->bytes == 0) {
+            if (s->ptr) test_fail("%s: empty buffer %s is not NULL", what, s->name);
+            continue;
+        }
+        const uintptr_t p = (uintptr_t)s->ptr;
+        if (!s->ptr || p % ALIGN) test_fail("%s: %s at %p is not %d-byte aligned", what, s->name, s->ptr, ALIGN);
+        if (p < lo || p + s->bytes > hi)
+            test_fail("%s: %s (%zu bytes) lies outside the %zu-byte arena", what, s->name,
+                      s->bytes, bytes);
+        total += pad((int64_t)s->bytes, 1);
+        slice_add(&nonempty, s->name, s->ptr, (int64_t)s->bytes, 1);
+    }
+    qsort(nonempty.s, nonempty.n, sizeof(slice), slice_cmp);
+    for (size_t i = 0; i + 1 < nonempty.n; i++) {
+        const slice *a = &nonempty.s[i], *b = &nonempty.s[i + 1];
+        if ((uintptr_t)a->ptr + a->bytes > (uintptr_t)b->ptr)
+            test_fail("%s: %s overlaps %s", what, a->name, b->name);
+    }
+    if (total != bytes)
+        test_fail("%s: the buffers cover %zu of the arena's %zu bytes", what, total, bytes);
+    slice_list_free(&nonempty);
+}
+
+static void plan_slices(slice_list *sl, const lm_plan *p) {
+    const model_config *c = &p->m->cfg;
+    const int64_t B = p->B, T = p->T, N = p->N, C = c->hidden_size, F = c->intermediate_size;
+    const int64_t H = c->n_heads, D = c->head_dim, QD = H * D, KD = (int64_t)c->n_kv_heads * D;
+    const int64_t r = p->lora ? p->lora->cfg.r : 0;
+    const size_t f = sizeof(float);
+    int64_t max_in = 0;
+    if (p->lora && p->lora->cfg.dropout > 0.0f)
+        for (int t = 0; t < LORA_N_TARGETS; t++)
+            if (lora_enabled(p->lora, t) && p->lora->slots[t].in > max_in)
+                max_in = p->lora->slots[t].in;
+    for (int l = 0; l < c->n_layers; l++) {
+        const layer_acts *s = &p->acts[l];
+        slice_add(sl, "x", s->x, N * C, f);
+        slice_add(sl, "xn1", s->xn1, N * C, f);
+        slice_add(sl, "rstd1", s->rstd1, N, f);
+        slice_add(sl, "q", s->q, N * QD, f);
+        slice_add(sl, "k", s->k, N * KD, f);
+        slice_add(sl, "v", s->v, N * KD, f);
+        slice_add(sl, "probs", s->probs, B * H * T * T, f);
+        slice_add(sl, "att", s->att, N * QD, f);
+        slice_add(sl, "xmid", s->xmid, N * C, f);
+        slice_add(sl, "xn2", s->xn2, N * C, f);
+        slice_add(sl, "rstd2", s->rstd2, N, f);
+        slice_add(sl, "g", s->g, N * F, f);
+        slice_add(sl, "u", s->u, N * F, f);
+        slice_add(sl, "h", s->h, N * F, f);
+        for (int t = 0; t < LORA_N_TARGETS; t++)
+            slice_add(sl, LORA_TARGET_NAMES[t], s->lora_u[t],
+                      p->lora && lora_enabled(p->lora, t) ? N * r : 0, f);
+    }
+    slice_add(sl, "x_out", p->x_out, N * C, f);
+    slice_add(sl, "xnf", p->xnf, N * C, f);
+    slice_add(sl, "rstdf", p->rstdf, N, f);
+    slice_add(sl, "dxnf", p->dxnf, N * C, f);
+    slice_add(sl, "dres", p->dres, N * C, f);
+    slice_add(sl, "dxn", p->dxn, N * C, f);
+    slice_add(sl, "tmp", p->tmp, N * C, f);
+    slice_add(sl, "dq", p->dq, N * QD, f);
+    slice_add(sl, "datt", p->datt, N * QD, f);
+    slice_add(sl, "dk", p->dk, N * KD, f);
+    slice_add(sl, "dv", p->dv, N * KD, f);
+    slice_add(sl, "dg", p->dg, N * F, f);
+    slice_add(sl, "du", p->du, N * F, f);
+    slice_add(sl, "dh", p->dh, N * F, f);
+    slice_add(sl, "attn_scratch", p->attn_scratch, p->max_threads * attention_scratch_floats(p->T), f);
+    slice_add(sl, "lora_du", p->lora_du, N * r, f);
+    slice_add(sl, "xd", p->xd, N * max_in, f);
+    slice_add(sl, "dxd", p->dxd, N * max_in, f);
+    slice_add(sl, "logits", p->logits, (int64_t)p->chunk_rows * c->vocab_size, f);
+    slice_add(sl, "rope_cos", p->rope_cos, T * (D / 2), f);
+    slice_add(sl, "rope_sin", p->rope_sin, T * (D / 2), f);
+    slice_add(sl, "pos", p->pos, N, sizeof(int32_t));
+    slice_add(sl, "start", p->start, N, sizeof(int32_t));
+}
+
+static int is_rope(const slice *s) { return !strncmp(s->name, "rope_", 5); }
+
+// Every 4-byte element of a slice differs from the sentinel.
+static void check_written(const char *what, const slice *s) {
+    const uint32_t *w = s->ptr;
+    for (size_t i = 0; i < s->bytes / 4; i++)
+        if (w[i] == 0xFFFFFFFFu)
+            test_fail("%s: %s element %zu of %zu was never written", what, s->name, i,
+                      s->bytes / 4);
+}
+
+// One training step on a plan whose buffers (not the rope tables, filled at init) were set to
+// the sentinel: every element must have been written.
+static void check_step_touches_all(const plan_case *k, lm_plan *p) {
+    slice_list sl = {0};
+    plan_slices(&sl, p);
+    for (size_t i = 0; i < sl.n; i++)
+        if (sl.s[i].bytes && !is_rope(&sl.s[i])) memset(sl.s[i].ptr, SENTINEL, sl.s[i].bytes);
+    const int N = p->N, V = k->V;
+    int32_t *tokens = malloc((size_t)N * sizeof *tokens), *targets = malloc((size_t)N * sizeof *targets);
+    int32_t *docs = malloc((size_t)N * sizeof *docs);
+    rng_state r;
+    rng_init(&r, 5);
+    for (int n = 0; n < N; n++) {
+        tokens[n] = (int32_t)rng_below(&r, (uint64_t)V);
+        targets[n] = n % 5 == 4 ? -1 : (int32_t)rng_below(&r, (uint64_t)V);
+        docs[n] = n % k->T < k->T / 2 ? 0 : 1;
+    }
+    lm_batch b = {tokens, targets, NULL, docs};
+    p->training = 1;
+    p->dropout_seed = 9;
+    p->dropout_counter = 1;
+    int64_t n_targets = 0;
+    double loss = lm_forward(p, &b, 1, 1.0f / (float)N, &n_targets);
+    lm_backward(p);
+    if (!isfinite(loss)) test_fail("%s: training step loss is %g", k->name, loss);
+    for (size_t i = 0; i < sl.n; i++)
+        if (sl.s[i].bytes) check_written(k->name, &sl.s[i]);
+    slice_list_free(&sl);
+    free(tokens);
+    free(targets);
+    free(docs);
+}
+
+// The decoder's buffers as listed in model/decoder.h, counted by hand.
+static size_t expected_decoder_bytes(const plan_case *k, int n_ctx) {
+    const int64_t R = DECODER_MAX_ROWS, T = n_ctx, C = k->C, F = k->F, L = k->L, H = k->H;
+    const int64_t QD = H * k->D, KD = (int64_t)k->KV * k->D, r = k->targets ? k->r : 0;
+    const size_t f = sizeof(float);
+    return 2 * pad(L * T * KD, f)                                    // cache k v
+           + 3 * pad(R * C, f) + 2 * pad(R * QD, f) + 2 * pad(R * KD, f)  // x xn tmp, q att, k v
+           + 3 * pad(R * F, f) + pad(R * r, f)                       // g u h, lora_u
+           + pad(H * R * T, f) + 2 * pad(T * (k->D / 2), f);         // scores, rope tables
+}
+
+static void check_decoder(const plan_case *k, const model *m, const lora_adapter *a) {
+    const int n_ctx = DECODER_MAX_ROWS + 11;  // a prefill of two chunks, then single steps
+    decoder d;
+    if (decoder_init(&d, m, a, n_ctx)) test_fail("%s: %s", k->name, err_msg());
+    size_t want = expected_decoder_bytes(k, n_ctx);
+    if (d.arena_bytes != want)
+        test_fail("%s: decoder arena is %zu bytes, the buffers need %zu", k->name, d.arena_bytes,
+                  want);
+    const model_config *c = &m->cfg;
+    const int64_t R = DECODER_MAX_ROWS, C = c->hidden_size, F = c->intermediate_size;
+    const int64_t H = c->n_heads, D = c->head_dim, QD = H * D, KD = (int64_t)c->n_kv_heads * D;
+    const int64_t cache = (int64_t)c->n_layers * n_ctx * KD, r = a ? a->cfg.r : 0;
+    const size_t f = sizeof(float);
+    slice_list sl = {0};
+    slice_add(&sl, "cache.k", d.cache.k, cache, f);
+    slice_add(&sl, "cache.v", d.cache.v, cache, f);
+    slice_add(&sl, "x", d.x, R * C, f);
+    slice_add(&sl, "xn", d.xn, R * C, f);
+    slice_add(&sl, "tmp", d.tmp, R * C, f);
+    slice_add(&sl, "q", d.q, R * QD, f);
+    slice_add(&sl, "att", d.att, R * QD, f);
+    slice_add(&sl, "k", d.k, R * KD, f);
+    slice_add(&sl, "v", d.v, R * KD, f);
+    slice_add(&sl, "g", d.g, R * F, f);
+    slice_add(&sl, "u", d.u, R * F, f);
+    slice_add(&sl, "h", d.h, R * F, f);
+    slice_add(&sl, "lora_u", d.lora_u, R * r, f);
+    slice_add(&sl, "scores", d.scores, H * R * n_ctx, f);
+    slice_add(&sl, "rope_cos", d.rope_cos, n_ctx * (D / 2), f);
+    slice_add(&sl, "rope_sin", d.rope_sin, n_ctx * (D / 2), f);
+    check_tiling(k->name, &sl, d.arena, d.arena_bytes);
+
+    // Filling the whole context writes every cached key and value.
+    memset(d.cache.k, SENTINEL, (size_t)cache * f);
+    memset(d.cache.v, SENTINEL, (size_t)cache * f);
+    const int prompt = n_ctx - 3;
+    int32_t ids[DECODER_MAX_ROWS + 11];
+    for (int i = 0; i < n_ctx; i++) ids[i] = (int32_t)((i * 7 + 3) % c->vocab_size);
+    float *logits = malloc((size_t)c->vocab_size * sizeof *logits);
+    if (decoder_forward(&d, ids, prompt, logits, 0)) test_fail("%s: %s", k->name, err_msg());
+    for (int i = prompt; i < n_ctx; i++)
+        if (decoder_forward(&d, ids + i, 1, logits, 0)) test_fail("%s: %s", k->name, err_msg());
+    for (int i = 0; i < c->vocab_size; i++)
+        if (!isfinite(logits[i])) test_fail("%s: decoder logit %d is %g", k->name, i, logits[i]);
+    check_written(k->name, &sl.s[0]);
+    check_written(k->name, &sl.s[1]);
+    slice_list_free(&sl);
+    free(logits);
+    decoder_free(&d);
+}
+
+// Plans at 1 and 3 OpenMP threads (the attention scratch is per thread); the step runs at 1,
+// where every thread's scratch is used.
+static void check_case(const plan_case *k) {
+    model m;
+    make_model(&m, k);
+    lora_adapter a;
+    const lora_adapter *lora = NULL;
+    if (k->targets) {
+        lora_config lc = {.r = k->r, .alpha = 2.0f * k->r, .dropout = k->dropout,
+                          .targets = k->targets};
+        if (lora_adapter_init(&a, &m.cfg, &lc)) test_fail("%s: %s", k->name, err_msg());
+        rng_state r;
+        rng_init(&r, 4);
+        fill(a.params, a.n_params, 0.1f, 0.0f, &r);
+        lora = &a;
+    }
+    const int saved = omp_get_max_threads();
+    const int threads[] = {3, 1};
+    for (int i = 0; i < 2; i++) {
+        omp_set_num_threads(threads[i]);
+        lm_plan p;
+        if (lm_plan_init(&p, &m, lora, k->B, k->T)) test_fail("%s: %s", k->name, err_msg());
+        size_t want = expected_plan_bytes(k, threads[i]);
+        if (lm_plan_bytes(&p) != want)
+            test_fail("%s, %d threads: lm_plan_bytes %zu, the buffers need %zu", k->name,
+                      threads[i], lm_plan_bytes(&p), want);
+        slice_list sl = {0};
+        plan_slices(&sl, &p);
+        check_tiling(k->name, &sl, p.arena, p.arena_bytes);
+        slice_list_free(&sl);
+        if (threads[i] == 1) check_step_touches_all(k, &p);
+        lm_plan_free(&p);
+    }
+    omp_set_num_threads(saved);
+    check_decoder(k, &m, lora);
+    printf("%-52s B=%d T=%-2d plan %zu bytes, decoder %zu bytes: ok\n", k->name, k->B, k->T,
+           expected_plan_bytes(k, 1), expected_decoder_bytes(k, DECODER_MAX_ROWS + 11));
+    if (lora) lora_adapter_free(&a);
+    model_free(&m);
+}
+
+// The benchmark shape (SmolLM2-135M, all targets, B=4, T=256): size and tiling only. Nothing
+// is computed, so the untouched weights and the 1.4 GB arena are never paged in.
+static void check_benchmark_shape(void) {
+    const plan_case k = {"SmolLM2-135M shape, all targets", 576, 1536, 30, 9, 3, 64, 49152, 0,
+                         ALL_TARGETS, 16, 0.0f, 4, 256};
+    model m;
+    model_config c = {.arch = MODEL_ARCH_LLAMA, .hidden_size = k.C, .intermediate_size = k.F,
+                      .n_layers = k.L, .n_heads = k.H, .n_kv_heads = k.KV, .head_dim = k.D,
+                      .vocab_size = k.V, .max_position_embeddings = 8192, .rms_norm_eps = 1e-5f,
+                      .rope_theta = 100000.0f, .tie_word_embeddings = 1, .bos_token_id = 1};
+    lora_adapter a;
+    lora_config lc = {.r = k.r, .alpha = 32.0f, .targets = k.targets};
+    lm_plan p;
+    if (model_alloc(&m, &c) || lora_adapter_init(&a, &c, &lc) || lm_plan_init(&p, &m, &a, k.B, k.T))
+        test_fail("%s: %s", k.name, err_msg());
+    size_t want = expected_plan_bytes(&k, p.max_threads);
+    if (lm_plan_bytes(&p) != want)
+        test_fail("%s: lm_plan_bytes %zu, the buffers need %zu", k.name, lm_plan_bytes(&p), want);
+    slice_list sl = {0};
+    plan_slices(&sl, &p);
+    check_tiling(k.name, &sl, p.arena, p.arena_bytes);
+    slice_list_free(&sl);
+    printf("%s, B=4 T=256, %d threads: plan %zu bytes (%.1f MB): ok\n", k.name, p.max_threads,
+           want, want / 1e6);
+    lm_plan_free(&p);
+    lora_adapter_free(&a);
+    model_free(&m);
+}
+
+int main(void) {
+    for (size_t i = 0; i < sizeof CASES / sizeof CASES[0]; i++) check_case(&CASES[i]);
+    check_benchmark_shape();
+    printf("all plan and decoder arenas match their buffer lists\n");
+    return 0;
+}
