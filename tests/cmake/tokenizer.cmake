@@ -1,4 +1,4 @@
-# Area `tok`: tokenizers identical to Hugging Face `tokenizers` (data_prep/tok*.c, tokenizer.c).
+# Area `tok`: tokenizers identical to Hugging Face `tokenizers` (tokenizer/tok*.c, tokenizer.c).
 set(TOK_PY ${CMAKE_CURRENT_SOURCE_DIR}/tokenizer)
 
 medtune_add_test(NAME tokenizer_unit COMMAND test_tokenizer LABELS tokenizer)
