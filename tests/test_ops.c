@@ -20,8 +20,9 @@
 #include "tests/testlib.h"
 
 #define FD_STEP 1e-4
-#define TOL_FORWARD 1e-5
-#define TOL_BACKWARD 1e-4
+// The worst error seen over 40 seeds is 1e-6 (forward and backward); 1e-4 would still pass a
+// cross-entropy whose exp is accurate to only 1e-5.
+#define TOL 1e-5
 // Normalisation floor, for gradients that are exactly zero (attention with one key).
 #define ERR_FLOOR 1e-6
 
@@ -83,11 +84,11 @@ static double rel_err(const float *got, const float *base, const double *want, i
     return num / den;
 }
 
-// Fails the test when the error exceeds tol; returns it so callers can keep the worst.
+// Fails the test when the error exceeds TOL; returns it so callers can keep the worst.
 static double check(const char *what, const float *got, const float *base, const double *want,
-                    int64_t n, double tol) {
+                    int64_t n) {
     double e = rel_err(got, base, want, n);
-    if (!(e <= tol)) test_fail("%s: error %.3g exceeds %.1g", what, e, tol);
+    if (!(e <= TOL)) test_fail("%s: error %.3g exceeds %.0e", what, e, TOL);
     return e;
 }
 
@@ -149,14 +150,14 @@ static void test_rmsnorm(void) {
     rmsnorm_ref c = {N, C, eps, to_doubles(x, N * C), to_doubles(w, C), to_doubles(R, N * C),
                      new_doubles(N * C), new_doubles(N)};
     rmsnorm_ref_forward(&c);
-    double fwd = max2(check("rmsnorm_forward out", out, NULL, c.out, N * C, TOL_FORWARD),
-                      check("rmsnorm_forward rstd", rstd, NULL, c.rstd, N, TOL_FORWARD));
+    double fwd = max2(check("rmsnorm_forward out", out, NULL, c.out, N * C),
+                      check("rmsnorm_forward rstd", rstd, NULL, c.rstd, N));
 
     float *dx0 = rand_floats(N * C, -1.0f, 1.0f), *dx = copy_floats(dx0, N * C);
     rmsnorm_backward(dx, R, x, w, rstd, N, C);
     double *g = new_doubles(N * C);
     fd_gradient(g, c.x, N * C, rmsnorm_objective, &c);
-    double bwd = check("rmsnorm_backward dinp (+=)", dx, dx0, g, N * C, TOL_BACKWARD);
+    double bwd = check("rmsnorm_backward dinp (+=)", dx, dx0, g, N * C);
     report("rmsnorm", fwd, bwd, "N=3 C=24, one row of scale 0.05");
     pool_free();
 }
@@ -223,9 +224,9 @@ static void rope_case(const model_config *cfg, const char *name, double *fwd, do
             sin_ref[p * HALF + j] = sin(p * c.inv_freq[j]);
         }
     snprintf(what, sizeof what, "rope_tables_init %s cos", name);
-    *fwd = max2(*fwd, check(what, cos_t, NULL, cos_ref, P * HALF, TOL_FORWARD));
+    *fwd = max2(*fwd, check(what, cos_t, NULL, cos_ref, P * HALF));
     snprintf(what, sizeof what, "rope_tables_init %s sin", name);
-    *fwd = max2(*fwd, check(what, sin_t, NULL, sin_ref, P * HALF, TOL_FORWARD));
+    *fwd = max2(*fwd, check(what, sin_t, NULL, sin_ref, P * HALF));
 
     const int n = N * NH * D;
     float *x = rand_floats(n, -1.0f, 1.0f), *R = rand_floats(n, -1.0f, 1.0f);
@@ -236,7 +237,7 @@ static void rope_case(const model_config *cfg, const char *name, double *fwd, do
     c.out = new_doubles(n);
     rope_ref_forward(&c);
     snprintf(what, sizeof what, "rope_forward %s", name);
-    *fwd = max2(*fwd, check(what, y, NULL, c.out, n, TOL_FORWARD));
+    *fwd = max2(*fwd, check(what, y, NULL, c.out, n));
 
     // In place: the buffer holds dout on entry and dx on return.
     float *dx = copy_floats(R, n);
@@ -244,7 +245,7 @@ static void rope_case(const model_config *cfg, const char *name, double *fwd, do
     double *g = new_doubles(n);
     fd_gradient(g, c.x, n, rope_objective, &c);
     snprintf(what, sizeof what, "rope_backward %s", name);
-    *bwd = max2(*bwd, check(what, dx, NULL, g, n, TOL_BACKWARD));
+    *bwd = max2(*bwd, check(what, dx, NULL, g, n));
     pool_free();
 }
 
@@ -291,7 +292,7 @@ static void test_swiglu(void) {
     swiglu_ref c = {n, to_doubles(g, n), to_doubles(u, n), to_doubles(R, n)};
     double *h_ref = new_doubles(n);
     for (int64_t i = 0; i < n; i++) h_ref[i] = swiglu_ref_h(c.g[i], c.u[i]);
-    double fwd = check("swiglu_forward", h, NULL, h_ref, n, TOL_FORWARD);
+    double fwd = check("swiglu_forward", h, NULL, h_ref, n);
 
     float *dg0 = rand_floats(n, -1.0f, 1.0f), *du0 = rand_floats(n, -1.0f, 1.0f);
     float *dg = copy_floats(dg0, n), *du = copy_floats(du0, n);
@@ -299,8 +300,8 @@ static void test_swiglu(void) {
     double *gg = new_doubles(n), *gu = new_doubles(n);
     fd_gradient(gg, c.g, n, swiglu_objective, &c);
     fd_gradient(gu, c.u, n, swiglu_objective, &c);
-    double bwd = max2(check("swiglu_backward dg (+=)", dg, dg0, gg, n, TOL_BACKWARD),
-                      check("swiglu_backward du (+=)", du, du0, gu, n, TOL_BACKWARD));
+    double bwd = max2(check("swiglu_backward dg (+=)", dg, dg0, gg, n),
+                      check("swiglu_backward du (+=)", du, du0, gu, n));
     report("swiglu", fwd, bwd, "n=40, g in [-6,6]");
     pool_free();
 }
@@ -334,8 +335,8 @@ static void test_crossentropy(void) {
     const int32_t targets[N] = {3, -1, 0, 36, -1, 12};
     const float grad_scale = 0.37f;
     float *z = rand_floats(N * V, -4.0f, 4.0f);
-    // A row far from zero: the softmax must subtract the row maximum.
-    for (int i = 0; i < V; i++) z[3 * V + i] += 60.0f;
+    // A row where exp(z) overflows fp32: the softmax must subtract the row maximum.
+    for (int i = 0; i < V; i++) z[3 * V + i] += 100.0f;
     xent_ref c = {N, V, targets, 1.0, to_doubles(z, N * V)};
     double loss_ref = xent_objective(&c);
     c.grad_scale = grad_scale;
@@ -347,19 +348,19 @@ static void test_crossentropy(void) {
     int64_t count = 5;
     float loss = (float)crossentropy_forward_backward(dz, z, targets, N, V, grad_scale, &count);
     if (count != 5 + 4) test_fail("crossentropy: n_targets %lld, expected 5 + 4", (long long)count);
-    double fwd = check("crossentropy loss", &loss, NULL, &loss_ref, 1, TOL_FORWARD);
-    double bwd = check("crossentropy dlogits (overwritten)", dz, NULL, g, N * V, TOL_BACKWARD);
+    double fwd = check("crossentropy loss", &loss, NULL, &loss_ref, 1);
+    double bwd = check("crossentropy dlogits (overwritten)", dz, NULL, g, N * V);
 
     // The training loop passes dlogits == logits.
     float *zz = copy_floats(z, N * V);
     count = 0;
     loss = (float)crossentropy_forward_backward(zz, zz, targets, N, V, grad_scale, &count);
-    fwd = max2(fwd, check("crossentropy loss (aliased)", &loss, NULL, &loss_ref, 1, TOL_FORWARD));
-    bwd = max2(bwd, check("crossentropy dlogits aliasing logits", zz, NULL, g, N * V, TOL_BACKWARD));
+    fwd = max2(fwd, check("crossentropy loss (aliased)", &loss, NULL, &loss_ref, 1));
+    bwd = max2(bwd, check("crossentropy dlogits aliasing logits", zz, NULL, g, N * V));
     loss = (float)crossentropy_forward_backward(NULL, z, targets, N, V, grad_scale, &count);
-    fwd = max2(fwd, check("crossentropy loss (no dlogits)", &loss, NULL, &loss_ref, 1, TOL_FORWARD));
+    fwd = max2(fwd, check("crossentropy loss (no dlogits)", &loss, NULL, &loss_ref, 1));
     if (count != 8) test_fail("crossentropy: n_targets %lld after two calls, expected 8", (long long)count);
-    report("crossentropy", fwd, bwd, "N=6 V=37, 2 masked rows, grad_scale 0.37, aliased");
+    report("crossentropy", fwd, bwd, "N=6 V=37, 2 masked, a row at +100, grad_scale 0.37");
     pool_free();
 }
 
@@ -418,9 +419,9 @@ static void attention_case(const char *name, int B, int T, int H, int KV, const 
                        to_doubles(v, nk), to_doubles(R, nq), new_doubles(nq), new_doubles(np)};
     attention_ref_forward(&c);
     snprintf(what, sizeof what, "attention_forward %s out", name);
-    *fwd = max2(*fwd, check(what, out, NULL, c.out, nq, TOL_FORWARD));
+    *fwd = max2(*fwd, check(what, out, NULL, c.out, nq));
     snprintf(what, sizeof what, "attention_forward %s probs", name);
-    *fwd = max2(*fwd, check(what, probs, NULL, c.probs, np, TOL_FORWARD));
+    *fwd = max2(*fwd, check(what, probs, NULL, c.probs, np));
 
     // dq is overwritten, dk and dv accumulate; the scratch starts as garbage.
     float *dq = rand_floats(nq, -9.0f, 9.0f);
@@ -433,11 +434,11 @@ static void attention_case(const char *name, int B, int T, int H, int KV, const 
     fd_gradient(gk, c.k, nk, attention_objective, &c);
     fd_gradient(gv, c.v, nk, attention_objective, &c);
     snprintf(what, sizeof what, "attention_backward %s dq (overwritten)", name);
-    *bwd = max2(*bwd, check(what, dq, NULL, gq, nq, TOL_BACKWARD));
+    *bwd = max2(*bwd, check(what, dq, NULL, gq, nq));
     snprintf(what, sizeof what, "attention_backward %s dk (+=)", name);
-    *bwd = max2(*bwd, check(what, dk, dk0, gk, nk, TOL_BACKWARD));
+    *bwd = max2(*bwd, check(what, dk, dk0, gk, nk));
     snprintf(what, sizeof what, "attention_backward %s dv (+=)", name);
-    *bwd = max2(*bwd, check(what, dv, dv0, gv, nk, TOL_BACKWARD));
+    *bwd = max2(*bwd, check(what, dv, dv0, gv, nk));
     pool_free();
 }
 
@@ -489,13 +490,13 @@ static void test_linear(void) {
         linear_ref_forward(&c);
         fwd = max2(fwd, check(bias ? "linear_forward with bias (overwritten)"
                                    : "linear_forward (overwritten)",
-                              y, NULL, c.y, N * OUT, TOL_FORWARD));
+                              y, NULL, c.y, N * OUT));
         float *dx0 = rand_floats(N * IN, -1.0f, 1.0f), *dx = copy_floats(dx0, N * IN);
         linear_backward(dx, R, W, N, IN, OUT);
         double *g = new_doubles(N * IN);
         fd_gradient(g, c.x, N * IN, linear_objective, &c);
         bwd = max2(bwd, check(bias ? "linear_backward with bias dx (+=)" : "linear_backward dx (+=)",
-                              dx, dx0, g, N * IN, TOL_BACKWARD));
+                              dx, dx0, g, N * IN));
         pool_free();
     }
     report("linear", fwd, bwd, "N=3 in=7 out=5, with and without bias");
@@ -563,7 +564,7 @@ static void lora_case(float p_drop, double *fwd, double *bwd) {
     double *xd_ref = new_doubles(N * IN);
     for (int i = 0; i < N * IN; i++) xd_ref[i] = c.mask[i] * c.x[i];
     snprintf(what, sizeof what, "lora_dropout_apply %s", name);
-    *fwd = max2(*fwd, check(what, xd, NULL, xd_ref, N * IN, TOL_FORWARD));
+    *fwd = max2(*fwd, check(what, xd, NULL, xd_ref, N * IN));
 
     // lora_forward adds into y (the base projection's output) and overwrites u.
     float *y0 = rand_floats(N * OUT, -1.0f, 1.0f), *y = copy_floats(y0, N * OUT);
@@ -571,9 +572,9 @@ static void lora_case(float p_drop, double *fwd, double *bwd) {
     lora_forward(y, u, xd, A, B, scale, N, IN, OUT, R_);
     lora_ref_forward(&c);
     snprintf(what, sizeof what, "lora_forward %s y (+=)", name);
-    *fwd = max2(*fwd, check(what, y, y0, c.y, N * OUT, TOL_FORWARD));
+    *fwd = max2(*fwd, check(what, y, y0, c.y, N * OUT));
     snprintf(what, sizeof what, "lora_forward %s u", name);
-    *fwd = max2(*fwd, check(what, u, NULL, c.u, N * R_, TOL_FORWARD));
+    *fwd = max2(*fwd, check(what, u, NULL, c.u, N * R_));
 
     float *dA0 = rand_floats(R_ * IN, -1.0f, 1.0f), *dA = copy_floats(dA0, R_ * IN);
     float *dB0 = rand_floats(OUT * R_, -1.0f, 1.0f), *dB = copy_floats(dB0, OUT * R_);
@@ -592,11 +593,11 @@ static void lora_case(float p_drop, double *fwd, double *bwd) {
     fd_gradient(gB, c.B, OUT * R_, lora_objective, &c);
     fd_gradient(gx, c.x, N * IN, lora_objective, &c);
     snprintf(what, sizeof what, "lora_backward %s dA (+=)", name);
-    *bwd = max2(*bwd, check(what, dA, dA0, gA, R_ * IN, TOL_BACKWARD));
+    *bwd = max2(*bwd, check(what, dA, dA0, gA, R_ * IN));
     snprintf(what, sizeof what, "lora_backward %s dB (+=)", name);
-    *bwd = max2(*bwd, check(what, dB, dB0, gB, OUT * R_, TOL_BACKWARD));
+    *bwd = max2(*bwd, check(what, dB, dB0, gB, OUT * R_));
     snprintf(what, sizeof what, "lora_backward %s dx (+=)", name);
-    *bwd = max2(*bwd, check(what, dx, dx0, gx, N * IN, TOL_BACKWARD));
+    *bwd = max2(*bwd, check(what, dx, dx0, gx, N * IN));
     pool_free();
 }
 
