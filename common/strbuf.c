@@ -15,6 +15,11 @@ void strbuf_free(strbuf *b) {
     memset(b, 0, sizeof *b);
 }
 
+void strbuf_clear(strbuf *b) {
+    b->len = 0;
+    if (b->data) b->data[0] = '\0';
+}
+
 int strbuf_reserve(strbuf *b, size_t extra) {
     if (b->failed) return -1;
     if (extra > SIZE_MAX - b->len - 1) {

@@ -16,6 +16,8 @@ typedef struct {
 
 void strbuf_init(strbuf *b);
 void strbuf_free(strbuf *b);
+// Empties the text but keeps the memory, for a buffer refilled in a loop. A failure stays.
+void strbuf_clear(strbuf *b);
 // Makes room for `extra` more bytes (plus the NUL).
 int strbuf_reserve(strbuf *b, size_t extra);
 int strbuf_append(strbuf *b, const void *data, size_t n);

@@ -120,36 +120,23 @@ void chat_template_free(chat_template *t) {
 }
 
 void chat_render_free(chat_render *r) {
-    free(r->text);
+    strbuf_free(&r->text);
     free(r->segs);
     memset(r, 0, sizeof *r);
 }
 
 static int put(chat_render *r, const char *s, size_t n, int trainable) {
     if (n == 0) return 0;
-    if (r->len + n + 1 > r->cap) {
-        size_t cap = r->cap ? r->cap : 1024;
-        while (cap < r->len + n + 1) cap *= 2;
-        char *t = realloc(r->text, cap);
-        if (!t) return err_set("chat template: out of memory");
-        r->text = t;
-        r->cap = cap;
-    }
-    memcpy(r->text + r->len, s, n);
+    size_t start = r->text.len;
+    if (strbuf_append(&r->text, s, n)) return err_set("chat template: out of memory");
     if (r->n_segs && r->segs[r->n_segs - 1].trainable == trainable) {
         r->segs[r->n_segs - 1].len += n;
-    } else {
-        if (r->n_segs == r->cap_segs) {
-            size_t cap = r->cap_segs ? r->cap_segs * 2 : 16;
-            chat_segment *g = realloc(r->segs, cap * sizeof *g);
-            if (!g) return err_set("chat template: out of memory");
-            r->segs = g;
-            r->cap_segs = cap;
-        }
-        r->segs[r->n_segs++] = (chat_segment){r->len, n, trainable};
+        return 0;
     }
-    r->len += n;
-    r->text[r->len] = '\0';
+    chat_segment *g = vec_grow(r->segs, &r->cap_segs, r->n_segs + 1, sizeof *g);
+    if (!g) return err_set("chat template: out of memory");
+    r->segs = g;
+    r->segs[r->n_segs++] = (chat_segment){start, n, trainable};
     return 0;
 }
 
@@ -190,39 +177,36 @@ static int render_llama2(const chat_template *t, const conversation *c, chat_ren
     size_t first = 0;
     const char *sys = NULL;
     if (c->n && c->msgs[0].role == CHAT_ROLE_SYSTEM) sys = c->msgs[0].content, first = 1;
-    char *content = NULL;
+    strbuf content;
+    strbuf_init(&content);
     for (size_t i = first; i < c->n; i++) {
         const chat_message *m = &c->msgs[i];
         size_t k = i - first;
         if ((m->role == CHAT_ROLE_USER) != (k % 2 == 0) || m->role == CHAT_ROLE_SYSTEM) {
-            free(content);
+            strbuf_free(&content);
             return err_set("template llama2: roles must alternate user/assistant/user/... "
                            "(after an optional first system message)");
         }
-        size_t need = strlen(m->content) + (m->input ? strlen(m->input) + 2 : 0) +
-                      (k == 0 && sys ? strlen(sys) + 32 : 0) + 1;
-        char *buf = realloc(content, need);
-        if (!buf) {
-            free(content);
+        strbuf_clear(&content);
+        if (k == 0 && sys) strbuf_printf(&content, "<<SYS>>\n%s\n<</SYS>>\n\n", sys);
+        strbuf_puts(&content, m->content);
+        if (m->input && *m->input) strbuf_printf(&content, "\n\n%s", m->input);
+        if (strbuf_failed(&content)) {
+            strbuf_free(&content);
             return err_set("chat template: out of memory");
         }
-        content = buf;
-        content[0] = '\0';
-        if (k == 0 && sys) strcat(strcat(strcat(content, "<<SYS>>\n"), sys), "\n<</SYS>>\n\n");
-        strcat(content, m->content);
-        if (m->input && *m->input) strcat(strcat(content, "\n\n"), m->input);
         const char *s;
         size_t n;
-        strip(content, &s, &n);
+        strip(content.data, &s, &n);
         int rc = m->role == CHAT_ROLE_USER
                      ? puts_(r, t->bos, 0) || puts_(r, "[INST] ", 0) || put(r, s, n, 0) || puts_(r, " [/INST]", 0)
                      : puts_(r, " ", 1) || put(r, s, n, 1) || puts_(r, " ", 1) || puts_(r, t->eos, 1);
         if (rc) {
-            free(content);
+            strbuf_free(&content);
             return -1;
         }
     }
-    free(content);
+    strbuf_free(&content);
     return 0;
 }
 
@@ -282,7 +266,7 @@ static int render_alpaca(const chat_template *t, const conversation *c, chat_ren
 }
 
 int chat_template_render(const chat_template *t, const conversation *c, chat_render *r) {
-    r->len = 0;
+    strbuf_clear(&r->text);
     r->n_segs = 0;
     switch (t->kind) {
     case CHAT_TEMPLATE_CHATML: return render_chatml(t, c, r);

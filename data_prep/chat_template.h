@@ -14,6 +14,7 @@
 
 #include <stddef.h>
 
+#include "common/strbuf.h"
 #include "data_prep/document.h"
 #include "tokenizer/tokenizer.h"
 
@@ -44,8 +45,7 @@ typedef struct {
 } chat_segment;
 
 typedef struct {
-    char *text;
-    size_t len, cap;
+    strbuf text;
     chat_segment *segs;
     size_t n_segs, cap_segs;
 } chat_render;

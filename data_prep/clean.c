@@ -5,22 +5,6 @@
 #include <string.h>
 #include <utf8proc.h>
 
-void clean_buf_free(clean_buf *b) {
-    free(b->data);
-    memset(b, 0, sizeof *b);
-}
-
-static int reserve(clean_buf *b, size_t n) {
-    if (n + 1 <= b->cap) return 0;
-    size_t cap = b->cap ? b->cap : 256;
-    while (cap < n + 1) cap *= 2;
-    char *d = realloc(b->data, cap);
-    if (!d) return -1;
-    b->data = d;
-    b->cap = cap;
-    return 0;
-}
-
 static int all_ascii(const char *s, size_t n) {
     size_t i = 0;
     uint64_t acc = 0;
@@ -99,7 +83,7 @@ static char_class classify(uint32_t cp) {
     return CH_KEEP;
 }
 
-int clean_text(const char *s, size_t n, clean_buf *out) {
+int clean_text(const char *s, size_t n, strbuf *out) {
     if (!utf8_valid(s, n)) return 1;
     utf8proc_uint8_t *nfc = NULL;
     const unsigned char *src = (const unsigned char *)s;
@@ -111,7 +95,8 @@ int clean_text(const char *s, size_t n, clean_buf *out) {
         src = nfc;
         len = (size_t)m;
     }
-    if (reserve(out, len)) {
+    strbuf_clear(out);
+    if (strbuf_reserve(out, len)) {
         free(nfc);
         return -1;
     }

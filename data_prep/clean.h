@@ -9,12 +9,7 @@
 
 #include <stddef.h>
 
-typedef struct {
-    char *data;
-    size_t len, cap;
-} clean_buf;
-
-void clean_buf_free(clean_buf *b);
+#include "common/strbuf.h"
 
 // 1 when s[0..n) is valid UTF-8 (no overlongs, surrogates or code points above U+10FFFF).
 int utf8_valid(const char *s, size_t n);
@@ -23,6 +18,6 @@ size_t utf8_length(const char *s, size_t n);
 
 // Cleans s[0..n) into out (replacing its content). Returns 1 if the input is not valid
 // UTF-8 (out untouched), 0 on success, -1 when out of memory.
-int clean_text(const char *s, size_t n, clean_buf *out);
+int clean_text(const char *s, size_t n, strbuf *out);
 
 #endif

@@ -4,28 +4,18 @@
 #include <string.h>
 
 #include "common/error.h"
-
-static char *dup_n(const char *s, size_t n) {
-    char *d = malloc(n + 1);
-    if (!d) return NULL;
-    memcpy(d, s, n);
-    d[n] = '\0';
-    return d;
-}
+#include "common/str.h"
+#include "common/strbuf.h"
 
 int conversation_add(conversation *c, chat_role role, const char *content, size_t len,
                      const char *input, size_t input_len) {
-    if (c->n == c->cap) {
-        size_t cap = c->cap ? c->cap * 2 : 4;
-        chat_message *m = realloc(c->msgs, cap * sizeof *m);
-        if (!m) return err_set("conversation: out of memory");
-        c->msgs = m;
-        c->cap = cap;
-    }
+    chat_message *msgs = vec_grow(c->msgs, &c->cap, c->n + 1, sizeof *msgs);
+    if (!msgs) return err_set("conversation: out of memory");
+    c->msgs = msgs;
     chat_message *m = &c->msgs[c->n];
     m->role = role;
-    m->content = dup_n(content, len);
-    m->input = input ? dup_n(input, input_len) : NULL;
+    m->content = str_dup_n(content, len);
+    m->input = input ? str_dup_n(input, input_len) : NULL;
     if (!m->content || (input && !m->input)) {
         free(m->content);
         free(m->input);

@@ -12,9 +12,9 @@
 #include <strings.h>
 
 #include "common/error.h"
+#include "common/strbuf.h"
 #include "data_prep/ingest.h"
 #include "data_prep/line_reader.h"
-#include "data_prep/xml_stream.h"
 
 typedef struct {
     ingest_ctx *ic;
@@ -130,7 +130,7 @@ static int handle_record(json_input *in, const char *text, size_t len, uint64_t 
 // Incremental splitter of a top-level JSON array into element texts.
 typedef struct {
     int started, done, depth, in_string, escape;
-    text_buf elem;
+    strbuf elem;
     uint64_t elem_line;
 } array_scanner;
 
@@ -161,7 +161,7 @@ static int scan_line(json_input *in, array_scanner *s, const char *line, size_t 
         else if (c == '{' || c == '[') s->depth++;
         else if ((c == '}' || c == ']') && s->depth > 0) s->depth--;
         else if ((c == ',' || c == ']') && s->depth == 0) {
-            if (text_buf_append(&s->elem, line + seg, i - seg)) return -1;
+            if (strbuf_append(&s->elem, line + seg, i - seg)) return -1;
             seg = i + 1;
             size_t a = 0, n = s->elem.len;
             while (a < n && strchr(" \t\r\n", s->elem.data[a])) a++;
@@ -169,7 +169,7 @@ static int scan_line(json_input *in, array_scanner *s, const char *line, size_t 
             if (a < n) rc = handle_record(in, s->elem.data + a, n - a, s->elem_line);
             else if (c == ',') rc = ingest_malformed(in->ic, "%s:%llu: bad JSON: empty array element",
                                                      in->path, (unsigned long long)lineno);
-            s->elem.len = 0;
+            strbuf_clear(&s->elem);
             s->elem_line = 0;
             if (rc) return rc;
             if (c == ']') s->done = 1;
@@ -178,7 +178,7 @@ static int scan_line(json_input *in, array_scanner *s, const char *line, size_t 
         if (!s->elem_line && c != ' ' && c != '\t' && c != '\r') s->elem_line = lineno;
     }
     if (!s->done && seg < len) {
-        if (text_buf_append(&s->elem, line + seg, len - seg) || text_buf_append(&s->elem, "\n", 1)) return -1;
+        if (strbuf_append(&s->elem, line + seg, len - seg) || strbuf_append(&s->elem, "\n", 1)) return -1;
     }
     return 0;
 }
@@ -233,7 +233,7 @@ int ingest_json(ingest_ctx *ic, const char *path, input_format fmt) {
         rc = ingest_malformed(ic, "%s:%llu: bad JSON: the array is not closed", path,
                               (unsigned long long)(s.elem_line ? s.elem_line : r.line));
     }
-    text_buf_free(&s.elem);
+    strbuf_free(&s.elem);
     line_reader_close(&r);
     return rc;
 }

@@ -6,11 +6,12 @@
 #include <string.h>
 
 #include "common/error.h"
+#include "common/strbuf.h"
 #include "data_prep/ingest.h"
 #include "data_prep/xml_stream.h"
 
 typedef struct {
-    text_buf doc, para;
+    strbuf doc, para;
     int in_front, in_body, in_abstract, in_title_group, skip_depth;
     int capture_depth;  // nesting of <p>/<article-title> being captured (lists inside <p>)
 } pmc_state;
@@ -23,13 +24,14 @@ static int is_skipped(const xmlChar *name) {
 }
 
 static int flush_para(pmc_state *s) {
+    if (strbuf_failed(&s->para)) return -1;  // the space on_start could not append
     size_t n = s->para.len;
     const char *p = s->para.data;
     while (n && (*p == ' ' || *p == '\n' || *p == '\t')) p++, n--;
     if (n == 0) return 0;
-    if (s->doc.len && text_buf_append(&s->doc, "\n\n", 2)) return -1;
-    if (text_buf_append(&s->doc, p, n)) return -1;
-    s->para.len = 0;
+    if (s->doc.len && strbuf_append(&s->doc, "\n\n", 2)) return -1;
+    if (strbuf_append(&s->doc, p, n)) return -1;
+    strbuf_clear(&s->para);
     return 0;
 }
 
@@ -46,8 +48,8 @@ static void on_start(pmc_state *s, const xmlChar *name, int empty) {
     else if (is_skipped(name) && (s->in_body || s->in_abstract)) s->skip_depth = 1;
     else if ((is(name, "p") && (s->in_body || s->in_abstract)) ||
              (is(name, "article-title") && s->in_title_group)) {
-        if (s->capture_depth++ == 0) s->para.len = 0;
-        else text_buf_append(&s->para, " ", 1);
+        if (s->capture_depth++ == 0) strbuf_clear(&s->para);
+        else strbuf_putc(&s->para, ' ');
     }
 }
 
@@ -82,7 +84,7 @@ int ingest_pmc_nxml(ingest_ctx *ic, const char *path) {
                     type == XML_READER_TYPE_SIGNIFICANT_WHITESPACE) &&
                    s.capture_depth && !s.skip_depth) {
             const char *v = (const char *)xmlTextReaderConstValue(x.reader);
-            if (v && (rc = text_buf_append(&s.para, v, strlen(v)))) break;
+            if (v && (rc = strbuf_append(&s.para, v, strlen(v)))) break;
         }
     }
     long b = xml_stream_bytes(&x);
@@ -102,8 +104,8 @@ int ingest_pmc_nxml(ingest_ctx *ic, const char *path) {
         snprintf(d.where, sizeof d.where, "%s", path);
         rc = ic->emit(ic->user, &d);
     }
-    text_buf_free(&s.doc);
-    text_buf_free(&s.para);
+    strbuf_free(&s.doc);
+    strbuf_free(&s.para);
     xml_stream_close(&x);
     return rc;
 }

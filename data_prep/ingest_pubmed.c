@@ -6,11 +6,12 @@
 #include <string.h>
 
 #include "common/error.h"
+#include "common/strbuf.h"
 #include "data_prep/ingest.h"
 #include "data_prep/xml_stream.h"
 
 typedef struct {
-    text_buf title, abstract;
+    strbuf title, abstract;
     int in_record, in_abstract, in_other_abstract;
     int capture;  // 0 none, 1 title, 2 abstract section
     int n_sections;
@@ -25,11 +26,11 @@ static int emit_record(ingest_ctx *ic, pubmed_state *s, const char *path) {
         ic->n_empty++;
         return 0;
     }
-    text_buf doc = {0};
-    if ((s->title.len && (text_buf_append(&doc, s->title.data, s->title.len) ||
-                          text_buf_append(&doc, "\n", 1))) ||
-        text_buf_append(&doc, s->abstract.data, s->abstract.len)) {
-        text_buf_free(&doc);
+    strbuf doc = {0};
+    if ((s->title.len && (strbuf_append(&doc, s->title.data, s->title.len) ||
+                          strbuf_append(&doc, "\n", 1))) ||
+        strbuf_append(&doc, s->abstract.data, s->abstract.len)) {
+        strbuf_free(&doc);
         return err_prefix("%s", path);
     }
     document d = {0};
@@ -37,7 +38,7 @@ static int emit_record(ingest_ctx *ic, pubmed_state *s, const char *path) {
     d.len = doc.len;
     snprintf(d.where, sizeof d.where, "%s:%d", path, s->record_line);
     int rc = ic->emit(ic->user, &d);
-    text_buf_free(&doc);
+    strbuf_free(&doc);
     return rc;
 }
 
@@ -45,7 +46,8 @@ static int on_element(pubmed_state *s, xmlTextReaderPtr r, const xmlChar *name) 
     if (is(name, "PubmedArticle") || is(name, "PubmedBookArticle")) {
         s->in_record = 1;
         s->in_abstract = s->in_other_abstract = s->capture = s->n_sections = 0;
-        s->title.len = s->abstract.len = 0;
+        strbuf_clear(&s->title);
+        strbuf_clear(&s->abstract);
         s->record_line = xmlTextReaderGetParserLineNumber(r);
         return 0;
     }
@@ -56,15 +58,15 @@ static int on_element(pubmed_state *s, xmlTextReaderPtr r, const xmlChar *name) 
     } else if (is(name, "OtherAbstract") && !empty) {
         s->in_other_abstract = 1;
     } else if (is(name, "ArticleTitle") && !s->in_abstract && !s->in_other_abstract && !empty) {
-        s->title.len = 0;
+        strbuf_clear(&s->title);
         s->capture = 1;
     } else if (is(name, "AbstractText") && s->in_abstract && !s->in_other_abstract && !empty) {
-        if (s->n_sections++ && text_buf_append(&s->abstract, "\n", 1)) return -1;
+        if (s->n_sections++ && strbuf_append(&s->abstract, "\n", 1)) return -1;
         xmlChar *label = xmlTextReaderGetAttribute(r, (const xmlChar *)"Label");
         int rc = 0;
         if (label && *label)
-            rc = text_buf_append(&s->abstract, (const char *)label, strlen((const char *)label)) ||
-                 text_buf_append(&s->abstract, ": ", 2);
+            rc = strbuf_append(&s->abstract, (const char *)label, strlen((const char *)label)) ||
+                 strbuf_append(&s->abstract, ": ", 2);
         xmlFree(label);
         if (rc) return -1;
         s->capture = 2;
@@ -86,7 +88,7 @@ int ingest_pubmed_xml(ingest_ctx *ic, const char *path) {
                    type == XML_READER_TYPE_SIGNIFICANT_WHITESPACE) {
             if (!s.capture) continue;
             const char *v = (const char *)xmlTextReaderConstValue(x.reader);
-            if (v && text_buf_append(s.capture == 1 ? &s.title : &s.abstract, v, strlen(v))) {
+            if (v && strbuf_append(s.capture == 1 ? &s.title : &s.abstract, v, strlen(v))) {
                 rc = -1;
                 break;
             }
@@ -115,8 +117,8 @@ int ingest_pubmed_xml(ingest_ctx *ic, const char *path) {
         long b = xml_stream_bytes(&x);
         if (b > last_bytes) ic->bytes_in += (uint64_t)(b - last_bytes);
     }
-    text_buf_free(&s.title);
-    text_buf_free(&s.abstract);
+    strbuf_free(&s.title);
+    strbuf_free(&s.abstract);
     xml_stream_close(&x);
     return rc;
 }

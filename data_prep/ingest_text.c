@@ -5,9 +5,9 @@
 #include <stdio.h>
 
 #include "common/error.h"
+#include "common/strbuf.h"
 #include "data_prep/ingest.h"
 #include "data_prep/line_reader.h"
-#include "data_prep/xml_stream.h"
 
 static int is_blank(const char *s, size_t n) {
     for (size_t i = 0; i < n; i++)
@@ -15,7 +15,7 @@ static int is_blank(const char *s, size_t n) {
     return 1;
 }
 
-static int emit_block(ingest_ctx *ic, text_buf *block, const char *path, uint64_t line) {
+static int emit_block(ingest_ctx *ic, strbuf *block, const char *path, uint64_t line) {
     if (block->len == 0) return 0;
     ic->n_records++;
     document d = {0};
@@ -23,14 +23,14 @@ static int emit_block(ingest_ctx *ic, text_buf *block, const char *path, uint64_
     d.len = block->len;
     snprintf(d.where, sizeof d.where, "%s:%llu", path, (unsigned long long)line);
     int rc = ic->emit(ic->user, &d);
-    block->len = 0;
+    strbuf_clear(block);
     return rc;
 }
 
 int ingest_text(ingest_ctx *ic, const char *path) {
     line_reader r;
     if (line_reader_open(&r, path)) return -1;
-    text_buf block = {0};
+    strbuf block = {0};
     uint64_t block_line = 0, last_bytes = 0;
     const char *line;
     size_t len;
@@ -43,13 +43,13 @@ int ingest_text(ingest_ctx *ic, const char *path) {
             continue;
         }
         if (block.len == 0) block_line = r.line;
-        else if ((rc = text_buf_append(&block, "\n", 1))) break;
-        if ((rc = text_buf_append(&block, line, len))) break;
+        else if ((rc = strbuf_append(&block, "\n", 1))) break;
+        if ((rc = strbuf_append(&block, line, len))) break;
     }
     if (!rc && got < 0) rc = -1;
     if (!rc) rc = emit_block(ic, &block, path, block_line);
     ic->bytes_in += r.bytes - last_bytes;
-    text_buf_free(&block);
+    strbuf_free(&block);
     line_reader_close(&r);
     return rc;
 }

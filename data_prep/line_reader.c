@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include "common/error.h"
+#include "common/strbuf.h"
 
 enum { READ_CHUNK = 1 << 18 };
 
@@ -35,12 +36,9 @@ static int fill(line_reader *r) {
         r->end -= r->start;
         r->start = 0;
     }
-    if (r->cap - r->end < READ_CHUNK) {
-        char *nb = realloc(r->buf, r->cap * 2);
-        if (!nb) return err_set("%s: out of memory (line too long?)", r->path);
-        r->buf = nb;
-        r->cap *= 2;
-    }
+    char *nb = vec_grow(r->buf, &r->cap, r->end + READ_CHUNK, 1);
+    if (!nb) return err_set("%s: out of memory (line too long?)", r->path);
+    r->buf = nb;
     xmlParserInputBufferPtr in = r->in;
     int got = xmlParserInputBufferRead(in, READ_CHUNK);
     if (got < 0) return err_set("%s: read error (truncated or corrupt compressed file?)", r->path);

@@ -66,21 +66,19 @@ static int may_match(phi_kind k, const char *s, size_t n) {
     }
 }
 
-int phi_scrub(const phi_scrubber *p, clean_buf *buf, uint64_t counts[PHI_KINDS]) {
-    clean_buf tmp = {0};
+int phi_scrub(const phi_scrubber *p, strbuf *buf, uint64_t counts[PHI_KINDS]) {
+    strbuf tmp;
+    strbuf_init(&tmp);
     for (int k = 0; k < PHI_KINDS; k++) {
         if (!buf->len || !may_match((phi_kind)k, buf->data, buf->len)) continue;
         PCRE2_SIZE cap = buf->len + 64;
         int rc;
         for (;;) {
-            if (tmp.cap < cap + 1) {
-                char *d = realloc(tmp.data, cap + 1);
-                if (!d) {
-                    clean_buf_free(&tmp);
-                    return err_set("phi: out of memory");
-                }
-                tmp.data = d;
-                tmp.cap = cap + 1;
+            // pcre2_substitute writes the whole output (and its NUL) into tmp's memory.
+            strbuf_clear(&tmp);
+            if (strbuf_reserve(&tmp, cap)) {
+                strbuf_free(&tmp);
+                return err_set("phi: out of memory");
             }
             PCRE2_SIZE outlen = tmp.cap;
             rc = pcre2_substitute(p->re[k], (PCRE2_SPTR)buf->data, buf->len, 0,
@@ -93,7 +91,7 @@ int phi_scrub(const phi_scrubber *p, clean_buf *buf, uint64_t counts[PHI_KINDS])
                 continue;
             }
             if (rc < 0) {
-                clean_buf_free(&tmp);
+                strbuf_free(&tmp);
                 return err_set("phi: matching %s failed (%d)", NAMES[k], rc);
             }
             tmp.len = outlen;
@@ -101,11 +99,11 @@ int phi_scrub(const phi_scrubber *p, clean_buf *buf, uint64_t counts[PHI_KINDS])
         }
         if (rc > 0) {
             counts[k] += (uint64_t)rc;
-            clean_buf swap = *buf;
+            strbuf swap = *buf;
             *buf = tmp;
             tmp = swap;
         }
     }
-    clean_buf_free(&tmp);
+    strbuf_free(&tmp);
     return 0;
 }

@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "data_prep/clean.h"
+#include "common/strbuf.h"
 
 typedef enum { PHI_EMAIL, PHI_URL, PHI_PHONE, PHI_ID, PHI_KINDS } phi_kind;
 
@@ -20,6 +20,6 @@ const char *phi_kind_name(phi_kind k);
 
 // Replaces identifiers in buf in place (it may grow); adds the replacements per kind to
 // counts. Safe to call from several threads on one scrubber.
-int phi_scrub(const phi_scrubber *p, clean_buf *buf, uint64_t counts[PHI_KINDS]);
+int phi_scrub(const phi_scrubber *p, strbuf *buf, uint64_t counts[PHI_KINDS]);
 
 #endif

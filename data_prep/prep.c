@@ -10,11 +10,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "common/error.h"
+#include "common/clock.h"
 #include "common/fileio.h"
+#include "common/str.h"
+#include "common/strbuf.h"
 #include "data_prep/chat_template.h"
 #include "data_prep/clean.h"
 #include "data_prep/doc_hash.h"
@@ -30,7 +32,7 @@ typedef struct work_item {
     int source;
     int status;
     char why[200];
-    clean_buf text;  // cleaned text, or the rendered conversation
+    strbuf text;  // cleaned text, or the rendered conversation
     chat_segment *segs;
     size_t n_segs;
     uint64_t phi[PHI_KINDS];
@@ -42,21 +44,9 @@ typedef struct work_item {
     int failed;  // phase error (out of memory), message in why
 } work_item;
 
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static char *dup_n(const char *s, size_t n) {
-    char *d = malloc(n + 1);
-    if (d) memcpy(d, s, n), d[n] = '\0';
-    return d;
-}
-
 static void item_free(work_item *it) {
     document_free(&it->doc);
-    clean_buf_free(&it->text);
+    strbuf_free(&it->text);
     free(it->segs);
     id_vec_free(&it->ids);
     free(it->trained);
@@ -66,13 +56,9 @@ static void item_free(work_item *it) {
 // Called by the readers: copy the document into the batch, run the batch when full.
 static int on_document(void *user, const document *d) {
     prep_state *st = user;
-    if (st->n_items == st->cap_items) {
-        size_t cap = st->cap_items ? st->cap_items * 2 : BATCH_DOCS;
-        work_item *items = realloc(st->items, cap * sizeof *items);
-        if (!items) return err_set("prep: out of memory");
-        st->items = items;
-        st->cap_items = cap;
-    }
+    work_item *items = vec_grow(st->items, &st->cap_items, st->n_items + 1, sizeof *items);
+    if (!items) return err_set("prep: out of memory");
+    st->items = items;
     work_item *it = &st->items[st->n_items];
     memset(it, 0, sizeof *it);
     it->source = st->cur_source;
@@ -90,7 +76,7 @@ static int on_document(void *user, const document *d) {
             bytes += strlen(m->content) + (m->input ? strlen(m->input) : 0);
         }
     } else {
-        it->doc.text = dup_n(d->text, d->len);
+        it->doc.text = str_dup_n(d->text, d->len);
         if (!it->doc.text) return err_set("prep: out of memory");
         it->doc.len = d->len;
         bytes = d->len;
@@ -102,7 +88,7 @@ static int on_document(void *user, const document *d) {
 }
 
 // Cleans s into *out (malloc'd), scrubbing identifiers. 0 ok, 1 invalid UTF-8, -1 no memory.
-static int clean_string(prep_state *st, const char *s, size_t n, clean_buf *buf, uint64_t phi[PHI_KINDS]) {
+static int clean_string(prep_state *st, const char *s, size_t n, strbuf *buf, uint64_t phi[PHI_KINDS]) {
     int rc = clean_text(s, n, buf);
     if (rc) return rc;
     if (st->phi && phi_scrub(st->phi, buf, phi)) return -1;
@@ -111,7 +97,8 @@ static int clean_string(prep_state *st, const char *s, size_t n, clean_buf *buf,
 
 static void phase_clean_chat(prep_state *st, work_item *it) {
     conversation *c = &it->doc.conv;
-    clean_buf buf = {0};
+    strbuf buf;
+    strbuf_init(&buf);
     int answers = 0;
     for (size_t i = 0; i < c->n; i++) {
         char **fields[2] = {&c->msgs[i].content, &c->msgs[i].input};
@@ -122,14 +109,14 @@ static void phase_clean_chat(prep_state *st, work_item *it) {
                 it->status = ITEM_MALFORMED;
                 if (rc < 0) it->failed = 1;
                 snprintf(it->why, sizeof it->why, "%s", rc > 0 ? "invalid UTF-8" : "out of memory");
-                clean_buf_free(&buf);
+                strbuf_free(&buf);
                 return;
             }
-            char *copy = dup_n(buf.data, buf.len);
+            char *copy = str_dup_n(buf.data, buf.len);
             if (!copy) {
                 it->failed = 1;
                 snprintf(it->why, sizeof it->why, "out of memory");
-                clean_buf_free(&buf);
+                strbuf_free(&buf);
                 return;
             }
             free(*fields[f]);
@@ -138,7 +125,7 @@ static void phase_clean_chat(prep_state *st, work_item *it) {
             if (f == 0 && c->msgs[i].role == CHAT_ROLE_ASSISTANT && buf.len) answers++;
         }
     }
-    clean_buf_free(&buf);
+    strbuf_free(&buf);
     if (!answers) {
         it->status = ITEM_EMPTY;
         return;
@@ -150,12 +137,10 @@ static void phase_clean_chat(prep_state *st, work_item *it) {
         chat_render_free(&r);
         return;
     }
-    it->text.data = r.text;
-    it->text.len = r.len;
-    it->text.cap = r.cap;
+    it->text = r.text;
     it->segs = r.segs;
     it->n_segs = r.n_segs;
-    it->hash = doc_hash_bytes(r.text, r.len);
+    it->hash = doc_hash_bytes(it->text.data, it->text.len);
 }
 
 static void phase_clean(prep_state *st, work_item *it) {
@@ -369,7 +354,7 @@ int prep_run(const prep_config *pc, prep_progress_fn progress, void *user, prep_
     st.sum = out;
     st.progress = progress;
     st.user = user;
-    st.t0 = now_seconds();
+    st.t0 = clock_now_s();
     int rc = setup(&st) || run_files(&st);
     if (!rc) rc = shard_writer_finish(st.w[0]) || shard_writer_finish(st.w[1]);
     prep_sync_counts(&st);
@@ -399,5 +384,5 @@ void prep_sync_counts(prep_state *st) {
     sum->empty = st->ic.n_empty + st->empty_cleaned;
     sum->bytes_in = st->ic.bytes_in;
     memcpy(sum->first_malformed, st->ic.first_malformed, sizeof sum->first_malformed);
-    sum->seconds = now_seconds() - st->t0;
+    sum->seconds = clock_now_s() - st->t0;
 }

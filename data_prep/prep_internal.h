@@ -32,7 +32,8 @@ typedef struct {
     char **files;
     int *file_input;  // index into pc->inputs
     uint64_t *file_records, *file_kept;
-    int n_files, cap_files;
+    int n_files;
+    size_t cap_files;
 } prep_state;
 
 int prep_add_file(prep_state *st, const char *path, int input);

@@ -6,23 +6,25 @@
 
 #include "common/error.h"
 #include "common/fileio.h"
+#include "common/strbuf.h"
 #include "data_prep/prep_internal.h"
 #include "data_prep/shard_format.h"
 
 int prep_add_file(prep_state *st, const char *path, int input) {
-    if (st->n_files == st->cap_files) {
-        int cap = st->cap_files ? st->cap_files * 2 : 16;
-        char **f = realloc(st->files, (size_t)cap * sizeof *f);
-        if (f) st->files = f;
-        int *fi = realloc(st->file_input, (size_t)cap * sizeof *fi);
-        if (fi) st->file_input = fi;
-        uint64_t *r = realloc(st->file_records, (size_t)cap * sizeof *r);
-        if (r) st->file_records = r;
-        uint64_t *k = realloc(st->file_kept, (size_t)cap * sizeof *k);
-        if (k) st->file_kept = k;
-        if (!f || !fi || !r || !k) return err_set("prep: out of memory");
-        st->cap_files = cap;
-    }
+    // The per-file arrays grow together: from the same capacity vec_grow gives each the same
+    // new one, which is recorded only once all of them have it.
+    size_t need = (size_t)st->n_files + 1, c[4];
+    for (int i = 0; i < 4; i++) c[i] = st->cap_files;
+    char **f = vec_grow(st->files, &c[0], need, sizeof *f);
+    if (f) st->files = f;
+    int *fi = vec_grow(st->file_input, &c[1], need, sizeof *fi);
+    if (fi) st->file_input = fi;
+    uint64_t *r = vec_grow(st->file_records, &c[2], need, sizeof *r);
+    if (r) st->file_records = r;
+    uint64_t *k = vec_grow(st->file_kept, &c[3], need, sizeof *k);
+    if (k) st->file_kept = k;
+    if (!f || !fi || !r || !k) return err_set("prep: out of memory");
+    st->cap_files = c[0];
     st->files[st->n_files] = strdup(path);
     if (!st->files[st->n_files]) return err_set("prep: out of memory");
     st->file_input[st->n_files] = input;

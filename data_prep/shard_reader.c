@@ -8,6 +8,7 @@
 
 #include "common/error.h"
 #include "common/sha256.h"
+#include "common/strbuf.h"
 #include "data_prep/shard_format.h"
 
 static int manifest_u64(const cJSON *obj, const char *key, uint64_t *out, const char *file) {
@@ -52,7 +53,7 @@ static int open_file(shard_set *s, shard_set_file *f, const cJSON *entry, const 
     f->first_token = s->n_tokens;
     f->n_tokens = ft.n_tokens;
     if (s->whole_packing && ft.n_docs) {
-        uint64_t *d = realloc(s->doc_starts, (s->n_docs + ft.n_docs) * sizeof *d);
+        uint64_t *d = vec_grow(s->doc_starts, &s->cap_doc_starts, s->n_docs + ft.n_docs, sizeof *d);
         if (!d) return err_set("%s: out of memory", f->path);
         s->doc_starts = d;
         const uint8_t *table = index + index_bytes;
@@ -163,7 +164,6 @@ void shard_set_close(shard_set *s) {
 }
 
 uint64_t shard_set_n_tokens(const shard_set *s) { return s->n_tokens; }
-uint64_t shard_set_n_truncated(const shard_set *s) { return s->n_truncated; }
 const char *shard_set_fingerprint(const shard_set *s) { return s->fingerprint; }
 const char *shard_set_tokenizer_fingerprint(const shard_set *s) { return s->tokenizer_fingerprint; }
 
@@ -240,11 +240,10 @@ static int build_packing(shard_set *s, int seq_len) {
     uint64_t w = (uint64_t)seq_len + 1, fill = 0, n = 0;
     uint64_t *first = malloc((s->n_docs + 1) * sizeof *first);
     if (!first) return err_set("%s: out of memory", s->dir);
-    s->n_truncated = 0;
     for (uint64_t d = 0; d < s->n_docs; d++) {
         uint64_t end = d + 1 < s->n_docs ? s->doc_starts[d + 1] : s->n_tokens;
         uint64_t len = end - s->doc_starts[d];
-        if (len > w) len = w, s->n_truncated++;
+        if (len > w) len = w;
         if (d == 0 || fill + len > w) first[n++] = d, fill = 0;
         fill += len;
     }

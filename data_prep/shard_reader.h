@@ -56,9 +56,10 @@ typedef struct {
     char fingerprint[65];  // SHA-256 over the tokenizer fingerprint and the shard checksums
 
     uint64_t *doc_starts;  // global start of each document (whole packing)
+    size_t cap_doc_starts;
     int pack_seq_len;      // packing computed for this seq_len (0: none yet)
     uint64_t *pack_first;  // first document of each window, n_windows+1 entries
-    uint64_t n_pack_windows, n_truncated;
+    uint64_t n_pack_windows;
 
     void *dctx;  // ZSTD_DCtx
     shard_frame_slot cache[SHARD_CACHE_FRAMES];
@@ -79,8 +80,6 @@ int shard_set_window(shard_set *s, int seq_len, uint64_t i, uint32_t *tokens, ui
                      uint32_t *doc, uint32_t *pos);
 // Reads raw words (token | flags, see shard_format.h) [start, start+n) of the stream.
 int shard_set_read(shard_set *s, uint64_t start, size_t n, uint32_t *words);
-// Documents truncated by whole packing at the last seq_len asked for.
-uint64_t shard_set_n_truncated(const shard_set *s);
 // Hex SHA-256 identifying tokenizer + data, for resume checks.
 const char *shard_set_fingerprint(const shard_set *s);
 const char *shard_set_tokenizer_fingerprint(const shard_set *s);

@@ -8,6 +8,7 @@
 #include "common/error.h"
 #include "common/fileio.h"
 #include "common/sha256.h"
+#include "common/strbuf.h"
 #include "data_prep/shard_format.h"
 
 enum { ZSTD_LEVEL = 3 };
@@ -66,13 +67,9 @@ static int write_bytes(shard_writer *w, const void *data, size_t n) {
 }
 
 static int start_shard(shard_writer *w) {
-    if (w->n_files == w->cap_files) {
-        size_t cap = w->cap_files ? w->cap_files * 2 : 8;
-        shard_file_info *f = realloc(w->files, cap * sizeof *f);
-        if (!f) return err_set("shard writer: out of memory");
-        w->files = f;
-        w->cap_files = cap;
-    }
+    shard_file_info *f = vec_grow(w->files, &w->cap_files, w->n_files + 1, sizeof *f);
+    if (!f) return err_set("shard writer: out of memory");
+    w->files = f;
     shard_file_info *info = &w->files[w->n_files];
     memset(info, 0, sizeof *info);
     snprintf(info->name, sizeof info->name, "%s-%05zu.mtshard", w->split, w->n_files);
@@ -96,13 +93,9 @@ static int flush_frame(shard_writer *w) {
     }
     size_t csize = ZSTD_compress2(w->cctx, w->zbuf, w->zcap, le, raw);
     if (ZSTD_isError(csize)) return err_set("%s: zstd: %s", w->dir, ZSTD_getErrorName(csize));
-    if (w->n_frames == w->cap_frames) {
-        size_t cap = w->cap_frames ? w->cap_frames * 2 : 64;
-        uint8_t *idx = realloc(w->index, cap * SHARD_INDEX_ENTRY_SIZE);
-        if (!idx) return err_set("shard writer: out of memory");
-        w->index = idx;
-        w->cap_frames = cap;
-    }
+    uint8_t *idx = vec_grow(w->index, &w->cap_frames, w->n_frames + 1, SHARD_INDEX_ENTRY_SIZE);
+    if (!idx) return err_set("shard writer: out of memory");
+    w->index = idx;
     uint8_t *e = w->index + w->n_frames * SHARD_INDEX_ENTRY_SIZE;
     put_u64le(e, w->offset);
     put_u32le(e + 8, (uint32_t)csize);
@@ -148,13 +141,9 @@ int shard_writer_add(shard_writer *w, const int32_t *ids, const uint8_t *trained
         uint32_t word = (uint32_t)ids[i];
         if (i == 0) {
             word |= SHARD_DOC_START;
-            if (w->n_docs == w->cap_docs) {
-                size_t cap = w->cap_docs ? w->cap_docs * 2 : 1024;
-                uint64_t *d = realloc(w->docs, cap * sizeof *d);
-                if (!d) return err_set("shard writer: out of memory");
-                w->docs = d;
-                w->cap_docs = cap;
-            }
+            uint64_t *d = vec_grow(w->docs, &w->cap_docs, w->n_docs + 1, sizeof *d);
+            if (!d) return err_set("shard writer: out of memory");
+            w->docs = d;
             w->docs[w->n_docs++] = w->tokens;
             w->total_docs++;
         } else if (trained[i]) {

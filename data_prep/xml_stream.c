@@ -7,26 +7,6 @@
 
 #include "common/error.h"
 
-int text_buf_append(text_buf *b, const char *s, size_t n) {
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + n + 1) cap *= 2;
-        char *d = realloc(b->data, cap);
-        if (!d) return err_set("out of memory");
-        b->data = d;
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, s, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-    return 0;
-}
-
-void text_buf_free(text_buf *b) {
-    free(b->data);
-    memset(b, 0, sizeof *b);
-}
-
 static void on_error(void *arg, xmlErrorPtr e) {
     xml_stream *x = arg;
     if (!e || e->level < XML_ERR_ERROR || x->error[0]) return;

@@ -1,19 +1,11 @@
 // Shared plumbing for the streaming XML readers (libxml2 xmlTextReader): opening plain or
 // gzipped files without network access or entity expansion, capturing parser errors instead
-// of letting libxml2 print them, and a growable text buffer.
+// of letting libxml2 print them.
 #ifndef MEDTUNE_DATA_PREP_XML_STREAM_H
 #define MEDTUNE_DATA_PREP_XML_STREAM_H
 
 #include <libxml/xmlreader.h>
 #include <stddef.h>
-
-typedef struct {
-    char *data;
-    size_t len, cap;
-} text_buf;
-
-int text_buf_append(text_buf *b, const char *s, size_t n);
-void text_buf_free(text_buf *b);
 
 typedef struct {
     xmlTextReaderPtr reader;

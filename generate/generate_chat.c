@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "common/error.h"
+#include "common/strbuf.h"
 #include "data_prep/chat_template.h"
 #include "generate/generate.h"
 
@@ -39,16 +40,10 @@ int generate_chat_prompt(const tokenizer *tok, const char *template_name, const 
     if (system) rc = conversation_add(&conv, CHAT_ROLE_SYSTEM, system, strlen(system), NULL, 0);
     if (!rc) rc = conversation_add(&conv, CHAT_ROLE_USER, user, strlen(user), NULL, 0);
     if (!rc) rc = chat_template_render(&tpl, &conv, &r);
-    const char *gen = generation_prompt(tpl.kind);
-    size_t gl = strlen(gen);
-    char *out = rc ? NULL : malloc(r.len + gl + 1);
-    if (!rc && !out) rc = err_set("chat prompt: out of memory");
-    if (!rc) {
-        if (r.len) memcpy(out, r.text, r.len);
-        memcpy(out + r.len, gen, gl + 1);
-        *prompt = out;
-        *end_of_turn = end_of_turn_id(tok, tpl.kind);
-    }
+    if (!rc && strbuf_puts(&r.text, generation_prompt(tpl.kind)))
+        rc = err_set("chat prompt: out of memory");
+    if (!rc && !(*prompt = strbuf_take(&r.text))) rc = -1;
+    if (!rc) *end_of_turn = end_of_turn_id(tok, tpl.kind);
     chat_render_free(&r);
     conversation_free(&conv);
     chat_template_free(&tpl);

@@ -15,6 +15,8 @@
 
 // ---- growable buffers ---------------------------------------------------------------------
 
+// Raw bytes, not NUL-terminated text (so not a strbuf): scratch buffers reused across encodes
+// by resetting len, swapped between pipeline stages, or wrapped around the caller's input.
 typedef struct {
     char *p;
     size_t len, cap;

@@ -8,6 +8,7 @@
 
 #include "common/error.h"
 #include "common/fileio.h"
+#include "common/str.h"
 #include "common/strbuf.h"
 #include "formats/gguf.h"
 #include "tokenizer/tok_internal.h"
@@ -69,16 +70,8 @@ int tok_set_ids(tokenizer *t, int32_t n_ids) {
     return 0;
 }
 
-static char *memdup(const char *s, size_t len) {
-    char *p = malloc(len + 1);
-    if (!p) return NULL;
-    memcpy(p, s, len);
-    p[len] = '\0';
-    return p;
-}
-
 static int set_tok_str(tokenizer *t, int32_t id, const char *s, size_t len) {
-    char *p = memdup(s, len);
+    char *p = str_dup_n(s, len);
     if (!p) return err_set("%s: out of memory", t->source);
     if (t->tok_str[id] != t->model_str[id]) free(t->tok_str[id]);
     t->tok_str[id] = p;
@@ -105,7 +98,7 @@ static int alphabet_to_bytes(const char *s, size_t len, tok_buf *out) {
 int tok_model_token(tokenizer *t, int32_t id, const char *s, size_t len) {
     if (id < 0 || id >= t->n_ids) return err_set("%s: vocabulary id %d out of range", t->source, id);
     if (t->model_str[id]) return err_set("%s: vocabulary id %d appears twice", t->source, id);
-    char *p = memdup(s, len);
+    char *p = str_dup_n(s, len);
     if (!p) return err_set("%s: out of memory", t->source);
     t->model_str[id] = p;
     if (!t->tok_str[id]) {
@@ -121,7 +114,7 @@ int tok_model_token(tokenizer *t, int32_t id, const char *s, size_t len) {
             tok_buf_free(&b);
             return rc;
         }
-        key = memdup(b.p ? b.p : "", b.len);
+        key = str_dup_n(b.p ? b.p : "", b.len);
         klen = b.len;
         tok_buf_free(&b);
         if (!key) return err_set("%s: out of memory", t->source);
@@ -199,7 +192,7 @@ int tok_add_added(tokenizer *t, const tok_added *a) {
     tok_added *x = &t->added[t->n_added];
     *x = *a;
     x->id = id;
-    x->content = memdup(a->content, a->len);
+    x->content = str_dup_n(a->content, a->len);
     if (!x->content) return err_set("%s: out of memory", t->source);
     t->n_added++;
     t->tok_special[id] = (uint8_t)(a->special != 0);
@@ -256,7 +249,7 @@ static int matcher_build(tokenizer *t, tok_matcher *m, int normalized) {
             s = nb.p;
             len = nb.len;
         }
-        char *p = memdup(s, len);
+        char *p = str_dup_n(s, len);
         if (!p) rc = err_set("%s: out of memory", t->source);
         else e[n++] = (pat_entry){p, len, (int32_t)i};
     }
