@@ -1,7 +1,7 @@
-// The KV-cache decoder for text generation: the prompt is run once (prefill, in chunks of rows), then
-// each new token is one forward step over a single position that reads the cached keys and
-// values of every earlier position. The math is that of model/transformer.c (HF Llama/Qwen2
-// semantics, GQA, q/k/v biases, rope scaling); LoRA is applied on the fly
+// The KV-cache decoder for text generation: the prompt is run once (prefill, in chunks of
+// rows), then each new token is one forward step over a single position that reads the cached
+// keys and values of every earlier position. The math is that of model/transformer.c (HF
+// Llama/Qwen2 semantics, GQA, q/k/v biases, rope scaling); LoRA is applied on the fly
 // (y = x W^T + scale * (x A^T) B^T), so the base weights stay shared and unmodified.
 #ifndef MEDTUNE_MODEL_DECODER_H
 #define MEDTUNE_MODEL_DECODER_H

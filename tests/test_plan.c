@@ -168,7 +168,8 @@ static void check_tiling(const char *what, slice_list *sl, const void *base, siz
             continue;
         }
         const uintptr_t p = (uintptr_t)s->ptr;
-        if (!s->ptr || p % ALIGN) test_fail("%s: %s at %p is not %d-byte aligned", what, s->name, s->ptr, ALIGN);
+        if (!s->ptr || p % ALIGN)
+            test_fail("%s: %s at %p is not %d-byte aligned", what, s->name, s->ptr, ALIGN);
         if (p < lo || p + s->bytes > hi)
             test_fail("%s: %s (%zu bytes) lies outside the %zu-byte arena", what, s->name,
                       s->bytes, bytes);
@@ -231,7 +232,8 @@ static void plan_slices(slice_list *sl, const lm_plan *p) {
     slice_add(sl, "dg", p->dg, N * F, f);
     slice_add(sl, "du", p->du, N * F, f);
     slice_add(sl, "dh", p->dh, N * F, f);
-    slice_add(sl, "attn_scratch", p->attn_scratch, p->max_threads * attention_scratch_floats(p->T), f);
+    slice_add(sl, "attn_scratch", p->attn_scratch,
+              p->max_threads * attention_scratch_floats(p->T), f);
     slice_add(sl, "lora_du", p->lora_du, N * r, f);
     slice_add(sl, "xd", p->xd, N * max_in, f);
     slice_add(sl, "dxd", p->dxd, N * max_in, f);
@@ -261,7 +263,8 @@ static void check_step_touches_all(const plan_case *k, lm_plan *p) {
     for (size_t i = 0; i < sl.n; i++)
         if (sl.s[i].bytes && !is_rope(&sl.s[i])) memset(sl.s[i].ptr, SENTINEL, sl.s[i].bytes);
     const int N = p->N, V = k->V;
-    int32_t *tokens = malloc((size_t)N * sizeof *tokens), *targets = malloc((size_t)N * sizeof *targets);
+    int32_t *tokens = malloc((size_t)N * sizeof *tokens);
+    int32_t *targets = malloc((size_t)N * sizeof *targets);
     int32_t *docs = malloc((size_t)N * sizeof *docs);
     rng_state r;
     rng_init(&r, 5);
