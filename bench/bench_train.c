@@ -7,19 +7,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <time.h>
 
+#include "common/clock.h"
 #include "common/error.h"
 #include "common/rng.h"
 #include "optim/adamw.h"
 #include "model/lora.h"
 #include "model/transformer.h"
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -77,14 +71,14 @@ int main(int argc, char **argv) {
     double *times = calloc((size_t)steps, sizeof(double));
     double loss = 0;
     for (int s = 0; s < steps + 1; s++) {  // the first step warms up caches and page faults
-        double t0 = now_s();
+        double t0 = clock_now_s();
         memset(lora.grads, 0, lora.n_params * sizeof(float));
         int64_t n_tgt = 0;
         loss = lm_forward(&plan, &batch, 1, 1.0f / (float)N, &n_tgt) / (double)n_tgt;
         lm_backward(&plan);
         grad_clip_global_norm(lora.grads, lora.n_params, 1.0f);
         adamw_step(&opt, lora.params, lora.grads, 1e-4f);
-        if (s > 0) times[s - 1] = now_s() - t0;
+        if (s > 0) times[s - 1] = clock_now_s() - t0;
     }
     qsort(times, (size_t)steps, sizeof(double), cmp_double);
     struct rusage ru;

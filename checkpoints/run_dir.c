@@ -10,6 +10,7 @@
 #include "checkpoints/peft.h"
 #include "common/error.h"
 #include "common/fileio.h"
+#include "common/strbuf.h"
 
 #define STEP_PREFIX "step_"
 
@@ -26,6 +27,11 @@ static int cmp_str(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+static void free_names(char **names, int n) {
+    for (int i = 0; i < n; i++) free(names[i]);
+    free(names);
+}
+
 // Sorted names of complete (or, with want_tmp, partial) checkpoint directories.
 static int list_step_dirs(const char *dir, int want_tmp, char ***names, int *n) {
     *names = NULL;
@@ -33,25 +39,24 @@ static int list_step_dirs(const char *dir, int want_tmp, char ***names, int *n) 
     DIR *d = opendir(dir);
     if (!d) return errno == ENOENT ? 0 : err_set("%s: cannot list: %s", dir, strerror(errno));
     struct dirent *e;
-    int cap = 0;
-    while ((e = readdir(d))) {
+    size_t cap = 0;
+    int rc = 0;
+    while (!rc && (e = readdir(d))) {
         if (!is_step_dir_name(e->d_name, want_tmp)) continue;
-        if (*n == cap) {
-            cap = cap ? cap * 2 : 16;
-            char **grown = realloc(*names, (size_t)cap * sizeof(char *));
-            if (!grown) break;
-            *names = grown;
-        }
-        (*names)[(*n)++] = strdup(e->d_name);
+        char **grown = vec_grow(*names, &cap, (size_t)*n + 1, sizeof *grown);
+        if (grown) *names = grown;
+        if (!grown || !((*names)[*n] = strdup(e->d_name))) rc = err_set("%s: out of memory", dir);
+        else (*n)++;
     }
     closedir(d);
+    if (rc) {
+        free_names(*names, *n);
+        *names = NULL;
+        *n = 0;
+        return -1;
+    }
     if (*n) qsort(*names, (size_t)*n, sizeof(char *), cmp_str);
     return 0;
-}
-
-static void free_names(char **names, int n) {
-    for (int i = 0; i < n; i++) free(names[i]);
-    free(names);
 }
 
 int checkpoint_clean_partial(const char *out_dir) {

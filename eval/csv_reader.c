@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "common/error.h"
+#include "common/strbuf.h"
 
 enum { START_FIELD, IN_FIELD, IN_QUOTED, QUOTE_IN_QUOTED };
 
@@ -22,13 +23,9 @@ void csv_reader_free(csv_reader *r) {
 }
 
 static int add_byte(csv_reader *r, char c) {
-    if (r->buf_len + 1 >= r->buf_cap) {
-        size_t cap = r->buf_cap ? r->buf_cap * 2 : 1024;
-        char *p = realloc(r->buf, cap);
-        if (!p) return err_set("csv: out of memory");
-        r->buf = p;
-        r->buf_cap = cap;
-    }
+    char *p = vec_grow(r->buf, &r->buf_cap, r->buf_len + 1, 1);
+    if (!p) return err_set("csv: out of memory");
+    r->buf = p;
     r->buf[r->buf_len++] = c;
     return 0;
 }
@@ -41,13 +38,15 @@ static int add_char(csv_reader *r, char c) {
 // Terminates the field being built and starts the next one at the current end of buf.
 static int end_field(csv_reader *r, size_t *field_start) {
     if (add_byte(r, '\0')) return -1;
-    if (r->n_fields == r->cap_fields) {
-        size_t cap = r->cap_fields ? r->cap_fields * 2 : 16;
-        size_t *p = realloc(r->offsets, cap * sizeof *p);
-        if (!p) return err_set("csv: out of memory");
-        r->offsets = p;
-        r->cap_fields = cap;
-    }
+    // offsets and fields grow together: from the same capacity vec_grow gives both the same
+    // new one. fields are only set once the record is complete, as buf may still move.
+    size_t need = r->n_fields + 1, cap_offsets = r->cap_fields, cap_ptrs = r->cap_fields;
+    size_t *o = vec_grow(r->offsets, &cap_offsets, need, sizeof *o);
+    if (o) r->offsets = o;
+    char **f = vec_grow(r->fields, &cap_ptrs, need, sizeof *f);
+    if (f) r->fields = f;
+    if (!o || !f) return err_set("csv: out of memory");
+    r->cap_fields = cap_offsets;
     r->offsets[r->n_fields++] = *field_start;
     *field_start = r->buf_len;
     return 0;
@@ -71,8 +70,6 @@ int csv_reader_next(csv_reader *r) {
     char c = d[r->pos];
     if (c == '\n' || c == '\r') {  // a blank line: a record without fields, as Python's []
         eat_newline(r);
-        free(r->fields);
-        r->fields = NULL;
         return 1;
     }
     int state = START_FIELD, done = 0;
@@ -130,9 +127,6 @@ int csv_reader_next(csv_reader *r) {
     // End of data without a final line break (or inside an unclosed quote, which Python's
     // non-strict reader also closes at the end of the file).
     if (!done && end_field(r, &field_start)) return -1;
-    char **f = realloc(r->fields, r->n_fields * sizeof *f);
-    if (!f) return err_set("csv: out of memory");
-    r->fields = f;
     for (size_t i = 0; i < r->n_fields; i++) r->fields[i] = r->buf + r->offsets[i];
     return 1;
 }

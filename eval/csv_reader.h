@@ -16,7 +16,7 @@ typedef struct {
     char **fields;        // NUL-terminated fields of the current record
     size_t n_fields;
     int has_nul;          // a field of the current record holds a NUL byte
-    size_t *offsets, cap_fields;
+    size_t *offsets, cap_fields;  // cap_fields: capacity of offsets and of fields
     char *buf;
     size_t buf_len, buf_cap;
 } csv_reader;

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/strbuf.h"
 #include "eval/mcq.h"
 
 int py_isspace(unsigned cp) {
@@ -50,64 +51,30 @@ size_t py_lstrip_skip(const char *s, size_t len) {
     return i;
 }
 
-typedef struct {
-    char *p;
-    size_t len, cap;
-    int oom;
-} text_buf;
-
-static void put(text_buf *b, const char *s, size_t n) {
-    if (b->oom) return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = (b->len + n + 1) * 2;
-        char *p = realloc(b->p, cap);
-        if (!p) {
-            b->oom = 1;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void puts_(text_buf *b, const char *s) { put(b, s, strlen(s)); }
-
-static char *finish(text_buf *b) {
-    if (b->oom) {
-        free(b->p);
-        return NULL;
-    }
-    return b->p;
-}
-
 char *mcq_prompt_pubmedqa(const char *question, const char *const *contexts, size_t n) {
-    text_buf b = {0};
-    puts_(&b, "Abstract: ");
+    strbuf b;
+    strbuf_init(&b);
+    strbuf_puts(&b, "Abstract: ");
     for (size_t i = 0; i < n; i++) {
-        if (i) puts_(&b, "\n");
-        puts_(&b, contexts[i]);
+        if (i) strbuf_puts(&b, "\n");
+        strbuf_puts(&b, contexts[i]);
     }
-    puts_(&b, "\nQuestion: ");
-    puts_(&b, question);
-    puts_(&b, "\nAnswer:");
-    return finish(&b);
+    strbuf_puts(&b, "\nQuestion: ");
+    strbuf_puts(&b, question);
+    strbuf_puts(&b, "\nAnswer:");
+    return strbuf_take(&b);
 }
 
 char *mcq_prompt_lettered(const char *head, const char *question, const char *mid,
                           const char *const *options, int n) {
-    text_buf b = {0};
-    puts_(&b, head);
-    puts_(&b, question);
-    puts_(&b, mid);
+    strbuf b;
+    strbuf_init(&b);
+    strbuf_puts(&b, head);
+    strbuf_puts(&b, question);
+    strbuf_puts(&b, mid);
     for (int i = 0; i < n; i++) {
-        char letter[4] = {(char)('A' + i), '.', ' ', '\0'};
-        puts_(&b, letter);
-        puts_(&b, options[i]);
-        puts_(&b, "\n");
+        strbuf_printf(&b, "%c. %s\n", 'A' + i, options[i]);
     }
-    puts_(&b, "Answer:");
-    return finish(&b);
+    strbuf_puts(&b, "Answer:");
+    return strbuf_take(&b);
 }

@@ -14,6 +14,8 @@
 
 #include "common/error.h"
 #include "common/fileio.h"
+#include "common/str.h"
+#include "common/strbuf.h"
 #include "eval/csv_reader.h"
 #include "eval/mcq.h"
 
@@ -38,11 +40,6 @@ static const char *base_name(const char *path) {
     return s ? s + 1 : path;
 }
 
-static int has_suffix(const char *s, const char *suffix) {
-    size_t n = strlen(s), k = strlen(suffix);
-    return n >= k && !strcmp(s + n - k, suffix);
-}
-
 void mcq_set_free(mcq_set *s) {
     for (size_t i = 0; i < s->n; i++) {
         free(s->items[i].id);
@@ -60,17 +57,13 @@ static int set_push(mcq_set *s, char *id, char *context, const char *const *choi
         free(context);
         return err_set("mcq: out of memory");
     }
-    if (s->n == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 256;
-        mcq_item *p = realloc(s->items, cap * sizeof *p);
-        if (!p) {
-            free(id);
-            free(context);
-            return err_set("mcq: out of memory for %zu items", cap);
-        }
-        s->items = p;
-        s->cap = cap;
+    mcq_item *p = vec_grow(s->items, &s->cap, s->n + 1, sizeof *p);
+    if (!p) {
+        free(id);
+        free(context);
+        return err_set("mcq: out of memory for %zu items", s->n + 1);
     }
+    s->items = p;
     mcq_item *it = &s->items[s->n++];
     memset(it, 0, sizeof *it);
     it->id = id;
@@ -91,17 +84,10 @@ static void note_skip(mcq_set *s, const char *fmt, ...) {
     }
 }
 
-static char *str_dup(const char *s) {
-    size_t n = strlen(s) + 1;
-    char *p = malloc(n);
-    if (p) memcpy(p, s, n);
-    return p;
-}
-
 static char *location_id(const char *path, unsigned long long line) {
     char buf[4400];
     snprintf(buf, sizeof buf, "%s:%llu", base_name(path), line);
-    return str_dup(buf);
+    return strdup(buf);
 }
 
 // The line and column of byte `off` of `text`, for parse errors.
@@ -220,7 +206,7 @@ static int read_pubmedqa(mcq_set *s, const char *path, size_t limit, const char 
         for (const cJSON *c = ctx->child; c; c = c->next) parts[k++] = c->valuestring;
         char *prompt = mcq_prompt_pubmedqa(q->valuestring, parts, (size_t)n_ctx);
         free(parts);
-        if ((rc = set_push(s, str_dup(rec->string), prompt, DECISIONS, 3, answer))) goto done;
+        if ((rc = set_push(s, strdup(rec->string), prompt, DECISIONS, 3, answer))) goto done;
         kept++;
     }
 done:
@@ -278,7 +264,7 @@ static const char *medmcqa_record(mcq_set *s, const cJSON *rec, const char *path
         cop->valuedouble < 1 || cop->valuedouble > 4)
         return "\"cop\" is not an integer 1-4";
     char *prompt = mcq_prompt_lettered("Question: ", q->valuestring, "\nChoices:\n", texts, 4);
-    char *item_id = cJSON_IsString(id) ? str_dup(id->valuestring) : location_id(path, line);
+    char *item_id = cJSON_IsString(id) ? strdup(id->valuestring) : location_id(path, line);
     if (set_push(s, item_id, prompt, LETTERS, 4, (int)cop->valuedouble - 1)) *failed = 1;
     return NULL;
 }
@@ -317,7 +303,7 @@ static void mmlu_subject(const char *path, char *out, size_t n) {
     static const char *const suffixes[] = {".csv", "_test", "_dev", "_val"};
     for (int i = 0; i < 4; i++) {
         size_t len = strlen(out), k = strlen(suffixes[i]);
-        if (len > k && !strcmp(out + len - k, suffixes[i])) out[len - k] = '\0';
+        if (len > k && str_has_suffix(out, suffixes[i])) out[len - k] = '\0';
     }
     for (char *c = out; *c; c++)
         if (*c == '_') *c = ' ';
@@ -352,13 +338,11 @@ static int read_mmlu_file(mcq_set *s, const char *path, size_t limit) {
         const char *q = r.fields[0];
         size_t qlen = strlen(q), skip = py_lstrip_skip(q, qlen);
         size_t keep = py_rstrip_len(q + skip, qlen - skip);
-        char *question = malloc(keep + 1);
+        char *question = str_dup_n(q + skip, keep);
         if (!question) {
             rc = err_set("mcq: out of memory");
             break;
         }
-        memcpy(question, q + skip, keep);
-        question[keep] = '\0';
         char *prompt = mcq_prompt_lettered(head, question, "\n",
                                            (const char *const *)r.fields + 1, 4);
         free(question);
@@ -384,17 +368,14 @@ static int read_mmlu(mcq_set *s, const char *path, size_t limit) {
     int rc = 0;
     struct dirent *e;
     while ((e = readdir(d))) {
-        if (!has_suffix(e->d_name, ".csv")) continue;
-        if (n == cap) {
-            cap = cap ? cap * 2 : 16;
-            char **p = realloc(names, cap * sizeof *p);
-            if (!p) {
-                rc = err_set("mcq: out of memory");
-                break;
-            }
-            names = p;
+        if (!str_has_suffix(e->d_name, ".csv")) continue;
+        char **p = vec_grow(names, &cap, n + 1, sizeof *p);
+        if (!p) {
+            rc = err_set("mcq: out of memory");
+            break;
         }
-        if (!(names[n] = str_dup(e->d_name))) {
+        names = p;
+        if (!(names[n] = strdup(e->d_name))) {
             rc = err_set("mcq: out of memory");
             break;
         }
@@ -437,7 +418,7 @@ int mcq_set_read(mcq_set *s, const char *path, mcq_format f, size_t limit,
 }
 
 int mcq_format_detect(const char *path, mcq_format *out) {
-    if (path_is_dir(path) || has_suffix(path, ".csv")) {
+    if (path_is_dir(path) || str_has_suffix(path, ".csv")) {
         *out = MCQ_MMLU;
         return 0;
     }

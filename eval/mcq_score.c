@@ -15,9 +15,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "common/clock.h"
 #include "common/error.h"
+#include "common/strbuf.h"
 #include "eval/mcq.h"
 #include "model/transformer.h"
 
@@ -79,26 +80,19 @@ static int prepare_item(const tokenizer *tok, int vocab, const mcq_item *it,
     } else if (tokenizer_encode(tok, it->context, keep, o->add_special, &ctx)) {
         return err_prefix("item %s", it->id);
     }
-    size_t text_cap = clen + 64;
-    char *text = malloc(text_cap);
-    if (!text) rc = err_set("mcq: out of memory");
+    strbuf text;
+    strbuf_init(&text);
     int order[MCQ_MAX_CHOICES];
     for (int c = 0; c < it->n_choices && !rc; c++) {
         const char *choice = it->choices[c];
-        size_t need = clen + 1 + strlen(choice) + 1;
-        if (need > text_cap) {
-            char *p = realloc(text, need);
-            if (!p) {
-                rc = err_set("mcq: out of memory");
-                break;
-            }
-            text = p;
-            text_cap = need;
-        }
         // context (trailing whitespace included, now leading the continuation) + " " + choice
-        snprintf(text, text_cap, "%s %s", it->context, choice);
+        strbuf_clear(&text);
+        if (strbuf_printf(&text, "%s %s", it->context, choice)) {
+            rc = err_set("mcq: out of memory");
+            break;
+        }
         whole.len = 0;
-        if (tokenizer_encode(tok, text, strlen(text), o->add_special, &whole)) {
+        if (tokenizer_encode(tok, text.data, text.len, o->add_special, &whole)) {
             rc = err_prefix("item %s", it->id);
             break;
         }
@@ -167,7 +161,7 @@ static int prepare_item(const tokenizer *tok, int vocab, const mcq_item *it,
     if (w->T < 1) w->T = 1;
     res->truncated = w->truncated;
     free(input);
-    free(text);
+    strbuf_free(&text);
     id_vec_free(&ctx);
     id_vec_free(&whole);
     if (rc) work_free(w);
@@ -200,12 +194,6 @@ static int cmp_shape(const void *pa, const void *pb, void *ctx) {
     return *(const size_t *)pa < *(const size_t *)pb ? -1 : 1;
 }
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 int mcq_score(const model *m, const lora_adapter *lora, const tokenizer *tok, const mcq_set *s,
               const mcq_options *o, mcq_result *out) {
     if (o->max_len < 2) return err_set("mcq: max length %d is too short", o->max_len);
@@ -229,7 +217,7 @@ int mcq_score(const model *m, const lora_adapter *lora, const tokenizer *tok, co
     float *logits = NULL;
     int32_t *tokens = NULL, *targets = NULL;
     size_t cap = 0;
-    double t0 = now_s(), last = t0;
+    double t0 = clock_now_s(), last = t0;
     for (size_t k = 0; k < s->n && !rc; k++) {
         const size_t i = order[k];
         const item_work *w = &works[i];
@@ -274,7 +262,7 @@ int mcq_score(const model *m, const lora_adapter *lora, const tokenizer *tok, co
             res->ll[c] = ll;
         }
         pick(it, res);
-        double now = now_s();
+        double now = clock_now_s();
         if (o->progress && (now - last > 10.0 || k + 1 == s->n)) {
             fprintf(stderr, "eval: %zu/%zu items, %.2f items/s\n", k + 1, s->n,
                     (double)(k + 1) / (now - t0));

@@ -4,18 +4,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "common/clock.h"
 #include "common/error.h"
 #include "data_prep/shard_reader.h"
 #include "train/batcher.h"
 #include "model/transformer.h"
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 // Runs the windows through the model in batches of o->batch rows.
 static int run_windows(const model *m, const lora_adapter *lora, shard_set *s, batcher *bt,
@@ -29,7 +23,7 @@ static int run_windows(const model *m, const lora_adapter *lora, shard_set *s, b
     int32_t *positions = malloc(N * sizeof *positions), *doc_ids = malloc(N * sizeof *doc_ids);
     int rc = 0;
     if (!tokens || !targets || !positions || !doc_ids) rc = err_set("eval: out of memory");
-    double t0 = now_s(), last = t0;
+    double t0 = clock_now_s(), last = t0;
     for (int64_t k0 = 0; k0 < n && !rc; k0 += B) {
         for (int row = 0; row < B && !rc; row++) {
             const int64_t k = k0 + row;
@@ -59,7 +53,7 @@ static int run_windows(const model *m, const lora_adapter *lora, shard_set *s, b
         if (rc) break;
         lm_batch b = {tokens, targets, positions, doc_ids};
         r->nll_sum += lm_forward(&plan, &b, 0, 0.0f, &r->tokens);
-        double now = now_s();
+        double now = clock_now_s();
         int64_t done = k0 + B < n ? k0 + B : n;
         if (o->progress && (now - last > 10.0 || done == n)) {
             fprintf(stderr, "eval: %lld/%lld windows, %.0f tokens/s\n", (long long)done,

@@ -18,8 +18,6 @@ const char *gguf_adapter_arch(const model_config *mc) {
     return mc->arch == MODEL_ARCH_QWEN2 ? "qwen2" : "llama";
 }
 
-const char *gguf_adapter_target_name(lora_target t) { return GGUF_TARGET_NAMES[t]; }
-
 void qk_rows_permute(float *dst, const float *src, int n_heads, int head_dim, int cols) {
     int half = head_dim / 2;
     for (int h = 0; h < n_heads; h++)

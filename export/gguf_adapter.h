@@ -16,8 +16,6 @@
 
 // llama.cpp's architecture name for a base model ("llama" or "qwen2").
 const char *gguf_adapter_arch(const model_config *mc);
-// llama.cpp's tensor name stem of a LoRA target, e.g. "attn_q", "ffn_down".
-const char *gguf_adapter_target_name(lora_target t);
 
 // Writes the adapter to `path` atomically; `name` becomes general.name.
 int gguf_adapter_write(const char *path, const lora_adapter *a, const model_config *mc,

@@ -80,7 +80,8 @@ typedef struct {
     const tokenizer *tok;
     id_vec ids;
     size_t prefix, read;
-    char *text;  // everything emitted so far (NUL-terminated)
+    // Everything emitted so far (NUL-terminated). Not a strbuf: callers read text and len.
+    char *text;
     size_t len, cap;
     generate_piece_fn on_piece;
     void *user;

@@ -1,9 +1,10 @@
 // The generation loop: prefill, sample, stop, and stream text as it becomes complete.
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "common/clock.h"
 #include "common/error.h"
+#include "common/strbuf.h"
 #include "generate/generate.h"
 
 void generate_options_default(generate_options *o, const model *m, const tokenizer *tok) {
@@ -48,21 +49,10 @@ const char *generate_stop_name(generate_stop s) {
     return "?";
 }
 
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 static int text_append(text_stream *s, const char *p, size_t n) {
-    if (s->len + n + 1 > s->cap) {
-        size_t cap = s->cap ? s->cap : 256;
-        while (cap < s->len + n + 1) cap *= 2;
-        char *t = realloc(s->text, cap);
-        if (!t) return err_set("generate: out of memory for the text");
-        s->text = t;
-        s->cap = cap;
-    }
+    char *t = vec_grow(s->text, &s->cap, s->len + n + 1, 1);
+    if (!t) return err_set("generate: out of memory for the text");
+    s->text = t;
     memcpy(s->text + s->len, p, n);
     s->len += n;
     s->text[s->len] = '\0';
@@ -176,9 +166,9 @@ int generate_ids(const model *m, const lora_adapter *lora, const tokenizer *tok,
     int rc = sampler_init(&smp, c->vocab_size, o->temperature, o->top_p, o->seed);
     for (size_t i = 0; i < n_prompt && !rc; i++) rc = id_vec_push(&res->prompt_ids, prompt[i]);
 
-    double t0 = now_seconds();
+    double t0 = clock_now_s();
     if (!rc) rc = decoder_forward(&d, prompt, (int)n_prompt, logits, 0);
-    double t1 = now_seconds();
+    double t1 = clock_now_s();
     res->prefill_seconds = t1 - t0;
     res->stop = GENERATE_STOP_LENGTH;
     for (int k = 0; !rc; k++) {
@@ -200,7 +190,7 @@ int generate_ids(const model *m, const lora_adapter *lora, const tokenizer *tok,
         rc = decoder_forward(&d, &next, 1, logits, 0);
     }
     if (!rc) rc = text_stream_finish(&ts);
-    res->decode_seconds = now_seconds() - t1;
+    res->decode_seconds = clock_now_s() - t1;
     res->positions_computed = d.n_positions;
     res->text = ts.text;
     res->text_len = ts.len;

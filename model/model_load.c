@@ -7,6 +7,7 @@
 
 #include "common/error.h"
 #include "common/fileio.h"
+#include "formats/gguf.h"
 
 const char *model_arch_name(model_arch a) {
     switch (a) {
@@ -17,27 +18,13 @@ const char *model_arch_name(model_arch a) {
     return "?";
 }
 
-static int file_has_gguf_magic(const char *path) {
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return 0;
-    char magic[4];
-    int ok = fread(magic, 1, 4, fp) == 4 && !memcmp(magic, "GGUF", 4);
-    fclose(fp);
-    return ok;
-}
-
-static int has_suffix(const char *s, const char *suffix) {
-    size_t n = strlen(s), k = strlen(suffix);
-    return n >= k && !strcmp(s + n - k, suffix);
-}
-
 int model_load(model *m, const char *path) {
     memset(m, 0, sizeof *m);
     if (!path_exists(path)) return err_set("%s: no such file or directory", path);
     int rc;
     if (path_is_dir(path))
         rc = model_load_hf(m, path);
-    else if (has_suffix(path, ".gguf") || file_has_gguf_magic(path))
+    else if (gguf_path_is_gguf(path))
         rc = model_load_gguf(m, path);
     else
         return err_set("%s: not a model (expected a Hugging Face directory or a .gguf file)",

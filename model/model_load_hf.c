@@ -8,6 +8,7 @@
 
 #include "common/error.h"
 #include "common/fileio.h"
+#include "common/strbuf.h"
 #include "formats/safetensors.h"
 #include "model/model_load.h"
 
@@ -238,6 +239,7 @@ typedef struct {
     st_file *files;
     char **names;  // shard file names (relative to the directory)
     int n;
+    size_t cap;  // of both files and names
     cJSON *index;             // model.safetensors.index.json, NULL for a single file
     const cJSON *weight_map;  // inside `index`
     char index_path[4096];
@@ -259,11 +261,14 @@ static int hf_weights_add(hf_weights *w, const char *dir, const char *name) {
         if (!strcmp(w->names[i], name)) return 0;
     if (strchr(name, '/') || !strcmp(name, "..") || !*name)
         return err_set("%s: weight_map: invalid shard file name '%s'", w->index_path, name);
-    st_file *nf = realloc(w->files, (size_t)(w->n + 1) * sizeof *nf);
+    // files and names grow together: from the same capacity vec_grow gives both the same new one.
+    size_t need = (size_t)w->n + 1, cap_files = w->cap, cap_names = w->cap;
+    st_file *nf = vec_grow(w->files, &cap_files, need, sizeof *nf);
     if (nf) w->files = nf;
-    char **nn = realloc(w->names, (size_t)(w->n + 1) * sizeof *nn);
+    char **nn = vec_grow(w->names, &cap_names, need, sizeof *nn);
     if (nn) w->names = nn;
     if (!nf || !nn) return err_set("%s: out of memory", dir);
+    w->cap = cap_files;
     char path[4096];
     if (path_join(path, sizeof path, dir, name) != 0) return -1;
     if (!(w->names[w->n] = strdup(name))) return err_set("%s: out of memory", dir);

@@ -8,8 +8,9 @@
 
 #include "common/error.h"
 #include "common/fileio.h"
-#include "report/report_buf.h"
+#include "common/strbuf.h"
 #include "report/report_chart.h"
+#include "report/report_html.h"
 #include "report/report_metrics.h"
 #include "report/report_sections.h"
 #include "report/report_summary.h"
@@ -43,19 +44,19 @@ static void fmt_duration(char *out, size_t n, double s) {
 
 // One summary row; `value` goes to data-value and `step` (when >= 0) to data-step, both
 // machine-readable; `text` is what is shown. A NaN value with no step is "no value".
-static void summary_row(report_buf *b, const char *id, const char *label, double value,
+static void summary_row(strbuf *b, const char *id, const char *label, double value,
                         int64_t step, const char *text) {
-    report_buf_printf(b, "<tr id=\"sum-%s\"><th>%s</th>", id, label);
+    strbuf_printf(b, "<tr id=\"sum-%s\"><th>%s</th>", id, label);
     if (isnan(value) && step < 0) {
-        report_buf_printf(b, "<td>%s</td></tr>\n", text);
+        strbuf_printf(b, "<td>%s</td></tr>\n", text);
         return;
     }
-    report_buf_printf(b, "<td data-value=\"%.17g\"", value);
-    if (step >= 0) report_buf_printf(b, " data-step=\"%lld\"", (long long)step);
-    report_buf_printf(b, "%s>%s</td></tr>\n", isfinite(value) ? "" : " class=\"bad\"", text);
+    strbuf_printf(b, "<td data-value=\"%.17g\"", value);
+    if (step >= 0) strbuf_printf(b, " data-step=\"%lld\"", (long long)step);
+    strbuf_printf(b, "%s>%s</td></tr>\n", isfinite(value) ? "" : " class=\"bad\"", text);
 }
 
-static void summary_num(report_buf *b, const char *id, const char *label, double v, int64_t step) {
+static void summary_num(strbuf *b, const char *id, const char *label, double v, int64_t step) {
     char text[96];
     if (isnan(v) && step < 0) snprintf(text, sizeof text, "\xE2\x80\x94");
     else if (step >= 0) snprintf(text, sizeof text, "%.6g (step %lld)", v, (long long)step);
@@ -69,24 +70,24 @@ static int64_t config_total_steps(const cJSON *config) {
     return cJSON_IsNumber(steps) && steps->valuedouble >= 0 ? (int64_t)steps->valuedouble : -1;
 }
 
-static void render_summary(report_buf *b, const report_metrics *m, const report_summary *s,
+static void render_summary(strbuf *b, const report_metrics *m, const report_summary *s,
                            const cJSON *config, int finished) {
     char text[160];
     int64_t total = config_total_steps(config);
-    report_buf_puts(b, "<section id=\"summary\">\n<h2>Summary</h2>\n<table class=\"kv\">\n");
+    strbuf_puts(b, "<section id=\"summary\">\n<h2>Summary</h2>\n<table class=\"kv\">\n");
     if (total > 0)
         snprintf(text, sizeof text, "%lld / %lld (%.0f%%)", (long long)s->last_step,
                  (long long)total, 100.0 * (double)s->last_step / (double)total);
     else
         snprintf(text, sizeof text, "%lld / ? (%s)", (long long)s->last_step,
                  config ? "the config sets epochs, not steps" : "no config.json");
-    report_buf_printf(b, "<tr id=\"sum-steps\"><th>steps done / total</th><td data-value=\"%lld\" "
-                         "data-total=\"%lld\">%s</td></tr>\n",
-                      (long long)s->last_step, (long long)total, text);
-    report_buf_printf(b, "<tr id=\"sum-status\"><th>status</th><td>%s</td></tr>\n",
-                      finished ? "finished"
-                               : "in progress or stopped (continue a stopped run with "
-                                 "<code>medtune train CONFIG --resume</code>)");
+    strbuf_printf(b, "<tr id=\"sum-steps\"><th>steps done / total</th><td data-value=\"%lld\" "
+                     "data-total=\"%lld\">%s</td></tr>\n",
+                  (long long)s->last_step, (long long)total, text);
+    strbuf_printf(b, "<tr id=\"sum-status\"><th>status</th><td>%s</td></tr>\n",
+                  finished ? "finished"
+                           : "in progress or stopped (continue a stopped run with "
+                             "<code>medtune train CONFIG --resume</code>)");
     summary_num(b, "tokens", "tokens seen", s->tokens, -1);
     fmt_duration(text, sizeof text, s->elapsed_s);
     summary_row(b, "elapsed", "elapsed time", s->elapsed_s, -1, text);
@@ -101,46 +102,46 @@ static void render_summary(report_buf *b, const report_metrics *m, const report_
     summary_row(b, "malformed", "malformed lines skipped", (double)m->n_malformed, -1, text);
     snprintf(text, sizeof text, "%zu", s->n_nonfinite);
     summary_row(b, "nonfinite", "NaN / infinite values", (double)s->n_nonfinite, -1, text);
-    report_buf_puts(b, "</table>\n</section>\n");
+    strbuf_puts(b, "</table>\n</section>\n");
 }
 
-static void render_warnings(report_buf *b, const report_metrics *m, const report_summary *s,
+static void render_warnings(strbuf *b, const report_metrics *m, const report_summary *s,
                             const char *config_why) {
     if (!m->n_malformed && !s->n_nonfinite && !m->n_replaced && !config_why) return;
-    report_buf_puts(b, "<section id=\"warnings\" class=\"warn\">\n<h2>Warnings</h2>\n<ul>\n");
+    strbuf_puts(b, "<section id=\"warnings\" class=\"warn\">\n<h2>Warnings</h2>\n<ul>\n");
     if (m->n_malformed) {
-        report_buf_printf(b, "<li id=\"warn-malformed\">%zu malformed line%s of metrics.jsonl "
-                             "skipped (line",
-                          m->n_malformed, m->n_malformed == 1 ? "" : "s");
+        strbuf_printf(b, "<li id=\"warn-malformed\">%zu malformed line%s of metrics.jsonl "
+                         "skipped (line",
+                      m->n_malformed, m->n_malformed == 1 ? "" : "s");
         size_t shown = m->n_malformed < REPORT_MAX_NOTED ? m->n_malformed : REPORT_MAX_NOTED;
         for (size_t i = 0; i < shown; i++)
-            report_buf_printf(b, "%s %zu", i ? "," : (shown > 1 ? "s" : ""), m->malformed_lines[i]);
-        report_buf_printf(b, "%s)%s</li>\n", m->n_malformed > shown ? ", \xE2\x80\xA6" : "",
-                          m->last_line_torn ? "; the last line is incomplete (the run may be "
-                                              "writing it)"
-                                            : "");
+            strbuf_printf(b, "%s %zu", i ? "," : (shown > 1 ? "s" : ""), m->malformed_lines[i]);
+        strbuf_printf(b, "%s)%s</li>\n", m->n_malformed > shown ? ", \xE2\x80\xA6" : "",
+                      m->last_line_torn ? "; the last line is incomplete (the run may be "
+                                          "writing it)"
+                                        : "");
     }
     if (s->n_nonfinite) {
-        report_buf_printf(b, "<li id=\"warn-nonfinite\">%zu NaN or infinite value%s, left out of "
-                             "the charts:",
-                          s->n_nonfinite, s->n_nonfinite == 1 ? "" : "s");
+        strbuf_printf(b, "<li id=\"warn-nonfinite\">%zu NaN or infinite value%s, left out of "
+                         "the charts:",
+                      s->n_nonfinite, s->n_nonfinite == 1 ? "" : "s");
         size_t shown = s->n_nonfinite < REPORT_MAX_NOTED ? s->n_nonfinite : REPORT_MAX_NOTED;
         for (size_t i = 0; i < shown; i++)
-            report_buf_printf(b, "%s %s = %g at step %lld", i ? "," : "",
-                              REPORT_FIELD_KEYS[s->nonfinite[i].field], s->nonfinite[i].value,
-                              (long long)s->nonfinite[i].step);
-        report_buf_printf(b, "%s</li>\n", s->n_nonfinite > shown ? ", \xE2\x80\xA6" : "");
+            strbuf_printf(b, "%s %s = %g at step %lld", i ? "," : "",
+                          REPORT_FIELD_KEYS[s->nonfinite[i].field], s->nonfinite[i].value,
+                          (long long)s->nonfinite[i].step);
+        strbuf_printf(b, "%s</li>\n", s->n_nonfinite > shown ? ", \xE2\x80\xA6" : "");
     }
     if (m->n_replaced)
-        report_buf_printf(b, "<li id=\"warn-replaced\">%zu line%s repeated a step already "
-                             "logged; the later line is used</li>\n",
-                          m->n_replaced, m->n_replaced == 1 ? "" : "s");
+        strbuf_printf(b, "<li id=\"warn-replaced\">%zu line%s repeated a step already "
+                         "logged; the later line is used</li>\n",
+                      m->n_replaced, m->n_replaced == 1 ? "" : "s");
     if (config_why) {
-        report_buf_puts(b, "<li id=\"warn-config\">");
-        report_buf_escape(b, config_why);
-        report_buf_puts(b, " (no total step count, config or data summary)</li>\n");
+        strbuf_puts(b, "<li id=\"warn-config\">");
+        html_escape(b, config_why);
+        strbuf_puts(b, " (no total step count, config or data summary)</li>\n");
     }
-    report_buf_puts(b, "</ul>\n</section>\n");
+    strbuf_puts(b, "</ul>\n</section>\n");
 }
 
 // x = step and y = field f of every row that has f.
@@ -154,7 +155,7 @@ static size_t collect(const report_metrics *m, report_field f, double *x, double
     return n;
 }
 
-static int render_charts(report_buf *b, const report_metrics *m) {
+static int render_charts(strbuf *b, const report_metrics *m) {
     const size_t R = m->n_rows;
     double *mem = xmalloc_or_err((2 * REPORT_N_FIELDS + 1) * R * sizeof(double), "report");
     if (!mem) return -1;
@@ -185,8 +186,8 @@ static int render_charts(report_buf *b, const report_metrics *m) {
         loss[n_loss++] = (chart_series){"val_loss", "val loss", x[REPORT_VAL_LOSS],
                                         y[REPORT_VAL_LOSS], n[REPORT_VAL_LOSS],
                                         CHART_LINE | CHART_MARKERS, "#e6550d"};
-    report_buf_puts(b, "<section id=\"charts\">\n<h2>Curves</h2>\n<p>Hover a point for its "
-                       "step and value. NaN and infinite values are left out.</p>\n");
+    strbuf_puts(b, "<section id=\"charts\">\n<h2>Curves</h2>\n<p>Hover a point for its "
+                   "step and value. NaN and infinite values are left out.</p>\n");
     chart_render(b, &(chart){"chart-loss", "Loss (mean cross-entropy per trained token)", "step",
                              "loss", loss, n_loss});
     if (n[REPORT_VAL_PPL]) {
@@ -195,10 +196,10 @@ static int render_charts(report_buf *b, const report_metrics *m) {
         chart_render(b, &(chart){"chart-ppl", "Validation perplexity", "step", "perplexity",
                                  &ppl, 1});
     } else {
-        report_buf_puts(b, "<figure class=\"chart\"><figcaption>Validation perplexity"
-                           "</figcaption><p class=\"note\" id=\"chart-ppl\">No evaluation in "
-                           "metrics.jsonl (eval_every is 0, or the run has not reached an "
-                           "evaluation).</p></figure>\n");
+        strbuf_puts(b, "<figure class=\"chart\"><figcaption>Validation perplexity"
+                       "</figcaption><p class=\"note\" id=\"chart-ppl\">No evaluation in "
+                       "metrics.jsonl (eval_every is 0, or the run has not reached an "
+                       "evaluation).</p></figure>\n");
     }
     static const struct {
         report_field f;
@@ -216,7 +217,7 @@ static int render_charts(report_buf *b, const report_metrics *m) {
                           CHART_LINE | CHART_HOVER, SINGLE[i].color};
         chart_render(b, &(chart){SINGLE[i].id, SINGLE[i].title, "step", SINGLE[i].y_label, &s, 1});
     }
-    report_buf_puts(b, "</section>\n");
+    strbuf_puts(b, "</section>\n");
     free(mem);
     return 0;
 }
@@ -254,24 +255,24 @@ static int run_finished(const char *run_dir, const report_summary *s, const cJSO
     return path_exists(path);
 }
 
-static void render_page(report_buf *b, const char *run_dir, const report_metrics *m,
+static void render_page(strbuf *b, const char *run_dir, const report_metrics *m,
                         const report_summary *s, const cJSON *config, const char *config_why) {
-    report_buf_puts(b, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-                       "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
-                       "<title>medtune report: ");
-    report_buf_escape(b, run_dir);
-    report_buf_printf(b, "</title>\n<style>\n%s</style>\n</head>\n<body>\n<header>\n"
-                         "<h1>Training run report</h1>\n<p class=\"sub\">run directory: <code>",
-                      PAGE_STYLE);
-    report_buf_escape(b, run_dir);
-    report_buf_puts(b, "</code></p>\n");
+    strbuf_puts(b, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+                   "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+                   "<title>medtune report: ");
+    html_escape(b, run_dir);
+    strbuf_printf(b, "</title>\n<style>\n%s</style>\n</head>\n<body>\n<header>\n"
+                     "<h1>Training run report</h1>\n<p class=\"sub\">run directory: <code>",
+                  PAGE_STYLE);
+    html_escape(b, run_dir);
+    strbuf_puts(b, "</code></p>\n");
     const cJSON *model = cJSON_GetObjectItemCaseSensitive(config, "model");
     if (cJSON_IsString(model)) {
-        report_buf_puts(b, "<p class=\"sub\">base model: <code>");
-        report_buf_escape(b, model->valuestring);
-        report_buf_puts(b, "</code></p>\n");
+        strbuf_puts(b, "<p class=\"sub\">base model: <code>");
+        html_escape(b, model->valuestring);
+        strbuf_puts(b, "</code></p>\n");
     }
-    report_buf_puts(b, "</header>\n");
+    strbuf_puts(b, "</header>\n");
     render_warnings(b, m, s, config_why);
     render_summary(b, m, s, config, run_finished(run_dir, s, config));
 }
@@ -296,26 +297,26 @@ int report_write(const char *run_dir, const char *out_path, report_result *res) 
     char config_why[4400] = "";
     cJSON *config = config_load(run_dir, config_why, sizeof config_why);
 
-    report_buf b;
-    report_buf_init(&b);
+    strbuf b;
+    strbuf_init(&b);
     render_page(&b, run_dir, &m, &s, config, config ? NULL : config_why);
     int rc = render_charts(&b, &m);
     if (!rc) {
         if (config) report_data_section(&b, config);
         report_checkpoints_section(&b, run_dir);
         report_config_section(&b, config, config_why);
-        report_buf_printf(&b, "<footer>Made by <code>medtune report</code> from metrics.jsonl "
-                              "(%zu lines, %zu steps, %zu evaluations, %zu malformed lines "
-                              "skipped). This page loads nothing from the network.</footer>\n"
-                              "</body>\n</html>\n",
-                          m.n_lines, s.n_train, s.n_evals, m.n_malformed);
-        if (report_buf_failed(&b)) rc = err_set("%s: out of memory building the report", out_path);
+        strbuf_printf(&b, "<footer>Made by <code>medtune report</code> from metrics.jsonl "
+                          "(%zu lines, %zu steps, %zu evaluations, %zu malformed lines "
+                          "skipped). This page loads nothing from the network.</footer>\n"
+                          "</body>\n</html>\n",
+                      m.n_lines, s.n_train, s.n_evals, m.n_malformed);
+        if (strbuf_failed(&b)) rc = err_set("%s: out of memory building the report", out_path);
         else rc = file_write_atomic(out_path, b.data, b.len);
     }
     if (!rc && res)
         *res = (report_result){s.last_step, config_total_steps(config), s.n_evals, m.n_malformed,
                                s.n_nonfinite};
-    report_buf_free(&b);
+    strbuf_free(&b);
     cJSON_Delete(config);
     report_metrics_free(&m);
     return rc;

@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "report/report_html.h"
+
 #define CHART_W 860.0
 #define CHART_H 300.0
 #define MARGIN_L 78.0
@@ -66,113 +68,113 @@ static double map(double v, double lo, double hi, double a, double b) {
     return a + (v - lo) / (hi - lo) * (b - a);
 }
 
-static void render_axes(report_buf *b, const chart *c, const axis *ax, const axis *ay) {
+static void render_axes(strbuf *b, const chart *c, const axis *ax, const axis *ay) {
     const double x0 = MARGIN_L, x1 = CHART_W - MARGIN_R, y0 = CHART_H - MARGIN_B, y1 = MARGIN_T;
     char label[64];
-    report_buf_puts(b, "<g class=\"grid\" stroke=\"#e3e3e3\">");
+    strbuf_puts(b, "<g class=\"grid\" stroke=\"#e3e3e3\">");
     for (int i = 0; i < ay->n_ticks; i++) {
         double y = map(ay->lo + i * ay->step, ay->lo, ay->hi, y0, y1);
-        report_buf_printf(b, "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\"/>", x0, y, x1, y);
+        strbuf_printf(b, "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\"/>", x0, y, x1, y);
     }
-    report_buf_puts(b, "</g>\n<g class=\"axis\" stroke=\"#444\">");
-    report_buf_printf(b, "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\"/>", x0, y0, x1, y0);
-    report_buf_printf(b, "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\"/>", x0, y0, x0, y1);
+    strbuf_puts(b, "</g>\n<g class=\"axis\" stroke=\"#444\">");
+    strbuf_printf(b, "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\"/>", x0, y0, x1, y0);
+    strbuf_printf(b, "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\"/>", x0, y0, x0, y1);
     for (int i = 0; i < ax->n_ticks; i++) {
         double x = map(ax->lo + i * ax->step, ax->lo, ax->hi, x0, x1);
-        report_buf_printf(b, "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\"/>", x, y0, x,
-                          y0 + 5);
+        strbuf_printf(b, "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\"/>", x, y0, x,
+                      y0 + 5);
     }
     for (int i = 0; i < ay->n_ticks; i++) {
         double y = map(ay->lo + i * ay->step, ay->lo, ay->hi, y0, y1);
-        report_buf_printf(b, "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\"/>", x0 - 5, y,
-                          x0, y);
+        strbuf_printf(b, "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\"/>", x0 - 5, y,
+                      x0, y);
     }
-    report_buf_puts(b, "</g>\n<g class=\"ticks\">");
+    strbuf_puts(b, "</g>\n<g class=\"ticks\">");
     for (int i = 0; i < ax->n_ticks; i++) {
         double v = ax->lo + i * ax->step;
         tick_label(label, sizeof label, ax, v);
-        report_buf_printf(b, "<text x=\"%.2f\" y=\"%.2f\" text-anchor=\"middle\">%s</text>",
-                          map(v, ax->lo, ax->hi, x0, x1), y0 + 18, label);
+        strbuf_printf(b, "<text x=\"%.2f\" y=\"%.2f\" text-anchor=\"middle\">%s</text>",
+                      map(v, ax->lo, ax->hi, x0, x1), y0 + 18, label);
     }
     for (int i = 0; i < ay->n_ticks; i++) {
         double v = ay->lo + i * ay->step;
         tick_label(label, sizeof label, ay, v);
-        report_buf_printf(b, "<text x=\"%.2f\" y=\"%.2f\" text-anchor=\"end\">%s</text>", x0 - 8,
-                          map(v, ay->lo, ay->hi, y0, y1) + 4, label);
+        strbuf_printf(b, "<text x=\"%.2f\" y=\"%.2f\" text-anchor=\"end\">%s</text>", x0 - 8,
+                      map(v, ay->lo, ay->hi, y0, y1) + 4, label);
     }
-    report_buf_puts(b, "</g>\n<text class=\"xlabel\" text-anchor=\"middle\" ");
-    report_buf_printf(b, "x=\"%.2f\" y=\"%.2f\">", (x0 + x1) / 2, CHART_H - 8);
-    report_buf_escape(b, c->x_label);
-    if (ax->exp10) report_buf_printf(b, " (\xC3\x97" "1e%d)", ax->exp10);
-    report_buf_printf(b, "</text>\n<text class=\"ylabel\" text-anchor=\"middle\" "
-                         "transform=\"translate(16 %.2f) rotate(-90)\">",
-                      (y0 + y1) / 2);
-    report_buf_escape(b, c->y_label);
-    if (ay->exp10) report_buf_printf(b, " (\xC3\x97" "1e%d)", ay->exp10);
-    report_buf_puts(b, "</text>\n");
+    strbuf_puts(b, "</g>\n<text class=\"xlabel\" text-anchor=\"middle\" ");
+    strbuf_printf(b, "x=\"%.2f\" y=\"%.2f\">", (x0 + x1) / 2, CHART_H - 8);
+    html_escape(b, c->x_label);
+    if (ax->exp10) strbuf_printf(b, " (\xC3\x97" "1e%d)", ax->exp10);
+    strbuf_printf(b, "</text>\n<text class=\"ylabel\" text-anchor=\"middle\" "
+                     "transform=\"translate(16 %.2f) rotate(-90)\">",
+                  (y0 + y1) / 2);
+    html_escape(b, c->y_label);
+    if (ay->exp10) strbuf_printf(b, " (\xC3\x97" "1e%d)", ay->exp10);
+    strbuf_puts(b, "</text>\n");
 }
 
-static void render_legend(report_buf *b, const chart *c) {
+static void render_legend(strbuf *b, const chart *c) {
     double x = MARGIN_L;
     for (int s = 0; s < c->n_series; s++) {
         const chart_series *cs = &c->series[s];
-        report_buf_printf(b, "<g class=\"legend\" data-series=\"%s\">", cs->key);
+        strbuf_printf(b, "<g class=\"legend\" data-series=\"%s\">", cs->key);
         if (cs->style & CHART_LINE)
-            report_buf_printf(b, "<line x1=\"%.1f\" y1=\"14\" x2=\"%.1f\" y2=\"14\" stroke=\"%s\" "
-                                 "stroke-width=\"2.5\"/>",
-                              x, x + 22, cs->color);
+            strbuf_printf(b, "<line x1=\"%.1f\" y1=\"14\" x2=\"%.1f\" y2=\"14\" stroke=\"%s\" "
+                             "stroke-width=\"2.5\"/>",
+                          x, x + 22, cs->color);
         if (cs->style & CHART_MARKERS)
-            report_buf_printf(b, "<circle cx=\"%.1f\" cy=\"14\" r=\"3.5\" fill=\"%s\"/>", x + 11,
-                              cs->color);
-        report_buf_printf(b, "<text x=\"%.1f\" y=\"18\">", x + 28);
-        report_buf_escape(b, cs->label);
-        report_buf_puts(b, "</text></g>");
+            strbuf_printf(b, "<circle cx=\"%.1f\" cy=\"14\" r=\"3.5\" fill=\"%s\"/>", x + 11,
+                          cs->color);
+        strbuf_printf(b, "<text x=\"%.1f\" y=\"18\">", x + 28);
+        html_escape(b, cs->label);
+        strbuf_puts(b, "</text></g>");
         x += 44 + 7.0 * (double)strlen(cs->label);
     }
-    report_buf_puts(b, "\n");
+    strbuf_puts(b, "\n");
 }
 
-static void render_series(report_buf *b, const chart *c, const chart_series *cs, const axis *ax,
+static void render_series(strbuf *b, const chart *c, const chart_series *cs, const axis *ax,
                           const axis *ay) {
     const double x0 = MARGIN_L, x1 = CHART_W - MARGIN_R, y0 = CHART_H - MARGIN_B, y1 = MARGIN_T;
     if (cs->style & CHART_LINE) {
-        report_buf_printf(b, "<path class=\"line\" data-series=\"%s\" fill=\"none\" stroke=\"%s\" "
-                             "stroke-width=\"%s\" stroke-linejoin=\"round\" d=\"",
-                          cs->key, cs->color, cs->style & CHART_MARKERS ? "1.8" : "1.6");
+        strbuf_printf(b, "<path class=\"line\" data-series=\"%s\" fill=\"none\" stroke=\"%s\" "
+                         "stroke-width=\"%s\" stroke-linejoin=\"round\" d=\"",
+                      cs->key, cs->color, cs->style & CHART_MARKERS ? "1.8" : "1.6");
         int pen_down = 0;
         for (size_t i = 0; i < cs->n; i++) {
             if (!drawable(cs->x[i], cs->y[i])) {
                 pen_down = 0;
                 continue;
             }
-            report_buf_printf(b, "%s%.2f %.2f", pen_down ? "L" : "M",
-                              map(cs->x[i], ax->lo, ax->hi, x0, x1),
-                              map(cs->y[i], ay->lo, ay->hi, y0, y1));
+            strbuf_printf(b, "%s%.2f %.2f", pen_down ? "L" : "M",
+                          map(cs->x[i], ax->lo, ax->hi, x0, x1),
+                          map(cs->y[i], ay->lo, ay->hi, y0, y1));
             pen_down = 1;
         }
-        report_buf_puts(b, "\"/>\n");
+        strbuf_puts(b, "\"/>\n");
     }
     if (!(cs->style & (CHART_MARKERS | CHART_HOVER))) return;
     size_t stride = 1;
     if (!(cs->style & CHART_MARKERS) && cs->n > CHART_MAX_HOVER)
         stride = (cs->n + CHART_MAX_HOVER - 1) / CHART_MAX_HOVER;
-    report_buf_printf(b, "<g class=\"%s\" data-series=\"%s\" fill=\"%s\">",
-                      cs->style & CHART_MARKERS ? "pts" : "hit", cs->key, cs->color);
+    strbuf_printf(b, "<g class=\"%s\" data-series=\"%s\" fill=\"%s\">",
+                  cs->style & CHART_MARKERS ? "pts" : "hit", cs->key, cs->color);
     for (size_t i = 0; i < cs->n; i++) {
         if ((i % stride && i + 1 != cs->n) || !drawable(cs->x[i], cs->y[i])) continue;
-        report_buf_printf(b, "<circle cx=\"%.2f\" cy=\"%.2f\" r=\"%s\"><title>",
-                          map(cs->x[i], ax->lo, ax->hi, x0, x1),
-                          map(cs->y[i], ay->lo, ay->hi, y0, y1),
-                          cs->style & CHART_MARKERS ? "3.5" : "4");
-        report_buf_escape(b, c->x_label);
-        report_buf_printf(b, " %.10g: ", cs->x[i]);
-        report_buf_escape(b, cs->label);
-        report_buf_printf(b, " %.6g</title></circle>", cs->y[i]);
+        strbuf_printf(b, "<circle cx=\"%.2f\" cy=\"%.2f\" r=\"%s\"><title>",
+                      map(cs->x[i], ax->lo, ax->hi, x0, x1),
+                      map(cs->y[i], ay->lo, ay->hi, y0, y1),
+                      cs->style & CHART_MARKERS ? "3.5" : "4");
+        html_escape(b, c->x_label);
+        strbuf_printf(b, " %.10g: ", cs->x[i]);
+        html_escape(b, cs->label);
+        strbuf_printf(b, " %.6g</title></circle>", cs->y[i]);
     }
-    report_buf_puts(b, "</g>\n");
+    strbuf_puts(b, "</g>\n");
 }
 
-void chart_render(report_buf *b, const chart *c) {
+void chart_render(strbuf *b, const chart *c) {
     double xlo = INFINITY, xhi = -INFINITY, ylo = INFINITY, yhi = -INFINITY;
     for (int s = 0; s < c->n_series; s++)
         for (size_t i = 0; i < c->series[s].n; i++) {
@@ -181,28 +183,28 @@ void chart_render(report_buf *b, const chart *c) {
             xlo = fmin(xlo, x), xhi = fmax(xhi, x);
             ylo = fmin(ylo, y), yhi = fmax(yhi, y);
         }
-    report_buf_printf(b, "<figure class=\"chart\">\n<figcaption>");
-    report_buf_escape(b, c->title);
-    report_buf_puts(b, "</figcaption>\n");
+    strbuf_printf(b, "<figure class=\"chart\">\n<figcaption>");
+    html_escape(b, c->title);
+    strbuf_puts(b, "</figcaption>\n");
     if (xlo > xhi) {
-        report_buf_printf(b, "<p class=\"nodata\" id=\"%s\">No data to plot.</p>\n</figure>\n",
-                          c->id);
+        strbuf_printf(b, "<p class=\"nodata\" id=\"%s\">No data to plot.</p>\n</figure>\n",
+                      c->id);
         return;
     }
     axis ax, ay;
     axis_fit(&ax, xlo, xhi, 8, 1);
     axis_fit(&ay, ylo, yhi, 5, 0);
-    report_buf_printf(b, "<svg id=\"%s\" viewBox=\"0 0 %.0f "
-                         "%.0f\" role=\"img\" aria-label=\"",
-                      c->id, CHART_W, CHART_H);
-    report_buf_escape(b, c->title);
-    report_buf_printf(b, "\" data-x0=\"%.2f\" data-x1=\"%.2f\" data-y0=\"%.2f\" data-y1=\"%.2f\" "
-                         "data-xlo=\"%.17g\" data-xhi=\"%.17g\" data-ylo=\"%.17g\" "
-                         "data-yhi=\"%.17g\">\n",
-                      MARGIN_L, CHART_W - MARGIN_R, CHART_H - MARGIN_B, MARGIN_T, ax.lo, ax.hi,
-                      ay.lo, ay.hi);
+    strbuf_printf(b, "<svg id=\"%s\" viewBox=\"0 0 %.0f "
+                     "%.0f\" role=\"img\" aria-label=\"",
+                  c->id, CHART_W, CHART_H);
+    html_escape(b, c->title);
+    strbuf_printf(b, "\" data-x0=\"%.2f\" data-x1=\"%.2f\" data-y0=\"%.2f\" data-y1=\"%.2f\" "
+                     "data-xlo=\"%.17g\" data-xhi=\"%.17g\" data-ylo=\"%.17g\" "
+                     "data-yhi=\"%.17g\">\n",
+                  MARGIN_L, CHART_W - MARGIN_R, CHART_H - MARGIN_B, MARGIN_T, ax.lo, ax.hi,
+                  ay.lo, ay.hi);
     render_axes(b, c, &ax, &ay);
     for (int s = 0; s < c->n_series; s++) render_series(b, c, &c->series[s], &ax, &ay);
     render_legend(b, c);
-    report_buf_puts(b, "</svg>\n</figure>\n");
+    strbuf_puts(b, "</svg>\n</figure>\n");
 }

@@ -7,7 +7,7 @@
 
 #include <stddef.h>
 
-#include "report/report_buf.h"
+#include "common/strbuf.h"
 
 enum {
     CHART_LINE = 1,     // a connected line
@@ -35,6 +35,6 @@ typedef struct {
 
 // Appends a <figure> holding the chart's heading and SVG (or a "no data" note when no
 // series has a drawable point).
-void chart_render(report_buf *b, const chart *c);
+void chart_render(strbuf *b, const chart *c);
 
 #endif

@@ -9,10 +9,12 @@
 
 #include "common/error.h"
 #include "common/fileio.h"
+#include "common/str.h"
+#include "report/report_html.h"
 
 #define REPORT_MAX_CHECKPOINTS 4096
 
-static void config_rows(report_buf *b, const cJSON *obj, const char *prefix) {
+static void config_rows(strbuf *b, const cJSON *obj, const char *prefix) {
     for (const cJSON *c = obj->child; c; c = c->next) {
         char key[1024];
         snprintf(key, sizeof key, "%s%s%s", prefix, *prefix ? "." : "", c->string ? c->string : "");
@@ -20,32 +22,32 @@ static void config_rows(report_buf *b, const cJSON *obj, const char *prefix) {
             config_rows(b, c, key);
             continue;
         }
-        report_buf_puts(b, "<tr><th>");
-        report_buf_escape(b, key);
-        report_buf_puts(b, "</th><td>");
+        strbuf_puts(b, "<tr><th>");
+        html_escape(b, key);
+        strbuf_puts(b, "</th><td>");
         if (cJSON_IsString(c)) {
-            report_buf_escape(b, c->valuestring);
+            html_escape(b, c->valuestring);
         } else {
             char *text = cJSON_PrintUnformatted(c);
-            report_buf_escape(b, text ? text : "?");
+            html_escape(b, text ? text : "?");
             free(text);
         }
-        report_buf_puts(b, "</td></tr>\n");
+        strbuf_puts(b, "</td></tr>\n");
     }
 }
 
-void report_config_section(report_buf *b, const cJSON *config, const char *why) {
-    report_buf_puts(b, "<section id=\"config\">\n<h2>Configuration</h2>\n");
+void report_config_section(strbuf *b, const cJSON *config, const char *why) {
+    strbuf_puts(b, "<section id=\"config\">\n<h2>Configuration</h2>\n");
     if (!config) {
-        report_buf_puts(b, "<p class=\"note\">");
-        report_buf_escape(b, why);
-        report_buf_puts(b, "</p>\n</section>\n");
+        strbuf_puts(b, "<p class=\"note\">");
+        html_escape(b, why);
+        strbuf_puts(b, "</p>\n</section>\n");
         return;
     }
-    report_buf_puts(b, "<p>The resolved config of the run (config.json: every key, defaults "
-                       "filled in).</p>\n<table class=\"kv\">\n");
+    strbuf_puts(b, "<p>The resolved config of the run (config.json: every key, defaults "
+                   "filled in).</p>\n<table class=\"kv\">\n");
     config_rows(b, config, "");
-    report_buf_puts(b, "</table>\n</section>\n");
+    strbuf_puts(b, "</table>\n</section>\n");
 }
 
 // The number at a dotted path of a JSON object, or NaN.
@@ -67,14 +69,14 @@ static const char *json_str(const cJSON *o, const char *key) {
     return cJSON_IsString(s) ? s->valuestring : NULL;
 }
 
-static void num_cell(report_buf *b, double v) {
+static void num_cell(strbuf *b, double v) {
     if (isnan(v)) {
-        report_buf_puts(b, "<td>\xE2\x80\x94</td>");
+        strbuf_puts(b, "<td>\xE2\x80\x94</td>");
         return;
     }
-    report_buf_printf(b, "<td data-value=\"%.17g\">", v);
-    if (v == floor(v) && fabs(v) < 1e15) report_buf_printf(b, "%.0f</td>", v);
-    else report_buf_printf(b, "%.6g</td>", v);
+    strbuf_printf(b, "<td data-value=\"%.17g\">", v);
+    if (v == floor(v) && fabs(v) < 1e15) strbuf_printf(b, "%.0f</td>", v);
+    else strbuf_printf(b, "%.6g</td>", v);
 }
 
 typedef struct {
@@ -127,14 +129,14 @@ static const data_row DATA_ROWS[] = {
     {"vocab_size", "tokenizer vocabulary", "tokenizer.vocab_size"},
 };
 
-static void text_cell(report_buf *b, const char *s) {
-    report_buf_puts(b, "<td>");
-    report_buf_escape(b, s ? s : "\xE2\x80\x94");
-    report_buf_puts(b, "</td>");
+static void text_cell(strbuf *b, const char *s) {
+    strbuf_puts(b, "<td>");
+    html_escape(b, s ? s : "\xE2\x80\x94");
+    strbuf_puts(b, "</td>");
 }
 
-void report_data_section(report_buf *b, const cJSON *config) {
-    report_buf_puts(b, "<section id=\"data\">\n<h2>Data</h2>\n");
+void report_data_section(strbuf *b, const cJSON *config) {
+    strbuf_puts(b, "<section id=\"data\">\n<h2>Data</h2>\n");
     const cJSON *data = cJSON_GetObjectItemCaseSensitive(config, "data");
     shard_column cols[3];
     int n = 0;
@@ -146,24 +148,24 @@ void report_data_section(report_buf *b, const cJSON *config) {
         column_load(&cols[n++]);
     }
     if (n == 0) {
-        report_buf_puts(b, "<p class=\"note\">The config names no shard directory "
-                           "(data.train), so there is no data summary.</p>\n</section>\n");
+        strbuf_puts(b, "<p class=\"note\">The config names no shard directory "
+                       "(data.train), so there is no data summary.</p>\n</section>\n");
         return;
     }
-    report_buf_puts(b, "<p>From the <code>manifest.json</code> of each shard directory the "
-                       "run read (written by <code>medtune prep</code>).</p>\n"
-                       "<table class=\"grid\" id=\"data-table\">\n<tr><th></th>");
-    for (int i = 0; i < n; i++) report_buf_printf(b, "<th data-role=\"%s\">data.%s</th>", cols[i].role, cols[i].role);
-    report_buf_puts(b, "</tr>\n<tr data-key=\"path\"><th>directory</th>");
+    strbuf_puts(b, "<p>From the <code>manifest.json</code> of each shard directory the "
+                   "run read (written by <code>medtune prep</code>).</p>\n"
+                   "<table class=\"grid\" id=\"data-table\">\n<tr><th></th>");
+    for (int i = 0; i < n; i++) strbuf_printf(b, "<th data-role=\"%s\">data.%s</th>", cols[i].role, cols[i].role);
+    strbuf_puts(b, "</tr>\n<tr data-key=\"path\"><th>directory</th>");
     for (int i = 0; i < n; i++) text_cell(b, cols[i].dir);
-    report_buf_puts(b, "</tr>\n<tr data-key=\"manifest\"><th>manifest</th>");
+    strbuf_puts(b, "</tr>\n<tr data-key=\"manifest\"><th>manifest</th>");
     for (int i = 0; i < n; i++) text_cell(b, cols[i].manifest ? "read" : cols[i].why);
-    report_buf_puts(b, "</tr>\n<tr data-key=\"tokenizer\"><th>tokenizer</th>");
+    strbuf_puts(b, "</tr>\n<tr data-key=\"tokenizer\"><th>tokenizer</th>");
     for (int i = 0; i < n; i++) {
         const cJSON *tok = cJSON_GetObjectItemCaseSensitive(cols[i].manifest, "tokenizer");
         text_cell(b, json_str(tok, "path"));
     }
-    report_buf_puts(b, "</tr>\n<tr data-key=\"packing\"><th>packing / template</th>");
+    strbuf_puts(b, "</tr>\n<tr data-key=\"packing\"><th>packing / template</th>");
     for (int i = 0; i < n; i++) {
         const char *packing = json_str(cols[i].manifest, "packing");
         const char *tmpl = json_str(cols[i].manifest, "template");
@@ -172,13 +174,13 @@ void report_data_section(report_buf *b, const cJSON *config) {
                  tmpl ? " / " : "", tmpl ? tmpl : "");
         text_cell(b, cols[i].manifest ? both : NULL);
     }
-    report_buf_puts(b, "</tr>\n");
+    strbuf_puts(b, "</tr>\n");
     for (size_t r = 0; r < sizeof DATA_ROWS / sizeof DATA_ROWS[0]; r++) {
-        report_buf_printf(b, "<tr data-key=\"%s\"><th>%s</th>", DATA_ROWS[r].key, DATA_ROWS[r].label);
+        strbuf_printf(b, "<tr data-key=\"%s\"><th>%s</th>", DATA_ROWS[r].key, DATA_ROWS[r].label);
         for (int i = 0; i < n; i++) num_cell(b, json_num(cols[i].manifest, DATA_ROWS[r].path));
-        report_buf_puts(b, "</tr>\n");
+        strbuf_puts(b, "</tr>\n");
     }
-    report_buf_puts(b, "</table>\n</section>\n");
+    strbuf_puts(b, "</table>\n</section>\n");
     for (int i = 0; i < n; i++) cJSON_Delete(cols[i].manifest);
 }
 
@@ -191,25 +193,24 @@ static long long file_size(const char *path) {
     return stat(path, &st) == 0 ? (long long)st.st_size : -1;
 }
 
-static void checkpoint_row(report_buf *b, const char *dir, const char *name, const char *latest) {
+static void checkpoint_row(strbuf *b, const char *dir, const char *name, const char *latest) {
     char path[4400];
-    size_t len = strlen(name);
-    int partial = len > 4 && !strcmp(name + len - 4, ".tmp");
+    int partial = str_has_suffix(name, ".tmp");
     snprintf(path, sizeof path, "%s/%s/state.h5", dir, name);
     long long state = file_size(path);
     snprintf(path, sizeof path, "%s/%s/adapter/adapter_model.safetensors", dir, name);
     long long adapter = file_size(path);
     int is_latest = latest && !strcmp(name, latest);
-    report_buf_printf(b, "<tr%s><td>", is_latest ? " class=\"latest\"" : "");
-    report_buf_escape(b, name);
-    report_buf_printf(b, "%s</td><td>%s</td>", is_latest ? " (latest)" : "",
-                      partial                      ? "incomplete (interrupted write)"
-                      : state >= 0 && adapter >= 0 ? "complete"
-                                                   : "missing files");
-    if (state >= 0) report_buf_printf(b, "<td>%.1f kB</td>", (double)state / 1024);
-    else report_buf_puts(b, "<td>\xE2\x80\x94</td>");
-    if (adapter >= 0) report_buf_printf(b, "<td>%.1f kB</td></tr>\n", (double)adapter / 1024);
-    else report_buf_puts(b, "<td>\xE2\x80\x94</td></tr>\n");
+    strbuf_printf(b, "<tr%s><td>", is_latest ? " class=\"latest\"" : "");
+    html_escape(b, name);
+    strbuf_printf(b, "%s</td><td>%s</td>", is_latest ? " (latest)" : "",
+                  partial                      ? "incomplete (interrupted write)"
+                  : state >= 0 && adapter >= 0 ? "complete"
+                                               : "missing files");
+    if (state >= 0) strbuf_printf(b, "<td>%.1f kB</td>", (double)state / 1024);
+    else strbuf_puts(b, "<td>\xE2\x80\x94</td>");
+    if (adapter >= 0) strbuf_printf(b, "<td>%.1f kB</td></tr>\n", (double)adapter / 1024);
+    else strbuf_puts(b, "<td>\xE2\x80\x94</td></tr>\n");
 }
 
 // The name in OUT/checkpoints/latest without its newline, or NULL.
@@ -227,17 +228,17 @@ static char *read_latest(const char *dir) {
     return text;
 }
 
-void report_checkpoints_section(report_buf *b, const char *run_dir) {
+void report_checkpoints_section(strbuf *b, const char *run_dir) {
     char dir[4200], path[4400];
     snprintf(dir, sizeof dir, "%s/checkpoints", run_dir);
-    report_buf_puts(b, "<section id=\"checkpoints\">\n<h2>Checkpoints</h2>\n");
+    strbuf_puts(b, "<section id=\"checkpoints\">\n<h2>Checkpoints</h2>\n");
     snprintf(path, sizeof path, "%s/adapter/adapter_model.safetensors", run_dir);
-    report_buf_printf(b, "<p id=\"final-adapter\">Final adapter (<code>adapter/</code>): %s</p>\n",
-                      path_exists(path) ? "written"
-                                        : "not written yet (the run is in progress or was stopped)");
+    strbuf_printf(b, "<p id=\"final-adapter\">Final adapter (<code>adapter/</code>): %s</p>\n",
+                  path_exists(path) ? "written"
+                                    : "not written yet (the run is in progress or was stopped)");
     DIR *d = opendir(dir);
     if (!d) {
-        report_buf_puts(b, "<p class=\"note\">No checkpoints directory.</p>\n</section>\n");
+        strbuf_puts(b, "<p class=\"note\">No checkpoints directory.</p>\n</section>\n");
         return;
     }
     char **names = malloc(REPORT_MAX_CHECKPOINTS * sizeof *names);
@@ -247,19 +248,19 @@ void report_checkpoints_section(report_buf *b, const char *run_dir) {
     closedir(d);
     if (names) qsort(names, n, sizeof *names, name_cmp);
     char *latest = read_latest(dir);
-    report_buf_puts(b, "<p id=\"latest\"><code>checkpoints/latest</code>: ");
-    report_buf_escape(b, latest ? latest : "absent (no complete checkpoint yet)");
-    report_buf_puts(b, "</p>\n");
+    strbuf_puts(b, "<p id=\"latest\"><code>checkpoints/latest</code>: ");
+    html_escape(b, latest ? latest : "absent (no complete checkpoint yet)");
+    strbuf_puts(b, "</p>\n");
     if (n == 0) {
-        report_buf_puts(b, "<p class=\"note\">No checkpoint has been written.</p>\n");
+        strbuf_puts(b, "<p class=\"note\">No checkpoint has been written.</p>\n");
     } else {
-        report_buf_puts(b, "<table class=\"grid\" id=\"checkpoint-table\">\n<tr><th>checkpoint"
-                           "</th><th>status</th><th>state.h5</th><th>adapter</th></tr>\n");
+        strbuf_puts(b, "<table class=\"grid\" id=\"checkpoint-table\">\n<tr><th>checkpoint"
+                       "</th><th>status</th><th>state.h5</th><th>adapter</th></tr>\n");
         for (size_t i = 0; i < n; i++) checkpoint_row(b, dir, names[i], latest);
-        report_buf_puts(b, "</table>\n");
+        strbuf_puts(b, "</table>\n");
     }
     for (size_t i = 0; i < n; i++) free(names[i]);
     free(names);
     free(latest);
-    report_buf_puts(b, "</section>\n");
+    strbuf_puts(b, "</section>\n");
 }

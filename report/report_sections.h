@@ -5,14 +5,14 @@
 
 #include <cjson/cJSON.h>
 
-#include "report/report_buf.h"
+#include "common/strbuf.h"
 
 // The resolved config as a table of dotted keys; `config` NULL shows `why` instead.
-void report_config_section(report_buf *b, const cJSON *config, const char *why);
+void report_config_section(strbuf *b, const cJSON *config, const char *why);
 // One column per shard directory named by the config (data.train, data.val, data.replay),
 // from its manifest.json; a missing or unreadable manifest is noted in its column.
-void report_data_section(report_buf *b, const cJSON *config);
+void report_data_section(strbuf *b, const cJSON *config);
 // OUT/checkpoints/step_* (complete or not), `latest`, and the final OUT/adapter.
-void report_checkpoints_section(report_buf *b, const char *run_dir);
+void report_checkpoints_section(strbuf *b, const char *run_dir);
 
 #endif

@@ -7,11 +7,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "checkpoints/peft.h"
 #include "checkpoints/run_dir.h"
+#include "common/clock.h"
 #include "common/error.h"
 #include "common/fileio.h"
 #include "common/sha256.h"
@@ -36,12 +36,6 @@ void trainer_install_signal_handlers(void) {
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-}
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
 typedef struct {
@@ -302,7 +296,7 @@ static int train_step(trainer *t, metrics_row *row) {
 static int run_loop(trainer *t) {
     const train_config *tc = t->tc;
     const int tty = isatty(STDERR_FILENO);
-    double last_print = now_s(), session_start = now_s(), session_steps = 0;
+    double last_print = clock_now_s(), session_start = clock_now_s(), session_steps = 0;
     double elapsed_base = t->st.elapsed_s;
     int64_t saved_at_step = -1;
     if (t->st.step == 0 && tc->eval_every > 0 && t->n_val_windows > 0) {
@@ -312,12 +306,12 @@ static int run_loop(trainer *t) {
         fprintf(stderr, "step 0: val loss %.4f, val ppl %.3f\n", vl, exp(vl));
     }
     while (t->st.step < t->total_steps && !stop_requested) {
-        double t0 = now_s();
+        double t0 = clock_now_s();
         metrics_row row = {0};
         if (train_step(t, &row)) return -1;
-        double dt = now_s() - t0;
+        double dt = clock_now_s() - t0;
         session_steps++;
-        t->st.elapsed_s = elapsed_base + (now_s() - session_start);
+        t->st.elapsed_s = elapsed_base + (clock_now_s() - session_start);
         row.tok_per_s = (double)tc->grad_accum * tc->micro_batch * tc->seq_len / dt;
         row.elapsed_s = t->st.elapsed_s;
         row.has_val = 0;
@@ -326,14 +320,14 @@ static int run_loop(trainer *t) {
             row.has_val = 1;
         }
         if (metrics_log_step(&t->log, &row)) return -1;
-        double rate = session_steps / (now_s() - session_start);
+        double rate = session_steps / (clock_now_s() - session_start);
         int last = t->st.step == t->total_steps;
-        if (tty || now_s() - last_print >= 10.0 || last || row.has_val) {
+        if (tty || clock_now_s() - last_print >= 10.0 || last || row.has_val) {
             show_progress(t, &row, rate, tty, last);
             if (row.has_val && !tty)
                 fprintf(stderr, "step %lld: val loss %.4f, val ppl %.3f\n", (long long)row.step,
                         row.val_loss, exp(row.val_loss));
-            last_print = now_s();
+            last_print = clock_now_s();
         }
         if (tc->save_every > 0 && t->st.step % tc->save_every == 0) {
             if (save_checkpoint(t)) return -1;
