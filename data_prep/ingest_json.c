@@ -178,7 +178,8 @@ static int scan_line(json_input *in, array_scanner *s, const char *line, size_t 
         if (!s->elem_line && c != ' ' && c != '\t' && c != '\r') s->elem_line = lineno;
     }
     if (!s->done && seg < len) {
-        if (strbuf_append(&s->elem, line + seg, len - seg) || strbuf_append(&s->elem, "\n", 1)) return -1;
+        if (strbuf_append(&s->elem, line + seg, len - seg) || strbuf_putc(&s->elem, '\n'))
+            return -1;
     }
     return 0;
 }

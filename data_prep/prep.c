@@ -88,7 +88,8 @@ static int on_document(void *user, const document *d) {
 }
 
 // Cleans s into *out (malloc'd), scrubbing identifiers. 0 ok, 1 invalid UTF-8, -1 no memory.
-static int clean_string(prep_state *st, const char *s, size_t n, strbuf *buf, uint64_t phi[PHI_KINDS]) {
+static int clean_string(prep_state *st, const char *s, size_t n, strbuf *buf,
+                        uint64_t phi[PHI_KINDS]) {
     int rc = clean_text(s, n, buf);
     if (rc) return rc;
     if (st->phi && phi_scrub(st->phi, buf, phi)) return -1;

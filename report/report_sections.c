@@ -155,7 +155,8 @@ void report_data_section(strbuf *b, const cJSON *config) {
     strbuf_puts(b, "<p>From the <code>manifest.json</code> of each shard directory the "
                    "run read (written by <code>medtune prep</code>).</p>\n"
                    "<table class=\"grid\" id=\"data-table\">\n<tr><th></th>");
-    for (int i = 0; i < n; i++) strbuf_printf(b, "<th data-role=\"%s\">data.%s</th>", cols[i].role, cols[i].role);
+    for (int i = 0; i < n; i++)
+        strbuf_printf(b, "<th data-role=\"%s\">data.%s</th>", cols[i].role, cols[i].role);
     strbuf_puts(b, "</tr>\n<tr data-key=\"path\"><th>directory</th>");
     for (int i = 0; i < n; i++) text_cell(b, cols[i].dir);
     strbuf_puts(b, "</tr>\n<tr data-key=\"manifest\"><th>manifest</th>");
