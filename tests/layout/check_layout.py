@@ -46,8 +46,8 @@ SIZED = FOLDERS + ["bench", "tests"]
 INCLUDE = re.compile(r'^\s*#\s*include\s*"([A-Za-z0-9_]+)/[^"]+"', re.M)
 # A definition or prototype (at the start of a line, after its return type) of a helper that
 # common/ already provides.
-PRIVATE_HELPER = re.compile(r"^(?:static\s+)?[A-Za-z_][\w\s\*]*?\b(now_s|now_seconds|has_suffix)\s*\(",
-                            re.M)
+PRIVATE_HELPER = re.compile(
+    r"^(?:static\s+)?[A-Za-z_][\w\s\*]*?\b(now_s|now_seconds|has_suffix)\s*\(", re.M)
 HAND_CLOCK = re.compile(r"\b(clock_gettime|gettimeofday)\s*\(")
 GGUF_LITERAL = re.compile(r'"GGUF"')
 
@@ -119,7 +119,8 @@ def find_cycle(graph):
 
 
 def main():
-    root = os.path.abspath(env("MEDTUNE_SOURCE", os.path.join(os.path.dirname(__file__), "..", "..")))
+    here = os.path.dirname(os.path.abspath(__file__))
+    root = os.path.abspath(env("MEDTUNE_SOURCE", os.path.join(here, "..", "..")))
     missing = [f for f in FOLDERS if not os.path.isdir(os.path.join(root, f))]
     if missing:
         fail(f"{root}: not a medtune checkout (no {', '.join(missing)} folder)")
