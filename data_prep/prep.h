@@ -4,6 +4,7 @@
 #define MEDTUNE_DATA_PREP_PREP_H
 
 #include <cjson/cJSON.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "common/config.h"
@@ -26,6 +27,29 @@ typedef struct {
     long long min_chars, shard_tokens;
     char *out_dir;
 } prep_config;
+
+// The config keys, defined once: prep_config_read reads them from this table, `medtune prep
+// --help` prints it and tests/test_train_config.c checks that docs/prep.md lists the same keys,
+// defaults and meanings.
+typedef enum {
+    PREP_KEY_STRING,  // char *, owned by prep_config
+    PREP_KEY_INPUTS,  // the inputs list: {path, format, text_field} objects
+    PREP_KEY_NUMBER,  // double
+    PREP_KEY_INT,     // long long
+    PREP_KEY_BOOL,    // int, 0 or 1
+} prep_key_type;
+
+typedef struct {
+    const char *key;
+    prep_key_type type;
+    const char *def;  // as docs/prep.md shows it: "required", or the value ("0.05", "`auto`")
+    const char *meaning;
+    double min, max;  // accepted range of numbers
+    int max_open;     // the range excludes max: [min, max)
+    size_t offset;    // of the value in prep_config
+} prep_config_key;
+
+const prep_config_key *prep_config_keys(size_t *n);
 
 // Reads and validates the prep keys of a config (unknown keys are errors).
 int prep_config_read(const config *c, prep_config *pc);

@@ -1,4 +1,6 @@
-// The prep configuration (docs/prep.md): keys, types, defaults and ranges.
+// The prep configuration (docs/prep.md): one table of keys (KEYS) gives the accepted keys,
+// their types, defaults, ranges and meanings; prep_config_read and `medtune prep --help` read it.
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -6,10 +8,37 @@
 #include "common/error.h"
 #include "data_prep/prep.h"
 
-static const char *const TOP_KEYS[] = {"tokenizer", "inputs",    "template", "val_fraction",
-                                       "dedup",     "min_chars", "scrub_phi", "strict",
-                                       "out_dir",   "shard_tokens", NULL};
+#define OFF(field) offsetof(prep_config, field)
+
+static const prep_config_key KEYS[] = {
+    {"tokenizer", PREP_KEY_STRING, "required", "HF model directory, `tokenizer.json` or `.gguf`",
+     .offset = OFF(tokenizer)},
+    {"inputs", PREP_KEY_INPUTS, "required", "list of `{path, format, text_field}`",
+     .offset = OFF(inputs)},
+    {"template", PREP_KEY_STRING, "`auto`",
+     "chat template for chat inputs: `auto`, `chatml`, `llama2`, `llama3`, `alpaca`, `zephyr`",
+     .offset = OFF(template_name)},
+    {"val_fraction", PREP_KEY_NUMBER, "0.05", "share of documents in the val split, in [0, 1)", 0,
+     1, 1, OFF(val_fraction)},
+    {"dedup", PREP_KEY_BOOL, "true", "drop exact duplicates of cleaned text", .offset = OFF(dedup)},
+    {"min_chars", PREP_KEY_INT, "0",
+     "drop documents with fewer characters (code points) after cleaning", 0, 9007199254740992.0,
+     .offset = OFF(min_chars)},
+    {"scrub_phi", PREP_KEY_BOOL, "false", "replace identifiers (below)", .offset = OFF(scrub_phi)},
+    {"strict", PREP_KEY_BOOL, "false", "fail on the first malformed record instead of skipping it",
+     .offset = OFF(strict)},
+    {"out_dir", PREP_KEY_STRING, "required", "output directory (created)", .offset = OFF(out_dir)},
+    {"shard_tokens", PREP_KEY_INT, "16777216", "tokens per shard file", 1024, 1099511627776.0,
+     .offset = OFF(shard_tokens)},
+};
+#define N_KEYS (sizeof KEYS / sizeof KEYS[0])
+
 static const char *const INPUT_KEYS[] = {"path", "format", "text_field", NULL};
+
+const prep_config_key *prep_config_keys(size_t *n) {
+    *n = N_KEYS;
+    return KEYS;
+}
 
 static char *dup(const char *s) {
     if (!s) return NULL;
@@ -18,62 +47,87 @@ static char *dup(const char *s) {
     return d;
 }
 
+// The value part of a default: "`auto`" -> "auto".
+static void default_literal(const char *def, char *out, size_t n) {
+    size_t len = strlen(def);
+    if (len >= 2 && def[0] == '`' && def[len - 1] == '`') def++, len -= 2;
+    snprintf(out, n, "%.*s", (int)len, def);
+}
+
+static int read_key(const config *c, const prep_config_key *k, prep_config *pc) {
+    void *dst = (char *)pc + k->offset;
+    char lit[64];
+    default_literal(k->def, lit, sizeof lit);
+    int required = !strcmp(k->def, "required");
+    const cJSON *v = config_find(c, k->key);
+    if (required && (!v || cJSON_IsNull(v)))
+        return err_set("%s: %s: required (%s)", c->name, k->key, k->meaning);
+    const char *s;
+    double d;
+    long long i = 0;
+    switch (k->type) {
+    case PREP_KEY_STRING:
+        if (config_string(c, k->key, lit, &s)) return -1;
+        return (*(char **)dst = dup(s)) ? 0 : -1;
+    case PREP_KEY_BOOL: return config_bool(c, k->key, !strcmp(lit, "true"), dst);
+    case PREP_KEY_NUMBER:
+        if (config_number(c, k->key, strtod(lit, NULL), &d)) return -1;
+        break;
+    case PREP_KEY_INT:
+        if (config_int(c, k->key, strtoll(lit, NULL, 10), &i)) return -1;
+        d = (double)i;
+        *(long long *)dst = i;
+        break;
+    case PREP_KEY_INPUTS: return 0;
+    }
+    if (d >= k->min && (k->max_open ? d < k->max : d <= k->max)) {
+        if (k->type == PREP_KEY_NUMBER) *(double *)dst = d;
+        return 0;
+    }
+    char end = k->max_open ? ')' : ']';
+    if (k->type == PREP_KEY_INT)
+        return err_set("%s: %s: %lld is out of range [%lld, %lld%c", c->name, k->key, i,
+                       (long long)k->min, (long long)k->max, end);
+    return err_set("%s: %s: %g is out of range [%g, %g%c", c->name, k->key, d, k->min, k->max, end);
+}
+
+static int read_input(const config *c, int i, prep_input *in) {
+    char key[64];
+    const char *path, *fmt, *field;
+    snprintf(key, sizeof key, "inputs.%d", i);
+    if (config_check_keys(c, key, INPUT_KEYS)) return -1;
+    snprintf(key, sizeof key, "inputs.%d.path", i);
+    if (config_string(c, key, NULL, &path)) return -1;
+    snprintf(key, sizeof key, "inputs.%d.format", i);
+    if (config_string(c, key, NULL, &fmt)) return -1;
+    snprintf(key, sizeof key, "inputs.%d.text_field", i);
+    if (config_string(c, key, NULL, &field)) return -1;
+    if (!path || !fmt) return err_set("%s: inputs.%d: needs \"path\" and \"format\"", c->name, i);
+    if (input_format_parse(fmt, &in->format)) return err_prefix("%s: inputs.%d.format", c->name, i);
+    if (field && in->format != INPUT_JSONL && in->format != INPUT_ALPACA &&
+        in->format != INPUT_SHAREGPT && in->format != INPUT_MESSAGES)
+        return err_set("%s: inputs.%d.text_field: only for jsonl, alpaca, sharegpt and messages",
+                       c->name, i);
+    in->path = dup(path);
+    in->text_field = dup(field);
+    return !in->path || (field && !in->text_field) ? -1 : 0;
+}
+
 int prep_config_read(const config *c, prep_config *pc) {
     memset(pc, 0, sizeof *pc);
-    if (config_check_keys(c, "", TOP_KEYS)) return -1;
-    const char *tok, *tpl, *out;
-    int n;
-    if (config_string(c, "tokenizer", NULL, &tok) || config_string(c, "template", "auto", &tpl) ||
-        config_string(c, "out_dir", NULL, &out) || config_number(c, "val_fraction", 0.05, &pc->val_fraction) ||
-        config_bool(c, "dedup", 1, &pc->dedup) || config_bool(c, "scrub_phi", 0, &pc->scrub_phi) ||
-        config_bool(c, "strict", 0, &pc->strict) || config_int(c, "min_chars", 0, &pc->min_chars) ||
-        config_int(c, "shard_tokens", 1 << 24, &pc->shard_tokens) || config_array_size(c, "inputs", &n))
-        return -1;
-    if (!tok) return err_set("%s: missing \"tokenizer\" (a model directory, tokenizer.json or .gguf)", c->name);
-    if (!out) return err_set("%s: missing \"out_dir\"", c->name);
-    if (n == 0) return err_set("%s: \"inputs\" must list at least one input", c->name);
-    if (pc->val_fraction < 0 || pc->val_fraction >= 1)
-        return err_set("%s: val_fraction: must be in [0, 1)", c->name);
-    if (pc->min_chars < 0) return err_set("%s: min_chars: must be >= 0", c->name);
-    if (pc->shard_tokens < 1024 || pc->shard_tokens > (1ll << 40))
-        return err_set("%s: shard_tokens: must be between 1024 and 2^40", c->name);
-    pc->tokenizer = dup(tok);
-    pc->template_name = dup(tpl);
-    pc->out_dir = dup(out);
-    pc->inputs = calloc((size_t)n, sizeof *pc->inputs);
-    if (!pc->tokenizer || !pc->template_name || !pc->out_dir || !pc->inputs) {
-        prep_config_free(pc);
-        return err_set("out of memory");
-    }
-    pc->n_inputs = n;
-    for (int i = 0; i < n; i++) {
-        char key[64];
-        const char *path, *fmt, *field;
-        snprintf(key, sizeof key, "inputs.%d", i);
-        int bad = config_check_keys(c, key, INPUT_KEYS);
-        snprintf(key, sizeof key, "inputs.%d.path", i);
-        bad = bad || config_string(c, key, NULL, &path);
-        snprintf(key, sizeof key, "inputs.%d.format", i);
-        bad = bad || config_string(c, key, NULL, &fmt);
-        snprintf(key, sizeof key, "inputs.%d.text_field", i);
-        bad = bad || config_string(c, key, NULL, &field);
-        if (!bad && (!path || !fmt)) bad = err_set("%s: inputs.%d: needs \"path\" and \"format\"", c->name, i);
-        if (!bad && input_format_parse(fmt, &pc->inputs[i].format))
-            bad = err_prefix("%s: inputs.%d.format", c->name, i);
-        if (!bad && field && pc->inputs[i].format != INPUT_JSONL && pc->inputs[i].format != INPUT_ALPACA &&
-            pc->inputs[i].format != INPUT_SHAREGPT && pc->inputs[i].format != INPUT_MESSAGES)
-            bad = err_set("%s: inputs.%d.text_field: only for jsonl, alpaca, sharegpt and messages", c->name, i);
-        if (!bad) {
-            pc->inputs[i].path = dup(path);
-            pc->inputs[i].text_field = dup(field);
-            if (!pc->inputs[i].path || (field && !pc->inputs[i].text_field)) bad = -1;
-        }
-        if (bad) {
-            prep_config_free(pc);
-            return -1;
-        }
-    }
-    return 0;
+    const char *top[N_KEYS + 1];
+    for (size_t i = 0; i < N_KEYS; i++) top[i] = KEYS[i].key;
+    top[N_KEYS] = NULL;
+    if (config_check_keys(c, "", top)) return -1;
+    int n, rc = 0;
+    for (size_t i = 0; !rc && i < N_KEYS; i++) rc = read_key(c, &KEYS[i], pc);
+    if (!rc && !(rc = config_array_size(c, "inputs", &n)) && n == 0)
+        rc = err_set("%s: inputs: must list at least one input", c->name);
+    if (!rc && !(pc->inputs = calloc((size_t)n, sizeof *pc->inputs))) rc = err_set("out of memory");
+    if (!rc) pc->n_inputs = n;
+    for (int i = 0; !rc && i < n; i++) rc = read_input(c, i, &pc->inputs[i]);
+    if (rc) prep_config_free(pc);
+    return rc;
 }
 
 void prep_config_free(prep_config *pc) {

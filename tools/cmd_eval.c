@@ -1,15 +1,14 @@
 // medtune eval MODEL [--adapter DIR] (--shards DIR ... | --mcq FILE ...): perplexity over a
 // shard directory, or log-likelihood accuracy on a multiple-choice benchmark file.
 #include <cjson/cJSON.h>
-#include <errno.h>
-#include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "checkpoints/peft.h"
+#include "common/clock.h"
 #include "common/error.h"
 #include "common/fileio.h"
 #include "tokenizer/tokenizer.h"
@@ -18,118 +17,63 @@
 #include "tools/commands.h"
 #include "model/model.h"
 
-static void print_help(void) {
-    printf(
-        "usage: medtune eval MODEL [--adapter DIR] --shards DIR [--split val|train]\n"
-        "                    [--seq-len N] [--batch N] [--max-windows N] [--json]\n"
-        "       medtune eval MODEL [--adapter DIR] --mcq FILE [--format F] [--gold FILE]\n"
-        "                    [--limit N] [--max-len N] [--add-special] [--out FILE.jsonl] [--json]\n\n"
-        "Perplexity: mean next-token loss over the trained targets of a shard directory's\n"
-        "windows (made by `medtune prep` with this model's tokenizer), and exp(loss).\n"
-        "Multiple choice: log-likelihood scoring as lm-evaluation-harness does it (acc and\n"
-        "acc_norm with 95%% Wilson intervals); prompts are listed in docs/eval.md.\n\n"
-        "options:\n"
-        "  MODEL              Hugging Face model directory or .gguf file\n"
-        "  --adapter DIR      PEFT LoRA adapter applied to the model (default: none)\n"
-        "  --json             print the result as one JSON object on stdout\n"
-        "  -h, --help         show this help\n"
-        "perplexity:\n"
-        "  --shards DIR       shard directory written by `medtune prep`\n"
-        "  --split S          val or train (default: val)\n"
-        "  --seq-len N        window length in tokens (default: 512)\n"
-        "  --batch N          windows per forward pass (default: 4)\n"
-        "  --max-windows N    evaluate N evenly spaced windows (default: 0 = all)\n"
-        "multiple choice:\n"
-        "  --mcq FILE         benchmark file: PubMedQA .json, MedQA / MedMCQA .jsonl, MMLU .csv\n"
-        "                     or a directory of MMLU .csv files\n"
-        "  --format F         pubmedqa, medqa, medmcqa or mmlu (default: guessed from FILE)\n"
-        "  --gold FILE        PubMedQA only: JSON PMID -> answer (test_ground_truth.json);\n"
-        "                     evaluates only those PMIDs (default: every record of FILE)\n"
-        "  --limit N          first N valid items of each file (default: 0 = all)\n"
-        "  --max-len N        longest model input; longer contexts lose their start\n"
-        "                     (default: the model's max_position_embeddings)\n"
-        "  --add-special      tokenize with the tokenizer's special tokens (BOS), like the\n"
-        "                     harness's add_bos_token=True (default: off, as the harness)\n"
-        "  --out FILE.jsonl   write one JSON line per item (default: none)\n");
-}
-
 typedef struct {
     const char *model, *adapter, *shards, *split, *mcq, *format, *gold, *out;
-    int seq_len, batch, max_len, add_special, json;
-    long long max_windows, limit;
+    long long seq_len, batch, max_windows, limit, max_len;
+    int add_special, json;
 } eval_args;
 
-static int parse_count(const char *opt, const char *s, long long min, long long max,
-                       long long *out) {
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || end == s || *end || v < min || v > max)
-        return cli_usage_error("eval", "%s expects an integer from %lld to %lld, got '%s'", opt,
-                               min, max, s);
-    *out = v;
-    return 0;
-}
+static const cli_positional POSITIONALS[] = {
+    {"MODEL", offsetof(eval_args, model), "Hugging Face model directory or .gguf file", 0},
+    {0},
+};
 
-// 0 on success, else the exit code of a usage error.
-static int parse_args(int argc, char **argv, eval_args *a) {
-    memset(a, 0, sizeof *a);
-    a->split = "val";
-    a->seq_len = 512;
-    a->batch = 4;
-    for (int i = 1; i < argc; i++) {
-        const char *o = argv[i];
-        const char **str = !strcmp(o, "--adapter")  ? &a->adapter
-                           : !strcmp(o, "--shards") ? &a->shards
-                           : !strcmp(o, "--split")  ? &a->split
-                           : !strcmp(o, "--mcq")    ? &a->mcq
-                           : !strcmp(o, "--format") ? &a->format
-                           : !strcmp(o, "--gold")   ? &a->gold
-                           : !strcmp(o, "--out")    ? &a->out
-                                                    : NULL;
-        long long v = 0;
-        int rc = 0;
-        if (str || !strcmp(o, "--seq-len") || !strcmp(o, "--batch") ||
-            !strcmp(o, "--max-windows") || !strcmp(o, "--limit") || !strcmp(o, "--max-len")) {
-            if (i + 1 >= argc) return cli_usage_error("eval", "%s needs a value", o);
-            const char *val = argv[++i];
-            if (str) *str = val;
-            else if (!strcmp(o, "--seq-len") && !(rc = parse_count(o, val, 1, 1 << 20, &v)))
-                a->seq_len = (int)v;
-            else if (!strcmp(o, "--batch") && !(rc = parse_count(o, val, 1, 4096, &v)))
-                a->batch = (int)v;
-            else if (!strcmp(o, "--max-len") && !(rc = parse_count(o, val, 2, 1 << 20, &v)))
-                a->max_len = (int)v;
-            else if (!strcmp(o, "--max-windows"))
-                rc = parse_count(o, val, 0, LLONG_MAX, &a->max_windows);
-            else if (!strcmp(o, "--limit"))
-                rc = parse_count(o, val, 0, LLONG_MAX, &a->limit);
-            if (rc) return rc;
-        } else if (!strcmp(o, "--json")) {
-            a->json = 1;
-        } else if (!strcmp(o, "--add-special")) {
-            a->add_special = 1;
-        } else if (o[0] == '-') {
-            return cli_usage_error("eval", "unknown option %s", o);
-        } else if (!a->model) {
-            a->model = o;
-        } else {
-            return cli_usage_error("eval", "one MODEL expected, got also %s", o);
-        }
-    }
-    if (!a->model) return cli_usage_error("eval", "MODEL missing");
-    if (!a->shards == !a->mcq) return cli_usage_error("eval", "give one of --shards DIR or --mcq FILE");
-    if (a->out && a->shards) return cli_usage_error("eval", "--out is for --mcq");
-    if (strcmp(a->split, "val") && strcmp(a->split, "train"))
-        return cli_usage_error("eval", "--split is val or train, got '%s'", a->split);
-    return 0;
-}
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
+#define PPL "perplexity"
+#define MCQ "multiple choice"
+static const cli_option OPTIONS[] = {
+    {.name = "adapter", .kind = CLI_STRING, .metavar = "DIR",
+     .offset = offsetof(eval_args, adapter),
+     .help = "PEFT LoRA adapter applied to the model", .default_text = "none"},
+    {.name = "json", .kind = CLI_FLAG, .offset = offsetof(eval_args, json),
+     .help = "print the result as one JSON object on stdout"},
+    {.name = "shards", .kind = CLI_STRING, .metavar = "DIR", .offset = offsetof(eval_args, shards),
+     .help = "shard directory written by `medtune prep` with this model's tokenizer", .group = PPL,
+     .one_of = 1},
+    {.name = "split", .kind = CLI_STRING, .choices = "val|train",
+     .offset = offsetof(eval_args, split),
+     .help = "which split of the shard directory", .group = PPL},
+    {.name = "seq-len", .kind = CLI_INT, .metavar = "N", .offset = offsetof(eval_args, seq_len),
+     .help = "window length in tokens", .min = 1, .max = 1 << 20, .group = PPL},
+    {.name = "batch", .kind = CLI_INT, .metavar = "N", .offset = offsetof(eval_args, batch),
+     .help = "windows per forward pass", .min = 1, .max = 4096, .group = PPL},
+    {.name = "max-windows", .kind = CLI_INT, .metavar = "N",
+     .offset = offsetof(eval_args, max_windows),
+     .help = "evaluate N evenly spaced windows; 0 = all",
+     .min = 0, .max = CLI_UNBOUNDED, .group = PPL},
+    {.name = "mcq", .kind = CLI_STRING, .metavar = "FILE", .offset = offsetof(eval_args, mcq),
+     .help = "benchmark file: PubMedQA .json, MedQA / MedMCQA .jsonl, MMLU .csv or a directory of "
+             "MMLU .csv files",
+     .group = MCQ, .one_of = 1},
+    {.name = "format", .kind = CLI_STRING, .metavar = "F", .offset = offsetof(eval_args, format),
+     .help = "pubmedqa, medqa, medmcqa or mmlu", .default_text = "guessed from FILE", .group = MCQ},
+    {.name = "gold", .kind = CLI_STRING, .metavar = "FILE", .offset = offsetof(eval_args, gold),
+     .help = "PubMedQA only: JSON PMID -> answer (test_ground_truth.json); evaluates only "
+             "those PMIDs",
+     .default_text = "every record of FILE", .group = MCQ},
+    {.name = "limit", .kind = CLI_INT, .metavar = "N", .offset = offsetof(eval_args, limit),
+     .help = "first N valid items of each file; 0 = all", .min = 0, .max = CLI_UNBOUNDED,
+     .group = MCQ},
+    {.name = "max-len", .kind = CLI_INT, .metavar = "N", .offset = offsetof(eval_args, max_len),
+     .help = "longest model input; longer contexts lose their start", .min = 2, .max = 1 << 20,
+     .default_text = "the model's max_position_embeddings", .group = MCQ},
+    {.name = "add-special", .kind = CLI_FLAG, .offset = offsetof(eval_args, add_special),
+     .help = "tokenize with the tokenizer's special tokens (BOS), like the harness's "
+             "add_bos_token=True",
+     .default_text = "off, as the harness", .group = MCQ},
+    {.name = "out", .kind = CLI_STRING, .metavar = "FILE.jsonl", .offset = offsetof(eval_args, out),
+     .help = "write one JSON line per item", .default_text = "none", .group = MCQ},
+    {0},
+};
 
 static void add_str_or_null(cJSON *o, const char *key, const char *v) {
     if (v) cJSON_AddStringToObject(o, key, v);
@@ -145,19 +89,19 @@ static void print_json(cJSON *o) {
 
 static int run_perplexity(const eval_args *a, const model *m, const lora_adapter *lora,
                           const tokenizer *tok) {
-    ppl_options o = {a->split, a->seq_len, a->batch, a->max_windows, isatty(2)};
+    ppl_options o = {a->split, (int)a->seq_len, (int)a->batch, a->max_windows, isatty(2)};
     ppl_result r;
-    double t0 = now_s();
+    double t0 = clock_now_s();
     if (perplexity_eval(m, lora, tokenizer_fingerprint(tok), a->model, a->shards, &o, &r))
         return cli_fail();
-    double secs = now_s() - t0;
+    double secs = clock_now_s() - t0;
     if (a->json) {
         cJSON *j = cJSON_CreateObject();
         cJSON_AddStringToObject(j, "model", a->model);
         add_str_or_null(j, "adapter", a->adapter);
         cJSON_AddStringToObject(j, "shards", a->shards);
         cJSON_AddStringToObject(j, "split", a->split);
-        cJSON_AddNumberToObject(j, "seq_len", a->seq_len);
+        cJSON_AddNumberToObject(j, "seq_len", (double)a->seq_len);
         cJSON_AddNumberToObject(j, "windows", (double)r.windows);
         cJSON_AddNumberToObject(j, "windows_total", (double)r.windows_total);
         cJSON_AddNumberToObject(j, "tokens", (double)r.tokens);
@@ -166,7 +110,7 @@ static int run_perplexity(const eval_args *a, const model *m, const lora_adapter
         cJSON_AddNumberToObject(j, "seconds", secs);
         print_json(j);
     } else {
-        printf("%s split of %s: %lld of %lld windows of %d tokens, %lld targets\n", a->split,
+        printf("%s split of %s: %lld of %lld windows of %lld tokens, %lld targets\n", a->split,
                a->shards, (long long)r.windows, (long long)r.windows_total, a->seq_len,
                (long long)r.tokens);
         printf("loss %.6f  ppl %.4f  (%.1f s)\n", r.loss, r.ppl, secs);
@@ -199,11 +143,11 @@ static int read_mcq(const eval_args *a, mcq_format *f, mcq_set *s) {
 
 static int run_mcq(const eval_args *a, mcq_format f, const mcq_set *s, const model *m,
                    const lora_adapter *lora, const tokenizer *tok) {
-    mcq_options o = {a->max_len, a->add_special, isatty(2)};
+    mcq_options o = {(int)a->max_len, a->add_special, isatty(2)};
     if (!o.max_len)  // the harness's default too when a config gives no length
         o.max_len = m->cfg.max_position_embeddings > 1 ? m->cfg.max_position_embeddings : 2048;
     mcq_result *res = calloc(s->n, sizeof *res);
-    double t0 = now_s();
+    double t0 = clock_now_s();
     int rc = 0;
     if (!res) rc = err_set("eval: out of memory for %zu results", s->n);
     else rc = mcq_score(m, lora, tok, s, &o, res);
@@ -212,7 +156,7 @@ static int run_mcq(const eval_args *a, mcq_format f, const mcq_set *s, const mod
         free(res);
         return cli_fail();
     }
-    double secs = now_s() - t0;
+    double secs = clock_now_s() - t0;
     mcq_summary sum;
     mcq_summarize(s, res, &sum);
     if (a->json) {
@@ -250,14 +194,11 @@ static int run_mcq(const eval_args *a, mcq_format f, const mcq_set *s, const mod
     return 0;
 }
 
-int cmd_eval(int argc, char **argv) {
-    if (cli_wants_help(argc, argv)) {
-        print_help();
-        return 0;
-    }
-    eval_args a;
-    int rc = parse_args(argc, argv, &a);
-    if (rc) return rc;
+static int run(int argc, char **argv) {
+    eval_args a = {.split = "val", .seq_len = 512, .batch = 4};
+    int rc;
+    if (cli_parse(&EVAL_COMMAND, argc, argv, &a, &rc)) return rc;
+    if (a.out && a.shards) return cli_usage_error("eval", "--out is for --mcq");
     mcq_format f = MCQ_PUBMEDQA;
     mcq_set s = {0};
     if (a.out && out_dir_check(a.out)) return cli_fail();
@@ -291,3 +232,17 @@ done:
     mcq_set_free(&s);
     return rc;
 }
+
+const cli_command EVAL_COMMAND = {
+    .name = "eval",
+    .summary = "perplexity on shards, or accuracy on PubMedQA/MedQA/MedMCQA/MMLU files",
+    .description =
+        "Perplexity (--shards): mean next-token loss over the trained targets of a shard\n"
+        "directory's windows (made by `medtune prep` with this model's tokenizer), and\n"
+        "exp(loss).\n\n"
+        "Multiple choice (--mcq): log-likelihood scoring as lm-evaluation-harness does it\n"
+        "(acc and acc_norm with 95% Wilson intervals); prompts are listed in docs/eval.md.\n",
+    .positionals = POSITIONALS,
+    .options = OPTIONS,
+    .run = run,
+};

@@ -1,9 +1,9 @@
 // medtune generate: text from a model (+ a PEFT adapter), a raw prompt or a chat turn, greedy
 // or sampled, streamed to stdout as it is decoded.
 #include <cjson/cJSON.h>
-#include <errno.h>
-#include <math.h>
 #include <omp.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,128 +15,56 @@
 #include "generate/generate.h"
 #include "model/model.h"
 
-static const char USAGE[] =
-    "usage: medtune generate MODEL [--adapter DIR] (--prompt TEXT | --chat TEXT) [options]\n"
-    "\n"
-    "MODEL is a Hugging Face model directory or a .gguf file. The generated text is streamed\n"
-    "to stdout (the prompt is not echoed).\n"
-    "  --adapter DIR      PEFT LoRA adapter applied on the fly (default: none)\n"
-    "  --prompt TEXT      raw text to continue; BOS is added as the tokenizer does\n"
-    "  --chat TEXT        a user message, rendered with the chat template and the\n"
-    "                     generation prompt (assistant turn header)\n"
-    "  --system TEXT      system message for --chat (default: the template's own default\n"
-    "                     system prompt, if it has one)\n"
-    "  --template NAME    chat template for --chat: auto, chatml, llama2, llama3, alpaca,\n"
-    "                     zephyr (default: auto, recognised from the model's chat_template)\n"
-    "  --max-new N        generate at most N tokens (default: 256)\n"
-    "  --temperature T    0 = greedy argmax; > 0 samples from softmax(logits / T)\n"
-    "                     (default: 0)\n"
-    "  --top-p P          nucleus sampling: keep the most probable tokens up to mass P,\n"
-    "                     in (0, 1] (default: 1 = off)\n"
-    "  --seed S           random seed for sampling (default: 42)\n"
-    "  --threads N        CPU threads (default: OMP_NUM_THREADS, else all cores); on a busy\n"
-    "                     machine 1 can be faster (a decode step synchronises threads often)\n"
-    "  --json             print one JSON object at the end instead of streaming (default:\n"
-    "                     off): {text, prompt_ids, ids, stop, prompt_tokens, new_tokens,\n"
-    "                     positions_computed, prefill_seconds, decode_seconds, tokens_per_s}\n"
-    "  --stats            after the text, print prompt/new tokens and tokens/s to stderr\n"
-    "                     (default: off)\n"
-    "Generation stops at any EOS id of the model or tokenizer, the chat template's\n"
-    "end-of-turn token (--chat), --max-new, or the end of the model's context.\n";
-
 typedef struct {
     const char *model, *adapter, *prompt, *chat, *system, *template_name;
-    const char *max_new, *temperature, *top_p, *seed, *threads;
+    long long max_new, seed, threads;
+    double temperature, top_p;
     int json, stats;
 } gen_args;
 
-// Returns 0, or a usage exit code.
-static int parse_args(int argc, char **argv, gen_args *a) {
-    memset(a, 0, sizeof *a);
-    struct {
-        const char *name;
-        const char **dst;
-    } valued[] = {
-        {"--adapter", &a->adapter},   {"--prompt", &a->prompt},       {"--chat", &a->chat},
-        {"--system", &a->system},     {"--template", &a->template_name},
-        {"--max-new", &a->max_new},   {"--temperature", &a->temperature},
-        {"--top-p", &a->top_p},       {"--seed", &a->seed},           {"--threads", &a->threads},
-    };
-    for (int i = 1; i < argc; i++) {
-        const char *s = argv[i];
-        if (!strcmp(s, "--json")) {
-            a->json = 1;
-            continue;
-        }
-        if (!strcmp(s, "--stats")) {
-            a->stats = 1;
-            continue;
-        }
-        size_t k = 0;
-        while (k < sizeof valued / sizeof valued[0] && strcmp(s, valued[k].name)) k++;
-        if (k < sizeof valued / sizeof valued[0]) {
-            if (i + 1 >= argc) return cli_usage_error("generate", "%s needs a value", s);
-            if (*valued[k].dst) return cli_usage_error("generate", "%s given twice", s);
-            *valued[k].dst = argv[++i];
-        } else if (s[0] == '-' && s[1]) {
-            return cli_usage_error("generate", "unknown option '%s'", s);
-        } else if (a->model) {
-            return cli_usage_error("generate", "more than one MODEL given");
-        } else {
-            a->model = s;
-        }
-    }
-    if (!a->model) return cli_usage_error("generate", "MODEL is required");
-    if (!a->prompt == !a->chat) return cli_usage_error("generate", "give exactly one of --prompt and --chat");
-    if (!a->chat && (a->system || a->template_name))
-        return cli_usage_error("generate", "--system and --template apply to --chat only");
-    return 0;
-}
+static const cli_positional POSITIONALS[] = {
+    {"MODEL", offsetof(gen_args, model), "a Hugging Face model directory or a .gguf file", 0},
+    {0},
+};
 
-static int parse_int(const char *opt, const char *s, long lo, long hi, long *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi)
-        return err_set("%s: expected an integer in [%ld, %ld], got '%s'", opt, lo, hi, s);
-    *out = v;
-    return 0;
-}
-
-static int parse_float(const char *opt, const char *s, float lo, float hi, int lo_open, float *out) {
-    char *end;
-    errno = 0;
-    float v = strtof(s, &end);
-    if (errno || end == s || *end || !isfinite(v) || v < lo || v > hi || (lo_open && v == lo))
-        return err_set("%s: expected a number in %s%g, %g], got '%s'", opt, lo_open ? "(" : "[",
-                       lo, hi, s);
-    *out = v;
-    return 0;
-}
-
-static int parse_options(const gen_args *a, generate_options *o) {
-    long v = 0;
-    if (a->max_new) {
-        if (parse_int("--max-new", a->max_new, 1, 1L << 30, &v)) return -1;
-        o->max_new = (int)v;
-    }
-    if (a->temperature && parse_float("--temperature", a->temperature, 0.0f, 1e6f, 0, &o->temperature))
-        return -1;
-    if (a->top_p && parse_float("--top-p", a->top_p, 0.0f, 1.0f, 1, &o->top_p)) return -1;
-    if (a->threads) {
-        if (parse_int("--threads", a->threads, 1, 1024, &v)) return -1;
-        omp_set_num_threads((int)v);
-    }
-    if (a->seed) {
-        char *end;
-        errno = 0;
-        unsigned long long s = strtoull(a->seed, &end, 10);
-        if (errno || end == a->seed || *end || a->seed[0] == '-')
-            return err_set("--seed: expected a non-negative integer, got '%s'", a->seed);
-        o->seed = s;
-    }
-    return 0;
-}
+static const cli_option OPTIONS[] = {
+    {.name = "adapter", .kind = CLI_STRING, .metavar = "DIR", .offset = offsetof(gen_args, adapter),
+     .help = "PEFT LoRA adapter applied on the fly", .default_text = "none"},
+    {.name = "prompt", .kind = CLI_STRING, .metavar = "TEXT", .offset = offsetof(gen_args, prompt),
+     .help = "raw text to continue; BOS is added as the tokenizer does", .one_of = 1},
+    {.name = "chat", .kind = CLI_STRING, .metavar = "TEXT", .offset = offsetof(gen_args, chat),
+     .help = "a user message, rendered with the chat template and the generation prompt "
+             "(assistant turn header)",
+     .one_of = 1},
+    {.name = "system", .kind = CLI_STRING, .metavar = "TEXT", .offset = offsetof(gen_args, system),
+     .help = "system message for --chat",
+     .default_text = "the template's own default system prompt, if it has one"},
+    {.name = "template", .kind = CLI_STRING, .metavar = "NAME",
+     .offset = offsetof(gen_args, template_name),
+     .help = "chat template for --chat: auto (recognised from the model's chat_template), chatml, "
+             "llama2, llama3, alpaca, zephyr",
+     .default_text = "auto"},
+    {.name = "max-new", .kind = CLI_INT, .metavar = "N", .offset = offsetof(gen_args, max_new),
+     .help = "generate at most N tokens", .min = 1, .max = 1 << 30},
+    {.name = "temperature", .kind = CLI_FLOAT, .metavar = "T",
+     .offset = offsetof(gen_args, temperature),
+     .help = "0 = greedy argmax; > 0 samples from softmax(logits / T)", .min = 0, .max = 1e6},
+    {.name = "top-p", .kind = CLI_FLOAT, .metavar = "P", .offset = offsetof(gen_args, top_p),
+     .help = "nucleus sampling: keep the most probable tokens up to mass P; 1 = off", .min = 0,
+     .max = 1, .min_open = 1},
+    {.name = "seed", .kind = CLI_INT, .metavar = "S", .offset = offsetof(gen_args, seed),
+     .help = "random seed for sampling", .min = 0, .max = CLI_UNBOUNDED},
+    {.name = "threads", .kind = CLI_INT, .metavar = "N", .offset = offsetof(gen_args, threads),
+     .help = "CPU threads; on a busy machine 1 can be faster",
+     .min = 1, .max = 1024, .default_text = "OMP_NUM_THREADS, else all cores"},
+    {.name = "json", .kind = CLI_FLAG, .offset = offsetof(gen_args, json),
+     .help = "print one JSON object at the end instead of streaming (fields below)",
+     .default_text = "off"},
+    {.name = "stats", .kind = CLI_FLAG, .offset = offsetof(gen_args, stats),
+     .help = "after the text, print prompt/new tokens and tokens/s to stderr",
+     .default_text = "off"},
+    {0},
+};
 
 static void stream_piece(const char *piece, size_t len, void *user) {
     (void)user;
@@ -176,18 +104,20 @@ static int print_json(const generate_result *r) {
     return 0;
 }
 
-int cmd_generate(int argc, char **argv) {
-    if (cli_wants_help(argc, argv)) {
-        fputs(USAGE, stdout);
-        return 0;
-    }
-    gen_args a;
-    int usage = parse_args(argc, argv, &a);
-    if (usage) return usage;
-
+static int run(int argc, char **argv) {
     generate_options opt;
     generate_options_default(&opt, NULL, NULL);
-    if (parse_options(&a, &opt)) return cli_fail();
+    gen_args a = {.max_new = opt.max_new, .seed = (long long)opt.seed,
+                  .temperature = opt.temperature, .top_p = opt.top_p};
+    int code;
+    if (cli_parse(&GENERATE_COMMAND, argc, argv, &a, &code)) return code;
+    if (!a.chat && (a.system || a.template_name))
+        return cli_usage_error("generate", "--system and --template apply to --chat only");
+    opt.max_new = (int)a.max_new;
+    opt.seed = (uint64_t)a.seed;
+    opt.temperature = (float)a.temperature;
+    opt.top_p = (float)a.top_p;
+    if (a.threads) omp_set_num_threads((int)a.threads);
     model m;
     if (model_load(&m, a.model)) return cli_fail();
     tokenizer *tok = tokenizer_load(a.model);
@@ -227,3 +157,20 @@ int cmd_generate(int argc, char **argv) {
     model_free(&m);
     return rc ? cli_fail() : 0;
 }
+
+const cli_command GENERATE_COMMAND = {
+    .name = "generate",
+    .summary = "text from a model (+ adapter): greedy or sampled, raw prompt or chat",
+    .description =
+        "Generates text from MODEL (and a PEFT adapter, applied on the fly), greedy or\n"
+        "sampled, and streams it to stdout as it is decoded (the prompt is not echoed).\n",
+    .positionals = POSITIONALS,
+    .options = OPTIONS,
+    .epilog =
+        "Generation stops at any EOS id of the model or tokenizer, the chat template's\n"
+        "end-of-turn token (--chat), --max-new, or the end of the model's context.\n"
+        "--json prints {text, prompt_ids, ids, stop, prompt_tokens, new_tokens,\n"
+        "positions_computed, prefill_seconds, decode_seconds, tokens_per_s}.\n",
+    .bad_value_is_input = 1,
+    .run = run,
+};

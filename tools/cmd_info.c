@@ -1,15 +1,16 @@
-// medtune info PATH [--json]: describes what PATH is. Each kind of path (a model today;
-// adapters, shard directories and checkpoints as those areas add them) is one entry of KINDS:
-// a predicate recognising the path and a function printing it as text or one JSON object.
+// medtune info PATH [--json]: describes what PATH is. Each kind of path (checkpoint, adapter,
+// model, shard directory) is one entry of KINDS: a predicate recognising the path and a
+// function printing it as text or one JSON object.
 #include <cjson/cJSON.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "export/adapter_info.h"
 #include "common/error.h"
 #include "common/fileio.h"
 #include "data_prep/shard_info.h"
+#include "formats/gguf.h"
 #include "tools/commands.h"
 #include "model/model.h"
 #include "model/model_load.h"
@@ -20,22 +21,11 @@ typedef struct {
     int (*print)(const char *path, int json);  // 0, or -1 with err_msg() set
 } info_kind;
 
-static int has_suffix(const char *s, const char *suffix) {
-    size_t n = strlen(s), k = strlen(suffix);
-    return n >= k && !strcmp(s + n - k, suffix);
-}
-
 static int is_model(const char *path) {
     char cfg[4096];
     if (path_is_dir(path))
         return path_join(cfg, sizeof cfg, path, "config.json") == 0 && path_exists(cfg);
-    if (has_suffix(path, ".gguf")) return 1;
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return 0;
-    char magic[4];
-    int ok = fread(magic, 1, 4, fp) == 4 && !memcmp(magic, "GGUF", 4);
-    fclose(fp);
-    return ok;
+    return gguf_path_is_gguf(path);
 }
 
 static const char *rope_scaling_name(rope_scaling_type t) {
@@ -151,42 +141,48 @@ static const info_kind KINDS[] = {
     {"shards", shard_dir_matches, shard_dir_print},
 };
 
-static void print_help(void) {
-    printf("usage: medtune info PATH [--json]\n\n"
-           "Describes PATH: a model (Hugging Face directory or .gguf file): architecture,\n"
-           "dimensions, rope, tied embeddings, parameter count, source dtypes, tokenizer kind\n"
-           "and the bytes its fp32 weights take in memory. A PEFT adapter directory: r,\n"
-           "alpha, scale, targets, tensors, parameters. A checkpoint (or run directory: its\n"
-           "latest checkpoint): step, tokens seen, config summary and its adapter.\n\n"
-           "options:\n"
-           "  --json      print one JSON object instead of text\n"
-           "  -h, --help  show this help\n");
-}
+typedef struct {
+    const char *path;
+    int json;
+} info_args;
 
-int cmd_info(int argc, char **argv) {
-    if (cli_wants_help(argc, argv)) {
-        print_help();
-        return 0;
-    }
-    const char *path = NULL;
-    int json = 0;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--json"))
-            json = 1;
-        else if (argv[i][0] == '-' && argv[i][1])
-            return cli_usage_error("info", "unknown option '%s'", argv[i]);
-        else if (path)
-            return cli_usage_error("info", "more than one PATH");
-        else
-            path = argv[i];
-    }
-    if (!path) return cli_usage_error("info", "missing PATH");
-    if (!path_exists(path)) {
-        err_set("%s: no such file or directory", path);
+static const cli_positional POSITIONALS[] = {
+    {"PATH", offsetof(info_args, path),
+     "a model, PEFT adapter directory, checkpoint, run directory or shard directory", 0},
+    {0},
+};
+
+static const cli_option OPTIONS[] = {
+    {.name = "json", .kind = CLI_FLAG, .offset = offsetof(info_args, json),
+     .help = "print one JSON object instead of text"},
+    {0},
+};
+
+static int run(int argc, char **argv) {
+    info_args a = {0};
+    int code;
+    if (cli_parse(&INFO_COMMAND, argc, argv, &a, &code)) return code;
+    if (!path_exists(a.path)) {
+        err_set("%s: no such file or directory", a.path);
         return cli_fail();
     }
     for (size_t i = 0; i < sizeof KINDS / sizeof KINDS[0]; i++)
-        if (KINDS[i].matches(path)) return KINDS[i].print(path, json) == 0 ? 0 : cli_fail();
-    err_set("%s: not a model directory (config.json) or .gguf file", path);
+        if (KINDS[i].matches(a.path)) return KINDS[i].print(a.path, a.json) == 0 ? 0 : cli_fail();
+    err_set("%s: not a model directory (config.json) or .gguf file", a.path);
     return cli_fail();
 }
+
+const cli_command INFO_COMMAND = {
+    .name = "info",
+    .summary = "describe a model, adapter, shard directory or checkpoint",
+    .description =
+        "Describes PATH: a model (Hugging Face directory or .gguf file): architecture,\n"
+        "dimensions, rope, tied embeddings, parameter count, source dtypes, tokenizer kind\n"
+        "and the bytes its fp32 weights take in memory. A PEFT adapter directory: r,\n"
+        "alpha, scale, targets, tensors, parameters. A checkpoint (or run directory: its\n"
+        "latest checkpoint): step, tokens seen, config summary and its adapter. A shard\n"
+        "directory: splits, documents and tokens, after verifying every frame checksum.\n",
+    .positionals = POSITIONALS,
+    .options = OPTIONS,
+    .run = run,
+};

@@ -1,4 +1,5 @@
 // medtune prep CONFIG.json [--set key=value]... [--json]: corpus -> shard directory.
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,19 +10,25 @@
 #include "data_prep/prep.h"
 #include "tools/commands.h"
 
-static void print_help(void) {
-    printf("usage: medtune prep CONFIG.json [--set key=value]... [--json]\n\n"
-           "Reads the corpus files of the config, cleans, deduplicates and tokenizes them, and\n"
-           "writes zstd token shards (train/val) with manifest.json to out_dir.\n\n"
-           "config keys: tokenizer, inputs [{path, format, text_field}], template, val_fraction,\n"
-           "dedup, min_chars, scrub_phi, strict, out_dir, shard_tokens (see docs/prep.md).\n"
-           "formats: pubmed-xml, pmc-nxml, text, jsonl, alpaca, sharegpt, messages\n"
-           "templates: auto, chatml, llama2, llama3, alpaca, zephyr\n\n"
-           "options:\n"
-           "  --set key=value  override a config key (dotted path, e.g. inputs.0.path=x.jsonl)\n"
-           "  --json           print the summary as one JSON object\n"
-           "  -h, --help       show this help\n");
-}
+typedef struct {
+    const char *config;
+    cli_strings sets;
+    int json;
+} prep_args;
+
+static const cli_positional POSITIONALS[] = {
+    {"CONFIG.json", offsetof(prep_args, config), "the prep config (docs/prep.md)", 0},
+    {0},
+};
+
+static const cli_option OPTIONS[] = {
+    {.name = "set", .kind = CLI_STRINGS, .metavar = "key=value",
+     .offset = offsetof(prep_args, sets),
+     .help = "override a config key (dotted path, e.g. inputs.0.path=x.jsonl)"},
+    {.name = "json", .kind = CLI_FLAG, .offset = offsetof(prep_args, json),
+     .help = "print the summary as one JSON object"},
+    {0},
+};
 
 typedef struct {
     int tty;
@@ -76,46 +83,24 @@ static void print_summary(const prep_config *pc, const prep_summary *s) {
            s->seconds > 0 ? (double)s->bytes_in / 1e6 / s->seconds : 0.0);
 }
 
-int cmd_prep(int argc, char **argv) {
-    if (cli_wants_help(argc, argv)) {
-        print_help();
-        return 0;
-    }
-    const char *path = NULL;
-    int json = 0, n_sets = 0;
-    char **sets = calloc((size_t)argc, sizeof *sets);
-    if (!sets) return err_set("out of memory"), cli_fail();
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--json")) {
-            json = 1;
-        } else if (!strcmp(argv[i], "--set")) {
-            if (i + 1 >= argc) return free(sets), cli_usage_error("prep", "--set needs key=value");
-            sets[n_sets++] = argv[++i];
-        } else if (!strncmp(argv[i], "--set=", 6)) {
-            sets[n_sets++] = argv[i] + 6;
-        } else if (argv[i][0] == '-' && argv[i][1]) {
-            free(sets);
-            return cli_usage_error("prep", "unknown option '%s'", argv[i]);
-        } else if (path) {
-            free(sets);
-            return cli_usage_error("prep", "more than one CONFIG");
-        } else {
-            path = argv[i];
-        }
-    }
-    if (!path) return free(sets), cli_usage_error("prep", "missing CONFIG.json");
+// Reads the config with the --set overrides applied.
+static int read_config(const prep_args *a, prep_config *pc) {
     config c;
-    prep_config pc;
-    if (config_load(&c, path)) return free(sets), cli_fail();
-    for (int i = 0; i < n_sets; i++)
-        if (config_set(&c, sets[i])) {
-            free(sets);
-            config_free(&c);
-            return cli_fail();
-        }
-    free(sets);
-    int rc = prep_config_read(&c, &pc);
+    if (config_load(&c, a->config)) return -1;
+    int rc = 0;
+    for (size_t i = 0; !rc && i < a->sets.n; i++) rc = config_set(&c, a->sets.items[i]);
+    if (!rc) rc = prep_config_read(&c, pc);
     config_free(&c);
+    return rc;
+}
+
+static int run(int argc, char **argv) {
+    prep_args a = {0};
+    int code;
+    if (cli_parse(&PREP_COMMAND, argc, argv, &a, &code)) return code;
+    prep_config pc;
+    int rc = read_config(&a, &pc);
+    cli_strings_free(&a.sets);
     if (rc) return cli_fail();
     progress_state ps = {isatty(STDERR_FILENO), -1, -1};
     prep_summary s;
@@ -125,7 +110,7 @@ int cmd_prep(int argc, char **argv) {
         prep_config_free(&pc);
         return cli_fail();
     }
-    if (json) {
+    if (a.json) {
         cJSON *o = prep_summary_json(&s);
         if (o) {
             cJSON_AddStringToObject(o, "out_dir", pc.out_dir);
@@ -146,3 +131,27 @@ int cmd_prep(int argc, char **argv) {
     prep_config_free(&pc);
     return 0;
 }
+
+static void print_config_keys(FILE *out) {
+    fprintf(out, "config keys (docs/prep.md):\n");
+    size_t n;
+    const prep_config_key *keys = prep_config_keys(&n);
+    for (size_t i = 0; i < n; i++) cli_print_key(out, keys[i].key, keys[i].def, keys[i].meaning);
+    fprintf(out, "\ninputs[].format:");
+    for (input_format f = INPUT_PUBMED_XML; f <= INPUT_MESSAGES; f++)
+        fprintf(out, "%s%s", f == INPUT_PUBMED_XML ? " " : ", ", input_format_name(f));
+    fputc('\n', out);
+}
+
+const cli_command PREP_COMMAND = {
+    .name = "prep",
+    .summary = "corpus files -> cleaned, tokenized train/val shard directory",
+    .description =
+        "Reads the corpus files of the config, cleans, deduplicates and tokenizes them, and\n"
+        "writes zstd token shards (train/val) with manifest.json to out_dir. Progress goes to\n"
+        "stderr, the summary to stdout.\n",
+    .positionals = POSITIONALS,
+    .options = OPTIONS,
+    .print_more = print_config_keys,
+    .run = run,
+};

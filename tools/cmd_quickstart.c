@@ -1,25 +1,27 @@
 // medtune quickstart [--out DIR] [--model PATH | --tiny] [--steps N] [--threads N]
+//                    [--question TEXT]
 // The whole pipeline on the sample data in configs/quickstart: prep -> base answer -> LoRA
 // training -> PEFT and GGUF export -> merge -> adapter answer and a merged-model check ->
 // where everything is and what to try next. Every step calls the library, not the binary.
 #include <cjson/cJSON.h>
-#include <errno.h>
 #include <math.h>
 #include <omp.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "export/export_source.h"
 #include "export/gguf_adapter.h"
 #include "export/merge.h"
 #include "checkpoints/peft.h"
 #include "checkpoints/run_dir.h"
+#include "common/clock.h"
 #include "common/config.h"
 #include "common/error.h"
 #include "common/fileio.h"
+#include "common/strbuf.h"
 #include "data_prep/prep.h"
 #include "tokenizer/tokenizer.h"
 #include "eval/perplexity.h"
@@ -38,88 +40,40 @@
 // SmolLM2: about 120 tokens per example, two to a 256-token window; 20 steps of 4 windows
 // (about 2.5 epochs of the 57 training pairs) change the answers visibly and keep the whole
 // quickstart under 5 minutes on 2 cores. The tiny model reads one token per byte.
-static const qs_train_settings SMOLLM2_SETTINGS = {8, 16.0f, 1e-3f, 256, 4, 20, 2, 0, 128};
-static const qs_train_settings TINY_SETTINGS = {8, 16.0f, 1e-2f, 512, 4, 30, 3, 0, 64};
-
-static void print_help(void) {
-    printf("usage: medtune quickstart [--out DIR] [--model PATH | --tiny] [--steps N] "
-           "[--threads N]\n"
-           "                          [--question TEXT]\n\n"
-           "Runs the whole pipeline on the sample medical Q&A in configs/quickstart (written\n"
-           "for medtune): prep in the model's chat template, a short LoRA run (r=8, all seven\n"
-           "projections), PEFT and GGUF export, merge, and the same question answered by the\n"
-           "base model and by base + adapter (greedy). About 3 minutes on 2 cores with\n"
-           "SmolLM2-135M-Instruct; seconds with --tiny. Ends with where everything is and the\n"
-           "next commands to try.\n\n"
-           "The model is SmolLM2-135M-Instruct (" QS_MODEL_FILE ", fetched by\n"
-           "tools/bootstrap.sh) from $MEDTUNE_CACHE when it is set, else from the .cache folder\n"
-           "next to the executable or in the current directory. When it is not there, a tiny\n"
-           "randomly initialised model is written into DIR/model and used instead, and a note\n"
-           "says so (the pipeline runs end to end; the answers are noise).\n\n"
-           "options:\n"
-           "  --out DIR        run directory; must not exist or be empty (default: " QS_DEFAULT_OUT ",\n"
-           "                   or " QS_DEFAULT_OUT "-2, -3, ... when it is taken)\n"
-           "  --model PATH     base model: Hugging Face directory or .gguf file (default:\n"
-           "                   SmolLM2-135M-Instruct as above, else the tiny model)\n"
-           "  --tiny           use the tiny model even when SmolLM2 is available\n"
-           "  --steps N        optimizer steps (default: %d with SmolLM2, %d with the tiny model)\n"
-           "  --threads N      CPU threads (default: all cores)\n"
-           "  --question TEXT  the question both models answer (default:\n"
-           "                   \"%s\")\n"
-           "  -h, --help       show this help\n",
-           SMOLLM2_SETTINGS.steps, TINY_SETTINGS.steps, QS_DEFAULT_QUESTION);
-}
+#define SMOL_STEPS 20
+#define TINY_STEPS 30
+static const qs_train_settings SMOLLM2_SETTINGS = {8, 16.0f, 1e-3f, 256, 4, SMOL_STEPS, 2, 0, 128};
+static const qs_train_settings TINY_SETTINGS = {8, 16.0f, 1e-2f, 512, 4, TINY_STEPS, 3, 0, 64};
+// The help shows the step counts above.
+#define STRINGIFY(x) STRINGIFY_(x)
+#define STRINGIFY_(x) #x
 
 typedef struct {
-    const char *out, *model, *steps, *threads, *question;
+    const char *out, *model, *question;
+    long long steps, threads;
     int tiny;
 } qs_args;
 
-static int parse_args(int argc, char **argv, qs_args *a) {
-    memset(a, 0, sizeof *a);
-    struct {
-        const char *name;
-        const char **dst;
-    } valued[] = {{"--out", &a->out},         {"--model", &a->model},
-                  {"--steps", &a->steps},     {"--threads", &a->threads},
-                  {"--question", &a->question}};
-    const size_t n_valued = sizeof valued / sizeof valued[0];
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--tiny")) {
-            a->tiny = 1;
-            continue;
-        }
-        size_t k = 0;
-        while (k < n_valued && strcmp(argv[i], valued[k].name)) k++;
-        if (k == n_valued) {
-            if (argv[i][0] == '-') return cli_usage_error("quickstart", "unknown option '%s'", argv[i]);
-            return cli_usage_error("quickstart", "unexpected argument '%s'", argv[i]);
-        }
-        if (i + 1 >= argc) return cli_usage_error("quickstart", "%s needs a value", argv[i]);
-        if (*valued[k].dst) return cli_usage_error("quickstart", "%s given twice", argv[i]);
-        *valued[k].dst = argv[++i];
-    }
-    if (a->tiny && a->model) return cli_usage_error("quickstart", "--tiny and --model exclude each other");
-    if (a->question && !a->question[0]) return cli_usage_error("quickstart", "--question is empty");
-    if (a->out && !a->out[0]) return cli_usage_error("quickstart", "--out is empty");
-    return 0;
-}
-
-static int parse_count(const char *opt, const char *s, long hi, int *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < 1 || v > hi)
-        return cli_usage_error("quickstart", "%s: expected an integer in [1, %ld], got '%s'", opt, hi, s);
-    *out = (int)v;
-    return 0;
-}
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
+static const cli_option OPTIONS[] = {
+    {.name = "out", .kind = CLI_STRING, .metavar = "DIR", .offset = offsetof(qs_args, out),
+     .help = "run directory; must not exist or be empty",
+     .default_text = QS_DEFAULT_OUT ", or " QS_DEFAULT_OUT "-2, -3, ... when it is taken"},
+    {.name = "model", .kind = CLI_STRING, .metavar = "PATH", .offset = offsetof(qs_args, model),
+     .help = "base model: Hugging Face directory or .gguf file",
+     .default_text = "SmolLM2-135M-Instruct as above, else the tiny model"},
+    {.name = "tiny", .kind = CLI_FLAG, .offset = offsetof(qs_args, tiny),
+     .help = "use the tiny model even when SmolLM2 is available"},
+    {.name = "steps", .kind = CLI_INT, .metavar = "N", .offset = offsetof(qs_args, steps),
+     .help = "optimizer steps", .min = 1, .max = 1000000,
+     .default_text =
+         STRINGIFY(SMOL_STEPS) " with SmolLM2, " STRINGIFY(TINY_STEPS) " with the tiny model"},
+    {.name = "threads", .kind = CLI_INT, .metavar = "N", .offset = offsetof(qs_args, threads),
+     .help = "CPU threads", .min = 1, .max = 1024, .default_text = "all cores"},
+    {.name = "question", .kind = CLI_STRING, .metavar = "TEXT",
+     .offset = offsetof(qs_args, question),
+     .help = "the question both models answer", .default_text = "\"" QS_DEFAULT_QUESTION "\""},
+    {0},
+};
 
 static void format_duration(char *out, size_t n, double s) {
     if (s < 60) snprintf(out, n, "%.1f s", s);
@@ -132,7 +86,7 @@ static double t_start;
 static void stage(int k, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void stage(int k, const char *fmt, ...) {
     char el[32];
-    format_duration(el, sizeof el, now_s() - t_start);
+    format_duration(el, sizeof el, clock_now_s() - t_start);
     fprintf(stderr, "\n[%d/%d] ", k, QS_STAGES);
     va_list ap;
     va_start(ap, fmt);
@@ -265,9 +219,9 @@ static int read_val_losses(const qs_plan *p, qs_results *r) {
 static int run_training(const qs_plan *p, qs_results *r) {
     train_config tc;
     if (train_config_load(&tc, p->sft_config, NULL, 0)) return -1;
-    double t0 = now_s();
+    double t0 = clock_now_s();
     if (trainer_run(&tc, 0)) return -1;
-    r->train_seconds = now_s() - t0;
+    r->train_seconds = clock_now_s() - t0;
     r->steps = tc.steps;
     if (checkpoint_latest(p->run, r->checkpoint, sizeof r->checkpoint)) return -1;
     return read_val_losses(p, r);
@@ -341,23 +295,19 @@ static int adapter_answer_and_check(const qs_plan *p, const char *question, qs_r
 // ---- outputs ---------------------------------------------------------------------------------
 
 static int write_answers(const qs_plan *p, const char *question, const qs_results *r) {
-    char *text = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&text, &len);
-    if (!f) return err_set("%s: out of memory", p->answers);
-    fprintf(f,
-            "# medtune quickstart: answers (greedy decoding)\n\n"
-            "Model: %s (%s)%s\n\nQuestion: %s\n\n"
-            "## Base model\n\n%s\n\n"
-            "## Base model + LoRA adapter (%s, %lld steps)\n\n%s\n",
-            p->model_name, p->model, p->tiny ? " - randomly initialised, its answers are noise" : "",
-            question, r->base_answer, p->run_adapter, (long long)r->steps, r->adapter_answer);
-    if (fclose(f)) {
-        free(text);
-        return err_set("%s: out of memory", p->answers);
-    }
-    int rc = file_write_atomic(p->answers, text, len);
-    free(text);
+    strbuf b;
+    strbuf_init(&b);
+    strbuf_printf(&b,
+                  "# medtune quickstart: answers (greedy decoding)\n\n"
+                  "Model: %s (%s)%s\n\nQuestion: %s\n\n"
+                  "## Base model\n\n%s\n\n"
+                  "## Base model + LoRA adapter (%s, %lld steps)\n\n%s\n",
+                  p->model_name, p->model,
+                  p->tiny ? " - randomly initialised, its answers are noise" : "", question,
+                  r->base_answer, p->run_adapter, (long long)r->steps, r->adapter_answer);
+    int rc = strbuf_failed(&b) ? err_prefix("%s", p->answers)
+                               : file_write_atomic(p->answers, b.data, b.len);
+    strbuf_free(&b);
     return rc;
 }
 
@@ -500,7 +450,7 @@ static void print_summary(const qs_plan *p, const char *question, const qs_resul
 
 // ---- the command -----------------------------------------------------------------------------
 
-static int run(const qs_plan *p, const char *question, qs_results *r) {
+static int run_pipeline(const qs_plan *p, const char *question, qs_results *r) {
     stage(1, "run directory %s: sample data from %s", p->out, p->sample_dir);
     if (qs_prepare_out(p)) return -1;
     if (p->tiny) {
@@ -535,23 +485,20 @@ static int run(const qs_plan *p, const char *question, qs_results *r) {
     if (adapter_answer_and_check(p, question, r)) return -1;
 
     stage(7, "summary: %s, %s", p->answers, p->summary);
-    r->total_seconds = now_s() - t_start;
+    r->total_seconds = clock_now_s() - t_start;
     if (write_answers(p, question, r) || write_summary(p, question, r)) return -1;
     return 0;
 }
 
-int cmd_quickstart(int argc, char **argv) {
-    if (cli_wants_help(argc, argv)) {
-        print_help();
-        return 0;
-    }
-    qs_args a;
-    int usage = parse_args(argc, argv, &a);
-    if (usage) return usage;
-    int steps = 0, threads = 0;
-    if (a.steps && (usage = parse_count("--steps", a.steps, 1000000, &steps))) return usage;
-    if (a.threads && (usage = parse_count("--threads", a.threads, 1024, &threads))) return usage;
-    t_start = now_s();
+static int run(int argc, char **argv) {
+    qs_args a = {0};
+    int code;
+    if (cli_parse(&QUICKSTART_COMMAND, argc, argv, &a, &code)) return code;
+    if (a.tiny && a.model)
+        return cli_usage_error("quickstart", "--tiny and --model exclude each other");
+    if (a.question && !a.question[0]) return cli_usage_error("quickstart", "--question is empty");
+    if (a.out && !a.out[0]) return cli_usage_error("quickstart", "--out is empty");
+    t_start = clock_now_s();
 
     static qs_plan plan;
     qs_plan *p = &plan;
@@ -564,18 +511,37 @@ int cmd_quickstart(int argc, char **argv) {
         choose_model(p, &a) || qs_plan_paths(p))
         return cli_fail();
     p->train = p->tiny ? TINY_SETTINGS : SMOLLM2_SETTINGS;
-    if (steps) p->train.steps = steps;
+    if (a.steps) p->train.steps = (int)a.steps;
     if (p->train.warmup >= p->train.steps) p->train.warmup = p->train.steps / 4;
-    p->train.threads = threads;
-    if (threads) omp_set_num_threads(threads);
+    p->train.threads = (int)a.threads;
+    if (a.threads) omp_set_num_threads((int)a.threads);
     const char *question = a.question ? a.question : QS_DEFAULT_QUESTION;
     fprintf(stderr, "medtune quickstart: %s (%s) -> %s\n", p->model_name, p->model, p->out);
 
     qs_results r;
     memset(&r, 0, sizeof r);
-    int rc = run(p, question, &r);
+    int rc = run_pipeline(p, question, &r);
     if (!rc) print_summary(p, question, &r);
     free(r.base_answer);
     free(r.adapter_answer);
     return rc ? cli_fail() : 0;
 }
+
+const cli_command QUICKSTART_COMMAND = {
+    .name = "quickstart",
+    .summary = "the whole pipeline on sample medical Q&A: prep, train, export, merge, answers",
+    .description =
+        "Runs the whole pipeline on the sample medical Q&A in configs/quickstart (written\n"
+        "for medtune): prep in the model's chat template, a short LoRA run (r=8, all seven\n"
+        "projections), PEFT and GGUF export, merge, and the same question answered by the\n"
+        "base model and by base + adapter (greedy). About 3 minutes on 2 cores with\n"
+        "SmolLM2-135M-Instruct; seconds with --tiny. Ends with where everything is and the\n"
+        "next commands to try.\n\n"
+        "The model is SmolLM2-135M-Instruct (" QS_MODEL_FILE ", fetched by\n"
+        "tools/bootstrap.sh) from $MEDTUNE_CACHE when it is set, else from the .cache folder\n"
+        "next to the executable or in the current directory. When it is not there, a tiny\n"
+        "randomly initialised model is written into DIR/model and used instead, and a note\n"
+        "says so (the pipeline runs end to end; the answers are noise).\n",
+    .options = OPTIONS,
+    .run = run,
+};

@@ -1,27 +1,42 @@
 // medtune tokenize: stdin lines -> token ids (or ids -> text with --decode), for scripts and
 // for the parity tests against Hugging Face `tokenizers`.
 #include <cjson/cJSON.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "common/clock.h"
 #include "common/error.h"
 #include "tokenizer/tokenizer.h"
 #include "tools/commands.h"
 
-static const char USAGE[] =
-    "usage: medtune tokenize MODEL [--decode] [--json] [--no-special] [--json-input] [--count]\n"
-    "\n"
-    "MODEL is a Hugging Face model directory, a tokenizer.json or a .gguf file.\n"
-    "Reads stdin line by line and prints one line per input line:\n"
-    "  (default)      a JSON array of token ids, BOS/EOS added as the tokenizer does\n"
-    "  --json         an object {\"ids\": [...], \"tokens\": [...]} (with --decode: {\"text\": ...})\n"
-    "  --no-special   encode: do not add BOS/EOS; decode: leave special tokens out\n"
-    "  --json-input   each input line is a JSON string (so texts can hold newlines)\n"
-    "  --decode       each input line is a JSON array of ids; prints the decoded text\n"
-    "  --count        print only a summary {\"lines\",\"bytes\",\"tokens\",\"seconds\",\"mb_per_s\"}\n"
-    "Invalid UTF-8 in the input is read as U+FFFD (see docs/tokenizer.md).\n";
+typedef struct {
+    const char *model;
+    int decode, json, no_special, json_input, count;
+} tokenize_args;
+
+static const cli_positional POSITIONALS[] = {
+    {"MODEL", offsetof(tokenize_args, model),
+     "a Hugging Face model directory, a tokenizer.json or a .gguf file", 0},
+    {0},
+};
+
+static const cli_option OPTIONS[] = {
+    {.name = "json", .kind = CLI_FLAG, .offset = offsetof(tokenize_args, json),
+     .help = "print an object {\"ids\": [...], \"tokens\": [...]} per line (with --decode: "
+             "{\"text\": ...})"},
+    {.name = "no-special", .kind = CLI_FLAG, .offset = offsetof(tokenize_args, no_special),
+     .help = "encode: do not add BOS/EOS; decode: leave special tokens out"},
+    {.name = "json-input", .kind = CLI_FLAG, .offset = offsetof(tokenize_args, json_input),
+     .help = "each input line is a JSON string (so texts can hold newlines)"},
+    {.name = "decode", .kind = CLI_FLAG, .offset = offsetof(tokenize_args, decode),
+     .help = "each input line is a JSON array of ids; prints the decoded text"},
+    {.name = "count", .kind = CLI_FLAG, .offset = offsetof(tokenize_args, count),
+     .help = "print only a summary {\"lines\", \"bytes\", \"tokens\", \"seconds\", "
+             "\"mb_per_s\"}"},
+    {0},
+};
 
 static void put_json_string(FILE *out, const char *s, size_t len) {
     fputc('"', out);
@@ -47,12 +62,6 @@ static void put_ids(FILE *out, const int32_t *ids, size_t n) {
     fputc('[', out);
     for (size_t i = 0; i < n; i++) fprintf(out, i ? ", %d" : "%d", ids[i]);
     fputc(']', out);
-}
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
 static int decode_line(const tokenizer *t, const char *line, size_t lineno, int json, int skip) {
@@ -91,27 +100,14 @@ static int decode_line(const tokenizer *t, const char *line, size_t lineno, int 
     return 0;
 }
 
-int cmd_tokenize(int argc, char **argv) {
-    if (cli_wants_help(argc, argv)) {
-        fputs(USAGE, stdout);
-        return 0;
-    }
-    const char *model = NULL;
-    int decode = 0, json = 0, no_special = 0, json_input = 0, count = 0;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--decode")) decode = 1;
-        else if (!strcmp(argv[i], "--json")) json = 1;
-        else if (!strcmp(argv[i], "--no-special")) no_special = 1;
-        else if (!strcmp(argv[i], "--json-input")) json_input = 1;
-        else if (!strcmp(argv[i], "--count")) count = 1;
-        else if (argv[i][0] == '-' && argv[i][1]) return cli_usage_error("tokenize", "unknown option '%s'", argv[i]);
-        else if (model) return cli_usage_error("tokenize", "more than one MODEL given");
-        else model = argv[i];
-    }
-    if (!model) return cli_usage_error("tokenize", "MODEL is required");
-    if (decode && (json_input || count))
-        return cli_usage_error("tokenize", "--decode cannot be combined with --json-input or --count");
-    tokenizer *t = tokenizer_load(model);
+static int run(int argc, char **argv) {
+    tokenize_args a = {0};
+    int code;
+    if (cli_parse(&TOKENIZE_COMMAND, argc, argv, &a, &code)) return code;
+    if (a.decode && (a.json_input || a.count))
+        return cli_usage_error("tokenize",
+                               "--decode cannot be combined with --json-input or --count");
+    tokenizer *t = tokenizer_load(a.model);
     if (!t) return cli_fail();
 
     char *line = NULL;
@@ -124,13 +120,13 @@ int cmd_tokenize(int argc, char **argv) {
         lineno++;
         size_t len = (size_t)got;
         if (len && line[len - 1] == '\n') line[--len] = '\0';
-        if (decode) {
-            rc = decode_line(t, line, lineno, json, no_special);
+        if (a.decode) {
+            rc = decode_line(t, line, lineno, a.json, a.no_special);
             continue;
         }
         const char *text = line;
         cJSON *str = NULL;
-        if (json_input) {
+        if (a.json_input) {
             str = cJSON_ParseWithLength(line, len);
             if (!cJSON_IsString(str)) {
                 cJSON_Delete(str);
@@ -141,15 +137,15 @@ int cmd_tokenize(int argc, char **argv) {
             len = strlen(text);
         }
         ids.len = 0;
-        double t0 = now_s();
-        rc = tokenizer_encode(t, text, len, !no_special, &ids);
-        spent += now_s() - t0;
+        double t0 = clock_now_s();
+        rc = tokenizer_encode(t, text, len, !a.no_special, &ids);
+        spent += clock_now_s() - t0;
         cJSON_Delete(str);
         if (rc) break;
         bytes += len;
         tokens += ids.len;
-        if (count) continue;
-        if (json) {
+        if (a.count) continue;
+        if (a.json) {
             fputs("{\"ids\": ", stdout);
             put_ids(stdout, ids.data, ids.len);
             fputs(", \"tokens\": [", stdout);
@@ -164,7 +160,7 @@ int cmd_tokenize(int argc, char **argv) {
             fputc('\n', stdout);
         }
     }
-    if (!rc && count)
+    if (!rc && a.count)
         printf("{\"lines\": %zu, \"bytes\": %zu, \"tokens\": %zu, \"seconds\": %.6f, \"mb_per_s\": %.3f}\n",
                lineno, bytes, tokens, spent, spent > 0 ? bytes / spent / 1e6 : 0.0);
     free(line);
@@ -173,3 +169,15 @@ int cmd_tokenize(int argc, char **argv) {
     if (fflush(stdout) != 0 && !rc) rc = err_set("stdout: write failed");
     return rc ? cli_fail() : 0;
 }
+
+const cli_command TOKENIZE_COMMAND = {
+    .name = "tokenize",
+    .summary = "stdin lines -> JSON arrays of token ids (or back with --decode)",
+    .description =
+        "Reads stdin line by line and prints one line per input line: by default a JSON\n"
+        "array of token ids, BOS/EOS added as the tokenizer does. Invalid UTF-8 in the\n"
+        "input is read as U+FFFD (see docs/tokenizer.md).\n",
+    .positionals = POSITIONALS,
+    .options = OPTIONS,
+    .run = run,
+};

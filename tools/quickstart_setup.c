@@ -10,6 +10,7 @@
 
 #include "common/error.h"
 #include "common/fileio.h"
+#include "common/strbuf.h"
 #include "tools/quickstart.h"
 
 int qs_exe_dir(char *dir, size_t n) {
@@ -164,147 +165,153 @@ int qs_prepare_out(const qs_plan *p) {
     return 0;
 }
 
-// Prints `s` as a JSON string literal (quotes and escapes included).
-static void put_json_string(FILE *f, const char *s) {
+// Appends `s` as a JSON string literal (quotes and escapes included).
+static void put_json_string(strbuf *b, const char *s) {
     cJSON *j = cJSON_CreateString(s);
     char *text = j ? cJSON_PrintUnformatted(j) : NULL;
-    fputs(text ? text : "\"\"", f);
+    if (text) strbuf_puts(b, text);
+    else b->failed = 1;
     free(text);
     cJSON_Delete(j);
 }
 
 // Text of the config, built by `fill`, written atomically to `path`.
-static int write_config(const char *path, const qs_plan *p, void (*fill)(FILE *, const qs_plan *)) {
-    char *text = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&text, &len);
-    if (!f) return err_set("%s: out of memory", path);
-    fill(f, p);
-    if (fclose(f)) {
-        free(text);
-        return err_set("%s: out of memory", path);
-    }
-    int rc = file_write_atomic(path, text, len);
-    free(text);
+static int write_config(const char *path, const qs_plan *p,
+                        void (*fill)(strbuf *, const qs_plan *)) {
+    strbuf b;
+    strbuf_init(&b);
+    fill(&b, p);
+    int rc = strbuf_failed(&b) ? err_set("%s: out of memory", path)
+                               : file_write_atomic(path, b.data, b.len);
+    strbuf_free(&b);
     return rc;
 }
 
-static void fill_prep_qa(FILE *f, const qs_plan *p) {
-    fprintf(f,
-            "// medtune prep: the quickstart's medical Q&A (Alpaca JSONL written for medtune),\n"
-            "// rendered in the model's chat template; prompt tokens are masked, answers trained.\n"
-            "// Written by `medtune quickstart`. Run again: %s prep %s\n{\n  \"tokenizer\": ",
-            p->medtune, p->prep_qa_config);
-    put_json_string(f, p->model);
-    fprintf(f, ",\n  \"inputs\": [{\"path\": ");
-    put_json_string(f, p->data_qa);
-    fprintf(f, ", \"format\": \"alpaca\"}],\n"
-               "  // \"auto\" reads the model's chat_template (SmolLM2: chatml with its default\n"
-               "  // system prompt).\n"
-               "  \"template\": \"auto\",\n"
-               "  \"val_fraction\": 0.1,   // about one pair in ten is held out for the val loss\n"
-               "  \"dedup\": true,\n"
-               "  \"out_dir\": ");
-    put_json_string(f, p->shards_qa);
-    fprintf(f, "\n}\n");
+static void fill_prep_qa(strbuf *b, const qs_plan *p) {
+    strbuf_printf(b,
+                  "// medtune prep: the quickstart's medical Q&A (Alpaca JSONL written for\n"
+                  "// medtune), rendered in the model's chat template; prompt tokens are masked,\n"
+                  "// answers trained. Written by `medtune quickstart`. Run again:\n"
+                  "//   %s prep %s\n{\n  \"tokenizer\": ",
+                  p->medtune, p->prep_qa_config);
+    put_json_string(b, p->model);
+    strbuf_puts(b, ",\n  \"inputs\": [{\"path\": ");
+    put_json_string(b, p->data_qa);
+    strbuf_puts(b, ", \"format\": \"alpaca\"}],\n"
+                   "  // \"auto\" reads the model's chat_template (SmolLM2: chatml with its\n"
+                   "  // default system prompt).\n"
+                   "  \"template\": \"auto\",\n"
+                   "  \"val_fraction\": 0.1,   // one pair in ten is held out for the val loss\n"
+                   "  \"dedup\": true,\n"
+                   "  \"out_dir\": ");
+    put_json_string(b, p->shards_qa);
+    strbuf_puts(b, "\n}\n");
 }
 
-static void put_targets(FILE *f) {
-    fprintf(f, "\"targets\": [\"q_proj\", \"k_proj\", \"v_proj\", \"o_proj\", \"gate_proj\",\n"
-               "                       \"up_proj\", \"down_proj\"]");
+static void put_targets(strbuf *b) {
+    strbuf_puts(b, "\"targets\": [\"q_proj\", \"k_proj\", \"v_proj\", \"o_proj\", \"gate_proj\",\n"
+                   "                       \"up_proj\", \"down_proj\"]");
 }
 
-static void fill_sft(FILE *f, const qs_plan *p) {
+static void fill_sft(strbuf *b, const qs_plan *p) {
     const qs_train_settings *t = &p->train;
-    fprintf(f,
-            "// medtune train: the quickstart's instruction-tuning run on %s: a short LoRA run\n"
-            "// on the sample Q&A, loss on the answers only. Written by `medtune quickstart`.\n"
-            "//   %s prep %s\n"
-            "//   %s train %s\n"
-            "// Train longer (continues from the last checkpoint, same data and settings):\n"
-            "//   %s train %s --resume --set steps=%d\n{\n  \"model\": ",
-            p->model_name, p->medtune, p->prep_qa_config, p->medtune, p->sft_config, p->medtune,
-            p->sft_config, 2 * t->steps);
-    put_json_string(f, p->model);
-    fprintf(f, ",\n  \"data\": {\"train\": ");
-    put_json_string(f, p->shards_qa);
-    fprintf(f, "},   // its val split gives the val loss\n  \"lora\": {\"r\": %d, \"alpha\": %g, "
-               "\"dropout\": 0.0,\n           ", t->r, (double)t->alpha);
-    put_targets(f);
-    fprintf(f,
-            "},\n"
-            "  // A high learning rate: the run is short, and the answers should visibly change.\n"
-            "  \"optim\": {\"lr\": %g, \"weight_decay\": 0.0, \"grad_clip\": 1.0},\n"
-            "  \"schedule\": {\"warmup_steps\": %d, \"decay\": \"cosine\", \"min_lr_ratio\": 0.0},\n"
-            "  \"batch\": {\"micro_batch\": %d, \"seq_len\": %d, \"grad_accum\": 1},\n"
-            "  \"steps\": %d,\n"
-            "  \"shuffle\": true,\n"
-            "  \"seed\": 42,\n"
-            "  \"threads\": %d,          // 0 = all cores\n"
-            "  \"eval_every\": %d,      // val loss before the first step and at the end\n"
-            "  \"eval_batches\": 8,\n"
-            "  \"save_every\": %d,\n"
-            "  \"keep_last\": 2,\n"
-            "  // Examples are packed whole into windows; attention stays inside each one.\n"
-            "  \"doc_attention\": \"document\",\n"
-            "  \"out_dir\": ",
-            (double)t->lr, t->warmup, t->micro_batch, t->seq_len, t->steps, t->threads, t->steps,
-            t->steps > 1 ? t->steps / 2 : 1);
-    put_json_string(f, p->run);
-    fprintf(f, "\n}\n");
+    strbuf_printf(b,
+                  "// medtune train: the quickstart's instruction-tuning run on %s: a short\n"
+                  "// LoRA run on the sample Q&A, loss on the answers only. Written by\n"
+                  "// `medtune quickstart`.\n"
+                  "//   %s prep %s\n"
+                  "//   %s train %s\n"
+                  "// Train longer (continues from the last checkpoint, same data and settings):\n"
+                  "//   %s train %s --resume --set steps=%d\n{\n  \"model\": ",
+                  p->model_name, p->medtune, p->prep_qa_config, p->medtune, p->sft_config,
+                  p->medtune, p->sft_config, 2 * t->steps);
+    put_json_string(b, p->model);
+    strbuf_puts(b, ",\n  \"data\": {\"train\": ");
+    put_json_string(b, p->shards_qa);
+    strbuf_printf(b,
+                  "},   // its val split gives the val loss\n"
+                  "  \"lora\": {\"r\": %d, \"alpha\": %g, \"dropout\": 0.0,\n           ",
+                  t->r, (double)t->alpha);
+    put_targets(b);
+    strbuf_printf(b,
+                  "},\n"
+                  "  // A high learning rate: the run is short, and the answers should visibly\n"
+                  "  // change.\n"
+                  "  \"optim\": {\"lr\": %g, \"weight_decay\": 0.0, \"grad_clip\": 1.0},\n"
+                  "  \"schedule\": {\"warmup_steps\": %d, \"decay\": \"cosine\", "
+                  "\"min_lr_ratio\": 0.0},\n"
+                  "  \"batch\": {\"micro_batch\": %d, \"seq_len\": %d, \"grad_accum\": 1},\n"
+                  "  \"steps\": %d,\n"
+                  "  \"shuffle\": true,\n"
+                  "  \"seed\": 42,\n"
+                  "  \"threads\": %d,          // 0 = all cores\n"
+                  "  \"eval_every\": %d,      // val loss before the first step and at the end\n"
+                  "  \"eval_batches\": 8,\n"
+                  "  \"save_every\": %d,\n"
+                  "  \"keep_last\": 2,\n"
+                  "  // Examples are packed whole into windows; attention stays inside each one.\n"
+                  "  \"doc_attention\": \"document\",\n"
+                  "  \"out_dir\": ",
+                  (double)t->lr, t->warmup, t->micro_batch, t->seq_len, t->steps, t->threads,
+                  t->steps, t->steps > 1 ? t->steps / 2 : 1);
+    put_json_string(b, p->run);
+    strbuf_puts(b, "\n}\n");
 }
 
-static void fill_prep_notes(FILE *f, const qs_plan *p) {
-    fprintf(f,
-            "// medtune prep: clinical notes (plain text, one document per paragraph) for domain\n"
-            "// adaptation, i.e. continued pretraining where every token is trained. Written by\n"
-            "// `medtune quickstart`; for real runs use PubMed (configs/prep_pubmed.json).\n"
-            "//   %s prep %s\n{\n  \"tokenizer\": ",
-            p->medtune, p->prep_notes_config);
-    put_json_string(f, p->model);
-    fprintf(f, ",\n  \"inputs\": [{\"path\": ");
-    put_json_string(f, p->data_notes);
-    fprintf(f, ", \"format\": \"text\"}],\n"
-               "  \"val_fraction\": 0.0,   // seven paragraphs: too few to hold any out\n"
-               "  \"dedup\": true,\n"
-               "  \"out_dir\": ");
-    put_json_string(f, p->shards_notes);
-    fprintf(f, "\n}\n");
+static void fill_prep_notes(strbuf *b, const qs_plan *p) {
+    strbuf_printf(b,
+                  "// medtune prep: clinical notes (plain text, one document per paragraph) for\n"
+                  "// domain adaptation, i.e. continued pretraining where every token is trained.\n"
+                  "// Written by `medtune quickstart`; for real runs use PubMed\n"
+                  "// (configs/prep_pubmed.json).\n"
+                  "//   %s prep %s\n{\n  \"tokenizer\": ",
+                  p->medtune, p->prep_notes_config);
+    put_json_string(b, p->model);
+    strbuf_puts(b, ",\n  \"inputs\": [{\"path\": ");
+    put_json_string(b, p->data_notes);
+    strbuf_puts(b, ", \"format\": \"text\"}],\n"
+                   "  \"val_fraction\": 0.0,   // seven paragraphs: too few to hold any out\n"
+                   "  \"dedup\": true,\n"
+                   "  \"out_dir\": ");
+    put_json_string(b, p->shards_notes);
+    strbuf_puts(b, "\n}\n");
 }
 
-static void fill_dapt(FILE *f, const qs_plan *p) {
+static void fill_dapt(strbuf *b, const qs_plan *p) {
     const qs_train_settings *t = &p->train;
-    fprintf(f,
-            "// medtune train: domain adaptation on the quickstart's clinical notes (a text\n"
-            "// stream, causal attention over whole windows). Written by `medtune quickstart`.\n"
-            "//   %s prep %s\n"
-            "//   %s train %s\n"
-            "// Stop it with Ctrl-C (a checkpoint is written) and continue with:\n"
-            "//   %s train %s --resume\n{\n  \"model\": ",
-            p->medtune, p->prep_notes_config, p->medtune, p->dapt_config, p->medtune,
-            p->dapt_config);
-    put_json_string(f, p->model);
-    fprintf(f, ",\n  \"data\": {\"train\": ");
-    put_json_string(f, p->shards_notes);
-    fprintf(f, "},\n  \"lora\": {\"r\": %d, \"alpha\": %g, \"dropout\": 0.05,\n           ", t->r,
-            (double)t->alpha);
-    put_targets(f);
-    fprintf(f,
-            "},\n"
-            "  \"optim\": {\"lr\": 2e-4, \"weight_decay\": 0.0, \"grad_clip\": 1.0},\n"
-            "  \"schedule\": {\"warmup_steps\": 2, \"decay\": \"cosine\", \"min_lr_ratio\": 0.1},\n"
-            "  \"batch\": {\"micro_batch\": 2, \"seq_len\": %d, \"grad_accum\": 1},\n"
-            "  \"steps\": 10,\n"
-            "  \"shuffle\": true,\n"
-            "  \"seed\": 42,\n"
-            "  \"threads\": %d,          // 0 = all cores\n"
-            "  \"save_every\": 5,\n"
-            "  \"keep_last\": 2,\n"
-            "  \"doc_attention\": \"causal\",\n"
-            "  \"out_dir\": ",
-            p->tiny ? 256 : 128, t->threads);
-    put_json_string(f, p->dapt_run);
-    fprintf(f, "\n}\n");
+    strbuf_printf(b,
+                  "// medtune train: domain adaptation on the quickstart's clinical notes (a\n"
+                  "// text stream, causal attention over whole windows). Written by\n"
+                  "// `medtune quickstart`.\n"
+                  "//   %s prep %s\n"
+                  "//   %s train %s\n"
+                  "// Stop it with Ctrl-C (a checkpoint is written) and continue with:\n"
+                  "//   %s train %s --resume\n{\n  \"model\": ",
+                  p->medtune, p->prep_notes_config, p->medtune, p->dapt_config, p->medtune,
+                  p->dapt_config);
+    put_json_string(b, p->model);
+    strbuf_puts(b, ",\n  \"data\": {\"train\": ");
+    put_json_string(b, p->shards_notes);
+    strbuf_printf(b, "},\n  \"lora\": {\"r\": %d, \"alpha\": %g, \"dropout\": 0.05,\n           ",
+                  t->r, (double)t->alpha);
+    put_targets(b);
+    strbuf_printf(b,
+                  "},\n"
+                  "  \"optim\": {\"lr\": 2e-4, \"weight_decay\": 0.0, \"grad_clip\": 1.0},\n"
+                  "  \"schedule\": {\"warmup_steps\": 2, \"decay\": \"cosine\", "
+                  "\"min_lr_ratio\": 0.1},\n"
+                  "  \"batch\": {\"micro_batch\": 2, \"seq_len\": %d, \"grad_accum\": 1},\n"
+                  "  \"steps\": 10,\n"
+                  "  \"shuffle\": true,\n"
+                  "  \"seed\": 42,\n"
+                  "  \"threads\": %d,          // 0 = all cores\n"
+                  "  \"save_every\": 5,\n"
+                  "  \"keep_last\": 2,\n"
+                  "  \"doc_attention\": \"causal\",\n"
+                  "  \"out_dir\": ",
+                  p->tiny ? 256 : 128, t->threads);
+    put_json_string(b, p->dapt_run);
+    strbuf_puts(b, "\n}\n");
 }
 
 int qs_write_configs(const qs_plan *p) {

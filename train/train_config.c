@@ -1,5 +1,9 @@
+// The `medtune train` config: one table of keys (KEYS) gives the accepted keys, their types,
+// defaults, ranges and meanings; parsing, the resolved config.json, the resume check and
+// `medtune train --help` all read it.
 #include "train/train_config.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,157 +11,286 @@
 #include "common/config.h"
 #include "common/error.h"
 
-static const char *const KEYS_ROOT[] = {
-    "model", "init_adapter", "data", "lora", "optim", "schedule", "batch", "steps", "epochs",
-    "shuffle", "seed", "threads", "eval_every", "eval_batches", "save_every", "keep_last",
-    "out_dir", "doc_attention", NULL};
-static const char *const KEYS_DATA[] = {"train", "val", "replay", "replay_ratio", NULL};
-static const char *const KEYS_LORA[] = {"r", "alpha", "dropout", "targets", "use_rslora", NULL};
-static const char *const KEYS_OPTIM[] = {"lr", "beta1", "beta2", "eps", "weight_decay",
-                                         "grad_clip", NULL};
-static const char *const KEYS_SCHEDULE[] = {"warmup_steps", "decay", "min_lr_ratio", NULL};
-static const char *const KEYS_BATCH[] = {"micro_batch", "seq_len", "grad_accum", NULL};
+// Names of the CHOICE keys' enums, indexed by the enum values.
+static const char *const DECAY_NAMES[] = {[SCHEDULE_CONSTANT] = "constant",
+                                           [SCHEDULE_LINEAR] = "linear",
+                                           [SCHEDULE_COSINE] = "cosine", NULL};
+static const char *const DOC_ATTENTION_NAMES[] = {
+    [DOC_ATTENTION_CAUSAL] = "causal", [DOC_ATTENTION_DOCUMENT] = "document", NULL};
+// CHOICE values are stored through an int.
+_Static_assert(sizeof(schedule_decay) == sizeof(int), "schedule_decay is stored as an int");
+_Static_assert(sizeof(doc_attention_mode) == sizeof(int), "doc_attention_mode is stored as an int");
 
-static int get_path(const config *c, const char *key, const char *def, int required, char *out) {
-    const char *s;
-    if (config_string(c, key, def, &s)) return -1;
-    if (required && (!s || !*s)) return err_set("%s: %s: required", c->name, key);
-    if (snprintf(out, TRAIN_PATH_MAX, "%s", s ? s : "") >= TRAIN_PATH_MAX)
-        return err_set("%s: %s: path too long", c->name, key);
+static double alpha_default(const train_config *tc) { return 2.0 * tc->lora.r; }
+
+#define OFF(field) offsetof(train_config, field)
+#define FREE TRAIN_KEY_RESUME_FREE
+#define NULL0 TRAIN_KEY_ZERO_IS_NULL
+#define T40 1099511627776.0  // 2^40 steps: more than any run, small enough for exact doubles
+
+static const train_config_key KEYS[] = {
+    {"model", TRAIN_KEY_PATH, "required", "base model: HF directory or `.gguf` file",
+     .offset = OFF(model), .flags = FREE},
+    {"init_adapter", TRAIN_KEY_PATH, "none",
+     "PEFT adapter directory to start from (r/alpha/targets must match `lora`)",
+     .offset = OFF(init_adapter), .flags = FREE},
+    {"data.train", TRAIN_KEY_PATH, "required", "shard directory; its `train` split is trained on",
+     .offset = OFF(data_train), .flags = FREE},
+    {"data.val", TRAIN_KEY_PATH, "`data.train`", "shard directory whose `val` split is evaluated",
+     .offset = OFF(data_val), .flags = FREE},
+    {"data.replay", TRAIN_KEY_PATH, "none",
+     "shard directory (its `train` split) mixed into every batch", .offset = OFF(data_replay),
+     .flags = FREE},
+    {"data.replay_ratio", TRAIN_KEY_DOUBLE, "0",
+     "share of windows taken from `data.replay`, in [0, 1)",
+     0.0, 1.0, .offset = OFF(replay_ratio), .flags = TRAIN_KEY_MAX_OPEN},
+    {"lora.r", TRAIN_KEY_INT, "16", "rank", 1, 4096, .offset = OFF(lora.r)},
+    {"lora.alpha", TRAIN_KEY_FLOAT, "2 r", "scale numerator", 1e-6, 1e6, .rule = alpha_default,
+     .offset = OFF(lora.alpha)},
+    {"lora.dropout", TRAIN_KEY_FLOAT, "0.05", "dropout on the LoRA branch input", 0.0, 0.99,
+     .offset = OFF(lora.dropout)},
+    {"lora.targets", TRAIN_KEY_TARGETS, "`all-linear`",
+     "list of `q_proj k_proj v_proj o_proj gate_proj up_proj down_proj`, or `all-linear` (all "
+     "seven)",
+     .offset = OFF(lora.targets)},
+    {"lora.use_rslora", TRAIN_KEY_BOOL, "false", "scale alpha/sqrt(r) instead of alpha/r",
+     .offset = OFF(lora.use_rslora)},
+    {"optim.lr", TRAIN_KEY_FLOAT, "2e-4", "peak learning rate", 0.0, 10.0, .offset = OFF(optim.lr)},
+    {"optim.beta1", TRAIN_KEY_FLOAT, "0.9", "AdamW beta1", 0.0, 0.999999,
+     .offset = OFF(optim.beta1)},
+    {"optim.beta2", TRAIN_KEY_FLOAT, "0.999", "AdamW beta2", 0.0, 0.999999,
+     .offset = OFF(optim.beta2)},
+    {"optim.eps", TRAIN_KEY_FLOAT, "1e-8", "AdamW epsilon", 0.0, 1.0, .offset = OFF(optim.eps)},
+    {"optim.weight_decay", TRAIN_KEY_FLOAT, "0", "decoupled weight decay", 0.0, 10.0,
+     .offset = OFF(optim.weight_decay)},
+    {"optim.grad_clip", TRAIN_KEY_FLOAT, "1.0", "max global gradient norm (0 = no clipping)", 0.0,
+     1e9, .offset = OFF(grad_clip)},
+    {"schedule.warmup_steps", TRAIN_KEY_INT64, "0", "linear warmup from 0", 0, T40,
+     .offset = OFF(warmup_steps)},
+    {"schedule.decay", TRAIN_KEY_CHOICE, "`cosine`", "`constant`, `linear` or `cosine`",
+     .choices = DECAY_NAMES, .offset = OFF(decay)},
+    {"schedule.min_lr_ratio", TRAIN_KEY_FLOAT, "0", "floor of the decay as a share of `optim.lr`",
+     0.0, 1.0, .offset = OFF(min_lr_ratio)},
+    {"batch.micro_batch", TRAIN_KEY_INT, "4", "windows per forward/backward", 1, 1 << 16,
+     .offset = OFF(micro_batch)},
+    {"batch.seq_len", TRAIN_KEY_INT, "512", "tokens per window", 1, 1 << 20,
+     .offset = OFF(seq_len)},
+    {"batch.grad_accum", TRAIN_KEY_INT, "1", "micro-batches per optimizer step", 1, 1 << 16,
+     .offset = OFF(grad_accum)},
+    {"steps", TRAIN_KEY_INT64, "none", "optimizer steps (give `steps` or `epochs`)", 1, T40,
+     .offset = OFF(steps), .flags = FREE | NULL0},
+    {"epochs", TRAIN_KEY_INT, "1 (without `steps`)", "passes over the train windows", 1, 1 << 20,
+     .offset = OFF(epochs), .flags = FREE | NULL0},
+    {"shuffle", TRAIN_KEY_BOOL, "true", "seeded permutation of the windows per epoch",
+     .offset = OFF(shuffle)},
+    {"seed", TRAIN_KEY_UINT64, "42", "LoRA init, shuffling, replay order, dropout masks", 0,
+     9007199254740992.0, .offset = OFF(seed)},
+    {"threads", TRAIN_KEY_INT, "0 (all cores)",
+     "OpenMP threads; part of the math for bit-exact resume",
+     0, 1024, .offset = OFF(threads)},
+    {"eval_every", TRAIN_KEY_INT64, "0", "evaluate every N steps (and before step 1); 0 = never", 0,
+     T40, .offset = OFF(eval_every), .flags = FREE},
+    {"eval_batches", TRAIN_KEY_INT64, "8", "micro-batches per evaluation", 1, 1 << 30,
+     .offset = OFF(eval_batches)},
+    {"save_every", TRAIN_KEY_INT64, "100",
+     "checkpoint every N steps (and always at the end); 0 = only at the end", 0, T40,
+     .offset = OFF(save_every), .flags = FREE},
+    {"keep_last", TRAIN_KEY_INT, "3", "complete checkpoints kept", 1, 1 << 20,
+     .offset = OFF(keep_last), .flags = FREE},
+    {"out_dir", TRAIN_KEY_PATH, "required", "run directory", .offset = OFF(out_dir), .flags = FREE},
+    {"doc_attention", TRAIN_KEY_CHOICE, "`causal`",
+     "`causal` or `document` (attention and positions per packed document)",
+     .choices = DOC_ATTENTION_NAMES, .offset = OFF(doc_attention)},
+};
+#define N_KEYS (sizeof KEYS / sizeof KEYS[0])
+
+const train_config_key *train_config_keys(size_t *n) {
+    *n = N_KEYS;
+    return KEYS;
+}
+
+static const train_config_key *key_find(const char *key) {
+    for (size_t i = 0; i < N_KEYS; i++)
+        if (!strcmp(KEYS[i].key, key)) return &KEYS[i];
+    return NULL;
+}
+
+// ---- reading -----------------------------------------------------------------------------
+
+// Fails on the first key of `obj` (at dotted path `prefix`, "" for the root) that the table
+// does not have, naming it as "unknown key 'data.tran'".
+static int check_keys(const config *c, const cJSON *obj, const char *prefix) {
+    for (const cJSON *it = obj->child; it; it = it->next) {
+        char path[256];
+        snprintf(path, sizeof path, "%s%s%s", prefix, *prefix ? "." : "", it->string);
+        size_t len = strlen(path);
+        int leaf = 0, group = 0;
+        for (size_t i = 0; i < N_KEYS; i++) {
+            leaf |= !strcmp(KEYS[i].key, path);
+            group |= !strncmp(KEYS[i].key, path, len) && KEYS[i].key[len] == '.';
+        }
+        if (!leaf && !group) return err_set("%s: unknown key '%s'", c->name, path);
+        if (group && !cJSON_IsObject(it))
+            return err_set("%s: %s: must be an object", c->name, path);
+        if (group && check_keys(c, it, path)) return -1;
+    }
     return 0;
 }
 
-static int get_int_range(const config *c, const char *key, long long def, long long lo,
-                         long long hi, long long *out) {
-    if (config_int(c, key, def, out)) return -1;
-    if (*out < lo || *out > hi)
-        return err_set("%s: %s: %lld is out of range [%lld, %lld]", c->name, key, *out, lo, hi);
+static int present(const config *c, const char *key) {
+    const cJSON *v = config_find(c, key);
+    return v && !cJSON_IsNull(v);
+}
+
+// The value part of a default: "`cosine`" -> "cosine", "0 (all cores)" -> "0".
+static void default_literal(const char *def, char *out, size_t n) {
+    const char *note = strstr(def, " (");
+    size_t len = note ? (size_t)(note - def) : strlen(def);
+    if (len >= 2 && def[0] == '`' && def[len - 1] == '`') def++, len -= 2;
+    if (len >= n) len = n - 1;
+    memcpy(out, def, len);
+    out[len] = '\0';
+}
+
+// A number key's value: the config's, else its rule's, else its literal default.
+static int read_number(const train_config *tc, const config *c, const train_config_key *k,
+                       double *out) {
+    int is_int =
+        k->type == TRAIN_KEY_INT || k->type == TRAIN_KEY_INT64 || k->type == TRAIN_KEY_UINT64;
+    if (present(c, k->key)) {
+        long long v;
+        if (!is_int) return config_number(c, k->key, 0.0, out);
+        if (config_int(c, k->key, 0, &v)) return -1;
+        *out = (double)v;
+        return 0;
+    }
+    if (k->rule) {
+        *out = k->rule(tc);
+        return 0;
+    }
+    char lit[64], *end;
+    default_literal(k->def, lit, sizeof lit);
+    *out = strtod(lit, &end);
+    if (end == lit || *end)
+        return err_set("train_config.c: %s: default '%s' is not a number", k->key, k->def);
     return 0;
 }
 
-static int get_float_range(const config *c, const char *key, double def, double lo, double hi,
-                           float *out) {
+static int check_range(const config *c, const train_config_key *k, double v) {
+    int open = k->flags & TRAIN_KEY_MAX_OPEN;
+    if (v >= k->min && (open ? v < k->max : v <= k->max)) return 0;
+    if (k->type == TRAIN_KEY_FLOAT || k->type == TRAIN_KEY_DOUBLE)
+        return err_set("%s: %s: %g is out of range [%g, %g%c", c->name, k->key, v, k->min, k->max,
+                       open ? ')' : ']');
+    return err_set("%s: %s: %lld is out of range [%lld, %lld%c", c->name, k->key, (long long)v,
+                   (long long)k->min, (long long)k->max, open ? ')' : ']');
+}
+
+static int store_number(train_config *tc, const config *c, const train_config_key *k) {
     double v;
-    if (config_number(c, key, def, &v)) return -1;
-    if (!(v >= lo && v <= hi))
-        return err_set("%s: %s: %g is out of range [%g, %g]", c->name, key, v, lo, hi);
-    *out = (float)v;
+    if (read_number(tc, c, k, &v) || check_range(c, k, v)) return -1;
+    void *dst = (char *)tc + k->offset;
+    switch (k->type) {
+    case TRAIN_KEY_INT: *(int *)dst = (int)v; break;
+    case TRAIN_KEY_INT64: *(int64_t *)dst = (int64_t)v; break;
+    case TRAIN_KEY_UINT64: *(uint64_t *)dst = (uint64_t)v; break;
+    case TRAIN_KEY_FLOAT: *(float *)dst = (float)v; break;
+    default: *(double *)dst = v; break;
+    }
     return 0;
 }
 
-static int parse_targets(const config *c, uint32_t *targets) {
-    const cJSON *arr = config_find(c, "lora.targets");
+// A string key's value: the config's, else the literal default.
+static int read_string(const config *c, const train_config_key *k, char *lit, size_t n,
+                       const char **out) {
+    default_literal(k->def, lit, n);
+    return config_string(c, k->key, lit, out);
+}
+
+static int store_path(train_config *tc, const config *c, const train_config_key *k) {
+    const char *s;
+    int required = !strcmp(k->def, "required");
+    if (config_string(c, k->key, "", &s)) return -1;
+    if (required && !*s) return err_set("%s: %s: required", c->name, k->key);
+    if (snprintf((char *)tc + k->offset, TRAIN_PATH_MAX, "%s", s) >= TRAIN_PATH_MAX)
+        return err_set("%s: %s: path too long", c->name, k->key);
+    return 0;
+}
+
+static int store_choice(train_config *tc, const config *c, const train_config_key *k) {
+    char lit[64];
+    const char *s;
+    if (read_string(c, k, lit, sizeof lit, &s)) return -1;
+    for (int i = 0; k->choices[i]; i++)
+        if (!strcmp(k->choices[i], s)) {
+            *(int *)((char *)tc + k->offset) = i;
+            return 0;
+        }
+    char known[128] = "";
+    for (int i = 0; k->choices[i]; i++)
+        snprintf(known + strlen(known), sizeof known - strlen(known), "%s%s", i ? ", " : "",
+                 k->choices[i]);
+    return err_set("%s: %s: unknown '%s' (known: %s)", c->name, k->key, s, known);
+}
+
+static int store_targets(train_config *tc, const config *c, const train_config_key *k) {
+    uint32_t *targets = (uint32_t *)((char *)tc + k->offset);
+    const cJSON *arr = config_find(c, k->key);
+    char lit[64];
+    default_literal(k->def, lit, sizeof lit);
+    const char *name = !arr || cJSON_IsNull(arr) ? lit
+                       : cJSON_IsString(arr)       ? arr->valuestring
+                                                   : NULL;
     *targets = 0;
-    if (!arr || cJSON_IsNull(arr)) {
+    if (name && !strcmp(name, "all-linear")) {
         *targets = (1u << LORA_N_TARGETS) - 1;
         return 0;
     }
-    if (cJSON_IsString(arr) && !strcmp(arr->valuestring, "all-linear")) {
-        *targets = (1u << LORA_N_TARGETS) - 1;
-        return 0;
-    }
-    if (!cJSON_IsArray(arr) || cJSON_GetArraySize(arr) == 0)
-        return err_set("%s: lora.targets: must be a non-empty list of projection names", c->name);
+    if (name || !cJSON_IsArray(arr) || cJSON_GetArraySize(arr) == 0)
+        return err_set("%s: %s: must be a non-empty list of projection names", c->name, k->key);
     const cJSON *it;
     cJSON_ArrayForEach(it, arr) {
         int t = cJSON_IsString(it) ? lora_target_from_name(it->valuestring) : -1;
         if (t < 0)
-            return err_set("%s: lora.targets: unknown target %s (known: q_proj k_proj v_proj o_proj "
+            return err_set("%s: %s: unknown target %s (known: q_proj k_proj v_proj o_proj "
                            "gate_proj up_proj down_proj)",
-                           c->name, cJSON_IsString(it) ? it->valuestring : "(not a string)");
+                           c->name, k->key,
+                           cJSON_IsString(it) ? it->valuestring : "(not a string)");
         *targets |= 1u << t;
     }
     return 0;
 }
 
+static int store_key(train_config *tc, const config *c, const train_config_key *k) {
+    if (!present(c, k->key) && !strcmp(k->def, "none") && k->type != TRAIN_KEY_PATH) return 0;
+    char lit[64];
+    int b;
+    switch (k->type) {
+    case TRAIN_KEY_PATH: return store_path(tc, c, k);
+    case TRAIN_KEY_CHOICE: return store_choice(tc, c, k);
+    case TRAIN_KEY_TARGETS: return store_targets(tc, c, k);
+    case TRAIN_KEY_BOOL:
+        default_literal(k->def, lit, sizeof lit);
+        if (config_bool(c, k->key, !strcmp(lit, "true"), &b)) return -1;
+        *(int *)((char *)tc + k->offset) = b;
+        return 0;
+    default: return store_number(tc, c, k);
+    }
+}
+
 static int parse(train_config *tc, const config *c) {
     memset(tc, 0, sizeof *tc);
-    const char *const *groups[] = {KEYS_ROOT, KEYS_DATA, KEYS_LORA, KEYS_OPTIM, KEYS_SCHEDULE,
-                                   KEYS_BATCH};
-    const char *paths[] = {"", "data", "lora", "optim", "schedule", "batch"};
-    for (int i = 0; i < 6; i++)
-        if (config_check_keys(c, paths[i], groups[i])) return -1;
-    long long v;
-    double d;
-    int b;
-    const char *s;
-    if (get_path(c, "model", NULL, 1, tc->model) || get_path(c, "init_adapter", "", 0, tc->init_adapter) ||
-        get_path(c, "data.train", NULL, 1, tc->data_train) ||
-        get_path(c, "data.val", "", 0, tc->data_val) ||
-        get_path(c, "data.replay", "", 0, tc->data_replay) ||
-        get_path(c, "out_dir", NULL, 1, tc->out_dir))
-        return -1;
-    if (config_number(c, "data.replay_ratio", 0.0, &d)) return -1;
-    if (!(d >= 0.0 && d < 1.0))
-        return err_set("%s: data.replay_ratio: %g must be in [0, 1)", c->name, d);
-    if (d > 0.0 && !tc->data_replay[0])
+    if (check_keys(c, c->root, "")) return -1;
+    int has_steps = present(c, "steps");
+    if (has_steps && present(c, "epochs"))
+        return err_set("%s: steps and epochs: give one of them, not both", c->name);
+    for (size_t i = 0; i < N_KEYS; i++)
+        if (store_key(tc, c, &KEYS[i])) return -1;
+    // epochs' default applies only without steps: the run length is one or the other.
+    if (has_steps) tc->epochs = 0;
+    if (tc->replay_ratio > 0.0 && !tc->data_replay[0])
         return err_set("%s: data.replay_ratio: set, but data.replay names no shard directory",
                        c->name);
-    tc->replay_ratio = tc->data_replay[0] ? (d > 0.0 ? d : 0.0) : 0.0;
-
-    if (get_int_range(c, "lora.r", 16, 1, 4096, &v)) return -1;
-    tc->lora.r = (int)v;
-    if (get_float_range(c, "lora.alpha", 2.0 * tc->lora.r, 1e-6, 1e6, &tc->lora.alpha) ||
-        get_float_range(c, "lora.dropout", 0.05, 0.0, 0.99, &tc->lora.dropout))
-        return -1;
-    if (config_bool(c, "lora.use_rslora", 0, &b)) return -1;
-    tc->lora.use_rslora = b;
-    if (parse_targets(c, &tc->lora.targets)) return -1;
-
-    if (get_float_range(c, "optim.lr", 2e-4, 0.0, 10.0, &tc->optim.lr) ||
-        get_float_range(c, "optim.beta1", 0.9, 0.0, 0.999999, &tc->optim.beta1) ||
-        get_float_range(c, "optim.beta2", 0.999, 0.0, 0.999999, &tc->optim.beta2) ||
-        get_float_range(c, "optim.eps", 1e-8, 0.0, 1.0, &tc->optim.eps) ||
-        get_float_range(c, "optim.weight_decay", 0.0, 0.0, 10.0, &tc->optim.weight_decay) ||
-        get_float_range(c, "optim.grad_clip", 1.0, 0.0, 1e9, &tc->grad_clip))
-        return -1;
-
-    if (get_int_range(c, "schedule.warmup_steps", 0, 0, 1LL << 40, &v)) return -1;
-    tc->warmup_steps = v;
-    if (config_string(c, "schedule.decay", "cosine", &s)) return -1;
-    int decay = schedule_decay_from_name(s);
-    if (decay < 0)
-        return err_set("%s: schedule.decay: unknown '%s' (known: constant, linear, cosine)",
-                       c->name, s);
-    tc->decay = (schedule_decay)decay;
-    if (get_float_range(c, "schedule.min_lr_ratio", 0.0, 0.0, 1.0, &tc->min_lr_ratio)) return -1;
-
-    if (get_int_range(c, "batch.micro_batch", 4, 1, 1 << 16, &v)) return -1;
-    tc->micro_batch = (int)v;
-    if (get_int_range(c, "batch.seq_len", 512, 1, 1 << 20, &v)) return -1;
-    tc->seq_len = (int)v;
-    if (get_int_range(c, "batch.grad_accum", 1, 1, 1 << 16, &v)) return -1;
-    tc->grad_accum = (int)v;
-
-    const cJSON *steps = config_find(c, "steps"), *epochs = config_find(c, "epochs");
-    int has_steps = steps && !cJSON_IsNull(steps), has_epochs = epochs && !cJSON_IsNull(epochs);
-    if (has_steps && has_epochs)
-        return err_set("%s: steps and epochs: give one of them, not both", c->name);
-    if (get_int_range(c, "steps", 0, 0, 1LL << 40, &v)) return -1;
-    tc->steps = v;
-    if (get_int_range(c, "epochs", has_steps ? 0 : 1, 0, 1 << 20, &v)) return -1;
-    tc->epochs = (int)v;
-    if (has_steps && tc->steps == 0) return err_set("%s: steps: must be positive", c->name);
-    if (!has_steps && tc->epochs == 0) return err_set("%s: epochs: must be positive", c->name);
-
-    if (config_bool(c, "shuffle", 1, &b)) return -1;
-    tc->shuffle = b;
-    if (get_int_range(c, "seed", 42, 0, 1LL << 53, &v)) return -1;
-    tc->seed = (uint64_t)v;
-    if (get_int_range(c, "threads", 0, 0, 1024, &v)) return -1;
-    tc->threads = (int)v;
-    if (get_int_range(c, "eval_every", 0, 0, 1LL << 40, &v)) return -1;
-    tc->eval_every = v;
-    if (get_int_range(c, "eval_batches", 8, 1, 1LL << 30, &v)) return -1;
-    tc->eval_batches = v;
-    if (get_int_range(c, "save_every", 100, 0, 1LL << 40, &v)) return -1;
-    tc->save_every = v;
-    if (get_int_range(c, "keep_last", 3, 1, 1 << 20, &v)) return -1;
-    tc->keep_last = (int)v;
-    if (config_string(c, "doc_attention", "causal", &s)) return -1;
-    if (!strcmp(s, "causal")) tc->doc_attention = DOC_ATTENTION_CAUSAL;
-    else if (!strcmp(s, "document")) tc->doc_attention = DOC_ATTENTION_DOCUMENT;
-    else return err_set("%s: doc_attention: unknown '%s' (known: causal, document)", c->name, s);
     return 0;
 }
 
@@ -199,73 +332,60 @@ static cJSON *add_float(cJSON *obj, const char *key, float v) {
     return cJSON_AddNumberToObject(obj, key, strtod(buf, NULL));
 }
 
+// The object a dotted key lives in ("optim" for "optim.lr", created when missing) and, in
+// *leaf, its last part.
+static cJSON *parent_object(cJSON *root, const char *key, const char **leaf) {
+    const char *dot = strchr(key, '.');
+    *leaf = dot ? dot + 1 : key;
+    if (!dot) return root;
+    char group[64];
+    snprintf(group, sizeof group, "%.*s", (int)(dot - key), key);
+    cJSON *g = cJSON_GetObjectItemCaseSensitive(root, group);
+    return g ? g : cJSON_AddObjectToObject(root, group);
+}
+
+static void add_key(cJSON *root, const train_config *tc, const train_config_key *k) {
+    const char *leaf;
+    cJSON *obj = parent_object(root, k->key, &leaf);
+    const void *v = (const char *)tc + k->offset;
+    double number = 0;
+    switch (k->type) {
+    case TRAIN_KEY_PATH:
+        if (*(const char *)v) cJSON_AddStringToObject(obj, leaf, v);
+        else cJSON_AddNullToObject(obj, leaf);
+        return;
+    case TRAIN_KEY_FLOAT: add_float(obj, leaf, *(const float *)v); return;
+    case TRAIN_KEY_DOUBLE: cJSON_AddNumberToObject(obj, leaf, *(const double *)v); return;
+    case TRAIN_KEY_BOOL: cJSON_AddBoolToObject(obj, leaf, *(const int *)v); return;
+    case TRAIN_KEY_CHOICE: cJSON_AddStringToObject(obj, leaf, k->choices[*(const int *)v]); return;
+    case TRAIN_KEY_TARGETS: {
+        cJSON *targets = cJSON_AddArrayToObject(obj, leaf);
+        for (int t = 0; t < LORA_N_TARGETS; t++)
+            if ((*(const uint32_t *)v >> t) & 1u)
+                cJSON_AddItemToArray(targets, cJSON_CreateString(LORA_TARGET_NAMES[t]));
+        return;
+    }
+    case TRAIN_KEY_INT: number = *(const int *)v; break;
+    case TRAIN_KEY_INT64: number = (double)*(const int64_t *)v; break;
+    case TRAIN_KEY_UINT64: number = (double)*(const uint64_t *)v; break;
+    }
+    if (number == 0 && (k->flags & TRAIN_KEY_ZERO_IS_NULL)) cJSON_AddNullToObject(obj, leaf);
+    else cJSON_AddNumberToObject(obj, leaf, number);
+}
+
 cJSON *train_config_to_json(const train_config *tc) {
     cJSON *j = cJSON_CreateObject();
-    cJSON_AddStringToObject(j, "model", tc->model);
-    if (tc->init_adapter[0]) cJSON_AddStringToObject(j, "init_adapter", tc->init_adapter);
-    else cJSON_AddNullToObject(j, "init_adapter");
-    cJSON *data = cJSON_AddObjectToObject(j, "data");
-    cJSON_AddStringToObject(data, "train", tc->data_train);
-    if (tc->data_val[0]) cJSON_AddStringToObject(data, "val", tc->data_val);
-    else cJSON_AddNullToObject(data, "val");
-    if (tc->data_replay[0]) cJSON_AddStringToObject(data, "replay", tc->data_replay);
-    else cJSON_AddNullToObject(data, "replay");
-    cJSON_AddNumberToObject(data, "replay_ratio", tc->replay_ratio);
-    cJSON *lora = cJSON_AddObjectToObject(j, "lora");
-    cJSON_AddNumberToObject(lora, "r", tc->lora.r);
-    add_float(lora, "alpha", tc->lora.alpha);
-    add_float(lora, "dropout", tc->lora.dropout);
-    cJSON *targets = cJSON_AddArrayToObject(lora, "targets");
-    for (int t = 0; t < LORA_N_TARGETS; t++)
-        if ((tc->lora.targets >> t) & 1u)
-            cJSON_AddItemToArray(targets, cJSON_CreateString(LORA_TARGET_NAMES[t]));
-    cJSON_AddBoolToObject(lora, "use_rslora", tc->lora.use_rslora);
-    cJSON *optim = cJSON_AddObjectToObject(j, "optim");
-    add_float(optim, "lr", tc->optim.lr);
-    add_float(optim, "beta1", tc->optim.beta1);
-    add_float(optim, "beta2", tc->optim.beta2);
-    add_float(optim, "eps", tc->optim.eps);
-    add_float(optim, "weight_decay", tc->optim.weight_decay);
-    add_float(optim, "grad_clip", tc->grad_clip);
-    cJSON *sched = cJSON_AddObjectToObject(j, "schedule");
-    cJSON_AddNumberToObject(sched, "warmup_steps", (double)tc->warmup_steps);
-    cJSON_AddStringToObject(sched, "decay", schedule_decay_name(tc->decay));
-    add_float(sched, "min_lr_ratio", tc->min_lr_ratio);
-    cJSON *batch = cJSON_AddObjectToObject(j, "batch");
-    cJSON_AddNumberToObject(batch, "micro_batch", tc->micro_batch);
-    cJSON_AddNumberToObject(batch, "seq_len", tc->seq_len);
-    cJSON_AddNumberToObject(batch, "grad_accum", tc->grad_accum);
-    if (tc->steps > 0) {
-        cJSON_AddNumberToObject(j, "steps", (double)tc->steps);
-        cJSON_AddNullToObject(j, "epochs");
-    } else {
-        cJSON_AddNullToObject(j, "steps");
-        cJSON_AddNumberToObject(j, "epochs", tc->epochs);
-    }
-    cJSON_AddBoolToObject(j, "shuffle", tc->shuffle);
-    cJSON_AddNumberToObject(j, "seed", (double)tc->seed);
-    cJSON_AddNumberToObject(j, "threads", tc->threads);
-    cJSON_AddNumberToObject(j, "eval_every", (double)tc->eval_every);
-    cJSON_AddNumberToObject(j, "eval_batches", (double)tc->eval_batches);
-    cJSON_AddNumberToObject(j, "save_every", (double)tc->save_every);
-    cJSON_AddNumberToObject(j, "keep_last", tc->keep_last);
-    cJSON_AddStringToObject(j, "out_dir", tc->out_dir);
-    cJSON_AddStringToObject(j, "doc_attention",
-                            tc->doc_attention == DOC_ATTENTION_DOCUMENT ? "document" : "causal");
+    for (size_t i = 0; j && i < N_KEYS; i++) add_key(j, tc, &KEYS[i]);
     return j;
 }
 
-// Settings a resumed run may change: they affect how long the run goes and what it writes,
-// not the value of any step. Files are compared by content (model and data fingerprints in
-// the checkpoint), not by path, so a moved model or shard directory still resumes.
-static const char *const RESUME_FREE_KEYS[] = {
-    "steps", "epochs", "eval_every", "save_every", "keep_last", "out_dir", "model",
-    "init_adapter", "data.train", "data.val", "data.replay", NULL};
-
+// Settings a resumed run may change (TRAIN_KEY_RESUME_FREE) affect how long the run goes and
+// what it writes, not the value of any step. Files are compared by content (model and data
+// fingerprints in the checkpoint), not by path, so a moved model or shard directory still
+// resumes.
 static int resume_free(const char *key) {
-    for (const char *const *k = RESUME_FREE_KEYS; *k; k++)
-        if (!strcmp(*k, key)) return 1;
-    return 0;
+    const train_config_key *k = key_find(key);
+    return k && (k->flags & TRAIN_KEY_RESUME_FREE);
 }
 
 static int compare_nodes(const cJSON *a, const cJSON *b, const char *prefix) {

@@ -3,6 +3,7 @@
 #ifndef MEDTUNE_TRAIN_TRAIN_CONFIG_H
 #define MEDTUNE_TRAIN_TRAIN_CONFIG_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include <cjson/cJSON.h>
@@ -39,6 +40,46 @@ typedef struct {
     char out_dir[TRAIN_PATH_MAX];
     doc_attention_mode doc_attention;
 } train_config;
+
+// The config keys, defined once: train_config.c parses, checks and writes the config from this
+// table, `medtune train --help` prints it, and tests/test_train_config.c checks that
+// docs/config.md lists exactly these keys, defaults and meanings.
+typedef enum {
+    TRAIN_KEY_PATH,     // char[TRAIN_PATH_MAX]; "" when absent, written as null
+    TRAIN_KEY_INT,      // int
+    TRAIN_KEY_INT64,    // int64_t
+    TRAIN_KEY_UINT64,   // uint64_t
+    TRAIN_KEY_FLOAT,    // float
+    TRAIN_KEY_DOUBLE,   // double
+    TRAIN_KEY_BOOL,     // int, 0 or 1
+    TRAIN_KEY_CHOICE,   // an enum: the index of its name in `choices`
+    TRAIN_KEY_TARGETS,  // uint32_t bit set of LoRA targets: a list of names or "all-linear"
+} train_key_type;
+
+enum {
+    TRAIN_KEY_RESUME_FREE = 1,   // may differ on --resume (run length, cadence, paths)
+    TRAIN_KEY_ZERO_IS_NULL = 2,  // 0 means "not given" and is written as null (steps, epochs)
+    TRAIN_KEY_MAX_OPEN = 4,      // the range excludes max: [min, max)
+};
+
+typedef struct {
+    const char *key;  // dotted path: "optim.lr"
+    train_key_type type;
+    // The default as docs/config.md and --help show it: "required", "none" (absent: "" or 0),
+    // or the value as a literal of the type ("2e-4", "true", "`cosine`") optionally followed
+    // by a note in parentheses ("0 (all cores)"). A default that depends on other keys is
+    // written as the rule ("2 r") and computed by `rule`.
+    const char *def;
+    const char *meaning;
+    double min, max;               // accepted range of numbers (INT*, FLOAT, DOUBLE)
+    const char *const *choices;    // CHOICE: the names, NULL-terminated
+    double (*rule)(const train_config *tc);  // the default computed from earlier keys
+    size_t offset;                 // of the value in train_config
+    int flags;                     // TRAIN_KEY_*
+} train_config_key;
+
+// The table, in the order of the resolved config.json.
+const train_config_key *train_config_keys(size_t *n);
 
 // Reads `path`, applies the n_sets "a.b=v" overrides, validates and fills defaults.
 // Relative paths in the config are taken relative to the current directory.

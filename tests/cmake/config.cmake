@@ -1,0 +1,9 @@
+# Area `config`: the train and prep config keys are defined once, in the tables of
+# train/train_config.c and data_prep/prep_config.c. docs/config.md and docs/prep.md must list
+# exactly those keys with the same defaults and meanings, and every printed default must be
+# the value the parser uses (tests/test_train_config.c).
+medtune_add_test(NAME config_doc_train
+  COMMAND test_train_config doc-train ${CMAKE_SOURCE_DIR}/docs/config.md LABELS config)
+medtune_add_test(NAME config_doc_prep
+  COMMAND test_train_config doc-prep ${CMAKE_SOURCE_DIR}/docs/prep.md LABELS config)
+medtune_add_test(NAME config_defaults COMMAND test_train_config defaults LABELS config)
