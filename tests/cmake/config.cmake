@@ -7,3 +7,8 @@ medtune_add_test(NAME config_doc_train
 medtune_add_test(NAME config_doc_prep
   COMMAND test_train_config doc-prep ${CMAKE_SOURCE_DIR}/docs/prep.md LABELS config)
 medtune_add_test(NAME config_defaults COMMAND test_train_config defaults LABELS config)
+# Every command's argv parsing and --help through tools/options.c: the listing, generated help,
+# usage errors, --opt=value, --, and `train --help` / `prep --help` listing the documented keys.
+medtune_add_test(NAME config_cli_options
+  COMMAND ${MEDTUNE_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/config/check_cli_options.py
+  LABELS config cli python)
