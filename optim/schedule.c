@@ -1,17 +1,6 @@
 #include "optim/schedule.h"
 
 #include <math.h>
-#include <string.h>
-
-static const char *const DECAY_NAMES[] = {"constant", "linear", "cosine"};
-
-int schedule_decay_from_name(const char *name) {
-    for (int i = 0; i < 3; i++)
-        if (!strcmp(name, DECAY_NAMES[i])) return i;
-    return -1;
-}
-
-const char *schedule_decay_name(schedule_decay d) { return DECAY_NAMES[d]; }
 
 float schedule_lr(const schedule_config *s, int64_t step) {
     double factor;

@@ -17,9 +17,6 @@ typedef struct {
     float min_lr_ratio;
 } schedule_config;
 
-// "constant" / "linear" / "cosine" -> enum; -1 when unknown.
-int schedule_decay_from_name(const char *name);
-const char *schedule_decay_name(schedule_decay d);
 float schedule_lr(const schedule_config *s, int64_t step);
 
 #endif
