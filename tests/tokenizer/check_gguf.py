@@ -15,7 +15,7 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import tokenizer_ref  # noqa: E402
-from test_parity_data import data_records  # noqa: E402
+from check_parity_data import data_records  # noqa: E402
 from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors  # noqa: E402
 
 
