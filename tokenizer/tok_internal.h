@@ -1,4 +1,4 @@
-// Internals of the tokenizer shared by its source files (data_prep/tok_*.c, tokenizer.c).
+// Internals of the tokenizer shared by its source files (tokenizer/tok_*.c, tokenizer.c).
 // The pipeline mirrors Hugging Face `tokenizers`: added tokens are split off first, each
 // remaining piece is normalized, pre-tokenized into words, and each word goes through BPE.
 #ifndef MEDTUNE_TOKENIZER_TOK_INTERNAL_H
