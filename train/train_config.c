@@ -211,7 +211,7 @@ static int store_path(train_config *tc, const config *c, const train_config_key 
     const char *s;
     int required = !strcmp(k->def, "required");
     if (config_string(c, k->key, "", &s)) return -1;
-    if (required && !*s) return err_set("%s: %s: required", c->name, k->key);
+    if (required && !*s) return err_set("%s: %s: required (%s)", c->name, k->key, k->meaning);
     if (snprintf((char *)tc + k->offset, TRAIN_PATH_MAX, "%s", s) >= TRAIN_PATH_MAX)
         return err_set("%s: %s: path too long", c->name, k->key);
     return 0;
