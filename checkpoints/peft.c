@@ -99,6 +99,22 @@ static int config_unsupported_if(const cJSON *j, const char *path, const char *k
     return err_set("%s: %s: not supported by medtune (plain LoRA on all layers only)", path, key);
 }
 
+int peft_adapter_read_base_model(const char *dir, char *out, size_t n) {
+    char path[4096], *text;
+    if (path_join(path, sizeof path, dir, PEFT_CONFIG) || file_read_all(path, &text, NULL))
+        return -1;
+    cJSON *j = cJSON_Parse(text);
+    free(text);
+    const cJSON *b = cJSON_GetObjectItemCaseSensitive(j, "base_model_name_or_path");
+    int rc = 0;
+    if (!cJSON_IsObject(j))
+        rc = err_set("%s: not a JSON object", path);
+    else if (snprintf(out, n, "%s", cJSON_IsString(b) ? b->valuestring : "") >= (int)n)
+        rc = err_set("%s: base_model_name_or_path too long", path);
+    cJSON_Delete(j);
+    return rc;
+}
+
 int peft_adapter_read_config(const char *dir, lora_config *cfg) {
     char path[4096];
     if (path_join(path, sizeof path, dir, PEFT_CONFIG)) return -1;

@@ -3,6 +3,8 @@
 #ifndef MEDTUNE_CHECKPOINTS_PEFT_H
 #define MEDTUNE_CHECKPOINTS_PEFT_H
 
+#include <stddef.h>
+
 #include "model/lora.h"
 #include "model/model.h"
 
@@ -13,6 +15,9 @@ int peft_adapter_write(const char *dir, const lora_adapter *a, const char *base_
 // DoRA, rank/alpha patterns, layer subsets and non-LoRA adapters are refused with an error
 // naming the field.
 int peft_adapter_read_config(const char *dir, lora_config *cfg);
+
+// The adapter's base_model_name_or_path into `out` ("" when the key is absent or not a string).
+int peft_adapter_read_base_model(const char *dir, char *out, size_t n);
 
 // Reads an adapter written by PEFT or medtune into `a`, which must already be initialised for
 // the model with the adapter's config. Tensors are checked against the model's shapes; a

@@ -246,3 +246,22 @@ int config_array_size(const config *c, const char *path, int *n) {
     *n = cJSON_GetArraySize(v);
     return 0;
 }
+
+void config_default_literal(const char *def, char *out, size_t n) {
+    const char *note = strstr(def, " (");
+    size_t len = note ? (size_t)(note - def) : strlen(def);
+    if (len >= 2 && def[0] == '`' && def[len - 1] == '`') def++, len -= 2;
+    if (len >= n) len = n - 1;
+    memcpy(out, def, len);
+    out[len] = '\0';
+}
+
+int config_check_range(const config *c, const char *key, double v, double lo, double hi,
+                       int max_open, int is_int) {
+    if (v >= lo && (max_open ? v < hi : v <= hi)) return 0;
+    char end = max_open ? ')' : ']';
+    if (is_int)
+        return err_set("%s: %s: %lld is out of range [%lld, %lld%c", c->name, key, (long long)v,
+                       (long long)lo, (long long)hi, end);
+    return err_set("%s: %s: %g is out of range [%g, %g%c", c->name, key, v, lo, hi, end);
+}

@@ -6,6 +6,7 @@
 #define MEDTUNE_COMMON_CONFIG_H
 
 #include <cjson/cJSON.h>
+#include <stddef.h>
 
 typedef struct {
     cJSON *root;
@@ -37,5 +38,14 @@ int config_number(const config *c, const char *path, double def, double *out);
 int config_bool(const config *c, const char *path, int def, int *out);
 // Number of elements of the array at `path` (0 when absent); a non-array is an error.
 int config_array_size(const config *c, const char *path, int *n);
+
+// Key tables (train/train_config.c, data_prep/prep_config.c) write each default as the docs
+// show it; this is its value part: "`cosine`" -> "cosine", "0 (all cores)" -> "0".
+void config_default_literal(const char *def, char *out, size_t n);
+
+// Fails with "<file>: <key>: <v> is out of range [lo, hi]" (or "hi)" when max_open) unless
+// lo <= v <= hi (v < hi when max_open). `is_int` prints the bounds as integers.
+int config_check_range(const config *c, const char *key, double v, double lo, double hi,
+                       int max_open, int is_int);
 
 #endif

@@ -39,6 +39,8 @@ int dir_fsync(const char *dir);
 // mkdir -p; succeeds if it already exists.
 int dir_create(const char *path);
 int path_is_dir(const char *path);
+// True when `path` is a directory with no entries (an output directory that may be used).
+int dir_is_empty(const char *path);
 int path_exists(const char *path);
 // rm -rf; succeeds when the path does not exist.
 int dir_remove_recursive(const char *path);

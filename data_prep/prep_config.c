@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/config.h"
 #include "common/error.h"
 #include "data_prep/prep.h"
 
@@ -47,17 +48,10 @@ static char *dup(const char *s) {
     return d;
 }
 
-// The value part of a default: "`auto`" -> "auto".
-static void default_literal(const char *def, char *out, size_t n) {
-    size_t len = strlen(def);
-    if (len >= 2 && def[0] == '`' && def[len - 1] == '`') def++, len -= 2;
-    snprintf(out, n, "%.*s", (int)len, def);
-}
-
 static int read_key(const config *c, const prep_config_key *k, prep_config *pc) {
     void *dst = (char *)pc + k->offset;
     char lit[64];
-    default_literal(k->def, lit, sizeof lit);
+    config_default_literal(k->def, lit, sizeof lit);
     int required = !strcmp(k->def, "required");
     const cJSON *v = config_find(c, k->key);
     if (required && (!v || cJSON_IsNull(v)))
@@ -80,15 +74,10 @@ static int read_key(const config *c, const prep_config_key *k, prep_config *pc) 
         break;
     case PREP_KEY_INPUTS: return 0;
     }
-    if (d >= k->min && (k->max_open ? d < k->max : d <= k->max)) {
-        if (k->type == PREP_KEY_NUMBER) *(double *)dst = d;
-        return 0;
-    }
-    char end = k->max_open ? ')' : ']';
-    if (k->type == PREP_KEY_INT)
-        return err_set("%s: %s: %lld is out of range [%lld, %lld%c", c->name, k->key, i,
-                       (long long)k->min, (long long)k->max, end);
-    return err_set("%s: %s: %g is out of range [%g, %g%c", c->name, k->key, d, k->min, k->max, end);
+    if (config_check_range(c, k->key, d, k->min, k->max, k->max_open, k->type == PREP_KEY_INT))
+        return -1;
+    if (k->type == PREP_KEY_NUMBER) *(double *)dst = d;
+    return 0;
 }
 
 static int read_input(const config *c, int i, prep_input *in) {

@@ -25,14 +25,8 @@ typedef struct {
 static int adapter_describe(const char *dir, adapter_desc *d) {
     memset(d, 0, sizeof *d);
     if (peft_adapter_read_config(dir, &d->cfg)) return -1;
-    char path[4096], *text;
-    if (path_join(path, sizeof path, dir, "adapter_config.json") || file_read_all(path, &text, NULL))
-        return -1;
-    cJSON *j = cJSON_Parse(text);
-    free(text);
-    const cJSON *b = cJSON_GetObjectItemCaseSensitive(j, "base_model_name_or_path");
-    if (cJSON_IsString(b)) snprintf(d->base_model, sizeof d->base_model, "%s", b->valuestring);
-    cJSON_Delete(j);
+    if (peft_adapter_read_base_model(dir, d->base_model, sizeof d->base_model)) return -1;
+    char path[4096];
     st_file f;
     if (path_join(path, sizeof path, dir, "adapter_model.safetensors") || safetensors_open(&f, path))
         return -1;

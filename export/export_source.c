@@ -59,19 +59,11 @@ static int config_model(const char *json, const char *what, char *out, size_t n)
 }
 
 static int adapter_base_model(const char *dir, char *out, size_t n) {
-    char p[4096], *text;
-    if (path_join(p, sizeof p, dir, "adapter_config.json") || file_read_all(p, &text, NULL))
-        return -1;
-    cJSON *j = cJSON_Parse(text);
-    free(text);
-    const cJSON *m = cJSON_GetObjectItemCaseSensitive(j, "base_model_name_or_path");
-    int rc = 0;
-    if (!cJSON_IsString(m) || !*m->valuestring)
-        rc = err_set("%s: base_model_name_or_path is empty; pass --model", p);
-    else if (snprintf(out, n, "%s", m->valuestring) >= (int)n)
-        rc = err_set("%s: base_model_name_or_path too long", p);
-    cJSON_Delete(j);
-    return rc;
+    if (peft_adapter_read_base_model(dir, out, n)) return -1;
+    if (!*out)
+        return err_set("%s/adapter_config.json: base_model_name_or_path is empty; pass --model",
+                       dir);
+    return 0;
 }
 
 static int set_base(export_source *s, const char *model, const char *from) {

@@ -1,7 +1,6 @@
 // Merge driver and the Hugging Face base path (GGUF bases: merge_gguf.c).
 #include <cblas.h>
 #include <cjson/cJSON.h>
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -292,16 +291,6 @@ int merge_hf(const merge_job *job) {
 }
 
 // ---- driver ----
-
-static int dir_is_empty(const char *path) {
-    DIR *d = opendir(path);
-    if (!d) return 0;
-    struct dirent *e;
-    int empty = 1;
-    while (empty && (e = readdir(d))) empty = !strcmp(e->d_name, ".") || !strcmp(e->d_name, "..");
-    closedir(d);
-    return empty;
-}
 
 int merge_model(const char *model_path, const char *adapter_dir, const char *out_dir,
                 const merge_options *opts, merge_report *rep) {

@@ -1,7 +1,6 @@
 // `medtune quickstart` setup: where the sample data and the model are, the run directory's
 // layout, its copy of the data and the configs it leaves for the user.
 #include <cjson/cJSON.h>
-#include <dirent.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -127,17 +126,6 @@ int qs_plan_paths(qs_plan *p) {
     // A bare name would be looked up in PATH by the shell.
     snprintf(p->medtune, sizeof p->medtune, "%s%.4000s", strchr(exe, '/') ? "" : "./", exe);
     return 0;
-}
-
-static int dir_is_empty(const char *path) {
-    DIR *d = opendir(path);
-    if (!d) return 0;
-    struct dirent *e;
-    int empty = 1;
-    while (empty && (e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) empty = 0;
-    closedir(d);
-    return empty;
 }
 
 static int copy_file(const char *from, const char *to) {

@@ -142,16 +142,6 @@ static int present(const config *c, const char *key) {
     return v && !cJSON_IsNull(v);
 }
 
-// The value part of a default: "`cosine`" -> "cosine", "0 (all cores)" -> "0".
-static void default_literal(const char *def, char *out, size_t n) {
-    const char *note = strstr(def, " (");
-    size_t len = note ? (size_t)(note - def) : strlen(def);
-    if (len >= 2 && def[0] == '`' && def[len - 1] == '`') def++, len -= 2;
-    if (len >= n) len = n - 1;
-    memcpy(out, def, len);
-    out[len] = '\0';
-}
-
 // A number key's value: the config's, else its rule's, else its literal default.
 static int read_number(const train_config *tc, const config *c, const train_config_key *k,
                        double *out) {
@@ -169,7 +159,7 @@ static int read_number(const train_config *tc, const config *c, const train_conf
         return 0;
     }
     char lit[64], *end;
-    default_literal(k->def, lit, sizeof lit);
+    config_default_literal(k->def, lit, sizeof lit);
     *out = strtod(lit, &end);
     if (end == lit || *end)
         return err_set("train_config.c: %s: default '%s' is not a number", k->key, k->def);
@@ -177,13 +167,8 @@ static int read_number(const train_config *tc, const config *c, const train_conf
 }
 
 static int check_range(const config *c, const train_config_key *k, double v) {
-    int open = k->flags & TRAIN_KEY_MAX_OPEN;
-    if (v >= k->min && (open ? v < k->max : v <= k->max)) return 0;
-    if (k->type == TRAIN_KEY_FLOAT || k->type == TRAIN_KEY_DOUBLE)
-        return err_set("%s: %s: %g is out of range [%g, %g%c", c->name, k->key, v, k->min, k->max,
-                       open ? ')' : ']');
-    return err_set("%s: %s: %lld is out of range [%lld, %lld%c", c->name, k->key, (long long)v,
-                   (long long)k->min, (long long)k->max, open ? ')' : ']');
+    return config_check_range(c, k->key, v, k->min, k->max, k->flags & TRAIN_KEY_MAX_OPEN,
+                              k->type != TRAIN_KEY_FLOAT && k->type != TRAIN_KEY_DOUBLE);
 }
 
 static int store_number(train_config *tc, const config *c, const train_config_key *k) {
@@ -203,7 +188,7 @@ static int store_number(train_config *tc, const config *c, const train_config_ke
 // A string key's value: the config's, else the literal default.
 static int read_string(const config *c, const train_config_key *k, char *lit, size_t n,
                        const char **out) {
-    default_literal(k->def, lit, n);
+    config_default_literal(k->def, lit, n);
     return config_string(c, k->key, lit, out);
 }
 
@@ -237,7 +222,7 @@ static int store_targets(train_config *tc, const config *c, const train_config_k
     uint32_t *targets = (uint32_t *)((char *)tc + k->offset);
     const cJSON *arr = config_find(c, k->key);
     char lit[64];
-    default_literal(k->def, lit, sizeof lit);
+    config_default_literal(k->def, lit, sizeof lit);
     const char *name = !arr || cJSON_IsNull(arr) ? lit
                        : cJSON_IsString(arr)       ? arr->valuestring
                                                    : NULL;
@@ -270,7 +255,7 @@ static int store_key(train_config *tc, const config *c, const train_config_key *
     case TRAIN_KEY_CHOICE: return store_choice(tc, c, k);
     case TRAIN_KEY_TARGETS: return store_targets(tc, c, k);
     case TRAIN_KEY_BOOL:
-        default_literal(k->def, lit, sizeof lit);
+        config_default_literal(k->def, lit, sizeof lit);
         if (config_bool(c, k->key, !strcmp(lit, "true"), &b)) return -1;
         *(int *)((char *)tc + k->offset) = b;
         return 0;
