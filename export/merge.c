@@ -292,11 +292,24 @@ int merge_hf(const merge_job *job) {
 
 // ---- driver ----
 
+uint64_t merge_parse_size(const char *s) {
+    char *end;
+    double v = strtod(s, &end);
+    if (end == s || v <= 0) return 0;
+    double mult = 1;
+    if (*end == 'K' || *end == 'k') mult = 1024.0, end++;
+    else if (*end == 'M' || *end == 'm') mult = 1024.0 * 1024.0, end++;
+    else if (*end == 'G' || *end == 'g') mult = 1024.0 * 1024.0 * 1024.0, end++;
+    if (*end == 'B' || *end == 'b') end++;
+    if (*end) return 0;
+    return (uint64_t)(v * mult);
+}
+
 int merge_model(const char *model_path, const char *adapter_dir, const char *out_dir,
                 const merge_options *opts, merge_report *rep) {
     memset(rep, 0, sizeof *rep);
     merge_options o = *opts;
-    if (!o.max_shard_bytes) o.max_shard_bytes = MERGE_DEFAULT_MAX_SHARD_BYTES;
+    if (!o.max_shard_bytes) o.max_shard_bytes = merge_parse_size(MERGE_DEFAULT_MAX_SHARD_SIZE);
     if (path_exists(out_dir) && !(path_is_dir(out_dir) && dir_is_empty(out_dir)))
         return err_set("%s: already exists and is not an empty directory (merge writes a new "
                        "model directory)",

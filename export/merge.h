@@ -15,7 +15,11 @@
 
 #include "formats/safetensors.h"
 
-#define MERGE_DEFAULT_MAX_SHARD_BYTES (2ull << 30)
+// The default limit above which model.safetensors is sharded, as --max-shard-size writes it.
+#define MERGE_DEFAULT_MAX_SHARD_SIZE "2G"
+// "2G", "500M", "4096" -> bytes (K, M, G are powers of 1024; a trailing B is allowed);
+// 0 when malformed.
+uint64_t merge_parse_size(const char *s);
 
 typedef struct {
     int gguf_dtype_f16;        // GGUF bases: write F16 instead of F32

@@ -15,20 +15,6 @@ typedef struct {
     const char *model, *adapter, *out, *dtype, *max_shard_size;
 } merge_args;
 
-// "2G", "500M", "4096" -> bytes; 0 on a malformed value.
-static uint64_t parse_size(const char *s) {
-    char *end;
-    double v = strtod(s, &end);
-    if (end == s || v <= 0) return 0;
-    double mult = 1;
-    if (*end == 'K' || *end == 'k') mult = 1024.0, end++;
-    else if (*end == 'M' || *end == 'm') mult = 1024.0 * 1024.0, end++;
-    else if (*end == 'G' || *end == 'g') mult = 1024.0 * 1024.0 * 1024.0, end++;
-    if (*end == 'B' || *end == 'b') end++;
-    if (*end) return 0;
-    return (uint64_t)(v * mult);
-}
-
 static const cli_positional POSITIONALS[] = {
     {"MODEL", offsetof(merge_args, model), "the base model: a Hugging Face directory or .gguf file",
      0},
@@ -44,16 +30,16 @@ static const cli_option OPTIONS[] = {
      .help = "output dtype for GGUF bases", .default_text = "f32"},
     {.name = "max-shard-size", .kind = CLI_STRING, .metavar = "SIZE",
      .offset = offsetof(merge_args, max_shard_size),
-     .help = "shard model.safetensors above SIZE bytes; suffixes K, M, G", .default_text = "2G"},
+     .help = "shard model.safetensors above SIZE bytes; suffixes K, M, G"},
     {0},
 };
 
 static int run(int argc, char **argv) {
-    merge_args a = {0};
+    merge_args a = {.max_shard_size = MERGE_DEFAULT_MAX_SHARD_SIZE};
     int code;
     if (cli_parse(&MERGE_COMMAND, argc, argv, &a, &code)) return code;
     merge_options o = {0};
-    if (a.max_shard_size && !(o.max_shard_bytes = parse_size(a.max_shard_size)))
+    if (!(o.max_shard_bytes = merge_parse_size(a.max_shard_size)))
         return cli_usage_error("merge", "--max-shard-size: expected a size like 2G, got '%s'",
                                a.max_shard_size);
     if (a.dtype && path_is_dir(a.model)) {
