@@ -17,7 +17,8 @@ static int all_ascii(const char *s, size_t n) {
     return (acc & 0x8080808080808080ull) == 0;
 }
 
-int utf8_valid(const char *str, size_t n) {
+// 1 when s[0..n) is valid UTF-8 (no overlongs, surrogates or code points above U+10FFFF).
+static int utf8_valid(const char *str, size_t n) {
     const unsigned char *s = (const unsigned char *)str;
     size_t i = 0;
     while (i < n) {

@@ -11,8 +11,6 @@
 
 #include "common/strbuf.h"
 
-// 1 when s[0..n) is valid UTF-8 (no overlongs, surrogates or code points above U+10FFFF).
-int utf8_valid(const char *s, size_t n);
 // Number of code points of valid UTF-8.
 size_t utf8_length(const char *s, size_t n);
 

@@ -24,6 +24,9 @@
 #include "data_prep/shard_format.h"
 #include "tokenizer/tokenizer.h"
 
+static void prep_sync_counts(prep_state *st);
+static int prep_flush_batch(prep_state *st);
+
 enum { BATCH_DOCS = 512, BATCH_BYTES = 8 << 20 };
 enum { ITEM_OK, ITEM_MALFORMED, ITEM_EMPTY };
 
@@ -229,7 +232,7 @@ static int decide(prep_state *st, work_item *it) {
     return 0;
 }
 
-int prep_flush_batch(prep_state *st) {
+static int prep_flush_batch(prep_state *st) {
     long n = (long)st->n_items;
     work_item *items = st->items;
 #pragma omp parallel for schedule(dynamic, 4)
@@ -378,7 +381,7 @@ int prep_run(const prep_config *pc, prep_progress_fn progress, void *user, prep_
     return rc ? -1 : 0;
 }
 
-void prep_sync_counts(prep_state *st) {
+static void prep_sync_counts(prep_state *st) {
     prep_summary *sum = st->sum;
     sum->records = st->ic.n_records;
     sum->malformed = st->ic.n_malformed;

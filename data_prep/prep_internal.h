@@ -38,8 +38,6 @@ typedef struct {
 
 int prep_add_file(prep_state *st, const char *path, int input);
 void prep_free_files(prep_state *st);
-int prep_flush_batch(prep_state *st);
-void prep_sync_counts(prep_state *st);
 // Writes manifest.json atomically; the shards must be finished.
 int prep_write_manifest(prep_state *st);
 

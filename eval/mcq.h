@@ -55,9 +55,8 @@ char *mcq_prompt_pubmedqa(const char *question, const char *const *contexts, siz
 // head + question + mid + "A. o0\nB. o1\n..." + "Answer:"
 char *mcq_prompt_lettered(const char *head, const char *question, const char *mid,
                           const char *const *options, int n);
-// Python's str.isspace on one code point, and the byte length of `s` without its leading
-// (lead) or trailing whitespace as str.strip()/rstrip() would remove it.
-int py_isspace(unsigned cp);
+// The byte length of `s` without its trailing whitespace, and the bytes of leading whitespace,
+// as Python's str.rstrip() / str.lstrip() would remove them.
 size_t py_rstrip_len(const char *s, size_t len);
 size_t py_lstrip_skip(const char *s, size_t len);
 

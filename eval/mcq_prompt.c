@@ -8,7 +8,8 @@
 #include "common/strbuf.h"
 #include "eval/mcq.h"
 
-int py_isspace(unsigned cp) {
+// Python's str.isspace on one code point.
+static int py_isspace(unsigned cp) {
     return (cp >= 0x09 && cp <= 0x0D) || (cp >= 0x1C && cp <= 0x20) || cp == 0x85 ||
            cp == 0xA0 || cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 ||
            cp == 0x2029 || cp == 0x202F || cp == 0x205F || cp == 0x3000;

@@ -13,12 +13,15 @@
 static const char *const GGUF_TARGET_NAMES[LORA_N_TARGETS] = {
     "attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"};
 
-const char *gguf_adapter_arch(const model_config *mc) {
+// llama.cpp's architecture name for a base model ("llama" or "qwen2").
+static const char *gguf_adapter_arch(const model_config *mc) {
     // llama.cpp converts Mistral checkpoints as `llama` (same tensors, same Q/K permutation).
     return mc->arch == MODEL_ARCH_QWEN2 ? "qwen2" : "llama";
 }
 
-void qk_rows_permute(float *dst, const float *src, int n_heads, int head_dim, int cols) {
+// Per head of head_dim rows: HF row a*D/2 + j -> GGUF row 2*j + a (the inverse of
+// qk_rows_unpermute). src and dst are [n_heads * head_dim, cols] and must not overlap.
+static void qk_rows_permute(float *dst, const float *src, int n_heads, int head_dim, int cols) {
     int half = head_dim / 2;
     for (int h = 0; h < n_heads; h++)
         for (int a = 0; a < 2; a++)

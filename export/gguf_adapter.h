@@ -14,15 +14,8 @@
 #include "model/lora.h"
 #include "model/model.h"
 
-// llama.cpp's architecture name for a base model ("llama" or "qwen2").
-const char *gguf_adapter_arch(const model_config *mc);
-
 // Writes the adapter to `path` atomically; `name` becomes general.name.
 int gguf_adapter_write(const char *path, const lora_adapter *a, const model_config *mc,
                        const char *name);
-
-// Per head of head_dim rows: HF row a*D/2 + j -> GGUF row 2*j + a (the inverse of
-// qk_rows_unpermute). src and dst are [n_heads * head_dim, cols] and must not overlap.
-void qk_rows_permute(float *dst, const float *src, int n_heads, int head_dim, int cols);
 
 #endif

@@ -311,7 +311,6 @@ struct tokenizer {
 };
 
 // Loader helpers used by tok_load_json.c and tok_load_gguf.c.
-tokenizer *tok_alloc(const char *source);
 int tok_set_ids(tokenizer *t, int32_t n_ids);
 int tok_set_token(tokenizer *t, int32_t id, const char *s, size_t len);
 // Model vocabulary entry (file spelling); bpe.byte_level must already be set.
@@ -320,8 +319,6 @@ int tok_model_token(tokenizer *t, int32_t id, const char *s, size_t len);
 int tok_model_merge(tokenizer *t, const char *l, size_t ll, const char *r, size_t rl);
 // Added token (after the model vocabulary is complete).
 int tok_add_added(tokenizer *t, const tok_added *a);
-// Completes loading: added-token matchers, adds_bos, fingerprint.
-int tok_finish(tokenizer *t);
 
 int tok_load_json(tokenizer *t, const char *json_path);
 int tok_load_gguf(tokenizer *t, const char *gguf_path);

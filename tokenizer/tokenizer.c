@@ -28,7 +28,7 @@ void id_vec_free(id_vec *v) {
 
 // ---- loading ------------------------------------------------------------------------------
 
-tokenizer *tok_alloc(const char *source) {
+static tokenizer *tok_alloc(const char *source) {
     tokenizer *t = xcalloc_or_err(1, sizeof *t, source);
     if (!t) return NULL;
     t->source = strdup(source);
@@ -568,7 +568,8 @@ static int normalized_added_strings(tokenizer *t) {
     return rc;
 }
 
-int tok_finish(tokenizer *t) {
+// Completes loading: added-token matchers, adds_bos, fingerprint.
+static int tok_finish(tokenizer *t) {
     if (matcher_build(t, &t->match_raw, 0) || matcher_build(t, &t->match_norm, 1) ||
         normalized_added_strings(t))
         return -1;
