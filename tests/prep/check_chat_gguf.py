@@ -12,7 +12,7 @@ import gguf
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 import prep_ref as R
-from check_chat import conversations
+from prep_lib import conversations
 
 
 def byte_decoder():
