@@ -9,11 +9,11 @@
 #include <string.h>
 
 #include "common/error.h"
-#include "model/arena.h"
+#include "common/arena.h"
 #include "model/ops.h"
 
 // Every buffer of the decoder, once: over a sizing carver this adds up the arena's size, over
-// the allocation it sets the pointers (model/arena.h). Shapes as in decoder.h.
+// the allocation it sets the pointers (common/arena.h). Shapes as in decoder.h.
 static void decoder_carve(decoder *d, arena_carver *a) {
     const model_config *c = &d->m->cfg;
     const int64_t R = DECODER_MAX_ROWS, T = d->cache.n_ctx, C = c->hidden_size;

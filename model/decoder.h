@@ -37,7 +37,7 @@ typedef struct {
     float *scores;        // [H, R, n_ctx]
     float *rope_cos, *rope_sin;  // [n_ctx, D/2]
     // The cache and every buffer above are slices of this one allocation, each rounded up to
-    // ARENA_ALIGN bytes (model/arena.h); arena_bytes is its exact size.
+    // ARENA_ALIGN bytes (common/arena.h); arena_bytes is its exact size.
     void *arena;
     size_t arena_bytes;
     int threads;  // OpenMP threads for prefill and the large products of a step

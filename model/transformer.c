@@ -6,12 +6,12 @@
 #include <string.h>
 
 #include "common/error.h"
-#include "model/arena.h"
+#include "common/arena.h"
 #include "model/attention.h"
 #include "model/ops.h"
 
 // Every buffer of the plan, once: over a sizing carver this adds up the arena's size, over
-// the allocation it sets the pointers (model/arena.h). Shapes as in transformer.h.
+// the allocation it sets the pointers (common/arena.h). Shapes as in transformer.h.
 static void plan_carve(lm_plan *p, arena_carver *a) {
     const model_config *c = &p->m->cfg;
     const lora_adapter *lora = p->lora;

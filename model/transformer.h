@@ -68,7 +68,7 @@ typedef struct {
     float *rope_cos, *rope_sin;  // [T, D/2]
     int32_t *pos, *start;        // [N]
     // Every buffer above (not acts) is a slice of this one allocation, each rounded up to
-    // ARENA_ALIGN bytes (model/arena.h); arena_bytes is its exact size.
+    // ARENA_ALIGN bytes (common/arena.h); arena_bytes is its exact size.
     void *arena;
     size_t arena_bytes;
     // LoRA dropout: active when training with lora->cfg.dropout > 0; masks derive from

@@ -7,7 +7,7 @@
 //     overwrites every element of every plan buffer, and a full-context decode fills the cache:
 //     no buffer is reserved and left unused.
 // Built with MEDTUNE_SANITIZE, AddressSanitizer also proves the kernels stay inside the arena
-// and out of the padding between slices (model/arena.h poisons it).
+// and out of the padding between slices (common/arena.h poisons it).
 #include <math.h>
 #include <omp.h>
 #include <stdint.h>

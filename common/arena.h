@@ -3,8 +3,8 @@
 // size, run again over the allocation it hands out the slices. Size and slices come from the
 // same code, so they cannot drift apart (a second, hand-kept size formula once reserved memory
 // that no slice used, and could as easily have reserved too little).
-#ifndef MEDTUNE_MODEL_ARENA_H
-#define MEDTUNE_MODEL_ARENA_H
+#ifndef MEDTUNE_COMMON_ARENA_H
+#define MEDTUNE_COMMON_ARENA_H
 
 #include <stddef.h>
 #include <stdint.h>
