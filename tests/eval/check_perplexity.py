@@ -11,10 +11,9 @@ import torch
 from eval_ref import HERE, fail, run, shared_dir, work_dir
 
 sys.path.insert(0, os.path.join(HERE, "..", "train"))
-from train_lib import prep_pubmed, read_split_words, stream_windows, write_json  # noqa: E402
+from train_lib import prep_pubmed, read_split_words, stream_windows, write_peft_adapter  # noqa: E402
 from llama import Twin, lora_init  # noqa: E402
 from model_io import load_model  # noqa: E402
-from safetensors.torch import save_file  # noqa: E402
 
 TOL = 1e-4
 T = 64
@@ -69,14 +68,9 @@ def main():
     r, alpha = 4, 8.0
     targets = ["q_proj", "v_proj", "down_proj"]
     lora = lora_init(cfg, r, targets, seed=3, b_std=0.05)
-    adapter = os.path.join(work, "adapter")
-    os.makedirs(adapter)
-    save_file({k: v.detach().contiguous() for k, v in lora.items()},
-              os.path.join(adapter, "adapter_model.safetensors"), metadata={"format": "pt"})
-    write_json(os.path.join(adapter, "adapter_config.json"),
-               {"peft_type": "LORA", "task_type": "CAUSAL_LM", "r": r, "lora_alpha": alpha,
-                "lora_dropout": 0.1, "target_modules": targets, "bias": "none",
-                "use_rslora": False, "fan_in_fan_out": False})
+    adapter = write_peft_adapter(os.path.join(work, "adapter"), lora, r=r, lora_alpha=alpha,
+                                 lora_dropout=0.1, target_modules=targets, bias="none",
+                                 use_rslora=False, fan_in_fan_out=False)
     check("val with a LoRA adapter", cmd + ["--adapter", adapter], Twin(cfg, weights, lora, alpha / r), val)
     print("OK")
 

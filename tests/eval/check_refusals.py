@@ -7,10 +7,9 @@ import sys
 from eval_ref import HERE, dataset_paths, fail, run, shared_dir, work_dir
 
 sys.path.insert(0, os.path.join(HERE, "..", "train"))
-from train_lib import prep_pubmed  # noqa: E402
+from train_lib import prep_pubmed, write_peft_adapter  # noqa: E402
 from llama import lora_init  # noqa: E402
 from model_io import load_model  # noqa: E402
-from safetensors.torch import save_file  # noqa: E402
 
 
 def refused(label, args, want, code=1):
@@ -53,7 +52,6 @@ def main():
                              "--format", "medqa"], "nope.jsonl")
     refused("gold with medqa", ["eval", model, "--mcq", paths["medqa"], "--format", "medqa",
                                 "--gold", paths["medqa"]], "PubMedQA only")
-    pq = os.path.join(shared, "data", "pubmedqa")
     refused("gold PMID absent", ["eval", model, "--mcq", paths["pubmedqa"], "--gold",
                                  write("gold.json", json.dumps({"1": "yes"}))], "PMID 1 is not in")
     os.makedirs(os.path.join(work, "no_csv"))
@@ -66,13 +64,8 @@ def main():
     other = os.path.join(models, "tinystories-656k")
     cfg, _ = load_model(other)
     lora = lora_init(cfg, 2, ["q_proj"], seed=1)
-    adapter = os.path.join(work, "adapter_656k")
-    os.makedirs(adapter)
-    save_file({k: v.detach().contiguous() for k, v in lora.items()},
-              os.path.join(adapter, "adapter_model.safetensors"), metadata={"format": "pt"})
-    with open(os.path.join(adapter, "adapter_config.json"), "w") as f:
-        json.dump({"peft_type": "LORA", "task_type": "CAUSAL_LM", "r": 2, "lora_alpha": 4,
-                   "target_modules": ["q_proj"]}, f)
+    adapter = write_peft_adapter(os.path.join(work, "adapter_656k"), lora, r=2, lora_alpha=4,
+                                 target_modules=["q_proj"])
     refused("adapter of another model", ["eval", model, "--adapter", adapter, "--mcq",
                                          paths["pubmedqa"], "--limit", "1"], "adapter_model.safetensors")
 

@@ -3,7 +3,6 @@
 fixed non-zero initial adapter, dropout 0, no shuffle, grad_accum 2, warmup + cosine, clipping
 active) against the PyTorch twin trained on the same windows with torch.optim.AdamW, the
 transformers cosine-with-warmup schedule and clip_grad_norm_: every step's loss within 1e-4."""
-import json
 import math
 import os
 import sys
@@ -13,10 +12,9 @@ import torch
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "twin"))
 sys.path.insert(0, os.path.dirname(__file__))
 from train_lib import (fail, prep_pubmed, read_split_words, run, shared_dir, stream_windows,  # noqa
-                    work_dir, write_json, metrics)
+                    work_dir, write_json, write_peft_adapter, metrics)
 from llama import Twin, lora_init  # noqa: E402
 from model_io import load_model  # noqa: E402
-from safetensors.torch import save_file  # noqa: E402
 
 STEPS, MB, GA, T = 20, 2, 2, 64
 LR, WARMUP, CLIP, WD = 2e-3, 4, 0.5, 0.01
@@ -42,14 +40,9 @@ def main():
     cfg, weights = load_model(model)
     targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
     lora = lora_init(cfg, R, targets, seed=7, b_std=0.05)
-    adapter = os.path.join(work, "init_adapter")
-    os.makedirs(adapter)
-    save_file({k: v.detach().contiguous() for k, v in lora.items()},
-              os.path.join(adapter, "adapter_model.safetensors"), metadata={"format": "pt"})
-    write_json(os.path.join(adapter, "adapter_config.json"),
-               {"peft_type": "LORA", "task_type": "CAUSAL_LM", "r": R, "lora_alpha": ALPHA,
-                "lora_dropout": 0.0, "target_modules": targets, "bias": "none",
-                "use_rslora": False, "fan_in_fan_out": False})
+    adapter = write_peft_adapter(os.path.join(work, "init_adapter"), lora, r=R, lora_alpha=ALPHA,
+                                 lora_dropout=0.0, target_modules=targets, bias="none",
+                                 use_rslora=False, fan_in_fan_out=False)
 
     conf = os.path.join(work, "train.json")
     write_json(conf, {"model": model, "init_adapter": adapter, "data": {"train": shards},

@@ -19,6 +19,18 @@ def write_json(path, obj):
         json.dump(obj, f, indent=1)
 
 
+def write_peft_adapter(adapter_dir, lora, **config):
+    """A PEFT LoRA adapter directory from twin LoRA tensors (llama.lora_init) and the
+    adapter_config.json keys given (peft_type LORA and task_type CAUSAL_LM are added)."""
+    from safetensors.torch import save_file
+    os.makedirs(adapter_dir)
+    save_file({k: v.detach().contiguous() for k, v in lora.items()},
+              os.path.join(adapter_dir, "adapter_model.safetensors"), metadata={"format": "pt"})
+    write_json(os.path.join(adapter_dir, "adapter_config.json"),
+               {"peft_type": "LORA", "task_type": "CAUSAL_LM", **config})
+    return adapter_dir
+
+
 def prep_pubmed(shared, out_dir, tokenizer, val_fraction=0.1):
     """Shards of the real PubMed XML sample, tokenized for `tokenizer`."""
     cfg = os.path.join(os.path.dirname(out_dir), os.path.basename(out_dir) + "_prep.json")
