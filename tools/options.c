@@ -447,7 +447,7 @@ void cli_print_help(FILE *out, const cli_command *cmd, const void *args) {
         const cli_option *first = cmd->options;
         while (!first->group || strcmp(first->group, o->group)) first++;
         if (first != o) continue;
-        fprintf(out, "%s:\n", o->group);
+        fprintf(out, "\n%s:\n", o->group);
         for (const cli_option *g = o; g->name; g++)
             if (g->group && !strcmp(g->group, o->group)) print_option(out, col, g, args);
     }
