@@ -58,20 +58,9 @@ def _paras(e, out):
             _paras(c, out)
 
 
-def _p_text(p):
-    parts = [p.text or ""]
-    for c in p:
-        if c.tag in SKIP:
-            pass
-        elif c.tag == "p":
-            parts.append(" " + _p_text(c))
-        else:
-            parts.append(_inline(c))
-        parts.append(c.tail or "")
-    return "".join(parts)
-
-
-def _inline(e):
+def _p_text(e):
+    """The text of a paragraph or inline element: skipped elements dropped, a nested <p>
+    joined with a space, tails kept."""
     parts = [e.text or ""]
     for c in e:
         if c.tag in SKIP:
@@ -79,7 +68,7 @@ def _inline(e):
         elif c.tag == "p":
             parts.append(" " + _p_text(c))
         else:
-            parts.append(_inline(c))
+            parts.append(_p_text(c))
         parts.append(c.tail or "")
     return "".join(parts)
 
