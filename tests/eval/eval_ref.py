@@ -67,7 +67,9 @@ def _jsonl(path):
                 yield n, line
 
 
-def read_medqa(path, limit=0):
+def _read_jsonl_items(path, limit, make_item):
+    """Items of a JSONL benchmark file: make_item(record, line_number) gives an item, or None
+    for a malformed record; lines that are not JSON are skipped too."""
     items, skipped = [], 0
     for n, line in _jsonl(path):
         if limit and len(items) == limit:
@@ -77,49 +79,51 @@ def read_medqa(path, limit=0):
         except ValueError:
             skipped += 1
             continue
-        opts = rec.get("options") if isinstance(rec, dict) else None
-        ok = (isinstance(rec, dict) and isinstance(rec.get("question"), str)
-              and isinstance(opts, dict) and 2 <= len(opts) <= 8
-              and list(opts) == list(LETTERS[:len(opts)])
-              and all(isinstance(v, str) for v in opts.values())
-              and rec.get("answer_idx") in opts)
-        if not ok:
+        item = make_item(rec, n) if isinstance(rec, dict) else None
+        if item is None:
             skipped += 1
-            continue
-        # lm-evaluation-harness medqa_4options: doc_to_text
-        text = f"Question: {rec['question']}\n" + "".join(f"{k}. {v}\n" for k, v in opts.items())
-        text += "Answer:"
-        items.append({"id": f"{os.path.basename(path)}:{n}", "context": text,
-                      "choices": list(opts), "gold": list(opts).index(rec["answer_idx"])})
+        else:
+            items.append(item)
     return items, skipped
+
+
+def _medqa_item(path, rec, n):
+    opts = rec.get("options")
+    if not (isinstance(rec.get("question"), str)
+            and isinstance(opts, dict) and 2 <= len(opts) <= 8
+            and list(opts) == list(LETTERS[:len(opts)])
+            and all(isinstance(v, str) for v in opts.values())
+            and rec.get("answer_idx") in opts):
+        return None
+    # lm-evaluation-harness medqa_4options: doc_to_text
+    text = f"Question: {rec['question']}\n" + "".join(f"{k}. {v}\n" for k, v in opts.items())
+    text += "Answer:"
+    return {"id": f"{os.path.basename(path)}:{n}", "context": text,
+            "choices": list(opts), "gold": list(opts).index(rec["answer_idx"])}
+
+
+def _medmcqa_item(path, rec, n):
+    cop = rec.get("cop")
+    if not (isinstance(rec.get("question"), str)
+            and all(isinstance(rec.get(k), str) for k in ("opa", "opb", "opc", "opd"))
+            and isinstance(cop, (int, float)) and not isinstance(cop, bool)
+            and cop == int(cop) and 1 <= cop <= 4):
+        return None
+    # lm-evaluation-harness medmcqa: utils_medmcqa.doc_to_text
+    text = "Question: " + rec["question"] + "\nChoices:\n"
+    for letter, key in zip("ABCD", ("opa", "opb", "opc", "opd")):
+        text += f"{letter}. {rec[key]}\n"
+    text += "Answer:"
+    rid = rec["id"] if isinstance(rec.get("id"), str) else f"{os.path.basename(path)}:{n}"
+    return {"id": rid, "context": text, "choices": list("ABCD"), "gold": int(cop) - 1}
+
+
+def read_medqa(path, limit=0):
+    return _read_jsonl_items(path, limit, lambda rec, n: _medqa_item(path, rec, n))
 
 
 def read_medmcqa(path, limit=0):
-    items, skipped = [], 0
-    for n, line in _jsonl(path):
-        if limit and len(items) == limit:
-            break
-        try:
-            rec = json.loads(line)
-        except ValueError:
-            skipped += 1
-            continue
-        cop = rec.get("cop") if isinstance(rec, dict) else None
-        ok = (isinstance(rec, dict) and isinstance(rec.get("question"), str)
-              and all(isinstance(rec.get(k), str) for k in ("opa", "opb", "opc", "opd"))
-              and isinstance(cop, (int, float)) and not isinstance(cop, bool)
-              and cop == int(cop) and 1 <= cop <= 4)
-        if not ok:
-            skipped += 1
-            continue
-        # lm-evaluation-harness medmcqa: utils_medmcqa.doc_to_text
-        text = "Question: " + rec["question"] + "\nChoices:\n"
-        for letter, key in zip("ABCD", ("opa", "opb", "opc", "opd")):
-            text += f"{letter}. {rec[key]}\n"
-        text += "Answer:"
-        rid = rec["id"] if isinstance(rec.get("id"), str) else f"{os.path.basename(path)}:{n}"
-        items.append({"id": rid, "context": text, "choices": list("ABCD"), "gold": int(cop) - 1})
-    return items, skipped
+    return _read_jsonl_items(path, limit, lambda rec, n: _medmcqa_item(path, rec, n))
 
 
 def mmlu_subject(path):
