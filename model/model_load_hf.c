@@ -11,6 +11,7 @@
 #include "common/strbuf.h"
 #include "formats/safetensors.h"
 #include "model/model_load.h"
+#include "tokenizer/tokenizer.h"
 
 // ---- config.json ----
 
@@ -374,37 +375,17 @@ static int load_slot(const hf_weights *w, const weight_slot *s, int tied, dtype_
     return st_tensor_to_f32(f, t, s->dst);
 }
 
-// "BPE byte-level", "BPE sentencepiece", the model type, or "none" without tokenizer.json.
+// The tokenizer's description (tokenizer_kind), or "none" without tokenizer.json. Read by the
+// one tokenizer.json reader, so a directory that `tokenize` and `prep` accept loads here too.
 static int detect_tokenizer(const char *dir, char *kind, size_t size) {
     char path[4096];
     if (path_join(path, sizeof path, dir, "tokenizer.json") != 0) return -1;
     snprintf(kind, size, "none");
     if (!path_exists(path)) return 0;
-    char *text;
-    size_t len;
-    if (file_read_all(path, &text, &len) != 0) return -1;
-    cJSON *root = cJSON_ParseWithLength(text, len);
-    free(text);
-    if (!root) return err_set("%s: not valid JSON", path);
-    const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
-    const cJSON *type = cJSON_GetObjectItemCaseSensitive(model, "type");
-    if (!cJSON_IsString(type)) {
-        cJSON_Delete(root);
-        return err_set("%s: model.type: missing", path);
-    }
-    // Printing the (small) pre-tokenizer and normalizer is the simplest way to search nested
-    // Sequence entries for the component types.
-    char *pre = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer"));
-    char *norm = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(root, "normalizer"));
-    const char *style = "";
-    if (pre && strstr(pre, "\"ByteLevel\""))
-        style = " byte-level";
-    else if ((pre && strstr(pre, "\"Metaspace\"")) || (norm && strstr(norm, "\xe2\x96\x81")))
-        style = " sentencepiece";
-    snprintf(kind, size, "%s%s", type->valuestring, style);
-    free(pre);
-    free(norm);
-    cJSON_Delete(root);
+    tokenizer *tok = tokenizer_load(dir);
+    if (!tok) return -1;
+    snprintf(kind, size, "%s", tokenizer_kind(tok));
+    tokenizer_free(tok);
     return 0;
 }
 

@@ -7,3 +7,6 @@ foreach(check mcq_twin perplexity refusals)
     COMMAND ${MEDTUNE_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/eval/check_${check}.py
     LABELS eval)
 endforeach()
+# A tokenizer.json without model.type (GPT-2's) is read by the one tokenizer reader in eval too.
+medtune_add_test(NAME eval_tokenizer_json
+  COMMAND ${MEDTUNE_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/eval/check_tokenizer_json.py LABELS eval)
