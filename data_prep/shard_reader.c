@@ -117,6 +117,11 @@ int shard_set_open(shard_set *s, const char *dir, const char *split) {
     memcpy(s->tokenizer_fingerprint, fp->valuestring, 65);
     s->vocab_size = vocab->valueint;
     s->pad_id = cJSON_IsNumber(eos) && eos->valueint >= 0 ? eos->valueint : 0;
+    if (s->vocab_size <= 0 || s->pad_id >= s->vocab_size) {
+        err_set("%s: tokenizer.vocab_size %d and eos_id %d: the vocabulary must hold the EOS id",
+                mpath, s->vocab_size, s->pad_id);
+        goto done;
+    }
     s->whole_packing = !strcmp(packing->valuestring, "whole");
     s->frame_tokens = (uint32_t)ft->valueint;
     s->n_files = cJSON_GetArraySize(shards);
@@ -161,6 +166,13 @@ void shard_set_close(shard_set *s) {
     free(s->pack_first);
     ZSTD_freeDCtx(s->dctx);
     memset(s, 0, sizeof *s);
+}
+
+int shard_set_check_model_vocab(const shard_set *s, int model_vocab) {
+    if (s->vocab_size <= model_vocab) return 0;
+    return err_set("%s/%s: tokenizer.vocab_size %d is larger than the model's vocabulary (%d ids): "
+                   "the shards were made for another model", s->dir, SHARD_MANIFEST, s->vocab_size,
+                   model_vocab);
 }
 
 uint64_t shard_set_n_tokens(const shard_set *s) { return s->n_tokens; }
@@ -208,6 +220,12 @@ static const shard_frame_slot *get_frame(shard_set *s, int fi, uint32_t frame) {
         return err_set("%s: frame %u: checksum mismatch (corrupted shard)", f->path, frame), NULL;
     uint8_t *le = (uint8_t *)victim->words;
     for (uint32_t i = 0; i < n; i++) victim->words[i] = get_u32le(le + 4 * i);
+    // Every id is checked once per decode, so the model's ops can index with them unchecked.
+    for (uint32_t i = 0; i < n; i++)
+        if ((victim->words[i] & SHARD_TOKEN_MASK) >= (uint32_t)s->vocab_size)
+            return err_set("%s: token %llu holds id %u, outside the vocabulary of %d ids (corrupted "
+                           "shard or wrong manifest)", f->path, (unsigned long long)(first + i),
+                           victim->words[i] & SHARD_TOKEN_MASK, s->vocab_size), NULL;
     victim->file = fi;
     victim->frame = frame;
     victim->n = n;

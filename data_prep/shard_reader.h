@@ -70,12 +70,18 @@ typedef struct {
 // manifest, each shard's footer, index checksum and size against the manifest.
 int shard_set_open(shard_set *s, const char *dir, const char *split);
 void shard_set_close(shard_set *s);
+// Refuses shards whose manifest vocabulary (tokenizer.vocab_size) is larger than the model's
+// embedding rows. A smaller one is fine: models pad their embeddings (Qwen2.5's tokenizer has
+// 151,665 ids, its embedding 151,936 rows). Every decoded frame is checked against the
+// manifest's vocabulary, so together no id reaches the model outside its vocabulary.
+int shard_set_check_model_vocab(const shard_set *s, int model_vocab);
 
 uint64_t shard_set_n_tokens(const shard_set *s);
 // Number of windows for seq_len, or -1 (error set) when out of memory.
 int64_t shard_set_n_windows(shard_set *s, int seq_len);
 // Fills window i: tokens[seq_len+1]; mask, doc, pos [seq_len] each (any may be NULL).
-// A frame that fails its checksum is an error naming the shard file.
+// A frame that fails its checksum or holds an id outside the manifest's vocabulary is an
+// error naming the shard file.
 int shard_set_window(shard_set *s, int seq_len, uint64_t i, uint32_t *tokens, uint8_t *mask,
                      uint32_t *doc, uint32_t *pos);
 // Reads raw words (token | flags, see shard_format.h) [start, start+n) of the stream.

@@ -24,15 +24,19 @@ void batcher_permutation(uint64_t *perm, int64_t n, uint64_t seed, uint64_t stre
 }
 
 int batcher_init(batcher *b, shard_set *train, shard_set *replay, double replay_ratio, int T,
-                 int shuffle, uint64_t seed, int document_attention) {
+                 int shuffle, uint64_t seed, int document_attention, int model_vocab) {
     memset(b, 0, sizeof *b);
     b->T = T;
+    b->model_vocab = model_vocab;
     b->shuffle = shuffle;
     b->seed = seed;
     b->document_attention = document_attention;
     b->train = train;
     b->replay = replay_ratio > 0.0 ? replay : NULL;
     b->replay_ratio = b->replay ? replay_ratio : 0.0;
+    if (shard_set_check_model_vocab(train, model_vocab) ||
+        (b->replay && shard_set_check_model_vocab(b->replay, model_vocab)))
+        return -1;
     b->n_train = shard_set_n_windows(train, T);
     if (b->n_train < 0) return -1;
     if (b->n_train == 0)
@@ -85,7 +89,9 @@ int batcher_restore(batcher *b, const data_cursor *cur) {
 int64_t batcher_window(batcher *b, shard_set *s, uint64_t i, int row, int32_t *tokens,
                        int32_t *targets, int32_t *positions, int32_t *doc_ids) {
     const int T = b->T;
-    if (shard_set_window(s, T, i, b->w_tokens, b->w_mask, b->w_doc, b->w_pos)) return -1;
+    if (shard_set_check_model_vocab(s, b->model_vocab) ||
+        shard_set_window(s, T, i, b->w_tokens, b->w_mask, b->w_doc, b->w_pos))
+        return -1;
     int64_t trained = 0;
     int64_t o = (int64_t)row * T;
     for (int t = 0; t < T; t++) {

@@ -12,6 +12,7 @@
 
 typedef struct {
     int T;
+    int model_vocab;  // the model's embedding rows: shard sets with a larger vocabulary are refused
     int document_attention;
     int shuffle;
     uint64_t seed;
@@ -25,9 +26,10 @@ typedef struct {
     uint8_t *w_mask;
 } batcher;
 
-// The shard sets stay owned by the caller and must outlive the batcher.
+// The shard sets stay owned by the caller and must outlive the batcher. Every set it reads
+// (train, replay, and those given to batcher_window) must fit `model_vocab` ids.
 int batcher_init(batcher *b, shard_set *train, shard_set *replay, double replay_ratio, int T,
-                 int shuffle, uint64_t seed, int document_attention);
+                 int shuffle, uint64_t seed, int document_attention, int model_vocab);
 void batcher_free(batcher *b);
 // Restores a cursor (after batcher_init with the same data and settings).
 int batcher_restore(batcher *b, const data_cursor *cur);

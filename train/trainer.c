@@ -89,7 +89,7 @@ static int open_data(trainer *t) {
     if (check_tokenizer(t)) return -1;
     if (batcher_init(&t->data, &t->train, t->has_replay ? &t->replay : NULL, tc->replay_ratio,
                      tc->seq_len, tc->shuffle, tc->seed,
-                     tc->doc_attention == DOC_ATTENTION_DOCUMENT))
+                     tc->doc_attention == DOC_ATTENTION_DOCUMENT, t->m.cfg.vocab_size))
         return -1;
     if (tc->steps > 0) {
         t->total_steps = tc->steps;

@@ -10,3 +10,10 @@ endforeach()
 # A tokenizer.json without model.type (GPT-2's) is read by the one tokenizer reader in eval too.
 medtune_add_test(NAME eval_tokenizer_json
   COMMAND ${MEDTUNE_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/eval/check_tokenizer_json.py LABELS eval)
+# Ids outside the model's vocabulary (in a shard, or by the manifest's vocab_size) are refused
+# by eval --shards and train, naming the file.
+medtune_add_test(NAME eval_vocab_ids
+  COMMAND ${MEDTUNE_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/eval/check_vocab_ids.py LABELS eval train)
+# eval --shards scores packed chat documents with document attention: training's val loss.
+medtune_add_test(NAME eval_doc_attention
+  COMMAND ${MEDTUNE_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/eval/check_doc_attention.py LABELS eval)

@@ -8,50 +8,8 @@ import os
 
 from tokenizers import Tokenizer
 
-from eval_lib import MEDICAL_TEXT, fail, prep_text, run, tiny_model, work_dir, write_json
+from eval_lib import MEDICAL_TEXT, fail, prep_text, run, small_tokenizer_json, tiny_model, work_dir
 from testlib import env
-
-
-def byte_alphabet():
-    """GPT-2's bytes_to_unicode: byte -> printable character (a fact of the format)."""
-    keep = list(range(ord("!"), ord("~") + 1)) + list(range(0xA1, 0xAD)) + list(range(0xAE, 0x100))
-    extra = 0
-    out = {}
-    for b in range(256):
-        if b in keep:
-            out[b] = chr(b)
-        else:
-            out[b] = chr(256 + extra)
-            extra += 1
-    return out
-
-
-def small_tokenizer_json(path):
-    """Byte-level BPE over the 256 byte tokens plus a few merges; model has no "type"."""
-    alpha = byte_alphabet()
-    vocab = {alpha[b]: b for b in range(256)}
-    merges = []
-    for word in ["Ġt", "he", "Ġthe", "in", "er", "Ġa", "on", "at", "Ġin", "is"]:
-        # Each merge joins the longest known prefix with the rest (both already in vocab).
-        for cut in range(len(word) - 1, 0, -1):
-            left, right = word[:cut], word[cut:]
-            if left in vocab and right in vocab:
-                merges.append(f"{left} {right}")
-                vocab[word] = len(vocab)
-                break
-    eot = len(vocab)
-    write_json(path, {
-        "version": "1.0", "truncation": None, "padding": None,
-        "added_tokens": [{"id": eot, "content": "<|endoftext|>", "single_word": False,
-                          "lstrip": False, "rstrip": False, "normalized": False, "special": True}],
-        "normalizer": None,
-        "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True},
-        "post_processor": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": False},
-        "decoder": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True},
-        "model": {"dropout": None, "unk_token": None, "continuing_subword_prefix": "",
-                  "end_of_word_suffix": "", "fuse_unk": False, "vocab": vocab, "merges": merges},
-    })
-    return eot + 1
 
 
 def check(label, tok_json, vocab_size, work):
