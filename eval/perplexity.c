@@ -14,7 +14,7 @@
 // Runs the windows through the model in batches of o->batch rows.
 static int run_windows(const model *m, const lora_adapter *lora, shard_set *s, batcher *bt,
                        const ppl_options *o, ppl_result *r) {
-    const int B = o->batch, T = o->seq_len, V = m->cfg.vocab_size;
+    const int B = o->batch, T = o->seq_len;
     const int64_t n = r->windows;
     lm_plan plan;
     if (lm_plan_init(&plan, m, lora, B, T)) return -1;
@@ -30,17 +30,8 @@ static int run_windows(const model *m, const lora_adapter *lora, shard_set *s, b
             if (k < n) {
                 // Evenly spaced when only some windows are wanted; all of them in order else.
                 const uint64_t i = (uint64_t)(k * r->windows_total / n);
-                if (batcher_window(bt, s, i, row, tokens, targets, positions, doc_ids) < 0) {
+                if (batcher_window(bt, s, i, row, tokens, targets, positions, doc_ids) < 0)
                     rc = -1;
-                    break;
-                }
-                for (int t = 0; t < T; t++) {
-                    int32_t tk = tokens[(size_t)row * T + t], tg = targets[(size_t)row * T + t];
-                    if (tk < 0 || tk >= V || tg >= V)
-                        rc = err_set("%s: window %llu holds token id %d, outside the model's "
-                                     "vocabulary (%d)", s->dir, (unsigned long long)i,
-                                     tk < 0 || tk >= V ? tk : tg, V);
-                }
             } else {
                 for (int t = 0; t < T; t++) {
                     tokens[(size_t)row * T + t] = 0;
@@ -77,6 +68,8 @@ int perplexity_eval(const model *m, const lora_adapter *lora, const char *tokeni
         return err_set("eval: --seq-len and --batch must be at least 1");
     shard_set s;
     if (shard_set_open(&s, shard_dir, o->split)) return -1;
+    r->document_attention = o->attention == PPL_ATTENTION_AUTO ? s.whole_packing
+                                                               : o->attention == PPL_ATTENTION_DOCUMENT;
     int rc = 0;
     batcher bt;
     int have_batcher = 0;
@@ -89,7 +82,8 @@ int perplexity_eval(const model *m, const lora_adapter *lora, const char *tokeni
     } else if (r->windows_total == 0) {
         rc = err_set("%s: the %s split has %llu tokens, not one window of --seq-len %d + 1",
                      shard_dir, o->split, (unsigned long long)shard_set_n_tokens(&s), o->seq_len);
-    } else if (batcher_init(&bt, &s, NULL, 0.0, o->seq_len, 0, 0, 0)) {
+    } else if (batcher_init(&bt, &s, NULL, 0.0, o->seq_len, 0, 0, r->document_attention,
+                            m->cfg.vocab_size)) {
         rc = -1;
     } else {
         have_batcher = 1;

@@ -9,12 +9,18 @@
 #include "model/lora.h"
 #include "model/model.h"
 
+// Attention over the packed documents of a window. AUTO follows the shards' packing:
+// documents packed whole (chat and instruction data) are scored with document attention, as
+// each document alone; a stream of text (stream packing) causally across the window.
+typedef enum { PPL_ATTENTION_AUTO, PPL_ATTENTION_CAUSAL, PPL_ATTENTION_DOCUMENT } ppl_attention;
+
 typedef struct {
     const char *split;     // "val" or "train"
     int seq_len;           // window length T (windows hold T + 1 tokens)
     int batch;             // windows per forward pass
     int64_t max_windows;   // 0 = all; else this many evenly spaced windows
     int progress;          // report progress on stderr
+    ppl_attention attention;
 } ppl_options;
 
 typedef struct {
@@ -23,6 +29,7 @@ typedef struct {
     int64_t tokens;          // targets counted
     int64_t windows;         // windows evaluated
     int64_t windows_total;   // windows of seq_len in the split
+    int document_attention;  // the attention used (AUTO resolved)
 } ppl_result;
 
 // Refuses shards made by a tokenizer whose fingerprint differs from `tokenizer_fingerprint`

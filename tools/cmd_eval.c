@@ -18,7 +18,7 @@
 #include "model/model.h"
 
 typedef struct {
-    const char *model, *adapter, *shards, *split, *mcq, *format, *gold, *out;
+    const char *model, *adapter, *shards, *split, *doc_attention, *mcq, *format, *gold, *out;
     long long seq_len, batch, max_windows, limit, max_len;
     int add_special, json;
 } eval_args;
@@ -42,6 +42,11 @@ static const cli_option OPTIONS[] = {
     {.name = "split", .kind = CLI_STRING, .choices = "val|train",
      .offset = offsetof(eval_args, split),
      .help = "which split of the shard directory", .group = PPL},
+    {.name = "doc-attention", .kind = CLI_STRING, .choices = "auto|causal|document",
+     .offset = offsetof(eval_args, doc_attention),
+     .help = "attention over the documents packed in a window (train config doc_attention); "
+             "auto: document for shards of whole documents (chat data), causal for a text stream",
+     .group = PPL},
     {.name = "seq-len", .kind = CLI_INT, .metavar = "N", .offset = offsetof(eval_args, seq_len),
      .help = "window length in tokens", .min = 1, .max = 1 << 20, .group = PPL},
     {.name = "batch", .kind = CLI_INT, .metavar = "N", .offset = offsetof(eval_args, batch),
@@ -89,7 +94,10 @@ static void print_json(cJSON *o) {
 
 static int run_perplexity(const eval_args *a, const model *m, const lora_adapter *lora,
                           const tokenizer *tok) {
-    ppl_options o = {a->split, (int)a->seq_len, (int)a->batch, a->max_windows, isatty(2)};
+    ppl_attention att = !strcmp(a->doc_attention, "causal")     ? PPL_ATTENTION_CAUSAL
+                        : !strcmp(a->doc_attention, "document") ? PPL_ATTENTION_DOCUMENT
+                                                                : PPL_ATTENTION_AUTO;
+    ppl_options o = {a->split, (int)a->seq_len, (int)a->batch, a->max_windows, isatty(2), att};
     ppl_result r;
     double t0 = clock_now_s();
     if (perplexity_eval(m, lora, tokenizer_fingerprint(tok), a->model, a->shards, &o, &r))
@@ -102,6 +110,7 @@ static int run_perplexity(const eval_args *a, const model *m, const lora_adapter
         cJSON_AddStringToObject(j, "shards", a->shards);
         cJSON_AddStringToObject(j, "split", a->split);
         cJSON_AddNumberToObject(j, "seq_len", (double)a->seq_len);
+        cJSON_AddStringToObject(j, "doc_attention", r.document_attention ? "document" : "causal");
         cJSON_AddNumberToObject(j, "windows", (double)r.windows);
         cJSON_AddNumberToObject(j, "windows_total", (double)r.windows_total);
         cJSON_AddNumberToObject(j, "tokens", (double)r.tokens);
@@ -110,9 +119,10 @@ static int run_perplexity(const eval_args *a, const model *m, const lora_adapter
         cJSON_AddNumberToObject(j, "seconds", secs);
         print_json(j);
     } else {
-        printf("%s split of %s: %lld of %lld windows of %lld tokens, %lld targets\n", a->split,
-               a->shards, (long long)r.windows, (long long)r.windows_total, a->seq_len,
-               (long long)r.tokens);
+        printf("%s split of %s: %lld of %lld windows of %lld tokens, %lld targets, %s "
+               "attention\n", a->split, a->shards, (long long)r.windows,
+               (long long)r.windows_total, a->seq_len, (long long)r.tokens,
+               r.document_attention ? "document" : "causal");
         printf("loss %.6f  ppl %.4f  (%.1f s)\n", r.loss, r.ppl, secs);
     }
     return 0;
@@ -195,7 +205,7 @@ static int run_mcq(const eval_args *a, mcq_format f, const mcq_set *s, const mod
 }
 
 static int run(int argc, char **argv) {
-    eval_args a = {.split = "val", .seq_len = 512, .batch = 4};
+    eval_args a = {.split = "val", .doc_attention = "auto", .seq_len = 512, .batch = 4};
     int rc;
     if (cli_parse(&EVAL_COMMAND, argc, argv, &a, &rc)) return rc;
     if (a.out && a.shards) return cli_usage_error("eval", "--out is for --mcq");
@@ -239,7 +249,8 @@ const cli_command EVAL_COMMAND = {
     .description =
         "Perplexity (--shards): mean next-token loss over the trained targets of a shard\n"
         "directory's windows (made by `medtune prep` with this model's tokenizer), and\n"
-        "exp(loss).\n\n"
+        "exp(loss). Packed chat documents are scored each on its own (document\n"
+        "attention), as training's val loss with doc_attention: document.\n\n"
         "Multiple choice (--mcq): log-likelihood scoring as lm-evaluation-harness does it\n"
         "(acc and acc_norm with 95% Wilson intervals); prompts are listed in docs/eval.md.\n",
     .positionals = POSITIONALS,

@@ -252,7 +252,9 @@ static int export_and_merge(const qs_plan *p, const qs_results *r) {
 
 static int val_loss(const qs_plan *p, const model *m, const lora_adapter *lora, const char *fingerprint,
                     const char *model_path, double *loss, int64_t *windows) {
-    ppl_options o = {"val", p->train.seq_len, p->train.micro_batch, 0, 0};
+    // Attention as the shards were made for (document attention for the packed Q&A), so the
+    // loss of base + adapter is training's last val loss over the same windows.
+    ppl_options o = {"val", p->train.seq_len, p->train.micro_batch, 0, 0, PPL_ATTENTION_AUTO};
     ppl_result pr;
     if (perplexity_eval(m, lora, fingerprint, model_path, p->shards_qa, &o, &pr)) return -1;
     *loss = pr.loss;
@@ -405,7 +407,7 @@ static void print_summary(const qs_plan *p, const char *question, const qs_resul
     printf("\nval loss on the held-out answers: %.4f before -> %.4f after training "
            "(ppl %.2f -> %.2f)\n",
            r->val_before, r->val_after, exp(r->val_before), exp(r->val_after));
-    printf("merged model check: val loss %.6f, base + adapter %.6f (%lld windows, causal "
+    printf("merged model check: val loss %.6f, base + adapter %.6f (%lld windows, document "
            "attention)\n",
            r->loss_merged, r->loss_adapter, (long long)r->eval_windows);
 
@@ -435,8 +437,9 @@ static void print_summary(const qs_plan *p, const char *question, const qs_resul
     printf("  %s generate %s --adapter %s --chat \"How should levothyroxine be taken?\"\n", mt,
            p->model, p->run_adapter);
     printf("  # held-out loss without and with the adapter\n");
-    printf("  %s eval %s --shards %s\n", mt, p->model, p->shards_qa);
-    printf("  %s eval %s --adapter %s --shards %s\n", mt, p->model, p->run_adapter, p->shards_qa);
+    printf("  %s eval %s --shards %s --seq-len %d\n", mt, p->model, p->shards_qa, p->train.seq_len);
+    printf("  %s eval %s --adapter %s --shards %s --seq-len %d\n", mt, p->model, p->run_adapter,
+           p->shards_qa, p->train.seq_len);
     printf("  # training curves as an HTML page\n");
     printf("  %s report %s\n", mt, p->run);
     printf("  # describe the adapter and the checkpoint\n");
