@@ -4,8 +4,9 @@
 //     nearest even), all other tensors are copied byte for byte, config.json and the tokenizer
 //     files are copied.
 //   GGUF base: tensors are dequantized, Q/K rows put back in HF order, and written as F32
-//     (default) or F16; config.json and generation_config.json are generated from the GGUF
-//     metadata; no tokenizer files are written (the GGUF keeps its tokenizer).
+//     (default) or F16; config.json, generation_config.json and the tokenizer files
+//     (tokenizer.json, tokenizer_config.json, special_tokens_map.json) are generated from the
+//     GGUF metadata.
 // The input is mapped and the output streamed one tensor at a time, so peak memory is about
 // one tensor in fp32 plus one in the output dtype, whatever the model's size.
 #ifndef MEDTUNE_EXPORT_MERGE_H

@@ -1,12 +1,14 @@
 // Merging into a GGUF base: every weight medtune loads is dequantized to fp32, its Q/K rows put
 // back in Hugging Face order (llama), merged when adapted, and written under its HF name as
-// F32 or F16; config.json and generation_config.json are generated from the GGUF metadata.
+// F32 or F16; config.json, generation_config.json and the tokenizer files (hf_tokenizer.h) are
+// generated from the GGUF metadata.
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "export/hf_shards.h"
+#include "export/hf_tokenizer.h"
 #include "export/merge_impl.h"
 #include "common/error.h"
 #include "formats/gguf.h"
@@ -167,6 +169,7 @@ int merge_gguf(const merge_job *job) {
     if (!rc && (!cfg || !gen)) rc = err_set("%s: out of memory", job->out_dir);
     if (!rc) rc = merge_write_text(job, "config.json", cfg);
     if (!rc) rc = merge_write_text(job, "generation_config.json", gen);
+    if (!rc) rc = hf_tokenizer_write(job->model_path, job->out_dir, job->mc->max_position_embeddings);
     free(cfg);
     free(gen);
     free(g.f32);

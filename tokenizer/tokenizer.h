@@ -54,5 +54,9 @@ const char *tokenizer_kind(const tokenizer *t);
 // Hex SHA-256 over the vocabulary, merges, added tokens and settings that change encoding;
 // two tokenizers with the same fingerprint encode identically.
 const char *tokenizer_fingerprint(const tokenizer *t);
+// The tokenizer as a Hugging Face tokenizer.json (malloc'd text), whatever it was loaded from:
+// HF `tokenizers` and tokenizer_load read it back to the same ids (and the same fingerprint).
+// NULL with the error set when out of memory.
+char *tokenizer_to_json(const tokenizer *t);
 
 #endif

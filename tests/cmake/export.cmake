@@ -23,3 +23,6 @@ medtune_add_test(NAME export_peft_smollm2
   COMMAND ${MEDTUNE_PYTHON} ${EXPORT_PY}/check_peft.py smollm2 LABELS export python slow)
 medtune_add_test(NAME export_cli
   COMMAND ${MEDTUNE_PYTHON} ${EXPORT_PY}/check_cli.py LABELS export python cli)
+# The tokenizer files merge writes for a GGUF base: HF tokenizers, AutoTokenizer, chat template.
+medtune_add_test(NAME export_hf_tokenizer_smollm2
+  COMMAND ${MEDTUNE_PYTHON} ${EXPORT_PY}/check_hf_tokenizer.py LABELS export python)
