@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "export/export_source.h"
+#include "export/hf_tokenizer.h"
 #include "export/gguf_adapter.h"
 #include "checkpoints/peft.h"
 #include "common/error.h"
@@ -74,6 +75,10 @@ static int run(int argc, char **argv) {
     } else {
         snprintf(written, sizeof written, "%s", a.out);
         rc = peft_adapter_write(a.out, &s.a, s.base_model);
+        // A GGUF base has no tokenizer files AutoTokenizer could read: the adapter directory
+        // carries them, as trainers save the tokenizer beside the adapter.
+        if (!rc && !path_is_dir(s.base_model))
+            rc = hf_tokenizer_write(s.base_model, a.out, s.mc.max_position_embeddings);
     }
     if (rc) {
         export_source_free(&s);
@@ -98,7 +103,8 @@ const cli_command EXPORT_COMMAND = {
         "a run directory (its latest checkpoint, or RUN/adapter when it has none) or a PEFT\n"
         "adapter directory.\n\n"
         "  peft  OUT is a directory: adapter_config.json + adapter_model.safetensors\n"
-        "        (Hugging Face PEFT: PeftModel.from_pretrained, vLLM LoRARequest)\n"
+        "        (Hugging Face PEFT: PeftModel.from_pretrained, vLLM LoRARequest); with a\n"
+        "        GGUF base also the base's tokenizer files (tokenizer.json, ...)\n"
         "  gguf  OUT is a .gguf file, or a directory that receives adapter.gguf\n"
         "        (llama.cpp: llama-cli -m base.gguf --lora adapter.gguf)\n",
     .positionals = POSITIONALS,

@@ -280,7 +280,6 @@ static int adapter_answer_and_check(const qs_plan *p, const char *question, qs_r
     if (have_adapter) lora_adapter_free(&a);
     model_free(&m);
     if (!rc) {
-        // A GGUF base's merged directory has no tokenizer files: its tokenizer is the base's.
         model merged;
         int64_t windows;
         rc = model_load(&merged, p->merged);
@@ -425,9 +424,7 @@ static void print_summary(const qs_plan *p, const char *question, const qs_resul
     print_path(w, r->checkpoint, "the last checkpoint (state.h5 + adapter/)");
     print_path(w, p->export_peft, "PEFT adapter exported from it (transformers + peft, vLLM)");
     print_path(w, p->export_gguf, "GGUF LoRA adapter (llama.cpp: llama-cli --lora)");
-    print_path(w, p->merged,
-               path_is_dir(p->model) ? "merged model, Hugging Face directory"
-                                     : "merged model, Hugging Face directory (tokenizer: the GGUF's)");
+    print_path(w, p->merged, "merged model, Hugging Face directory (with tokenizer files)");
     print_path(w, p->answers, "the two answers; summary.json: all of this as JSON");
     if (p->tiny) print_path(w, p->model, "the tiny model (config, safetensors, tokenizer)");
 

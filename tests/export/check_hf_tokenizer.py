@@ -5,7 +5,8 @@ tokens); transformers' AutoTokenizer (in .cache/venv-peft: transformers 4.40, to
 loads the directory, gives the same ids, and its chat template renders the same text and ids as
 medtune's template rendering (prep with template auto, generate --chat); `medtune eval` works on
 the merged directory with shards prepped from the GGUF (same tokenizer fingerprint) and gives
-the loss of base + adapter."""
+the loss of base + adapter. `medtune export --format peft` of an adapter of the GGUF writes the
+same tokenizer files beside the adapter: AutoTokenizer loads that directory to the same ids."""
 import glob
 import json
 import os
@@ -163,6 +164,13 @@ def main():
         fail(f"eval on the merged directory: {m}; base + adapter: {b}")
     print(f"medtune eval on the merged directory: loss {m['loss']:.6f} (base + adapter "
           f"{b['loss']:.6f}) over {m['tokens']} targets")
+
+    exported = os.path.join(work, "exported")
+    run(["export", adapter, exported, "--format", "peft", "--model", gguf])
+    tf = transformers_side(exported, CONVERSATIONS, question)
+    if tf["ids"] != want or tf["prompt_ids"] != gen["prompt_ids"]:
+        fail(f"AutoTokenizer on the exported PEFT directory: ids {tf['ids']}, medtune {want}")
+    print(f"AutoTokenizer loads the exported PEFT directory {exported}: same ids")
     print("OK")
 
 
