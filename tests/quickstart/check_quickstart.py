@@ -94,6 +94,10 @@ def check_common(cwd, p, s, n_layers):
     if not t["val_loss_after"] < t["val_loss_before"]:
         fail(f"val loss did not go down: {t['val_loss_before']} -> {t['val_loss_after']}")
     ck = s["merge_check"]
+    # One adapter, one held-out loss: eval scores the packed Q&A with training's attention.
+    if abs(ck["val_loss_base_plus_adapter"] - t["val_loss_after"]) > 1e-6:
+        fail(f"eval's base + adapter val loss {ck['val_loss_base_plus_adapter']} != training's "
+             f"{t['val_loss_after']}")
     if abs(ck["val_loss_merged"] - ck["val_loss_base_plus_adapter"]) > 1e-4:
         fail(f"merged model val loss {ck['val_loss_merged']} != base + adapter "
              f"{ck['val_loss_base_plus_adapter']}")
