@@ -18,3 +18,7 @@ medtune_add_test(NAME tokenizer_gguf_smollm2
   COMMAND ${MEDTUNE_PYTHON} ${TOK_PY}/check_gguf.py smollm2 LABELS tokenizer python gguf)
 medtune_add_test(NAME tokenizer_gguf_llama_spm
   COMMAND ${MEDTUNE_PYTHON} ${TOK_PY}/check_gguf.py llama-spm LABELS tokenizer python gguf)
+# tokenizer_to_json: staged tokenizers and the SmolLM2 GGUF written back keep their fingerprint
+# (test_tok_save_json) and give HF tokenizers 0.23 and 0.19 the reference ids.
+medtune_add_test(NAME tokenizer_save_json
+  COMMAND ${MEDTUNE_PYTHON} ${TOK_PY}/check_save_json.py LABELS tokenizer python)
