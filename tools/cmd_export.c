@@ -103,8 +103,8 @@ const cli_command EXPORT_COMMAND = {
         "a run directory (its latest checkpoint, or RUN/adapter when it has none) or a PEFT\n"
         "adapter directory.\n\n"
         "  peft  OUT is a directory: adapter_config.json + adapter_model.safetensors\n"
-        "        (Hugging Face PEFT: PeftModel.from_pretrained, vLLM LoRARequest); with a\n"
-        "        GGUF base also the base's tokenizer files (tokenizer.json, ...)\n"
+        "        (Hugging Face PEFT: PeftModel.from_pretrained, vLLM LoRARequest);\n"
+        "        with a GGUF base also its tokenizer files (tokenizer.json, ...)\n"
         "  gguf  OUT is a .gguf file, or a directory that receives adapter.gguf\n"
         "        (llama.cpp: llama-cli -m base.gguf --lora adapter.gguf)\n",
     .positionals = POSITIONALS,

@@ -69,9 +69,9 @@ const cli_command MERGE_COMMAND = {
         "    rounded to nearest even); config.json, generation_config.json and the\n"
         "    tokenizer files are copied.\n"
         "  GGUF base: weights are dequantized and written as F32 or F16 (--dtype);\n"
-        "    config.json, generation_config.json and the tokenizer files (tokenizer.json,\n"
-        "    tokenizer_config.json with the chat template, special_tokens_map.json) are\n"
-        "    generated from the GGUF metadata.\n",
+        "    config.json, generation_config.json and the tokenizer files\n"
+        "    (tokenizer.json, tokenizer_config.json with the chat template,\n"
+        "    special_tokens_map.json) are generated from the GGUF metadata.\n",
     .positionals = POSITIONALS,
     .options = OPTIONS,
     .run = run,
