@@ -49,7 +49,7 @@ def main():
         fail(f"prep recorded vocab_size {manifest['tokenizer']['vocab_size']}, model {vocab}")
     run(["eval", model, "--shards", good, "--seq-len", "16"])
 
-    # The last token of the val split: inside the last window's targets of a short split.
+    # A token in the middle of the split: every window reading that frame meets it.
     bad_val = copy(good, os.path.join(work, "bad_val"))
     n_val = manifest["splits"]["val"]["shards"][0]["n_tokens"]
     rewrite_shard(bad_val, "val-00000.mtshard", with_id(vocab, n_val // 2))
@@ -64,7 +64,8 @@ def main():
     expect_error(["eval", model, "--shards", bad_train, "--seq-len", "16", "--split", "train"],
                  "train-00000.mtshard", f"id {vocab}")
     conf = train_config(work, "train_bad_train", model, bad_train)
-    # Every train window is read in 3 steps of 2 rows only with the whole split: read them all.
+    # Enough steps to read every train window (the first steps may not reach the bad frame's
+    # windows in a shuffled order; the frame is decoded with the first window that needs it).
     cfg = json.load(open(conf))
     cfg["steps"] = n_train // 16 + 1
     write_json(conf, cfg)
