@@ -1,8 +1,9 @@
 // tokenizer_to_json round trip: every staged tokenizer.json (byte-level and SentencePiece-style
 // BPE) and the SmolLM2 GGUF, written as tokenizer.json and loaded again, has the same
 // fingerprint (which covers everything that changes encoding) and encodes a few texts to the
-// same ids. The written files are left in $MEDTUNE_TEST_BIN/tok_save_json/<source name>.json
-// for tests/tokenizer/check_save_json.py, which runs this program and reads them with HF
+// same ids. Paths given as arguments (e.g. a GGUF written by the Python side) are checked
+// too. The written files are left in $MEDTUNE_TEST_BIN/tok_save_json/<source name>.json for
+// tests/tokenizer/check_save_json.py, which runs this program and reads them with HF
 // `tokenizers`.
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,7 +53,7 @@ static void round_trip(const char *source, const char *work, int *checked) {
     (*checked)++;
 }
 
-int main(void) {
+int main(int argc, char **argv) {
     const char *shared = test_shared_dir();
     const char *work = test_env("MEDTUNE_TEST_BIN", "/tmp");
     char dir[4096], path[4096];
@@ -71,6 +72,7 @@ int main(void) {
              test_env("MEDTUNE_CACHE", ".cache"));
     if (path_exists(path)) round_trip(path, dir, &checked);
     else printf("%s is absent: the GGUF case was not run\n", path);
+    for (int i = 1; i < argc; i++) round_trip(argv[i], dir, &checked);
     printf("OK: %d tokenizers\n", checked);
     return 0;
 }

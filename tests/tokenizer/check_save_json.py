@@ -1,8 +1,10 @@
 """tokenizer_to_json against HF `tokenizers`: runs test_tok_save_json (which writes every staged
-tokenizer.json and the SmolLM2 GGUF back as tokenizer.json and checks medtune reads them to the
-same fingerprint), then loads each written file with HF `tokenizers` (0.23 in .venv, and 0.19,
-transformers 4.40's, in .cache/venv-peft when present): the ids of varied texts equal those of
-the original HF file, or of medtune on the GGUF, and decoding gives the same text."""
+tokenizer.json, the SmolLM2 GGUF and a SentencePiece GGUF written here from Llama 2's
+tokenizer.model back as tokenizer.json and checks medtune reads them to the same fingerprint),
+then loads each written file with HF `tokenizers` (0.23 in .venv, and 0.19, transformers 4.40's,
+in .cache/venv-peft when present): the ids of varied texts equal those of the original HF file
+(for the SentencePiece GGUF: Llama 2's repaired tokenizer.json, as tokenizer_gguf_llama_spm
+uses), or of medtune on the SmolLM2 GGUF, and decoding gives the same text."""
 import json
 import os
 import subprocess
@@ -12,7 +14,10 @@ from tokenizers import Tokenizer
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
-from testlib import env, fail, medtune_bin, shared_dir  # noqa: E402
+from testlib import env, fail, medtune_bin, shared_dir, work_dir  # noqa: E402
+sys.path.insert(0, HERE)
+import tokenizer_ref  # noqa: E402
+from check_gguf import write_llama_gguf  # noqa: E402
 
 TEXTS = [
     "Metformin lowers HbA1c by ~1.5% (95% CI 1.2-1.8) in type 2 diabetes.",
@@ -47,8 +52,18 @@ def medtune_ids(model):
 def main():
     shared = shared_dir()
     test_bin = env("MEDTUNE_TEST_BIN", ".")
-    p = subprocess.run([os.path.join(test_bin, "test_tok_save_json")], capture_output=True,
-                       text=True)
+    inputs = work_dir("tokenizer", "save_json_inputs")
+    spm_gguf = write_llama_gguf(shared, os.path.join(inputs, "llama2-vocab.gguf"))
+    # The staged file predates transformers marking <unk>, <s>, </s> normalized=false, as a
+    # GGUF's control tokens are read (tests/tokenizer/check_gguf.py does the same).
+    spm_ref = os.path.join(tokenizer_ref.repair_llama2(shared, os.path.join(inputs, "llama2")),
+                           "tokenizer.json")
+    j = json.load(open(spm_ref, encoding="utf-8"))
+    for a in j["added_tokens"]:
+        a["normalized"] = False
+    json.dump(j, open(spm_ref, "w", encoding="utf-8"), ensure_ascii=False)
+    p = subprocess.run([os.path.join(test_bin, "test_tok_save_json"), spm_gguf],
+                       capture_output=True, text=True)
     print(p.stdout, end="")
     if p.returncode:
         fail(f"test_tok_save_json exited {p.returncode}: {p.stderr}")
@@ -64,6 +79,8 @@ def main():
             ids = ref.encode(t).ids
             if w.decode(ids, skip_special_tokens=False) != ref.decode(ids, skip_special_tokens=False):
                 fail(f"{written}: decoding {ids} differs from {src}")
+    spm = Tokenizer.from_file(spm_ref)
+    cases.append((os.path.join(out, "llama2-vocab.gguf.json"), [spm.encode(t).ids for t in TEXTS]))
     gguf = os.path.join(env("MEDTUNE_CACHE", os.path.join(HERE, "../../.cache")),
                         "SmolLM2-135M-Instruct.Q4_1.gguf")
     if os.path.exists(gguf):
