@@ -16,7 +16,7 @@ from train_lib import loss_strings, prep_pubmed, write_json  # noqa: E402,F401
 # (odls_base_sigkill_timeout, default 1): enough here for a step and a checkpoint of the tiny
 # model (docs/training.md). mpirun also waits twice as long before it reports a failed job, so
 # only the signal tests set it.
-SIGNAL_GRACE_S = 10
+SIGNAL_GRACE_S = 3
 
 
 def work_dir(name):
