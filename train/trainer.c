@@ -296,6 +296,8 @@ static int train_step(trainer *t, metrics_row *row) {
     const int64_t rows_tokens = (int64_t)mb * T;
     int64_t n_targets = 0;
     int rc = 0;
+    t->d->comm_s = 0.0;
+    t->d->comm_bytes = 0;
     for (int m = 0; m < M && !rc; m++) {
         int64_t o = (m % N == me ? m / N : ga) * rows_tokens;
         int64_t got = batcher_next(&t->data, mb, t->tokens + o, t->targets + o,
@@ -318,6 +320,8 @@ static int train_step(trainer *t, metrics_row *row) {
     }
     dist_bcast_sum(t->d, t->grad_sum, t->lora.n_params);
     dist_gather_dealt(t->d, t->stats, t->all_stats, t->gather, M, 2);
+    row->comm_ms = 1e3 * t->d->comm_s;
+    row->comm_mb = (double)t->d->comm_bytes / 1e6;
     t->st.dropout_counter += (uint64_t)M;
     double loss_sum = 0.0;
     int64_t counted = 0;

@@ -7,3 +7,8 @@ foreach(check parity signals)
     COMMAND ${MEDTUNE_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/mpi/check_${check}.py
     LABELS mpi)
 endforeach()
+
+# A whole second build (-DMEDTUNE_MPI=OFF): Release suite only.
+medtune_add_test(NAME mpi_build_without_mpi
+  COMMAND ${MEDTUNE_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/mpi/check_build_without_mpi.py
+  LABELS mpi slow)

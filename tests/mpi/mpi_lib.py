@@ -38,7 +38,10 @@ def lsan_env():
     them as medtune's leaks (tests/mpi/lsan.supp)."""
     e = dict(os.environ)
     supp = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lsan.supp")
-    e["LSAN_OPTIONS"] = f"suppressions={supp}:print_suppressions=0"
+    e["LSAN_OPTIONS"] = f"suppressions={supp}:print_suppressions=0:fast_unwind_on_malloc=0"
+    # Keep MPI's plugins loaded to the end, so leak reports name their library.
+    e["OMPI_MCA_mca_base_component_disable_dlclose"] = "1"
+    e["PMIX_MCA_mca_base_component_disable_dlclose"] = "1"
     return e
 
 
