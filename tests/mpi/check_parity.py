@@ -3,15 +3,14 @@
 LoRA dropout, replay and evaluation on: identical losses and val losses as text and
 byte-identical adapters, for (N, A) = (2, 1), (3, 1), (2, 2). r = 64 makes the gradient
 longer than one chunk of the chain (2^18 floats), so the pipelined chunks are exercised.
-Also: metrics.jsonl records world_size, tokens count every rank, rank 0 alone writes, a
-bad config gives one error line, and ranks with different configs are refused."""
+Also: metrics.jsonl records world_size, tokens count every rank, rank 0 alone prints, and a
+bad config gives one error line."""
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from mpi_lib import (compare, config, fail, metric_rows, prep_pubmed, require_mpi_build,  # noqa
-                     shared_dir, train, train_cmd, work_dir)
-import subprocess  # noqa: E402
+                     shared_dir, train, work_dir)
 
 STEPS = 10
 
@@ -46,20 +45,6 @@ def main():
         if steps != sorted(os.listdir(os.path.join(one_dir, "checkpoints"))):
             fail(f"checkpoints differ: {steps}")
 
-    # Ranks that would train different runs are refused before anything is written.
-    odd = config(work, "odd", shards, STEPS, 1)
-    cmd = train_cmd(odd, 2)
-    i = cmd.index("-np")
-    lr_set = ["--set", "optim.lr=2e-3"]
-    cmd = cmd[:i] + ["-np", "1"] + cmd[i + 2:] + [":", "-np", "1"] + cmd[i + 2:] + lr_set
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    errors = [l for l in p.stderr.splitlines() if l.startswith("medtune: error:")]
-    if p.returncode == 0 or len(errors) != 1 or "rank 1" not in errors[0]:
-        fail(f"different configs on the ranks: expected one error naming rank 1, got exit "
-             f"{p.returncode}:\n{p.stderr}")
-    if os.path.exists(os.path.join(work, "odd", "metrics.jsonl")):
-        fail("a refused job wrote metrics.jsonl")
-    print(f"ok: {errors[0]}")
     print("PASS")
 
 
