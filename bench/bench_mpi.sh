@@ -4,8 +4,10 @@
 # one process, 2 x 1 x 256 per rank), SmolLM2-135M-Instruct (the GGUF tools/bootstrap.sh
 # fetches), LoRA r=16 alpha=32 on all 7 projections, PubMed abstracts from ../shared.
 # Prints tok/s (median over the steps after the first) of both, the gradient reduction's
-# milliseconds and megabytes per step (rank 0, from metrics.jsonl), and whether the two
-# adapters are byte-identical. Run on an otherwise idle machine: figures are wall-clock.
+# milliseconds and megabytes per step (rank 0, from metrics.jsonl: waiting for the slower rank
+# included), whether the two adapters are byte-identical, and the reduction alone
+# (bench_reduce: ranks lined up first) on the SmolLM2, 1B and 7B gradient sizes.
+# Run on an otherwise idle machine: figures are wall-clock.
 # usage: bench/bench_mpi.sh [STEPS] [BUILD_DIR]   (after tools/bootstrap.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -60,3 +62,7 @@ loss_same = [r["loss"] for r in one] == [r["loss"] for r in ranks]
 print(f"losses identical: {loss_same}; adapters byte-identical: {same} "
       "(1 vs 2 threads per process: identical only where every op is thread-count independent)")
 PY
+echo "the reduction alone, 2 ranks (chain + broadcast, ranks lined up first):"
+mpirun --allow-run-as-root --oversubscribe --bind-to core --map-by core -np 2 \
+  "$build/bench_reduce" 10
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
