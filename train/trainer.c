@@ -367,7 +367,9 @@ static int run_loop(trainer *t) {
     double last_print = clock_now_s(), session_start = clock_now_s(), session_steps = 0;
     double elapsed_base = t->st.elapsed_s;
     int64_t saved_at_step = -1;
-    int stop = 0;
+    // A signal during start-up: all ranks skip the loop together and save.
+    int stop = stop_requested;
+    if (sync_point(t, 0, &stop)) return -1;
     if (t->st.step == 0 && tc->eval_every > 0 && t->n_val_windows > 0) {
         double vl;
         if (evaluate(t, &vl)) return -1;
