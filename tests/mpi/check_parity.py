@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """N ranks x grad_accum A against 1 process x grad_accum N*A on the tiny model, with shuffle,
 LoRA dropout, replay and evaluation on: identical losses and val losses as text and
-byte-identical adapters, for (N, A) = (2, 1), (3, 1), (2, 2). r = 64 makes the gradient
+byte-identical adapters, for (N, A) = (2, 1), (3, 1), (2, 2), and (2, 1) again launched with
+a hostfile over TCP on the loopback interface (the transport between machines). r = 64 makes the gradient
 longer than one chunk of the chain (2^18 floats), so the pipelined chunks are exercised.
 Also: metrics.jsonl records world_size, tokens count every rank, rank 0 alone prints, and a
 bad config gives one error line."""
@@ -9,8 +10,9 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mpi_lib import (compare, config, fail, metric_rows, prep_pubmed, require_mpi_build,  # noqa
-                     shared_dir, train, work_dir)
+from mpi_lib import (compare, config, fail, lsan_env, metric_rows, prep_pubmed,  # noqa
+                     require_mpi_build, shared_dir, train, train_cmd, work_dir)
+import subprocess  # noqa: E402
 
 STEPS = 10
 
@@ -44,6 +46,20 @@ def main():
         steps = sorted(os.listdir(os.path.join(many_dir, "checkpoints")))
         if steps != sorted(os.listdir(os.path.join(one_dir, "checkpoints"))):
             fail(f"checkpoints differ: {steps}")
+
+    # The launch of a multi-machine job: a hostfile, and TCP (the transport between machines)
+    # on the loopback interface instead of shared memory.
+    hosts = os.path.join(work, "hosts")
+    with open(hosts, "w") as f:
+        f.write("localhost slots=2\n")
+    tcp = config(work, "ranks2_tcp", shards, STEPS, 1, r=64)
+    cmd = train_cmd(tcp, 2)
+    i = cmd.index("self,vader")
+    cmd[i:i + 1] = ["self,tcp", "--mca", "btl_tcp_if_include", "lo", "--hostfile", hosts]
+    p = subprocess.run(cmd, capture_output=True, text=True, env=lsan_env(), timeout=900)
+    if p.returncode != 0:
+        fail(f"2 ranks over TCP with a hostfile: exit {p.returncode}:\n{p.stderr[-3000:]}")
+    compare(os.path.join(work, "one_ga2_2x1"), tcp[:-5], "2 ranks over TCP (hostfile) vs 1 x 2")
 
     print("PASS")
 
