@@ -14,8 +14,9 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mpi_lib import (SIGNAL_GRACE_S, compare, config, fail, lsan_env, prep_pubmed,  # noqa
-                     require_mpi_build, shared_dir, steps_done, train, train_cmd, work_dir)
+from mpi_lib import (SIGNAL_GRACE_S, compare, config, fail, lsan_env, metric_rows,  # noqa
+                     prep_pubmed, require_mpi_build, shared_dir, steps_done, train, train_cmd,
+                     work_dir)
 
 STEPS = 60
 
@@ -73,8 +74,15 @@ def main():
     train(straight, 2)
     ref = straight[:-5]
 
-    # (a) SIGTERM to mpirun.
-    conf = config(work, "sigterm", shards, STEPS, 1, save_every=10)
+    # (a) SIGTERM to mpirun, which forwards it SIGNAL_GRACE_S later: the run must still be
+    # going then, so on a fast machine it gets more steps (and its own straight reference).
+    s_per_step = metric_rows(ref)[-1]["elapsed_s"] / STEPS
+    steps_a = max(STEPS, int(10 + 3 * SIGNAL_GRACE_S / max(s_per_step, 1e-3)))
+    ref_a = ref
+    if steps_a > STEPS:
+        ref_a = config(work, "straight_a", shards, steps_a, 1, save_every=10)[:-5]
+        train(ref_a + ".json", 2)
+    conf = config(work, "sigterm", shards, steps_a, 1, save_every=10)
     run_dir = conf[:-5]
     p = start(conf, 2, grace=SIGNAL_GRACE_S)
     wait_steps(p, run_dir, 8)
@@ -83,13 +91,13 @@ def main():
     stopped = steps_done(run_dir)
     if "stopped at step" not in err or err.count("stopped at step") != 1:
         fail(f"SIGTERM to mpirun: expected one 'stopped at step' line from rank 0:\n{err[-3000:]}")
-    if stopped >= STEPS:
+    if stopped >= steps_a:
         fail("SIGTERM arrived after the run ended; the test needs a slower run")
     if not os.path.exists(os.path.join(run_dir, "checkpoints", f"step_{stopped:08d}")):
         fail(f"no checkpoint of step {stopped}, the last step in metrics.jsonl")
     train(conf, 2, resume=True)
     print(f"SIGTERM to mpirun after step {stopped}: checkpoint of that step, resumed on 2 ranks")
-    compare(ref, run_dir, "SIGTERM to mpirun + resume")
+    compare(ref_a, run_dir, f"SIGTERM to mpirun + resume ({steps_a} steps)")
 
     # (b) SIGTERM to rank 1 alone; resume on one process with the same global batch.
     conf = config(work, "rank1", shards, STEPS, 1, save_every=10)
