@@ -1,7 +1,9 @@
 // medtune train CONFIG.json [--resume] [--set key=value]...
+// Under mpirun every rank runs this same command (train/dist.h).
 #include <stddef.h>
 #include <stdio.h>
 
+#include "common/error.h"
 #include "common/strbuf.h"
 #include "tools/commands.h"
 #include "train/train_config.h"
@@ -33,12 +35,25 @@ static int run(int argc, char **argv) {
     train_args a = {0};
     int code;
     if (cli_parse(&TRAIN_COMMAND, argc, argv, &a, &code)) return code;
+    // Handlers first: MPI_Init keeps handlers that are already installed.
+    trainer_install_signal_handlers();
+    dist_ctx d;
+    if (dist_init(&d)) {
+        cli_strings_free(&a.sets);
+        return cli_fail();
+    }
     train_config tc;
     int rc = train_config_load(&tc, a.config, a.sets.items, (int)a.sets.n);
     cli_strings_free(&a.sets);
-    if (rc) return cli_fail();
-    trainer_install_signal_handlers();
-    return trainer_run(&tc, a.resume) ? cli_fail() : 0;
+    // A bad config fails on every rank alike: the lowest rank alone prints it.
+    int first;
+    if (dist_agree(&d, rc != 0, &first, NULL))
+        rc = first == d.rank ? -1 : TRAINER_FAILED_ELSEWHERE;
+    else
+        rc = trainer_run_dist(&tc, a.resume, &d);
+    dist_free(&d);
+    if (rc == TRAINER_FAILED_ELSEWHERE) return 1;
+    return rc ? cli_fail() : 0;
 }
 
 // The keys, defaults and meanings of train/train_config.c's table, which docs/config.md lists too.
@@ -72,7 +87,9 @@ const cli_command TRAIN_COMMAND = {
         "Trains a LoRA adapter on a frozen base model from shard directories made by\n"
         "`medtune prep`. Writes OUT/config.json, OUT/metrics.jsonl,\n"
         "OUT/checkpoints/step_N/ (state.h5 + PEFT adapter) and OUT/adapter/.\n"
-        "SIGINT/SIGTERM: finish the step, save, exit.\n",
+        "SIGINT/SIGTERM: finish the step, save, exit.\n"
+        "Data-parallel on several processes or machines: mpirun -np N medtune train ...\n"
+        "(docs/training.md).\n",
     .positionals = POSITIONALS,
     .options = OPTIONS,
     .print_more = print_config_keys,

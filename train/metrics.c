@@ -66,9 +66,11 @@ static int finish_line(metrics_log *m) {
 int metrics_log_step(metrics_log *m, const metrics_row *r) {
     fprintf(m->f,
             "{\"step\": %lld, \"loss\": %.17g, \"lr\": %.9g, \"grad_norm\": %.9g, \"tokens\": %lld, "
-            "\"tok_per_s\": %.1f, \"elapsed_s\": %.3f",
+            "\"tok_per_s\": %.1f, \"elapsed_s\": %.3f, \"world_size\": %d",
             (long long)r->step, r->loss, r->lr, r->grad_norm, (long long)r->tokens, r->tok_per_s,
-            r->elapsed_s);
+            r->elapsed_s, r->world_size);
+    if (r->world_size > 1)
+        fprintf(m->f, ", \"comm_ms\": %.3f, \"comm_mb\": %.3f", r->comm_ms, r->comm_mb);
     if (r->has_val)
         fprintf(m->f, ", \"val_loss\": %.17g, \"val_ppl\": %.9g", r->val_loss, exp(r->val_loss));
     fputs("}\n", m->f);

@@ -1,6 +1,8 @@
 // OUT/metrics.jsonl: one JSON object per optimizer step
-//   {"step","loss","lr","grad_norm","tokens","tok_per_s","elapsed_s"} (+ "val_loss","val_ppl"
-// on evaluation steps; the evaluation before the first step is {"step":0,"val_loss","val_ppl"}).
+//   {"step","loss","lr","grad_norm","tokens","tok_per_s","elapsed_s","world_size"}
+// (+ "comm_ms","comm_mb" with several ranks: rank 0's time in the gradient reduction, waiting
+// for the other ranks included, and the megabytes it sent; + "val_loss","val_ppl" on evaluation
+// steps; the evaluation before the first step is {"step":0,"val_loss","val_ppl"}).
 // Losses are printed with 17 significant digits, so a line holds the exact double.
 #ifndef MEDTUNE_TRAIN_METRICS_H
 #define MEDTUNE_TRAIN_METRICS_H
@@ -10,6 +12,8 @@
 
 typedef struct {
     int64_t step, tokens;
+    int world_size;  // ranks of the job; tokens and tok_per_s count all of them
+    double comm_ms, comm_mb;
     double loss, lr, grad_norm, tok_per_s, elapsed_s;
     int has_val;
     double val_loss;

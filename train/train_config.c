@@ -75,8 +75,10 @@ static const train_config_key KEYS[] = {
      .offset = OFF(micro_batch)},
     {"batch.seq_len", TRAIN_KEY_INT, "512", "tokens per window", 1, 1 << 20,
      .offset = OFF(seq_len)},
-    {"batch.grad_accum", TRAIN_KEY_INT, "1", "micro-batches per optimizer step", 1, 1 << 16,
-     .offset = OFF(grad_accum)},
+    // Free on resume: a run resumed on another number of ranks keeps its global batch
+    // (micro_batch x grad_accum x ranks) by changing grad_accum (docs/training.md).
+    {"batch.grad_accum", TRAIN_KEY_INT, "1", "micro-batches per optimizer step (per rank)", 1,
+     1 << 16, .offset = OFF(grad_accum), .flags = FREE},
     {"steps", TRAIN_KEY_INT64, "none", "optimizer steps (give `steps` or `epochs`)", 1, T40,
      .offset = OFF(steps), .flags = FREE | NULL0},
     {"epochs", TRAIN_KEY_INT, "1 (without `steps`)", "passes over the train windows", 1, 1 << 20,
@@ -365,7 +367,8 @@ cJSON *train_config_to_json(const train_config *tc) {
 }
 
 // Settings a resumed run may change (TRAIN_KEY_RESUME_FREE) affect how long the run goes and
-// what it writes, not the value of any step. Files are compared by content (model and data
+// what it writes, not the value of any step, except grad_accum: the global batch of the steps
+// after the resume, as the number of ranks is. Files are compared by content (model and data
 // fingerprints in the checkpoint), not by path, so a moved model or shard directory still
 // resumes.
 static int resume_free(const char *key) {

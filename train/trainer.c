@@ -18,6 +18,7 @@
 #include "data_prep/shard_reader.h"
 #include "tokenizer/tokenizer.h"
 #include "train/batcher.h"
+#include "train/dist.h"
 #include "train/metrics.h"
 #include "model/model.h"
 #include "model/transformer.h"
@@ -40,6 +41,8 @@ void trainer_install_signal_handlers(void) {
 
 typedef struct {
     const train_config *tc;
+    dist_ctx *d;
+    int quiet;  // this rank failed along with a lower one, which reports the error
     model m;
     lora_adapter lora;
     adamw_state opt;
@@ -50,7 +53,14 @@ typedef struct {
     train_state st;
     int64_t total_steps;
     int64_t n_val_windows;
-    int32_t *tokens, *targets, *positions, *doc_ids;  // [grad_accum * micro_batch * T]
+    // [(grad_accum + 1) * micro_batch * T]: this rank's micro-batches of the step, then one
+    // slot that receives the micro-batches of the other ranks (read only to keep the cursor).
+    int32_t *tokens, *targets, *positions, *doc_ids;
+    float *grad_sum;    // [n_params] the step's gradient: fold of the micro-batch gradients
+    double *stats;      // [2 * grad_accum] this rank's (loss sum, targets) per micro-batch
+    double *all_stats;  // [2 * grad_accum * N] every micro-batch's, in step order
+    double *gather;     // [2 * max(grad_accum, eval chunks per rank) * N] all-gather scratch
+    double *val_stats;  // [2 * eval chunks] (loss sum, targets) of each evaluation chunk
     metrics_log log;
     int64_t inject_nan_step;  // MEDTUNE_INJECT_NAN_STEP: fault injection for the test suite
 } trainer;
@@ -95,8 +105,8 @@ static int open_data(trainer *t) {
         t->total_steps = tc->steps;
     } else {
         // An epoch is one pass over the train windows; replay windows come on top.
-        double train_per_step =
-            (double)tc->micro_batch * tc->grad_accum * (1.0 - t->data.replay_ratio);
+        double train_per_step = (double)tc->micro_batch * tc->grad_accum * t->d->size *
+                                (1.0 - t->data.replay_ratio);
         t->total_steps = (int64_t)ceil((double)tc->epochs * (double)t->data.n_train /
                                        train_per_step);
     }
@@ -105,7 +115,8 @@ static int open_data(trainer *t) {
 
 static int init_adapter(trainer *t) {
     const train_config *tc = t->tc;
-    if (!tc->init_adapter[0]) {
+    // Rank 0 alone reads an initial adapter; the others receive its weights (share_state).
+    if (!tc->init_adapter[0] || t->d->rank != 0) {
         if (lora_adapter_init(&t->lora, &t->m.cfg, &tc->lora)) return -1;
         lora_adapter_init_peft(&t->lora, tc->seed);
         return 0;
@@ -192,36 +203,63 @@ static int save_checkpoint(trainer *t) {
     return rc;
 }
 
-// Mean loss over the fixed, evenly spaced validation windows.
+// Every rank calls this at the same points: when any rank failed, every rank leaves, and only
+// the lowest failing rank keeps its message to report. *stop (may be NULL) becomes global.
+static int sync_point(trainer *t, int rc, int *stop) {
+    int first;
+    if (!dist_agree(t->d, rc != 0, &first, stop)) return 0;
+    t->quiet = first != t->d->rank;
+    return -1;
+}
+
+static int64_t eval_chunks(const trainer *t) {
+    int64_t want = t->tc->eval_batches * t->tc->micro_batch;
+    int64_t n = want < t->n_val_windows ? want : t->n_val_windows;
+    return (n + t->tc->micro_batch - 1) / t->tc->micro_batch;
+}
+
+// Mean loss over the fixed, evenly spaced validation windows. Chunks of micro_batch windows are
+// dealt to ranks round-robin and their sums folded in chunk order, as one process adds them.
 static int evaluate(trainer *t, double *val_loss) {
     const train_config *tc = t->tc;
-    const int mb = tc->micro_batch, T = tc->seq_len;
+    const int mb = tc->micro_batch, T = tc->seq_len, N = t->d->size;
     int64_t want = tc->eval_batches * mb;
     int64_t n = want < t->n_val_windows ? want : t->n_val_windows;
-    double sum = 0.0;
-    int64_t count = 0;
+    int64_t n_chunks = eval_chunks(t);
+    int rc = 0;
     t->plan.training = 0;
-    for (int64_t k0 = 0; k0 < n; k0 += mb) {
-        for (int row = 0; row < mb; row++) {
-            int64_t k = k0 + row;
+    for (int64_t j = t->d->rank; j < n_chunks && !rc; j += N) {
+        for (int row = 0; row < mb && !rc; row++) {
+            int64_t k = j * mb + row;
             if (k < n) {
                 uint64_t i = (uint64_t)(k * t->n_val_windows / n);
-                if (batcher_window(&t->data, &t->val, i, row, t->tokens, t->targets,
-                                   t->positions, t->doc_ids) < 0)
-                    return -1;
+                rc = batcher_window(&t->data, &t->val, i, row, t->tokens, t->targets,
+                                    t->positions, t->doc_ids) < 0;
             } else {
-                for (int j = 0; j < T; j++) {
-                    t->tokens[(int64_t)row * T + j] = 0;
-                    t->targets[(int64_t)row * T + j] = -1;
-                    t->positions[(int64_t)row * T + j] = j;
-                    t->doc_ids[(int64_t)row * T + j] = 0;
+                for (int p = 0; p < T; p++) {
+                    t->tokens[(int64_t)row * T + p] = 0;
+                    t->targets[(int64_t)row * T + p] = -1;
+                    t->positions[(int64_t)row * T + p] = p;
+                    t->doc_ids[(int64_t)row * T + p] = 0;
                 }
             }
         }
+        if (rc) break;
         lm_batch b = {t->tokens, t->targets, t->positions, t->doc_ids};
-        sum += lm_forward(&t->plan, &b, 0, 0.0f, &count);
+        int64_t count = 0;
+        double *mine = t->stats + 2 * (j / N);
+        mine[0] = lm_forward(&t->plan, &b, 0, 0.0f, &count);
+        mine[1] = (double)count;
     }
     t->plan.training = 1;
+    if (sync_point(t, rc ? -1 : 0, NULL)) return -1;
+    dist_gather_dealt(t->d, t->stats, t->val_stats, t->gather, n_chunks, 2);
+    double sum = 0.0;
+    int64_t count = 0;
+    for (int64_t j = 0; j < n_chunks; j++) {
+        sum += t->val_stats[2 * j];
+        count += (int64_t)t->val_stats[2 * j + 1];
+    }
     *val_loss = count ? sum / (double)count : NAN;
     return 0;
 }
@@ -238,44 +276,69 @@ static void show_progress(const trainer *t, const metrics_row *r, double rate_st
     format_eta(eta, sizeof eta, (double)(t->total_steps - r->step) / rate_steps);
     char line[256];
     snprintf(line, sizeof line,
-             "step %lld/%lld | loss %.4f | lr %.3g | grad norm %.3f | %.0f tok/s | ETA %s",
+             "step %lld/%lld | loss %.4f | lr %.3g | grad norm %.3f | %.0f tok/s | %d rank%s | "
+             "ETA %s",
              (long long)r->step, (long long)t->total_steps, r->loss, r->lr, r->grad_norm,
-             r->tok_per_s, eta);
+             r->tok_per_s, r->world_size, r->world_size > 1 ? "s" : "", eta);
     if (tty) fprintf(stderr, "\r\033[K%s%s", line, final ? "\n" : "");
     else fprintf(stderr, "%s\n", line);
 }
 
-// One optimizer step: grad_accum micro-batches, loss averaged over all their targets.
+// One optimizer step: M = grad_accum * N micro-batches, loss averaged over all their targets.
+// Every rank reads all M (cheap next to forward/backward) so the data cursor, the dropout
+// counter and the target count stay global; it runs forward/backward on micro-batches
+// m = k * N + rank only. The step's gradient is ((0 + g_0) + g_1) + ... in m order (the chain
+// in train/dist.c), so N ranks with grad_accum A do the arithmetic of one process with N * A.
 static int train_step(trainer *t, metrics_row *row) {
     const train_config *tc = t->tc;
     const int mb = tc->micro_batch, T = tc->seq_len, ga = tc->grad_accum;
+    const int N = t->d->size, me = t->d->rank, M = ga * N;
     const int64_t rows_tokens = (int64_t)mb * T;
     int64_t n_targets = 0;
-    for (int k = 0; k < ga; k++) {
-        int64_t got = batcher_next(&t->data, mb, t->tokens + k * rows_tokens,
-                                   t->targets + k * rows_tokens, t->positions + k * rows_tokens,
-                                   t->doc_ids + k * rows_tokens);
-        if (got < 0) return -1;
+    int rc = 0;
+    t->d->comm_s = 0.0;
+    t->d->comm_bytes = 0;
+    for (int m = 0; m < M && !rc; m++) {
+        int64_t o = (m % N == me ? m / N : ga) * rows_tokens;
+        int64_t got = batcher_next(&t->data, mb, t->tokens + o, t->targets + o,
+                                   t->positions + o, t->doc_ids + o);
+        if (got < 0) rc = -1;
         n_targets += got;
     }
-    memset(t->lora.grads, 0, t->lora.n_params * sizeof(float));
-    double loss_sum = 0.0;
-    int64_t counted = 0;
+    if (sync_point(t, rc, NULL)) return -1;
     const float scale = n_targets ? 1.0f / (float)n_targets : 0.0f;
     for (int k = 0; k < ga; k++) {
-        lm_batch b = {t->tokens + k * rows_tokens, t->targets + k * rows_tokens,
-                      t->positions + k * rows_tokens, t->doc_ids + k * rows_tokens};
-        t->plan.dropout_counter = t->st.dropout_counter++;
-        loss_sum += lm_forward(&t->plan, &b, 1, scale, &counted);
+        int64_t o = k * rows_tokens;
+        lm_batch b = {t->tokens + o, t->targets + o, t->positions + o, t->doc_ids + o};
+        memset(t->lora.grads, 0, t->lora.n_params * sizeof(float));
+        t->plan.dropout_counter = t->st.dropout_counter + (uint64_t)(k * N + me);
+        int64_t counted = 0;
+        t->stats[2 * k] = lm_forward(&t->plan, &b, 1, scale, &counted);
+        t->stats[2 * k + 1] = (double)counted;
         lm_backward(&t->plan);
+        dist_chain_add(t->d, t->grad_sum, t->lora.grads, t->lora.n_params, k, ga);
+    }
+    dist_bcast_sum(t->d, t->grad_sum, t->lora.n_params);
+    dist_gather_dealt(t->d, t->stats, t->all_stats, t->gather, M, 2);
+    row->comm_ms = 1e3 * t->d->comm_s;
+    row->comm_mb = (double)t->d->comm_bytes / 1e6;
+    t->st.dropout_counter += (uint64_t)M;
+    double loss_sum = 0.0;
+    int64_t counted = 0;
+    for (int m = 0; m < M; m++) {
+        loss_sum += t->all_stats[2 * m];
+        counted += (int64_t)t->all_stats[2 * m + 1];
     }
     if (t->st.step + 1 == t->inject_nan_step) loss_sum = NAN;
     row->loss = counted ? loss_sum / (double)counted : 0.0;
-    row->grad_norm = grad_clip_global_norm(t->lora.grads, t->lora.n_params, tc->grad_clip);
+    row->grad_norm = grad_clip_global_norm(t->grad_sum, t->lora.n_params, tc->grad_clip);
     long long step = (long long)t->st.step + 1;
     if (!isfinite(row->loss) || !isfinite(row->grad_norm)) {
+        // Every rank holds the same loss and norm: all stop here, rank 0 reports.
+        t->quiet = me != 0;
         char ckpt[4400];
-        const char *last = checkpoint_latest(tc->out_dir, ckpt, sizeof ckpt) ? "none" : ckpt;
+        const char *last =
+            me != 0 || checkpoint_latest(tc->out_dir, ckpt, sizeof ckpt) ? "none" : ckpt;
         return err_set("%s: step %lld: %s is %s; stopped without saving (last good checkpoint: "
                        "%s)",
                        tc->out_dir, step, isfinite(row->loss) ? "gradient norm" : "loss",
@@ -285,66 +348,88 @@ static int train_step(trainer *t, metrics_row *row) {
     schedule_config sc = {tc->optim.lr, tc->warmup_steps, t->total_steps, tc->decay,
                           tc->min_lr_ratio};
     row->lr = schedule_lr(&sc, t->st.step);
-    adamw_step(&t->opt, t->lora.params, t->lora.grads, row->lr);
+    adamw_step(&t->opt, t->lora.params, t->grad_sum, row->lr);
     t->st.step++;
-    t->st.tokens_seen += (int64_t)ga * rows_tokens;
+    t->st.tokens_seen += (int64_t)M * rows_tokens;
     row->step = t->st.step;
     row->tokens = t->st.tokens_seen;
+    row->world_size = N;
     return 0;
 }
 
+// Rank 0 alone writes (metrics, checkpoints, the adapter) and prints; every rank agrees after
+// each step on failures (a full disk on rank 0) and on a stop signal received by any rank, so
+// all ranks stop after the same step and rank 0's checkpoint is the one they agree on.
 static int run_loop(trainer *t) {
     const train_config *tc = t->tc;
+    const int is0 = t->d->rank == 0, N = t->d->size;
     const int tty = isatty(STDERR_FILENO);
     double last_print = clock_now_s(), session_start = clock_now_s(), session_steps = 0;
     double elapsed_base = t->st.elapsed_s;
     int64_t saved_at_step = -1;
+    // A signal during start-up: all ranks skip the loop together and save.
+    int stop = stop_requested;
+    if (sync_point(t, 0, &stop)) return -1;
     if (t->st.step == 0 && tc->eval_every > 0 && t->n_val_windows > 0) {
         double vl;
         if (evaluate(t, &vl)) return -1;
-        if (metrics_log_eval(&t->log, 0, vl, t->st.elapsed_s)) return -1;
-        fprintf(stderr, "step 0: val loss %.4f, val ppl %.3f\n", vl, exp(vl));
+        int rc = 0;
+        if (is0) {
+            rc = metrics_log_eval(&t->log, 0, vl, t->st.elapsed_s);
+            if (!rc) fprintf(stderr, "step 0: val loss %.4f, val ppl %.3f\n", vl, exp(vl));
+        }
+        if (sync_point(t, rc, NULL)) return -1;
     }
-    while (t->st.step < t->total_steps && !stop_requested) {
+    while (t->st.step < t->total_steps && !stop) {
         double t0 = clock_now_s();
         metrics_row row = {0};
         if (train_step(t, &row)) return -1;
         double dt = clock_now_s() - t0;
         session_steps++;
         t->st.elapsed_s = elapsed_base + (clock_now_s() - session_start);
-        row.tok_per_s = (double)tc->grad_accum * tc->micro_batch * tc->seq_len / dt;
+        row.tok_per_s = (double)tc->grad_accum * N * tc->micro_batch * tc->seq_len / dt;
         row.elapsed_s = t->st.elapsed_s;
         row.has_val = 0;
         if (tc->eval_every > 0 && t->st.step % tc->eval_every == 0 && t->n_val_windows > 0) {
             if (evaluate(t, &row.val_loss)) return -1;
             row.has_val = 1;
         }
-        if (metrics_log_step(&t->log, &row)) return -1;
+        int rc = is0 ? metrics_log_step(&t->log, &row) : 0;
         double rate = session_steps / (clock_now_s() - session_start);
         int last = t->st.step == t->total_steps;
-        if (tty || clock_now_s() - last_print >= 10.0 || last || row.has_val) {
+        if (is0 && !rc && (tty || clock_now_s() - last_print >= 10.0 || last || row.has_val)) {
             show_progress(t, &row, rate, tty, last);
             if (row.has_val && !tty)
                 fprintf(stderr, "step %lld: val loss %.4f, val ppl %.3f\n", (long long)row.step,
                         row.val_loss, exp(row.val_loss));
             last_print = clock_now_s();
         }
-        if (tc->save_every > 0 && t->st.step % tc->save_every == 0) {
-            if (save_checkpoint(t)) return -1;
+        if (!rc && tc->save_every > 0 && t->st.step % tc->save_every == 0) {
+            rc = is0 ? save_checkpoint(t) : 0;
             saved_at_step = t->st.step;
         }
+        stop = stop_requested;
+        if (sync_point(t, rc, &stop)) return -1;
     }
-    if (tty) fputc('\n', stderr);
-    if (saved_at_step != t->st.step && save_checkpoint(t)) return -1;
-    if (stop_requested) {
-        fprintf(stderr, "medtune: stopped at step %lld; checkpoint written; continue with "
-                        "--resume\n",
-                (long long)t->st.step);
+    if (tty && is0) fputc('\n', stderr);
+    int rc = 0;
+    if (is0 && saved_at_step != t->st.step) rc = save_checkpoint(t);
+    if (sync_point(t, rc, NULL)) return -1;
+    if (stop) {
+        if (is0)
+            fprintf(stderr, "medtune: stopped at step %lld; checkpoint written; continue with "
+                            "--resume\n",
+                    (long long)t->st.step);
         return 0;
     }
-    if (run_write_final_adapter(tc->out_dir, &t->lora, tc->model)) return -1;
-    fprintf(stderr, "medtune: done: %lld steps, %lld tokens in %.1f s; adapter in %s/adapter\n",
-            (long long)t->st.step, (long long)t->st.tokens_seen, t->st.elapsed_s, tc->out_dir);
+    if (is0) rc = run_write_final_adapter(tc->out_dir, &t->lora, tc->model);
+    if (sync_point(t, rc, NULL)) return -1;
+    if (is0)
+        fprintf(stderr,
+                "medtune: done: %lld steps, %lld tokens in %.1f s on %d rank%s; adapter in "
+                "%s/adapter\n",
+                (long long)t->st.step, (long long)t->st.tokens_seen, t->st.elapsed_s, N,
+                N > 1 ? "s" : "", tc->out_dir);
     return 0;
 }
 
@@ -361,12 +446,35 @@ static int write_resolved_config(trainer *t) {
     return rc;
 }
 
+static void print_start(const trainer *t, int resume) {
+    const train_config *tc = t->tc;
+    fprintf(stderr,
+            "medtune: training %s: %lld steps of %d x %d x %d tokens, LoRA r=%d on %zu "
+            "parameters, %d threads%s%s\n",
+            tc->model, (long long)t->total_steps, tc->grad_accum, tc->micro_batch, tc->seq_len,
+            tc->lora.r, t->lora.n_params, omp_get_max_threads(),
+            t->d->size > 1 ? " per rank" : "", resume ? ", resumed" : "");
+    if (t->d->size > 1)
+        fprintf(stderr, "medtune: %d ranks: a step is %d micro-batches (grad_accum x ranks)\n",
+                t->d->size, tc->grad_accum * t->d->size);
+    if (resume) fprintf(stderr, "medtune: resuming at step %lld\n", (long long)t->st.step);
+    if (tc->eval_every > 0 && t->n_val_windows == 0)
+        fprintf(stderr, "medtune: warning: %s: the val split has no window of %d tokens; "
+                        "no evaluation\n",
+                t->val.dir, tc->seq_len + 1);
+}
+
 static void trainer_free(trainer *t) {
     metrics_log_close(&t->log);
     free(t->tokens);
     free(t->targets);
     free(t->positions);
     free(t->doc_ids);
+    free(t->grad_sum);
+    free(t->stats);
+    free(t->all_stats);
+    free(t->gather);
+    free(t->val_stats);
     batcher_free(&t->data);
     if (t->has_replay) shard_set_close(&t->replay);
     if (t->has_val) shard_set_close(&t->val);
@@ -378,61 +486,127 @@ static void trainer_free(trainer *t) {
     free(t->st.config_json);
 }
 
-int trainer_run(const train_config *tc, int resume) {
+static int alloc_buffers(trainer *t) {
+    const train_config *tc = t->tc;
+    const int64_t N = t->d->size, ga = tc->grad_accum;
+    int64_t per_rank = (eval_chunks(t) + N - 1) / N;
+    int64_t own = per_rank > ga ? per_rank : ga;
+    size_t n = (size_t)(ga + 1) * tc->micro_batch * tc->seq_len;
+    t->tokens = malloc(n * sizeof(int32_t));
+    t->targets = malloc(n * sizeof(int32_t));
+    t->positions = malloc(n * sizeof(int32_t));
+    t->doc_ids = malloc(n * sizeof(int32_t));
+    t->grad_sum = malloc(t->lora.n_params * sizeof(float));
+    t->stats = calloc((size_t)(2 * own), sizeof(double));
+    t->all_stats = malloc((size_t)(2 * ga * N) * sizeof(double));
+    t->gather = malloc((size_t)(2 * own * N) * sizeof(double));
+    t->val_stats = malloc((size_t)(2 * (eval_chunks(t) + 1)) * sizeof(double));
+    if (!t->tokens || !t->targets || !t->positions || !t->doc_ids || !t->grad_sum || !t->stats ||
+        !t->all_stats || !t->gather || !t->val_stats)
+        return err_set("train: out of memory for batches");
+    return dist_reserve(t->d, t->lora.n_params);
+}
+
+// Refuses ranks that would not train the same run: the resolved config, --resume, the base
+// model and the shards (by content) must be those of rank 0.
+static int check_same_run(trainer *t, int resume) {
+    cJSON *j = train_config_to_json(t->tc);
+    char *text = j ? cJSON_PrintUnformatted(j) : NULL;
+    cJSON_Delete(j);
+    int rc = text ? 0 : err_set("%s: out of memory", t->tc->out_dir);
+    uint8_t digest[32] = {0};
+    if (!rc) {
+        sha256_ctx c;
+        sha256_init(&c);
+        sha256_update(&c, text, strlen(text));
+        sha256_update(&c, &resume, sizeof resume);
+        sha256_update(&c, t->st.model_fingerprint, 64);
+        sha256_update(&c, t->st.data_fingerprint, 64);
+        sha256_final(&c, digest);
+    }
+    free(text);
+    if (sync_point(t, rc, NULL)) return -1;
+    int differs;
+    if (dist_same_digest(t->d, digest, &differs)) return 0;
+    t->quiet = t->d->rank != differs;
+    return err_set("%s: rank %d of %d runs another config, --resume flag, base model or shard "
+                   "content than rank 0: every rank must run the same command on the same files",
+                   t->tc->out_dir, differs, t->d->size);
+}
+
+// Rank 0 alone read the checkpoint (or the initial adapter): every rank continues from its
+// adapter, optimizer state, counters and data cursor.
+static int share_state(trainer *t) {
+    if (t->d->size == 1) return 0;
+    dist_bcast_bytes(t->d, t->lora.params, t->lora.n_params * sizeof(float));
+    dist_bcast_bytes(t->d, t->opt.m, t->opt.n * sizeof(float));
+    dist_bcast_bytes(t->d, t->opt.v, t->opt.n * sizeof(float));
+    dist_bcast_bytes(t->d, &t->opt.step, sizeof t->opt.step);
+    dist_bcast_bytes(t->d, &t->st.step, sizeof t->st.step);
+    dist_bcast_bytes(t->d, &t->st.tokens_seen, sizeof t->st.tokens_seen);
+    dist_bcast_bytes(t->d, &t->st.elapsed_s, sizeof t->st.elapsed_s);
+    dist_bcast_bytes(t->d, &t->st.cursor, sizeof t->st.cursor);
+    dist_bcast_bytes(t->d, &t->st.dropout_counter, sizeof t->st.dropout_counter);
+    int rc = t->d->rank ? batcher_restore(&t->data, &t->st.cursor) : 0;
+    return sync_point(t, rc, NULL);
+}
+
+int trainer_run_dist(const train_config *tc, int resume, dist_ctx *d) {
     trainer t;
     memset(&t, 0, sizeof t);
     t.tc = tc;
+    t.d = d;
+    const int is0 = d->rank == 0;
     const char *inject = getenv("MEDTUNE_INJECT_NAN_STEP");
     t.inject_nan_step = inject ? atoll(inject) : 0;
     if (tc->threads > 0) omp_set_num_threads(tc->threads);
     char latest[4400];
     snprintf(latest, sizeof latest, "%s/checkpoints/latest", tc->out_dir);
-    if (!resume && path_exists(latest))
-        return err_set("%s: already holds a run (checkpoints/latest exists): pass --resume to "
-                       "continue it, or choose another out_dir",
-                       tc->out_dir);
-    if (dir_create(tc->out_dir)) return -1;
-    int rc = model_load(&t.m, tc->model);
+    int rc = 0;
+    if (is0 && !resume && path_exists(latest))
+        rc = err_set("%s: already holds a run (checkpoints/latest exists): pass --resume to "
+                     "continue it, or choose another out_dir",
+                     tc->out_dir);
+    if (!rc && is0) rc = dir_create(tc->out_dir);
+    if (!rc) rc = model_load(&t.m, tc->model);
     if (!rc && tc->seq_len > t.m.cfg.max_position_embeddings && t.m.cfg.max_position_embeddings > 0)
         rc = err_set("batch.seq_len: %d exceeds the model's context of %d positions", tc->seq_len,
                      t.m.cfg.max_position_embeddings);
     rc = rc || open_data(&t) || init_adapter(&t) ||
              adamw_init(&t.opt, &tc->optim, t.lora.n_params) ||
-             lm_plan_init(&t.plan, &t.m, &t.lora, tc->micro_batch, tc->seq_len);
-    if (!rc) {
-        size_t n = (size_t)tc->grad_accum * tc->micro_batch * tc->seq_len;
-        t.tokens = malloc(n * sizeof(int32_t));
-        t.targets = malloc(n * sizeof(int32_t));
-        t.positions = malloc(n * sizeof(int32_t));
-        t.doc_ids = malloc(n * sizeof(int32_t));
-        if (!t.tokens || !t.targets || !t.positions || !t.doc_ids)
-            rc = err_set("train: out of memory for batches");
-    }
+             lm_plan_init(&t.plan, &t.m, &t.lora, tc->micro_batch, tc->seq_len) ||
+             alloc_buffers(&t);
     if (!rc) {
         t.plan.training = 1;
         t.plan.dropout_seed = tc->seed;
         t.st.rng_seed = tc->seed;
         model_fingerprint(&t.m, t.st.model_fingerprint);
         data_fingerprint(&t, t.st.data_fingerprint);
-        rc = resume ? restore(&t) : checkpoint_clean_partial(tc->out_dir);
     }
-    if (!rc) rc = write_resolved_config(&t);
-    if (!rc) rc = metrics_log_open(&t.log, tc->out_dir, t.st.step);
-    if (!rc) {
-        fprintf(stderr,
-                "medtune: training %s: %lld steps of %d x %d x %d tokens, LoRA r=%d on %zu "
-                "parameters, %d threads%s\n",
-                tc->model, (long long)t.total_steps, tc->grad_accum, tc->micro_batch,
-                tc->seq_len, tc->lora.r, t.lora.n_params, omp_get_max_threads(),
-                resume ? ", resumed" : "");
-        if (resume)
-            fprintf(stderr, "medtune: resuming at step %lld\n", (long long)t.st.step);
-        if (tc->eval_every > 0 && t.n_val_windows == 0)
-            fprintf(stderr, "medtune: warning: %s: the val split has no window of %d tokens; "
-                            "no evaluation\n",
-                    t.val.dir, tc->seq_len + 1);
-        rc = run_loop(&t);
+    int ok = !sync_point(&t, rc, NULL) && !check_same_run(&t, resume);
+    if (ok) {
+        rc = is0 ? (resume ? restore(&t) : checkpoint_clean_partial(tc->out_dir)) : 0;
+        ok = !sync_point(&t, rc, NULL) && !share_state(&t);
     }
+    if (ok) {
+        rc = is0 ? write_resolved_config(&t) : 0;
+        if (!rc && is0) rc = metrics_log_open(&t.log, tc->out_dir, t.st.step);
+        ok = !sync_point(&t, rc, NULL);
+    }
+    if (ok) {
+        if (is0) print_start(&t, resume);
+        ok = !run_loop(&t);
+    }
+    int quiet = t.quiet;
     trainer_free(&t);
+    if (ok) return 0;
+    return quiet ? TRAINER_FAILED_ELSEWHERE : -1;
+}
+
+int trainer_run(const train_config *tc, int resume) {
+    dist_ctx one;
+    dist_init_single(&one);
+    int rc = trainer_run_dist(tc, resume, &one);
+    dist_free(&one);
     return rc ? -1 : 0;
 }
