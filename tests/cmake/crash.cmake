@@ -1,0 +1,8 @@
+# Crash safety beyond one training run (docs/design.md, section 8): kill -9 during the writes of
+# prep, export and merge (each killed before a seeded sample of its file-changing syscalls, via
+# strace), and a full disk (a small tmpfs) for each of them.
+foreach(cmd prep export merge)
+  medtune_add_test(NAME crash_kill9_${cmd}
+    COMMAND ${MEDTUNE_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/crash/check_kill9_outputs.py ${cmd}
+    LABELS crash)
+endforeach()
