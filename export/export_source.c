@@ -29,6 +29,21 @@ int dir_is_run(const char *dir) {
            (dir_has(dir, "checkpoints/latest") || dir_is_peft_adapter(p));
 }
 
+int export_peft_write(const export_source *s, const char *out) {
+    if (path_exists(out) && !(path_is_dir(out) && (dir_is_empty(out) || dir_is_peft_adapter(out))))
+        return err_set("%s: exists and is not a PEFT adapter directory (export replaces the whole "
+                       "directory)",
+                       out);
+    char partial[4096];
+    if (dir_partial_begin(partial, sizeof partial, out)) return -1;
+    if (!peft_adapter_write(partial, &s->a, s->base_model) && !dir_publish(partial, out)) return 0;
+    // Keep the error that stopped the export, not one from the cleanup.
+    char msg[2048];
+    snprintf(msg, sizeof msg, "%s", err_msg());
+    dir_remove_recursive(partial);
+    return err_set("%s", msg);
+}
+
 int base_model_config(const char *path, model_config *cfg) {
     if (path_is_dir(path)) {
         char p[4096];

@@ -5,7 +5,6 @@
 
 #include "export/export_source.h"
 #include "export/gguf_adapter.h"
-#include "checkpoints/peft.h"
 #include "common/error.h"
 #include "common/fileio.h"
 #include "common/str.h"
@@ -73,7 +72,7 @@ static int run(int argc, char **argv) {
         rc = write_gguf(&s, a.out, written, sizeof written);
     } else {
         snprintf(written, sizeof written, "%s", a.out);
-        rc = peft_adapter_write(a.out, &s.a, s.base_model);
+        rc = export_peft_write(&s, a.out);
     }
     if (rc) {
         export_source_free(&s);

@@ -24,7 +24,7 @@ from crash_lib import (diff, fail, medtune_bin, need_strace, one_error_line, pic
                        prep_config, run, run_killed, snapshot, tiny_model, trace_writes,
                        train_config, work_dir)
 
-KILLS = 40  # per scenario (all of them when there are fewer write syscalls)
+KILLS = 24  # per scenario (all of them when there are fewer write syscalls)
 
 
 def medtune(args):
