@@ -158,9 +158,9 @@ int file_write_atomic(const char *path, const void *data, size_t len) {
 static int sibling_path(char *out, size_t n, const char *path, const char *suffix) {
     size_t len = strlen(path);
     while (len > 1 && path[len - 1] == '/') len--;
-    if (snprintf(out, n, "%.*s%s", (int)len, path, suffix) >= (int)n)
-        return err_set("%s: path too long", path);
-    return 0;
+    if (snprintf(out, n, "%.*s%s", (int)len, path, suffix) < (int)n) return 0;
+    out[0] = '\0';  // never leave a truncated path that a cleanup could remove
+    return err_set("%s: path too long", path);
 }
 
 static int parent_fsync(const char *path) {
