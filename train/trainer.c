@@ -417,7 +417,8 @@ int trainer_run(const train_config *tc, int resume) {
         rc = resume ? restore(&t) : checkpoint_clean_partial(tc->out_dir);
     }
     if (!rc) rc = write_resolved_config(&t);
-    if (!rc) rc = metrics_log_open(&t.log, tc->out_dir, t.st.step);
+    // A new run drops every line a killed earlier start left (-1: even its step-0 evaluation).
+    if (!rc) rc = metrics_log_open(&t.log, tc->out_dir, resume ? t.st.step : -1);
     if (!rc) {
         fprintf(stderr,
                 "medtune: training %s: %lld steps of %d x %d x %d tokens, LoRA r=%d on %zu "

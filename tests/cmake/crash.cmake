@@ -6,3 +6,9 @@ foreach(cmd prep export merge)
     COMMAND ${MEDTUNE_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/crash/check_kill9_outputs.py ${cmd}
     LABELS crash)
 endforeach()
+
+# kill -9 of `medtune train` at 100 seeded random moments of a run that checkpoints every step,
+# each followed by --resume: the losses and the final adapter equal an uninterrupted run's.
+medtune_add_test(NAME crash_kill9_train
+  COMMAND ${MEDTUNE_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/crash/check_kill9_train.py
+  LABELS crash)

@@ -56,7 +56,7 @@ def train_config(work, name, model, shards, out_dir, **extra):
                      "targets": ["q_proj", "v_proj", "o_proj", "down_proj"]},
             "optim": {"lr": 2e-3, "weight_decay": 0.01},
             "schedule": {"warmup_steps": 2, "decay": "cosine", "min_lr_ratio": 0.1},
-            "batch": {"micro_batch": 1, "seq_len": 64, "grad_accum": 2},
+            "batch": {"micro_batch": 1, "seq_len": 128, "grad_accum": 2},
             "steps": 10, "shuffle": True, "seed": 7, "threads": 1,
             "eval_every": 10, "eval_batches": 2, "save_every": 1, "keep_last": 2,
             "out_dir": out_dir}
