@@ -12,3 +12,9 @@ endforeach()
 medtune_add_test(NAME crash_kill9_train
   COMMAND ${MEDTUNE_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/crash/check_kill9_train.py
   LABELS crash)
+
+# kill -9 in the replace window (a resumed run saving its checkpoint again with no step in
+# between), before every rename/unlink/rmdir of that save: the next --resume finishes the run.
+medtune_add_test(NAME crash_kill9_replace
+  COMMAND ${MEDTUNE_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/crash/check_kill9_replace.py
+  LABELS crash)
