@@ -18,3 +18,11 @@ medtune_add_test(NAME crash_kill9_train
 medtune_add_test(NAME crash_kill9_replace
   COMMAND ${MEDTUNE_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/crash/check_kill9_replace.py
   LABELS crash)
+
+# A full disk (a small tmpfs, filled to leave 0 .. the output's size free) during prep, export
+# and merge: one error line naming the file, the earlier output untouched, nothing left over.
+foreach(cmd prep export merge)
+  medtune_add_test(NAME crash_full_disk_${cmd}
+    COMMAND ${MEDTUNE_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/crash/check_full_disk.py ${cmd}
+    LABELS crash)
+endforeach()
