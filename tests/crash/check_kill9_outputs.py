@@ -4,7 +4,8 @@ output that a later command accepts as incomplete or wrong.
 
 Each command is first run under strace to list its file-changing syscalls (write, fsync,
 rename, unlink, mkdir, ...); then it is run again and again, killed with SIGKILL just before
-one of them (a seeded sample of KILLS points, the same points on every machine). After each
+one of them: every rename, unlink and rmdir, and a seeded sample of the others (the same points
+on every machine), KILLS in all when there are fewer renames. After each
 kill:
   - the consumer of the output (`train` on prep's shards, `eval --adapter` on a PEFT export,
     `info` on a merged model) either refuses it with one `medtune: error: <file>: ...` line,

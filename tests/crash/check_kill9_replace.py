@@ -17,8 +17,8 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from crash_lib import (fail, medtune_bin, need_strace, prep_config, run, run_killed,  # noqa: E402
-                       tiny_model, trace_writes, train_config, work_dir)
+from crash_lib import (fail, medtune_bin, need_strace, pick, prep_config, run,  # noqa: E402
+                       run_killed, tiny_model, trace_writes, train_config, work_dir)
 
 OTHERS = 30  # kill points besides every rename, unlink and rmdir
 STEPS = 4
@@ -72,10 +72,8 @@ def main():
     if result(target) != want:
         fail("--resume of the finished run (no kill) changed its losses or adapter")
     rng = random.Random(int(os.environ.get("MEDTUNE_TEST_SEED", "1")))
-    structural = [i for i, (name, _) in enumerate(events)
-                  if name.startswith(("rename", "unlink", "rmdir"))]
-    rest = [i for i in range(len(events)) if i not in structural]
-    points = sorted(structural + rng.sample(rest, min(OTHERS, len(rest))))
+    n_structural = sum(name.startswith(("rename", "unlink", "rmdir")) for name, _ in events)
+    points = pick(events, n_structural + OTHERS, rng)
 
     in_window, failures = 0, []
     for i in points:
@@ -95,7 +93,7 @@ def main():
             failures.append(f"kill before {events[i][0]} #{events[i][1]} (point {i}) left "
                             f"[{left}]; the next --resume gave other losses or adapter files")
     print(f"--resume of a finished run: {len(events)} write syscalls; {len(points)} kills "
-          f"({len(structural)} before a rename/unlink/rmdir), {in_window} left step_"
+          f"({n_structural} before a rename/unlink/rmdir), {in_window} left step_"
           f"{STEPS:08d}.tmp/ with step_{STEPS:08d}/ missing or incomplete (the replace window)")
     if failures:
         print(f"{len(failures)} kills broke the run:")

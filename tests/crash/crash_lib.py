@@ -112,10 +112,12 @@ def run_killed(args, event, **kw):
 
 
 def pick(events, count, rng):
-    """`count` kill points spread over the events, seeded: all of them when there are fewer."""
-    if len(events) <= count:
-        return list(range(len(events)))
-    return sorted(rng.sample(range(len(events)), count))
+    """Kill points (indices into events): every rename, unlink and rmdir, where one state of
+    the output turns into the next, plus a seeded sample of the other events up to `count`."""
+    structural = [i for i, (name, _) in enumerate(events)
+                  if name.startswith(("rename", "unlink", "rmdir"))]
+    rest = [i for i in range(len(events)) if i not in structural]
+    return sorted(structural + rng.sample(rest, min(max(count - len(structural), 0), len(rest))))
 
 
 def snapshot(path):
