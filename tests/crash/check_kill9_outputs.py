@@ -23,7 +23,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from crash_lib import (diff, fail, medtune_bin, need_strace, one_error_line, pick,  # noqa: E402
                        prep_config, run, run_killed, snapshot, tiny_model, trace_writes,
-                       train_config, work_dir)
+                       traced_env, train_config, work_dir)
 
 KILLS = 24  # per scenario (all of them when there are fewer write syscalls)
 
@@ -128,6 +128,22 @@ def prep_case(work, model, rng):
     before = save_before(out, old)
     check_scenario("prep over an earlier shard directory", work, args, out, before, want,
                    consume, rng)
+    # A file system without RENAME_EXCHANGE (strace makes renameat2 fail with EINVAL): the
+    # fallback's two renames give the same output and leave nothing beside it.
+    # (check_scenario left the earlier output in `out`.)
+    log = os.path.join(work, "renameat2.log")
+    p = subprocess.run(["strace", "-f", "-qq", "-o", log, "-e", "trace=renameat2",
+                        "-e", "inject=renameat2:error=EINVAL", medtune_bin()] + args,
+                       capture_output=True, text=True, env=traced_env())
+    if "RENAME_EXCHANGE) = -1 EINVAL" not in open(log).read():
+        fail("prep over an earlier output did not try RENAME_EXCHANGE")
+    if p.returncode != 0 or diff(snapshot(out), want):
+        fail(f"prep over an earlier output without RENAME_EXCHANGE: exit {p.returncode}, "
+             f"{diff(snapshot(out), want)} {p.stderr[-500:]}")
+    left = [n for n in os.listdir(work) if n.startswith("out.")]
+    if left != ["out.before"]:
+        fail(f"prep without RENAME_EXCHANGE left {left} beside the output")
+    print("prep over an earlier output without RENAME_EXCHANGE: the uninterrupted output")
 
 
 def export_case(work, model, rng):
