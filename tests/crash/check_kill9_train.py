@@ -57,7 +57,8 @@ def adapter_files(run_dir):
 
 def start(conf, resume, log, extra=()):
     args = [medtune_bin(), "train", conf] + (["--resume"] if resume else []) + list(extra)
-    return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=open(log, "w"))
+    with open(log, "w") as err:
+        return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=err)
 
 
 def stopped(pid):
