@@ -13,7 +13,9 @@ kill:
     output of an uninterrupted run;
   - the same command run again succeeds and leaves exactly the output of an uninterrupted run
     (no temporary file or directory left beside or inside it).
-Each scenario is run twice: into a new path, and over an earlier, different output."""
+Each scenario is run twice: into a new path, and over an earlier, different output. prep and
+export also refuse, with one line and touching nothing, to replace a directory holding files
+they did not write."""
 import os
 import random
 import shutil
@@ -108,6 +110,24 @@ def save_before(out, snap_src):
     return snapshot(aside)
 
 
+def refuses_foreign_dir(label, work, args_for, needle):
+    """Publishing replaces the whole output directory, so one holding files the command did not
+    write is refused with one error line before anything is written, and stays as it was."""
+    d = os.path.join(work, "foreign")
+    os.makedirs(d)
+    with open(os.path.join(d, "notes.txt"), "w") as f:
+        f.write("not medtune's\n")
+    before = snapshot(d)
+    p = medtune(args_for(d))
+    why = one_error_line(p)
+    if why or d not in p.stderr or needle not in p.stderr:
+        fail(f"{label} into a directory with other files: {why or p.stderr}")
+    if diff(snapshot(d), before) or os.path.exists(d + ".partial"):
+        fail(f"{label} into a directory with other files changed it or left {d}.partial")
+    shutil.rmtree(d)
+    print(f"{label} into a directory with other files: refused, untouched: {p.stderr.strip()}")
+
+
 def prep_case(work, model, rng):
     ref = os.path.join(work, "ref")
     conf = prep_config(work, "prep", model, ref, shard_tokens=16384)
@@ -128,6 +148,8 @@ def prep_case(work, model, rng):
     before = save_before(out, old)
     check_scenario("prep over an earlier shard directory", work, args, out, before, want,
                    consume, rng)
+    refuses_foreign_dir("prep", work, lambda d: ["prep", conf, "--set", f"out_dir={d}"],
+                        "notes.txt")
     # A file system without RENAME_EXCHANGE (strace makes renameat2 fail with EINVAL): the
     # fallback's two renames give the same output and leave nothing beside it.
     # (check_scenario left the earlier output in `out`.)
@@ -154,6 +176,8 @@ def export_case(work, model, rng):
         run(["train", conf])
         runs.append(os.path.join(work, name, "checkpoints/step_00000002"))
     src_old, src = runs
+    refuses_foreign_dir("export", work, lambda d: ["export", src, d],
+                        "not a PEFT adapter directory")
     for fmt, suffix in (("peft", ""), ("gguf", ".gguf")):
         ref, old = os.path.join(work, "ref_" + fmt + suffix), os.path.join(work, "old" + suffix)
         run(["export", src, ref, "--format", fmt])
