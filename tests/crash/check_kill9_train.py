@@ -135,8 +135,8 @@ def main():
     run(["prep", prep_config(work, "prep", model, shards)])
     startup, step = calibrate(work, model, shards)
     window = startup + 3 * step
-    # A kill at u * WINDOW lets at most three steps finish, one or two on average.
-    total = 3 * KILLS + 20
+    # A kill at u * WINDOW lets about three steps finish at most, one or two on average.
+    total = 4 * KILLS + 20
     print(f"calibration: startup {startup * 1e3:.0f} ms, step with checkpoint {step * 1e3:.0f} "
           f"ms; kills uniform in [0, {window * 1e3:.0f} ms) after the start; {total} steps")
 
@@ -171,6 +171,10 @@ def main():
         p.wait()
         phases[phase] = phases.get(phase, 0) + 1
         kills += 1
+        if kills == 1:
+            first = "a new run over a metrics.jsonl with a line" if steps_logged(killed) and \
+                not os.path.exists(os.path.join(killed, "checkpoints/latest")) else \
+                "a --resume (the first kill came after the first checkpoint)"
     done = steps_done(killed)
     chain = time.monotonic() - t0
     # The rest of the run, uninterrupted; save_every may change on resume.
@@ -178,8 +182,9 @@ def main():
     if p.wait() != 0:
         fail(f"the final resume failed: {open(log).read()[-1500:]}")
 
-    print(f"kill -9 {kills} times in {chain:.0f} s ({resumes} of the starts were --resume), "
-          f"{done} of {total} steps done by then; where the kills landed:")
+    print(f"kill -9 {kills} times in {chain:.0f} s ({resumes} of the starts were --resume; the "
+          f"second start was {first}), {done} of {total} steps done by then; where the kills "
+          "landed:")
     for name in sorted(phases):
         print(f"  {phases[name]:4d}  {name}")
     want, got = loss_lines(straight), loss_lines(killed)
