@@ -154,6 +154,50 @@ int file_write_atomic(const char *path, const void *data, size_t len) {
     return atomic_writer_commit(&w);
 }
 
+// "<path><suffix>", the trailing slashes of path dropped.
+static int sibling_path(char *out, size_t n, const char *path, const char *suffix) {
+    size_t len = strlen(path);
+    while (len > 1 && path[len - 1] == '/') len--;
+    if (snprintf(out, n, "%.*s%s", (int)len, path, suffix) < (int)n) return 0;
+    out[0] = '\0';  // never leave a truncated path that a cleanup could remove
+    return err_set("%s: path too long", path);
+}
+
+static int parent_fsync(const char *path) {
+    char dir[4096];
+    if (sibling_path(dir, sizeof dir, path, "")) return -1;
+    return dir_fsync(dirname(dir));
+}
+
+int dir_partial_begin(char *out, size_t n, const char *final_dir) {
+    if (sibling_path(out, n, final_dir, ".partial") || dir_remove_recursive(out)) return -1;
+    return dir_create(out);
+}
+
+int dir_publish(const char *partial, const char *final_dir) {
+    if (dir_fsync(partial)) return -1;
+    if (!path_exists(final_dir)) {
+        if (rename(partial, final_dir) != 0)
+            return err_set("%s: cannot rename %s into place: %s", final_dir, partial,
+                           strerror(errno));
+        return parent_fsync(final_dir);
+    }
+    if (renameat2(AT_FDCWD, partial, AT_FDCWD, final_dir, RENAME_EXCHANGE) == 0)
+        return parent_fsync(final_dir) || dir_remove_recursive(partial) ? -1 : 0;
+    if (errno != EINVAL && errno != ENOSYS)
+        return err_set("%s: cannot exchange it with %s: %s", final_dir, partial, strerror(errno));
+    // A file system without RENAME_EXCHANGE: two renames, and a crash between them leaves the
+    // old contents in <final_dir>.old and no final_dir (never a partial one).
+    char old[4096];
+    if (sibling_path(old, sizeof old, final_dir, ".old") || dir_remove_recursive(old)) return -1;
+    if (rename(final_dir, old) != 0)
+        return err_set("%s: cannot rename it to %s: %s", final_dir, old, strerror(errno));
+    if (rename(partial, final_dir) != 0)
+        return err_set("%s: cannot rename %s into place: %s", final_dir, partial,
+                       strerror(errno));
+    return parent_fsync(final_dir) || dir_remove_recursive(old) ? -1 : 0;
+}
+
 int dir_create(const char *path) {
     char buf[4096];
     if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)

@@ -36,6 +36,18 @@ void atomic_writer_abort(atomic_writer *w);
 
 // fsyncs a directory so a rename inside it is durable.
 int dir_fsync(const char *dir);
+
+// Directory outputs (a shard directory, a PEFT export, a merged model) are built under a
+// temporary name and published whole, so a crash or a full disk never leaves a directory a
+// later command takes for complete, nor damages the one already there:
+//   dir_partial_begin  `<final_dir>.partial` (trailing slashes of final_dir ignored), emptied of
+//                      what a killed earlier run left there, then created; its path into out;
+//   dir_publish        fsyncs `partial` and moves it to `final_dir` in one rename: exchanged
+//                      atomically with an existing final_dir (renameat2 RENAME_EXCHANGE), whose
+//                      old contents are then removed; fsyncs the parent directory.
+// The files inside `partial` must already be durable (atomic writes are).
+int dir_partial_begin(char *out, size_t n, const char *final_dir);
+int dir_publish(const char *partial, const char *final_dir);
 // mkdir -p; succeeds if it already exists.
 int dir_create(const char *path);
 int path_is_dir(const char *path);

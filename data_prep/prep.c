@@ -5,6 +5,8 @@
 //   3. parallel: tokenize and build loss masks; then append to the shards in input order.
 #include "data_prep/prep.h"
 
+#include <dirent.h>
+#include <errno.h>
 #include <glob.h>
 #include <omp.h>
 #include <stdio.h>
@@ -305,6 +307,38 @@ static int expand_inputs(prep_state *st) {
     return 0;
 }
 
+// True for what a prep run writes into a shard directory: manifest.json and
+// <split>-NNNNN.mtshard, or either of them with an atomic writer's ".tmp.<pid>" suffix.
+static int is_shard_dir_entry(const char *name) {
+    size_t n = strlen(name);
+    const char *tmp = strstr(name, ".tmp.");
+    if (tmp && tmp[5] && strspn(tmp + 5, "0123456789") == strlen(tmp + 5)) n = (size_t)(tmp - name);
+    if (n == strlen(SHARD_MANIFEST) && !strncmp(name, SHARD_MANIFEST, n)) return 1;
+    size_t split = !strncmp(name, "train-", 6) ? 6 : !strncmp(name, "val-", 4) ? 4 : 0;
+    size_t digits = split ? strspn(name + split, "0123456789") : 0;
+    return digits > 0 && n == split + digits + strlen(".mtshard") &&
+           !strncmp(name + split + digits, ".mtshard", strlen(".mtshard"));
+}
+
+// prep replaces out_dir as a whole, so an existing one must be empty or a shard directory:
+// it never deletes files it did not write.
+static int check_out_dir(const char *dir) {
+    if (!path_exists(dir)) return 0;
+    if (!path_is_dir(dir)) return err_set("%s: exists and is not a directory", dir);
+    DIR *d = opendir(dir);
+    if (!d) return err_set("%s: cannot list: %s", dir, strerror(errno));
+    int rc = 0;
+    for (struct dirent *e; !rc && (e = readdir(d));) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") || is_shard_dir_entry(e->d_name))
+            continue;
+        rc = err_set("%s: holds %s, which is not a shard file: prep replaces the whole directory, "
+                     "so out_dir must be new, empty or an earlier prep's output",
+                     dir, e->d_name);
+    }
+    closedir(d);
+    return rc;
+}
+
 static int setup(prep_state *st) {
     const prep_config *pc = st->pc;
     if (expand_inputs(st)) return -1;
@@ -319,13 +353,13 @@ static int setup(prep_state *st) {
         snprintf(st->sum->template_name, sizeof st->sum->template_name, "%s", chat_template_name(&st->tpl));
     }
     if (pc->scrub_phi && !(st->phi = phi_scrubber_new())) return -1;
-    if (dir_create(pc->out_dir)) return -1;
-    // A manifest from an earlier run must not describe the shards this run replaces.
-    char manifest[4200];
-    if (path_join(manifest, sizeof manifest, pc->out_dir, SHARD_MANIFEST)) return -1;
-    if (path_exists(manifest) && unlink(manifest)) return err_set("%s: cannot remove the old manifest", manifest);
+    // The shards and the manifest are written into <out_dir>.partial, which is published as
+    // out_dir only once complete: a crash or a full disk leaves an earlier out_dir as it was.
+    if (check_out_dir(pc->out_dir) || dir_partial_begin(st->dir, sizeof st->dir, pc->out_dir))
+        return -1;
+    st->dir_made = 1;
     for (int s = 0; s < 2; s++) {
-        st->w[s] = shard_writer_open(pc->out_dir, s ? "val" : "train", (uint64_t)pc->shard_tokens,
+        st->w[s] = shard_writer_open(st->dir, s ? "val" : "train", (uint64_t)pc->shard_tokens,
                                      SHARD_DEFAULT_FRAME_TOKENS);
         if (!st->w[s]) return -1;
     }
@@ -368,7 +402,15 @@ int prep_run(const prep_config *pc, prep_progress_fn progress, void *user, prep_
                      (unsigned long long)out->malformed, (unsigned long long)out->empty,
                      (unsigned long long)out->too_short, (unsigned long long)out->duplicates,
                      out->first_malformed[0] ? "; first malformed: " : "", out->first_malformed);
-    if (!rc) rc = prep_write_manifest(&st);
+    if (!rc) rc = prep_write_manifest(&st) || dir_publish(st.dir, pc->out_dir);
+    if (rc && st.dir_made) {
+        // Free the space of the unfinished shards, keeping the error that stopped the run.
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", err_msg());
+        for (int s = 0; s < 2; s++) shard_writer_free(st.w[s]), st.w[s] = NULL;
+        dir_remove_recursive(st.dir);
+        err_set("%s", msg);
+    }
     if (!rc && progress) progress(user, out, NULL, 1);
     for (size_t i = 0; i < st.n_items; i++) item_free(&st.items[i]);
     free(st.items);

@@ -19,6 +19,8 @@ typedef struct {
     chat_template tpl;
     int has_tpl;
     phi_scrubber *phi;
+    char dir[4200];      // where shards and manifest are written: <out_dir>.partial
+    int dir_made;
     shard_writer *w[2];  // train, val
     doc_hash_set seen;
     ingest_ctx ic;

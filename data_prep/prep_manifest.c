@@ -1,5 +1,6 @@
 // manifest.json of a shard directory (docs/formats.md, "Shards"), written last and
-// atomically: a directory with a manifest is complete.
+// atomically, before the directory is published under its name: a directory with a manifest
+// is complete.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -135,7 +136,7 @@ int prep_write_manifest(prep_state *st) {
     cJSON_Delete(m);
     if (!text) return err_set("prep: out of memory");
     char path[4200];
-    int rc = path_join(path, sizeof path, pc->out_dir, SHARD_MANIFEST) ||
+    int rc = path_join(path, sizeof path, st->dir, SHARD_MANIFEST) ||
              file_write_atomic(path, text, strlen(text));
     free(text);
     return rc ? -1 : 0;

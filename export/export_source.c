@@ -1,4 +1,5 @@
 #include "export/export_source.h"
+#include "export/hf_tokenizer.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
@@ -27,6 +28,26 @@ int dir_is_run(const char *dir) {
     if (path_join(p, sizeof p, dir, "adapter")) return 0;
     return dir_has(dir, "config.json") &&
            (dir_has(dir, "checkpoints/latest") || dir_is_peft_adapter(p));
+}
+
+int export_peft_write(const export_source *s, const char *out) {
+    if (path_exists(out) && !(path_is_dir(out) && (dir_is_empty(out) || dir_is_peft_adapter(out))))
+        return err_set("%s: exists and is not a PEFT adapter directory (export replaces the whole "
+                       "directory)",
+                       out);
+    char partial[4096];
+    if (dir_partial_begin(partial, sizeof partial, out)) return -1;
+    int rc = peft_adapter_write(partial, &s->a, s->base_model);
+    // A GGUF base has no tokenizer files AutoTokenizer could read: the adapter directory carries
+    // them, as trainers save the tokenizer beside the adapter.
+    if (!rc && !path_is_dir(s->base_model))
+        rc = hf_tokenizer_write(s->base_model, partial, s->mc.max_position_embeddings);
+    if (!rc && !dir_publish(partial, out)) return 0;
+    // Keep the error that stopped the export, not one from the cleanup.
+    char msg[2048];
+    snprintf(msg, sizeof msg, "%s", err_msg());
+    dir_remove_recursive(partial);
+    return err_set("%s", msg);
 }
 
 int base_model_config(const char *path, model_config *cfg) {

@@ -29,6 +29,11 @@ typedef struct {
 int export_source_load(export_source *s, const char *path, const char *model);
 void export_source_free(export_source *s);
 
+// Writes the adapter of `s` as the PEFT adapter directory `out`, built in <out>.partial and
+// published whole (common/fileio.h dir_publish). An existing `out` must be empty or a PEFT
+// adapter directory, which is replaced.
+int export_peft_write(const export_source *s, const char *out);
+
 // The config of a Hugging Face model directory or .gguf file without reading its weights.
 int base_model_config(const char *path, model_config *cfg);
 

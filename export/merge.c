@@ -1,7 +1,6 @@
 // Merge driver and the Hugging Face base path (GGUF bases: merge_gguf.c).
 #include <cblas.h>
 #include <cjson/cJSON.h>
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -321,21 +320,13 @@ int merge_model(const char *model_path, const char *adapter_dir, const char *out
     lora_adapter a;
     if (peft_adapter_load(adapter_dir, &mc, &a)) return -1;
     char partial[4096];
-    int rc = 0;
-    if (snprintf(partial, sizeof partial, "%s.partial", out_dir) >= (int)sizeof partial)
-        rc = err_set("%s: path too long", out_dir);
-    if (!rc) rc = dir_remove_recursive(partial);
-    if (!rc) rc = dir_create(partial);
+    int rc = dir_partial_begin(partial, sizeof partial, out_dir);
     if (!rc) {
         rep->from_gguf = !path_is_dir(model_path);
         merge_job job = {model_path, partial, &mc, &a, &o, rep};
         rc = rep->from_gguf ? merge_gguf(&job) : merge_hf(&job);
     }
-    if (!rc) rc = dir_fsync(partial);
-    if (!rc && path_exists(out_dir) && rmdir(out_dir) != 0)
-        rc = err_set("%s: cannot replace: %s", out_dir, strerror(errno));
-    if (!rc && rename(partial, out_dir) != 0)
-        rc = err_set("%s: cannot rename %s into place: %s", out_dir, partial, strerror(errno));
+    if (!rc) rc = dir_publish(partial, out_dir);
     if (rc) {
         // Keep the error that caused the failure, not one from the cleanup.
         char saved[2048];

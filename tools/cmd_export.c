@@ -4,9 +4,7 @@
 #include <string.h>
 
 #include "export/export_source.h"
-#include "export/hf_tokenizer.h"
 #include "export/gguf_adapter.h"
-#include "checkpoints/peft.h"
 #include "common/error.h"
 #include "common/fileio.h"
 #include "common/str.h"
@@ -74,11 +72,7 @@ static int run(int argc, char **argv) {
         rc = write_gguf(&s, a.out, written, sizeof written);
     } else {
         snprintf(written, sizeof written, "%s", a.out);
-        rc = peft_adapter_write(a.out, &s.a, s.base_model);
-        // A GGUF base has no tokenizer files AutoTokenizer could read: the adapter directory
-        // carries them, as trainers save the tokenizer beside the adapter.
-        if (!rc && !path_is_dir(s.base_model))
-            rc = hf_tokenizer_write(s.base_model, a.out, s.mc.max_position_embeddings);
+        rc = export_peft_write(&s, a.out);
     }
     if (rc) {
         export_source_free(&s);

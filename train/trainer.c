@@ -590,7 +590,8 @@ int trainer_run_dist(const train_config *tc, int resume, dist_ctx *d) {
     }
     if (ok) {
         rc = is0 ? write_resolved_config(&t) : 0;
-        if (!rc && is0) rc = metrics_log_open(&t.log, tc->out_dir, t.st.step);
+        // A new run drops every line a killed earlier start left (-1: even its step-0 evaluation).
+        if (!rc && is0) rc = metrics_log_open(&t.log, tc->out_dir, resume ? t.st.step : -1);
         ok = !sync_point(&t, rc, NULL);
     }
     if (ok) {
