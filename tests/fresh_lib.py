@@ -55,10 +55,11 @@ def sample_texts():
     return texts
 
 
-def write_tokenizer(out_dir, vocab=VOCAB):
+def write_tokenizer(out_dir, vocab=VOCAB, chat_template=True):
     """tokenizer.json (byte-level BPE trained by HF `tokenizers` on the sample), and
-    tokenizer_config.json / special_tokens_map.json with a chatml template. Ids 0..2 are the
-    specials, so bos <|im_start|> = 1 and eos <|im_end|> = 2 as make_model's config says."""
+    tokenizer_config.json / special_tokens_map.json with a chatml template (or none). Ids 0..2
+    are the specials, so bos <|im_start|> = 1 and eos <|im_end|> = 2 as make_model's config
+    says."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -72,19 +73,21 @@ def write_tokenizer(out_dir, vocab=VOCAB):
     tok.save(os.path.join(out_dir, "tokenizer.json"))
     specials = {"bos_token": SPECIALS[1], "eos_token": SPECIALS[2], "pad_token": SPECIALS[0]}
     with open(os.path.join(out_dir, "tokenizer_config.json"), "w") as f:
-        json.dump(dict(specials, chat_template=CHATML, model_max_length=512,
-                       tokenizer_class="PreTrainedTokenizerFast"), f, indent=1)
+        conf = dict(specials, model_max_length=512, tokenizer_class="PreTrainedTokenizerFast")
+        if chat_template:
+            conf["chat_template"] = CHATML
+        json.dump(conf, f, indent=1)
     with open(os.path.join(out_dir, "special_tokens_map.json"), "w") as f:
         json.dump(specials, f, indent=1)
     return out_dir
 
 
-def fresh_model(out_dir, spec=None, **changes):
+def fresh_model(out_dir, spec=None, chat_template=True, **changes):
     """A random-weight HF model directory (twin/make_model.py weights, LLAMA unless `spec`
     is given, with `changes` applied) with the trained tokenizer and a generation_config."""
     spec = dict(spec or LLAMA, **changes)
     write_model(spec, out_dir)
-    write_tokenizer(out_dir, spec["vocab_size"])
+    write_tokenizer(out_dir, spec["vocab_size"], chat_template)
     with open(os.path.join(out_dir, "generation_config.json"), "w") as f:
         json.dump({"bos_token_id": 1, "eos_token_id": 2}, f, indent=1)
     return out_dir
