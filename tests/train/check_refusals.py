@@ -27,16 +27,15 @@ def tmpfs_pages(path):
                for d, _, files in os.walk(path) for f in files)
 
 
-def disk_full(conf, work, ckpt, message):
-    """A tmpfs that holds one checkpoint of this run (`ckpt`, a checkpoint directory of it)
-    and the run's small files, but not two checkpoints: the second save fails with a clear
-    error naming the file and saying `message`, and the first checkpoint stays complete and
-    `latest`. Where the space runs out decides the message: inside HDF5 (state.h5) errno is
-    lost and medtune says "disk full?", in its own writes it gives the system's message."""
+def disk_full(conf, work, size_kb, message):
+    """A tmpfs of size_kb that holds one checkpoint of this run and its small files, but not
+    two checkpoints: the second save fails with a clear error naming the file and saying
+    `message`, and the first checkpoint stays complete and `latest`. Where the space runs out
+    decides the message: inside HDF5 (state.h5) errno is lost and medtune says "disk full?",
+    in its own writes it gives the system's message."""
     mnt = os.path.join(work, "tinyfs")
     os.makedirs(mnt)
-    pages = tmpfs_pages(ckpt) * 3 // 2 + 8
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={4 * pages}k", "tmpfs", mnt],
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kb}k", "tmpfs", mnt],
                       capture_output=True).returncode != 0:
         print("note: cannot mount a small tmpfs here (not root?); disk-full check skipped")
         return
@@ -54,7 +53,9 @@ def disk_full(conf, work, ckpt, message):
         subprocess.run(["umount", mnt])
 
 
-def check_refusals(work, model, shards, other_shards, disk_full_message):
+def check_refusals(work, model, shards, other_shards, disk_full_message, disk_kb=None):
+    """The refusals on `model`; the disk-full check uses a tmpfs of disk_kb, by default one
+    and a half checkpoints of this run and 8 pages for its small files."""
     out = os.path.join(work, "run")
     base = {"model": model, "data": {"train": shards}, "lora": {"r": 4, "dropout": 0.0},
             "batch": {"micro_batch": 2, "seq_len": 32}, "steps": 6, "save_every": 3,
@@ -96,7 +97,8 @@ def check_refusals(work, model, shards, other_shards, disk_full_message):
     blocker = os.path.join(work, "a_file")
     open(blocker, "w").write("not a directory\n")
     expect_error(["train", conf, "--set", f"out_dir={blocker}/run"], blocker)
-    disk_full(conf, work, os.path.join(out, "checkpoints", latest.strip()), disk_full_message)
+    ckpt_kb = 4 * tmpfs_pages(os.path.join(out, "checkpoints", latest.strip()))
+    disk_full(conf, work, disk_kb or ckpt_kb * 3 // 2 + 32, disk_full_message)
     expect_error(["train", conf, "--set", "lora.rank=4"], "lora.rank")
     expect_error(["train", conf, "--set", "schedule.decay=exp"], "schedule.decay")
 
@@ -116,7 +118,7 @@ def main():
         check_refusals(work, model, prep_pubmed(shared, os.path.join(work, "shards"), model),
                        prep_pubmed(shared, os.path.join(work, "shards2"), model,
                                    val_fraction=0.3),
-                       "No space left on device")
+                       "No space left on device", disk_kb=700)
     print("PASS")
 
 
