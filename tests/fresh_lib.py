@@ -10,9 +10,6 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from testlib import TESTS, env, run  # noqa: E402
 
-sys.path.insert(0, os.path.join(TESTS, "twin"))
-from make_model import write_model  # noqa: E402
-
 SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 # 3 specials + 256 byte tokens + 138 merges: not a multiple of 8, as real vocabularies often
 # are not, so padding and tail loops over V are exercised.
@@ -85,6 +82,10 @@ def write_tokenizer(out_dir, vocab=VOCAB, chat_template=True):
 def fresh_model(out_dir, spec=None, chat_template=True, **changes):
     """A random-weight HF model directory (twin/make_model.py weights, LLAMA unless `spec`
     is given, with `changes` applied) with the trained tokenizer and a generation_config."""
+    # Imported here: torch makes a process large, and export_merge_rss measures the peak RSS of
+    # a child its driver forks, which starts as a copy of the driver.
+    sys.path.insert(0, os.path.join(TESTS, "twin"))
+    from make_model import write_model
     spec = dict(spec or LLAMA, **changes)
     write_model(spec, out_dir)
     write_tokenizer(out_dir, spec["vocab_size"], chat_template)
