@@ -11,7 +11,12 @@
 #include "common/error.h"
 
 // HDF5 prints its own error stacks unless told not to; medtune reports one line instead.
-static void h5_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
+// A failed H5Fclose (disk full while flushing) leaves the file in HDF5's id table, and
+// HDF5's atexit clean-up then crashes closing it: the process exits on its own instead.
+static void h5_quiet(void) {
+    H5dont_atexit();
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+}
 
 void train_state_free(train_state *s) {
     free(s->config_json);

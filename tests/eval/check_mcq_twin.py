@@ -1,13 +1,18 @@
 """medtune eval --mcq against lm-evaluation-harness-style scoring on the PyTorch twin: for a
 sample of items of each benchmark, every choice's summed log-likelihood within 1e-3, the
 continuation token counts, gold answers, predictions and the reported accuracy. Prompts and
-tokenization are rebuilt independently here (json/csv modules, HF tokenizers)."""
+tokenization are rebuilt independently here (json/csv modules, HF tokenizers). Always: a
+random-weight GQA llama and the SmolLM2 GGUF (when tools/bootstrap.sh fetched it) on sample
+benchmark files written from the quickstart data; with ../shared also stories260K and
+tinystories-656k on the real benchmarks."""
 import json
 import math
 import os
 import statistics
 
-from eval_ref import (Scorer, dataset_paths, env, fail, read_items, run, shared_dir, work_dir)
+from eval_ref import (Scorer, dataset_paths, env, fail, read_items, run, work_dir)
+from eval_lib import LLAMA, fresh_model, sample_benchmarks
+from fresh_lib import shared_or_none
 
 TOL = 1e-3
 
@@ -93,28 +98,38 @@ def check(label, model, fmt, path, limit, work, extra=(), add_special=False, sco
 
 
 def main():
-    shared = shared_dir()
-    paths = dataset_paths(shared)
     work = work_dir("mcq_twin")
-    models = os.path.join(shared, "models")
-    for name in ("stories260K", "tinystories-656k"):
-        model = os.path.join(models, name)
-        scorer = None
-        for fmt, path in paths.items():
-            scorer = check(f"{name}/{fmt}", model, fmt, path, 5, work, scorer=scorer)
-    # the context cut from the left, BOS added like the harness's add_bos_token=True
-    model = os.path.join(models, "stories260K")
-    check("stories260K/pubmedqa-max-len-96", model, "pubmedqa", paths["pubmedqa"], 3, work,
-          ["--max-len", "96"])
-    check("stories260K/medqa-add-special", model, "medqa", paths["medqa"], 3, work,
-          ["--add-special"], add_special=True)
+    sample = sample_benchmarks(os.path.join(work, "sample"))
+    model = fresh_model(os.path.join(work, "random_llama"), LLAMA)
+    scorer = None
+    for fmt, path in sample.items():
+        scorer = check(f"random_llama/{fmt}", model, fmt, path, 6, work, scorer=scorer)
+    # the context cut from the left
+    check("random_llama/pubmedqa-max-len-48", model, "pubmedqa", sample["pubmedqa"], 3, work,
+          ["--max-len", "48"], scorer=scorer)
+
+    shared = shared_or_none()
+    if shared:
+        paths = dataset_paths(shared)
+        models = os.path.join(shared, "models")
+        for name in ("stories260K", "tinystories-656k"):
+            model = os.path.join(models, name)
+            scorer = None
+            for fmt, path in paths.items():
+                scorer = check(f"{name}/{fmt}", model, fmt, path, 5, work, scorer=scorer)
+        # the context cut from the left, BOS added like the harness's add_bos_token=True
+        model = os.path.join(models, "stories260K")
+        check("stories260K/pubmedqa-max-len-96", model, "pubmedqa", paths["pubmedqa"], 3, work,
+              ["--max-len", "96"])
+        check("stories260K/medqa-add-special", model, "medqa", paths["medqa"], 3, work,
+              ["--add-special"], add_special=True)
 
     gguf = os.path.join(env("MEDTUNE_CACHE", ""), "SmolLM2-135M-Instruct.Q4_1.gguf")
     if not os.path.exists(gguf):
         print(f"SmolLM2 part skipped: {gguf} is absent (tools/fetch_smollm2.sh)")
         return
     scorer = None
-    for fmt, path in paths.items():
+    for fmt, path in sample.items():
         if fmt == "mmlu":
             path = os.path.join(path, "professional_medicine_test.csv")
         scorer = check(f"smollm2/{fmt}", gguf, fmt, path, 2, work, scorer=scorer)

@@ -1,12 +1,15 @@
 """medtune's benchmark readers against Python's json and csv modules: for every file of the
 four benchmarks, the same items (ids, prompts built independently here, choices, gold) and the
 same count of skipped records; then hand-made files with malformed records and CSV quoting
-corner cases."""
+corner cases. The benchmark files are small samples in each format written here from the
+quickstart data, and the real benchmarks of ../shared when it is there."""
 import json
 import os
 import subprocess
 
-from eval_ref import dataset_paths, env, fail, read_items, shared_dir, work_dir
+from eval_ref import dataset_paths, env, fail, read_items, work_dir
+from eval_lib import pubmedqa_gold, sample_benchmarks
+from fresh_lib import shared_or_none
 
 
 def reader_bin():
@@ -39,20 +42,30 @@ def compare(label, fmt, path, limit=0, gold=None):
 
 
 def main():
-    shared = shared_dir()
-    paths = dataset_paths(shared)
-    for fmt, path in paths.items():
-        compare(fmt, fmt, path)
-    mmlu = paths["mmlu"]
-    for name in sorted(os.listdir(mmlu)):
-        compare(f"mmlu/{name}", "mmlu", os.path.join(mmlu, name))
-    compare("mmlu limit 7 per file", "mmlu", mmlu, limit=7)
-    pq = os.path.join(shared, "data", "pubmedqa")
-    compare("pubmedqa ori_pqal + test_ground_truth", "pubmedqa",
-            os.path.join(pq, "ori_pqal.json"), gold=os.path.join(pq, "test_ground_truth.json"))
-    compare("pubmedqa ori_pqal all", "pubmedqa", os.path.join(pq, "ori_pqal.json"))
-
     work = work_dir("readers")
+    paths = sample_benchmarks(os.path.join(work, "sample"))
+    for fmt, path in paths.items():
+        compare(f"sample {fmt}", fmt, path)
+    for name in sorted(os.listdir(paths["mmlu"])):
+        compare(f"sample mmlu/{name}", "mmlu", os.path.join(paths["mmlu"], name))
+    compare("sample mmlu limit 4 per file", "mmlu", paths["mmlu"], limit=4)
+    compare("sample pubmedqa + ground truth", "pubmedqa", paths["pubmedqa"],
+            gold=pubmedqa_gold(paths, work))
+    shared = shared_or_none()
+    if shared:
+        paths = dataset_paths(shared)
+        for fmt, path in paths.items():
+            compare(fmt, fmt, path)
+        mmlu = paths["mmlu"]
+        for name in sorted(os.listdir(mmlu)):
+            compare(f"mmlu/{name}", "mmlu", os.path.join(mmlu, name))
+        compare("mmlu limit 7 per file", "mmlu", mmlu, limit=7)
+        pq = os.path.join(shared, "data", "pubmedqa")
+        compare("pubmedqa ori_pqal + test_ground_truth", "pubmedqa",
+                os.path.join(pq, "ori_pqal.json"),
+                gold=os.path.join(pq, "test_ground_truth.json"))
+        compare("pubmedqa ori_pqal all", "pubmedqa", os.path.join(pq, "ori_pqal.json"))
+
     medqa = os.path.join(work, "medqa.jsonl")
     good = {"question": "Q?", "options": {"A": "a", "B": "b", "C": "c", "D": "d"},
             "answer_idx": "C"}

@@ -1,10 +1,14 @@
 """Bad input to medtune eval: one line "medtune: error: ..." on stderr, nothing on stdout and
-exit 1 (or exit 2 for usage errors), never a crash."""
+exit 1 (or exit 2 for usage errors), never a crash. Always with two random-weight llamas of
+different shapes and tokenizers and the sample benchmark files; with ../shared the same
+refusals again with stories260K, tinystories-656k and the real benchmark files."""
 import json
 import os
 import sys
 
-from eval_ref import HERE, dataset_paths, fail, run, shared_dir, work_dir
+from eval_ref import HERE, dataset_paths, fail, run, work_dir
+from eval_lib import LLAMA, fresh_model, sample_benchmarks
+from fresh_lib import prep_sample, shared_or_none
 
 sys.path.insert(0, os.path.join(HERE, "..", "train"))
 from train_lib import prep_pubmed, write_peft_adapter  # noqa: E402
@@ -25,13 +29,9 @@ def refused(label, args, want, code=1):
     print(f"{label}: {lines[0]}")
 
 
-def main():
-    shared = shared_dir()
-    paths = dataset_paths(shared)
-    models = os.path.join(shared, "models")
-    model = os.path.join(models, "stories260K")
-    work = work_dir("refusals")
-
+def check_refusals(work, model, other, paths, shards):
+    """Refusals of `model` given benchmark `paths` and `shards` of its tokenizer; `other` is a
+    model of other shapes and another tokenizer."""
     def write(name, text):
         path = os.path.join(work, name)
         with open(path, "w") as f:
@@ -59,17 +59,15 @@ def main():
                                      "--format", "mmlu"], "no .csv file")
     refused("unwritable --out", ["eval", model, "--mcq", paths["medqa"], "--limit", "1", "--out",
                                  os.path.join(work, "missing_dir", "r.jsonl")], "missing_dir")
-    refused("not an adapter", ["eval", model, "--adapter", os.path.join(models, "tinystories-656k"),
+    refused("not an adapter", ["eval", model, "--adapter", other,
                                "--mcq", paths["pubmedqa"], "--limit", "1"], "adapter_config.json")
-    other = os.path.join(models, "tinystories-656k")
     cfg, _ = load_model(other)
     lora = lora_init(cfg, 2, ["q_proj"], seed=1)
-    adapter = write_peft_adapter(os.path.join(work, "adapter_656k"), lora, r=2, lora_alpha=4,
+    adapter = write_peft_adapter(os.path.join(work, "adapter_other"), lora, r=2, lora_alpha=4,
                                  target_modules=["q_proj"])
     refused("adapter of another model", ["eval", model, "--adapter", adapter, "--mcq",
                                          paths["pubmedqa"], "--limit", "1"], "adapter_model.safetensors")
 
-    shards = prep_pubmed(shared, os.path.join(work, "shards"), model)
     refused("tokenizer mismatch", ["eval", other, "--shards", shards], "different tokenizer")
     refused("no shards", ["eval", model, "--shards", work], "manifest.json")
     refused("window longer than the split", ["eval", model, "--shards", shards, "--seq-len",
@@ -88,6 +86,23 @@ def main():
                 "--out"):
         if opt not in p.stdout:
             fail(f"--help does not list {opt}")
+
+
+def main():
+    work = work_dir("refusals_random")
+    model = fresh_model(os.path.join(work, "random_llama"), LLAMA)
+    other = fresh_model(os.path.join(work, "other_llama"), LLAMA, hidden_size=48, vocab_size=331,
+                        seed=21)
+    check_refusals(work, model, other, sample_benchmarks(os.path.join(work, "sample")),
+                   prep_sample(os.path.join(work, "shards"), model))
+    shared = shared_or_none()
+    if shared:
+        work = work_dir("refusals")
+        models = os.path.join(shared, "models")
+        model = os.path.join(models, "stories260K")
+        check_refusals(work, model, os.path.join(models, "tinystories-656k"),
+                       dataset_paths(shared),
+                       prep_pubmed(shared, os.path.join(work, "shards"), model))
     print("OK")
 
 

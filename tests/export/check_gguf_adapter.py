@@ -15,6 +15,9 @@ what llama.cpp's convert_lora_to_gguf.py writes and llama-adapter.cpp requires:
   row order, un-permuted, equals `medtune merge`'s HF weight.
 
 usage: check_gguf_adapter.py llama|qwen2|smollm2
+
+llama: the checkpoint of a real run on a random-weight llama (GQA, odd sizes) and, when
+../shared is there, on tinystories-656k; qwen2: a random adapter of a random qwen2 model.
 """
 import json
 import os
@@ -24,8 +27,8 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from export_lib import (fail, random_adapter, read_peft, run, skip, smollm2, tinystories,  # noqa: E402
-                    trained_run, work_dir)
+from export_lib import (fail, for_each_base, random_adapter, read_peft, run, skip,  # noqa: E402
+                    smollm2, trained_run, work_dir)
 
 GG = {"q_proj": "attn_q", "k_proj": "attn_k", "v_proj": "attn_v", "o_proj": "attn_output",
       "gate_proj": "ffn_gate", "up_proj": "ffn_up", "down_proj": "ffn_down"}
@@ -109,9 +112,7 @@ def check(gguf_path, peft_dir, arch, n_heads, n_kv_heads):
           f"{alpha.contents():g} = scale {scale:g} x r {rank}, values equal the PEFT export")
 
 
-def case_llama():
-    work = work_dir("gguf_llama")
-    model = tinystories()
+def gguf_llama(work, model):
     out = trained_run(work, model, rslora=True)
     ckpt = os.path.join(out, "checkpoints", "step_00000003")
     run(["export", ckpt, os.path.join(work, "peft")])
@@ -124,7 +125,6 @@ def case_llama():
     run(["export", out, os.path.join(work, "latest_peft")])
     check(os.path.join(work, "latest", "adapter.gguf"), os.path.join(work, "latest_peft"),
           "llama", conf["num_attention_heads"], conf["num_key_value_heads"])
-    print("PASS")
 
 
 def case_qwen2():
@@ -182,7 +182,7 @@ def case_smollm2():
     print("PASS")
 
 
-CASES = {"llama": case_llama, "qwen2": case_qwen2, "smollm2": case_smollm2}
+CASES = {"llama": lambda: for_each_base("gguf_llama", gguf_llama), "qwen2": case_qwen2, "smollm2": case_smollm2}
 
 if __name__ == "__main__":
     if len(sys.argv) != 2 or sys.argv[1] not in CASES:

@@ -3,12 +3,14 @@
 
 usage: check_merge.py f32|bf16|sharded|smollm2|rss
 
-f32      tinystories-656k + the adapter of a real training run: merged-model logits equal
+f32, sharded and bf16 run on a random-weight llama (GQA, odd sizes) and, when ../shared is
+there, on tinystories-656k:
+f32      the base + the adapter of a real training run: merged-model logits equal
          base+adapter logits (lm_logits on both) within 1e-4.
-sharded  a random rsLoRA adapter merged with --max-shard-size 256K: shards + index as
+sharded  a random rsLoRA adapter merged with a --max-shard-size that makes several shards: shards + index as
          transformers writes them, every tensor the adapter does not touch byte-identical to
          the input, logits within 1e-4.
-bf16     tinystories converted to BF16 by torch: each merged weight equals torch's
+bf16     the base converted to BF16 by torch: each merged weight equals torch's
          (W.float() + scale * B @ A).to(bfloat16), other tensors byte-identical; logits within
          1e-4 + the logit effect of rounding the merged weights to bf16, measured as the same
          merge into the exact F32 upcast of that base (itself within 1e-4 of base+adapter).
@@ -26,9 +28,9 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from export_lib import (fail, helper, medtune_logits, peft_scale, run_measured, random_adapter,  # noqa: E402
-                    read_peft, run, skip, smollm2, test_tokens, tinystories, trained_run,
-                    work_dir)
+from export_lib import (fail, for_each_base, helper, is_tinystories, medtune_logits,  # noqa: E402
+                    peft_scale, run_measured, random_adapter, read_peft, run, skip, smollm2, test_tokens,
+                    trained_run, work_dir)
 
 
 def compare(base, adapter, merged, tol):
@@ -38,9 +40,7 @@ def compare(base, adapter, merged, tol):
         fail(f"compare {merged}: {p.stdout}{p.stderr}")
 
 
-def case_f32():
-    work = work_dir("merge_f32")
-    model = tinystories()
+def merge_f32(work, model):
     out = trained_run(work, model)
     run(["export", out, os.path.join(work, "adapter")])
     merged = os.path.join(work, "merged")
@@ -62,12 +62,12 @@ def st_tensors(path):
     return out
 
 
-def case_sharded():
-    work = work_dir("merge_sharded")
-    model = tinystories()
+def merge_sharded(work, model):
     adapter = random_adapter(work, model, "rs_adapter", r=8, alpha=4, seed=5, rslora=1)
     merged = os.path.join(work, "merged")
-    p = run(["merge", model, adapter, merged, "--max-shard-size", "256K"])
+    # Several shards of either base: tinystories is 2.6 MB, the random llama 0.4 MB.
+    shard = "256K" if is_tinystories(model) else "100K"
+    p = run(["merge", model, adapter, merged, "--max-shard-size", shard])
     print(p.stderr.strip())
     index = json.load(open(os.path.join(merged, "model.safetensors.index.json")))
     files = sorted(set(index["weight_map"].values()))
@@ -107,12 +107,10 @@ def case_sharded():
     compare(model, adapter, merged, 1e-4)
 
 
-def case_bf16():
+def merge_bf16(work, model):
     import torch
     from safetensors.torch import load_file, save_file
-    work = work_dir("merge_bf16")
-    model = tinystories()
-    bf16 = os.path.join(work, "tinystories-bf16")
+    bf16 = os.path.join(work, "base-bf16")
     os.makedirs(bf16)
     w = load_file(os.path.join(model, "model.safetensors"))
     save_file({k: v.to(torch.bfloat16) for k, v in w.items()},
@@ -248,8 +246,10 @@ def case_rss():
     compare(base, adapter, os.path.join(work, "merged"), 1e-4)
 
 
-CASES = {"f32": case_f32, "sharded": case_sharded, "bf16": case_bf16, "smollm2": case_smollm2,
-         "rss": case_rss}
+CASES = {"f32": lambda: for_each_base("merge_f32", merge_f32),
+         "sharded": lambda: for_each_base("merge_sharded", merge_sharded),
+         "bf16": lambda: for_each_base("merge_bf16", merge_bf16),
+         "smollm2": case_smollm2, "rss": case_rss}
 
 if __name__ == "__main__":
     if len(sys.argv) != 2 or sys.argv[1] not in CASES:

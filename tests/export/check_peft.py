@@ -4,7 +4,9 @@ installed into .cache/venv-peft by tools/bootstrap.sh; this script re-executes i
 
 usage: check_peft.py tinystories|reverse|refusals|smollm2
 
-tinystories  PeftModel.from_pretrained(LlamaForCausalLM tinystories-656k, medtune's exported
+tinystories, reverse and refusals run on a random-weight llama (GQA, odd sizes) and, when
+../shared is there, on tinystories-656k:
+tinystories  PeftModel.from_pretrained(LlamaForCausalLM of the base, medtune's exported
              adapter of a real run) gives medtune's base+adapter logits within 1e-4; the
              merged directory (single file and sharded) loads with transformers and gives the
              same logits within 1e-4.
@@ -42,8 +44,9 @@ except ImportError as e:
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, HERE)
-from export_lib import (fail, helper, medtune_logits, random_adapter, read_peft, run, skip,  # noqa: E402
-                    smollm2, test_tokens, tinystories, trained_run, work_dir)
+from export_lib import (fail, for_each_base, is_tinystories, medtune_logits,  # noqa: E402
+                    other_model, random_adapter, read_peft, run, skip, smollm2, test_tokens,
+                    trained_run, work_dir)
 from testlib import expect_error  # noqa: E402
 
 torch.set_num_threads(2)
@@ -69,9 +72,7 @@ def expect_close(what, got, want, tol):
         fail(f"{what} differs by {d:.3g}")
 
 
-def case_tinystories():
-    work = work_dir("peft_tinystories")
-    model = tinystories()
+def peft_load(work, model):
     out = trained_run(work, model)
     adapter = os.path.join(work, "adapter")
     run(["export", out, adapter])
@@ -80,12 +81,12 @@ def case_tinystories():
     print(f"adapter effect on the logits: {np.abs(want - base_only).max():.3g}")
     pm = peft.PeftModel.from_pretrained(load_hf(model), adapter).eval()
     expect_close("PEFT PeftModel.from_pretrained vs medtune", hf_logits(pm), want, 1e-4)
-    for name, extra in [("merged", []), ("merged_sharded", ["--max-shard-size", "300K"])]:
+    shard = "300K" if is_tinystories(model) else "100K"  # several shards of either base
+    for name, extra in [("merged", []), ("merged_sharded", ["--max-shard-size", shard])]:
         merged = os.path.join(work, name)
         run(["merge", model, adapter, merged] + extra)
         expect_close(f"transformers on {name} vs medtune base+adapter",
                      hf_logits(load_hf(merged)), want, 1e-4)
-    print("PASS")
 
 
 def peft_adapter(base_dir, out_dir, seed, **lora_kw):
@@ -103,9 +104,7 @@ def peft_adapter(base_dir, out_dir, seed, **lora_kw):
 ALL = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
-def case_reverse():
-    work = work_dir("peft_reverse")
-    model = tinystories()
+def peft_reverse(work, model):
     adapter = os.path.join(work, "peft_adapter")
     pm = peft_adapter(model, adapter, 0, r=8, lora_alpha=16, target_modules=ALL,
                       use_rslora=True, lora_dropout=0.0)
@@ -124,12 +123,9 @@ def case_reverse():
         fail("merged weights differ from PEFT's merge_and_unload")
     run(["export", adapter, os.path.join(work, "a.gguf"), "--format", "gguf"])
     run(["info", adapter])
-    print("PASS")
 
 
-def case_refusals():
-    work = work_dir("peft_refusals")
-    model = tinystories()
+def peft_refusals(work, model):
     dora = os.path.join(work, "dora")
     peft_adapter(model, dora, 1, r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"],
                  use_dora=True)
@@ -138,8 +134,8 @@ def case_refusals():
     emb = os.path.join(work, "embedding")
     peft_adapter(model, emb, 2, r=4, lora_alpha=8, target_modules=["embed_tokens", "q_proj"])
     expect_error(["merge", model, emb, os.path.join(work, "m2")], "embed_tokens")
-    other = os.path.join(os.path.dirname(model), "stories260K")
-    foreign = os.path.join(work, "stories260K_adapter")
+    other = other_model(work, model)
+    foreign = os.path.join(work, "other_adapter")
     peft_adapter(other, foreign, 3, r=4, lora_alpha=8, target_modules=["q_proj"])
     _, tensors = read_peft(foreign)
     expect_error(["merge", model, foreign, os.path.join(work, "m3")], "q_proj.lora_A.weight",
@@ -148,7 +144,6 @@ def case_refusals():
     for d in ["m1", "m2", "m3", "m1.partial", "e1", "e3"]:
         if os.path.exists(os.path.join(work, d)):
             fail(f"a refused command left {d} behind")
-    print("PASS")
 
 
 def case_smollm2():
@@ -172,7 +167,9 @@ def case_smollm2():
     print("PASS")
 
 
-CASES = {"tinystories": case_tinystories, "reverse": case_reverse, "refusals": case_refusals,
+CASES = {"tinystories": lambda: for_each_base("peft_tinystories", peft_load),
+         "reverse": lambda: for_each_base("peft_reverse", peft_reverse),
+         "refusals": lambda: for_each_base("peft_refusals", peft_refusals),
          "smollm2": case_smollm2}
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
-"""Helpers of the export tests: paths, skipping, running medtune and the logits helper
-(tests/test_export_logits.c), a small trained run, PEFT-format reading."""
+"""Helpers of the export tests: paths, skipping, the base models a case runs on, running
+medtune and the logits helper (tests/test_export_logits.c), a small trained run, PEFT-format
+reading."""
 import json
 import os
 import subprocess
@@ -11,12 +12,46 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 from testlib import SKIP, env, fail, medtune_bin, shared_dir, skip, smollm2  # noqa: E402,F401
 from testlib import work_dir as _work_dir  # noqa: E402
+from fresh_lib import LLAMA, fresh_model, prep_sample, shared_or_none  # noqa: E402
 
 BATCH, SEQ = 2, 24  # the fixed batch of test_export_logits
+# The random base of a fresh clone: GQA and odd sizes, but head_dim = hidden / heads, because
+# transformers 4.40 (the PEFT venv) derives head_dim from them.
+SPEC = dict(LLAMA, n_heads=6, n_kv_heads=2, head_dim=10)
 
 
 def tinystories():
     return os.path.join(shared_dir(), "models/tinystories-656k")
+
+
+def is_tinystories(model):
+    return os.path.basename(model) == "tinystories-656k"
+
+
+def for_each_base(name, case):
+    """Runs case(work, model) on a random-weight llama written here (always) and on
+    tinystories-656k when ../shared is there, each in its own folder of work_dir(name)."""
+    root = work_dir(name)
+    bases = [("random_llama", None)]
+    shared = shared_or_none()
+    if shared:
+        bases.append(("tinystories", os.path.join(shared, "models/tinystories-656k")))
+    for label, model in bases:
+        work = os.path.join(root, label)
+        os.makedirs(work)
+        model = model or fresh_model(os.path.join(work, "random_llama"), SPEC)
+        print(f"== {label}: {model}")
+        case(work, model)
+    print("PASS")
+
+
+def other_model(work, model):
+    """A base whose shapes differ from `model`'s (adapters for it do not fit): stories260K
+    beside tinystories, else a narrower random llama."""
+    if is_tinystories(model):
+        return os.path.join(os.path.dirname(model), "stories260K")
+    return fresh_model(os.path.join(work, "other_llama"), SPEC, hidden_size=48, head_dim=8,
+                       intermediate_size=84, seed=21)
 
 
 def helper_bin():
@@ -59,17 +94,20 @@ def random_adapter(work, model, name, r=8, alpha=16, targets="all", seed=1, rslo
 
 
 def trained_run(work, model, steps=6, rslora=False):
-    """A real `medtune train` run on the PubMed sample with a high learning rate, so the
-    adapter moves the logits clearly. Returns the run directory."""
-    shared = shared_dir()
+    """A real `medtune train` run with a high learning rate, so the adapter moves the logits
+    clearly: on the PubMed sample for tinystories, on the quickstart sample for the others.
+    Returns the run directory."""
     shards = os.path.join(work, "shards")
-    prep = os.path.join(work, "prep.json")
-    with open(prep, "w") as f:
-        json.dump({"tokenizer": model,
-                   "inputs": [{"path": os.path.join(shared, "data/pubmed_xml/*.xml"),
-                               "format": "pubmed-xml"}],
-                   "val_fraction": 0.1, "out_dir": shards}, f)
-    run(["prep", prep])
+    if is_tinystories(model):
+        prep = os.path.join(work, "prep.json")
+        with open(prep, "w") as f:
+            json.dump({"tokenizer": model,
+                       "inputs": [{"path": os.path.join(shared_dir(), "data/pubmed_xml/*.xml"),
+                                   "format": "pubmed-xml"}],
+                       "val_fraction": 0.1, "out_dir": shards}, f)
+        run(["prep", prep])
+    else:
+        prep_sample(shards, model)
     out = os.path.join(work, "run")
     conf = os.path.join(work, "train.json")
     with open(conf, "w") as f:

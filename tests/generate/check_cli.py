@@ -2,6 +2,9 @@
 the end-of-turn token, and the refusals (one line, exit 1; usage errors exit 2).
 
 usage: check_cli.py help | sampling | stop | refusals
+
+sampling and refusals run on random-weight llamas written here, and again on tinystories-656k
+(and stories260K) when ../shared is there.
 """
 import json
 import os
@@ -12,7 +15,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "twin"))
 
 sys.path.insert(0, os.path.join(HERE, ".."))
-from testlib import fail, skip  # noqa: E402
+from testlib import fail, skip, work_dir  # noqa: E402
+from fresh_lib import fresh_model, shared_or_none  # noqa: E402
 
 
 def run(args):
@@ -29,14 +33,6 @@ def ok(args):
 
 def ok_json(args):
     return json.loads(ok(args + ["--json"]).stdout)
-
-
-def shared_model(name):
-    shared = os.environ.get("MEDTUNE_SHARED", os.path.join(HERE, "..", "..", "..", "shared"))
-    path = os.path.join(shared, "models", name)
-    if not os.path.isdir(path):
-        skip(f"{path} is absent")
-    return path
 
 
 def smollm2():
@@ -61,8 +57,7 @@ def check_help():
     print("help: every option listed with its default")
 
 
-def check_sampling():
-    model = shared_model("tinystories-656k")
+def sampling(model):
     base = ["--prompt", "Once upon a time", "--max-new", "48"]
     greedy = ok_json([model] + base)
     # Streaming prints exactly the JSON text (plus a final newline).
@@ -117,26 +112,33 @@ def expect_error(args, code, what):
     print(f"  {what}: exit {code}: {lines[0] if lines else ''}")
 
 
-def check_refusals():
-    tiny = shared_model("tinystories-656k")
-    other = shared_model("stories260K")
-    work = os.path.join(os.environ.get("MEDTUNE_TEST_BIN", "/tmp"), "generate_tests", "refusals")
+def check_sampling():
+    work = work_dir("generate_tests", "sampling")
+    sampling(fresh_model(os.path.join(work, "random_llama")))
+    shared = shared_or_none()
+    if shared:
+        sampling(os.path.join(shared, "models", "tinystories-656k"))
+
+
+def refusals(work, tiny, other, context_words):
+    """Refusals of model `tiny` (no chat_template, a 512-position context which "word " *
+    context_words stays within); `other` is a model of other widths."""
     os.makedirs(work, exist_ok=True)
-    # An adapter for stories260K (hidden 64), which tinystories (hidden 128) cannot take.
+    # An adapter for `other`, which `tiny` cannot take.
     from safetensors.torch import save_file
     import llama as L
     import model_io
     cfg, _ = model_io.load_model(other)
-    adapter = os.path.join(work, "stories260K_adapter")
+    adapter = os.path.join(work, "other_adapter")
     os.makedirs(adapter, exist_ok=True)
     save_file({k: v.detach().contiguous() for k, v in L.lora_init(cfg, 2, ["q_proj"], 1).items()},
               os.path.join(adapter, "adapter_model.safetensors"), metadata={"format": "pt"})
     with open(os.path.join(adapter, "adapter_config.json"), "w") as f:
-        json.dump({"base_model_name_or_path": "stories260K", "bias": "none", "lora_alpha": 4,
+        json.dump({"base_model_name_or_path": "other", "bias": "none", "lora_alpha": 4,
                    "lora_dropout": 0.0, "peft_type": "LORA", "r": 2, "target_modules": ["q_proj"],
                    "task_type": "CAUSAL_LM"}, f)
     ok([other, "--prompt", "Hi", "--max-new", "2", "--adapter", adapter])
-    long_prompt = "word " * 700  # > 512 positions of tinystories
+    long_prompt = "word " * 700  # > 512 positions
     p = ["--prompt", "Once"]
     print("refusals:")
     expect_error([tiny, "--chat", "hi", "--template", "nosuch"], 1, "unknown template")
@@ -159,11 +161,23 @@ def check_refusals():
     expect_error([tiny, "--prompt"], 2, "missing value")
     expect_error(p, 2, "no MODEL")
     # The context is the limit of generation too: a prompt filling it all but one position.
-    res = ok_json([tiny, "--prompt", "word " * 250, "--max-new", "400"])
+    res = ok_json([tiny, "--prompt", "word " * context_words, "--max-new", "600"])
     if res["stop"] != "context" or res["prompt_tokens"] + res["new_tokens"] != 513:
         fail(f"expected to stop at the 512-position context: {res['stop']}, "
              f"{res['prompt_tokens']} + {res['new_tokens']}")
     print(f"  generation stops at the context end ({res['prompt_tokens']} + {res['new_tokens']})")
+
+
+def check_refusals():
+    work = work_dir("generate_tests", "refusals")
+    tiny = fresh_model(os.path.join(work, "random_llama"), chat_template=False)
+    other = fresh_model(os.path.join(work, "other_llama"), hidden_size=48, seed=21)
+    refusals(os.path.join(work, "random"), tiny, other, 100)
+    shared = shared_or_none()
+    if shared:
+        models = os.path.join(shared, "models")
+        refusals(os.path.join(work, "tinystories"), os.path.join(models, "tinystories-656k"),
+                 os.path.join(models, "stories260K"), 250)
 
 
 if __name__ == "__main__":

@@ -1,15 +1,16 @@
 """`medtune generate` greedy output equals a greedy loop over the PyTorch twin (tests/twin), which
 recomputes the whole sequence at every step (no cache), token for token.
 
-usage: check_twin.py smollm2_chat | tinystories_adapter
+usage: check_twin.py smollm2_chat | adapter
 
 smollm2_chat        the real SmolLM2-135M-Instruct Q4_1 GGUF, --chat with a medical question:
                     the prompt is rendered by jinja2 from the GGUF's own chat_template
                     (add_generation_prompt) and tokenized by the twin's `tokenizers` build of
                     the GGUF vocabulary; prompt ids, generated ids and text must all match.
-tinystories_adapter tinystories-656k with a non-zero PEFT adapter (written here with the
-                    `safetensors` package, PEFT names) via --adapter; the adapter must change
-                    the output, and the twin applies it as PEFT does.
+adapter             a random-weight GQA llama (and tinystories-656k when ../shared is there)
+                    with a non-zero PEFT adapter (written here with the `safetensors` package,
+                    PEFT names) via --adapter; the adapter must change the output, and the twin
+                    applies it as PEFT does.
 """
 import json
 import os
@@ -24,7 +25,8 @@ import llama as L  # noqa: E402
 import model_io  # noqa: E402
 
 sys.path.insert(0, os.path.join(HERE, ".."))
-from testlib import fail, skip  # noqa: E402
+from testlib import fail, skip, work_dir  # noqa: E402
+from fresh_lib import fresh_model, shared_or_none  # noqa: E402
 
 QUESTION = "What are the first-line treatments for community-acquired pneumonia in adults?"
 
@@ -105,7 +107,7 @@ def write_adapter(out_dir, cfg, r, alpha, seed):
     lora = L.lora_init(cfg, r, L.TARGETS, seed, b_std=0.3)
     save_file({k: v.detach().contiguous() for k, v in lora.items()},
               os.path.join(out_dir, "adapter_model.safetensors"), metadata={"format": "pt"})
-    conf = {"base_model_name_or_path": "tinystories-656k", "bias": "none",
+    conf = {"base_model_name_or_path": "base", "bias": "none",
             "fan_in_fan_out": False, "lora_alpha": alpha, "lora_dropout": 0.0, "peft_type": "LORA",
             "r": r, "target_modules": list(L.TARGETS), "task_type": "CAUSAL_LM",
             "use_rslora": False}
@@ -114,17 +116,11 @@ def write_adapter(out_dir, cfg, r, alpha, seed):
     return {k: v.detach() for k, v in lora.items()}
 
 
-def tinystories_adapter():
-    shared = os.environ.get("MEDTUNE_SHARED", os.path.join(HERE, "..", "..", "..", "shared"))
-    path = os.path.join(shared, "models", "tinystories-656k")
-    if not os.path.isdir(path):
-        skip(f"{path} is absent")
-    work = os.path.join(os.environ.get("MEDTUNE_TEST_BIN", "/tmp"), "generate_tests")
+def twin_adapter(name, path, prompt_text, work):
     cfg, w = model_io.load_model(path)
     r, alpha = 4, 8
     lora = write_adapter(os.path.join(work, "adapter"), cfg, r, alpha, seed=3)
     tok, add_bos, bos = model_io.hf_tokenizer(path, cfg)
-    prompt_text = "Once upon a time, there was a doctor who"
     prompt = ([bos] if add_bos else []) + tok.encode(prompt_text, add_special_tokens=False).ids
     max_new = 60
     args = ["generate", path, "--prompt", prompt_text, "--max-new", str(max_new), "--json"]
@@ -137,18 +133,28 @@ def tinystories_adapter():
         eos = json.load(f)["eos_token_id"]
     stop = set(eos) if isinstance(eos, list) else {eos}
     want = twin_greedy(twin, prompt, max_new, stop)
-    compare("tinystories_adapter", res["ids"], want)
+    compare(f"{name}_adapter", res["ids"], want)
     if res["ids"] == base["ids"]:
         fail("the adapter did not change the greedy output: it is not applied")
     base_twin = twin_greedy(L.Twin(cfg, w, {}, 0.0), prompt, max_new, stop)
-    compare("tinystories_base", base["ids"], base_twin)
-    print(f"tinystories_adapter: {len(want)} greedy ids with the adapter (and {len(base_twin)} "
+    compare(f"{name}_base", base["ids"], base_twin)
+    print(f"{name}_adapter: {len(want)} greedy ids with the adapter (and {len(base_twin)} "
           f"without) equal the twin's\n  adapter: {res['text']!r}\n  base:    {base['text']!r}")
+
+
+def adapter():
+    work = work_dir("generate_tests", "twin_adapter")
+    model = fresh_model(os.path.join(work, "random_llama"))
+    twin_adapter("random_llama", model, "The patient was started on metformin because", work)
+    shared = shared_or_none()
+    if shared:
+        twin_adapter("tinystories", os.path.join(shared, "models", "tinystories-656k"),
+                     "Once upon a time, there was a doctor who", os.path.join(work, "tinystories"))
 
 
 if __name__ == "__main__":
     torch.set_num_threads(2)
-    cases = {"smollm2_chat": smollm2_chat, "tinystories_adapter": tinystories_adapter}
+    cases = {"smollm2_chat": smollm2_chat, "adapter": adapter}
     if len(sys.argv) != 2 or sys.argv[1] not in cases:
         fail(f"usage: check_twin.py {'|'.join(cases)}")
     cases[sys.argv[1]]()

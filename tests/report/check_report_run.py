@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""`medtune report` on real runs of tinystories-656k over the PubMed XML sample: a run that
-is resumed (6 steps, then --resume to 10) and a run caught in progress (the trainer is paused
+"""`medtune report` on real runs of a random-weight llama over the quickstart sample (and of
+tinystories-656k over the PubMed XML sample when ../shared is there): a run that is resumed (6 steps, then --resume to 10) and a run caught in progress (the trainer is paused
 with SIGSTOP while the report is made). The page is checked against metrics.jsonl, config.json,
 the shard manifest and the checkpoints directory, all read here independently."""
 import json
@@ -14,7 +14,8 @@ sys.path.insert(0, os.path.dirname(__file__))
 from report_lib import check_report, fail, medtune, run  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "train"))
-from train_lib import env, prep_pubmed, shared_dir, write_json  # noqa: E402
+from train_lib import env, prep_pubmed, write_json  # noqa: E402
+from fresh_lib import fresh_model, prep_sample, shared_or_none  # noqa: E402
 
 
 def work_dir(name):
@@ -156,12 +157,20 @@ def in_progress_run(model, shards, work):
 
 
 def main():
-    shared = shared_dir()
-    model = os.path.join(shared, "models/tinystories-656k")
-    work = work_dir("run")
-    shards = prep_pubmed(shared, os.path.join(work, "shards"), model)
+    work = work_dir("run_random")
+    model = fresh_model(os.path.join(work, "random_llama"))
+    print(f"random GQA llama, quickstart sample: {model}")
+    shards = prep_sample(os.path.join(work, "shards"), model)
     resumed_run(model, shards, work)
     in_progress_run(model, shards, work)
+    shared = shared_or_none()
+    if shared:
+        model = os.path.join(shared, "models/tinystories-656k")
+        print(f"tinystories-656k, PubMed sample: {model}")
+        work = work_dir("run")
+        shards = prep_pubmed(shared, os.path.join(work, "shards"), model)
+        resumed_run(model, shards, work)
+        in_progress_run(model, shards, work)
     print("PASS")
 
 

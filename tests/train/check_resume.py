@@ -3,7 +3,9 @@
 random moments (checkpoints every step, so many kills land inside a checkpoint write) each
 followed by --resume. Losses in metrics.jsonl must be identical as text (17 significant
 digits, i.e. the same double) and the final adapter byte-identical. Also exercised: shuffling,
-LoRA dropout, replay mixing, gradient accumulation, evaluation."""
+LoRA dropout, replay mixing, gradient accumulation, evaluation. Always on a random-weight GQA
+model with the quickstart sample (text shards, replay from the Q&A pairs in the chat template);
+also on tinystories-656k with the PubMed sample when ../shared is there."""
 import os
 import random
 import signal
@@ -12,14 +14,15 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from train_lib import fail, loss_strings, medtune, prep_pubmed, shared_dir, work_dir, write_json  # noqa
+from train_lib import fail, loss_strings, medtune, prep_pubmed, work_dir, write_json  # noqa
+from fresh_lib import fresh_model, prep_sample, shared_or_none  # noqa: E402
 
 STEPS = 40
 
 
-def config(work, name, shards, save_every):
+def config(work, name, model, shards, replay, save_every):
     path = os.path.join(work, name + ".json")
-    write_json(path, {"model": MODEL, "data": {"train": shards, "replay": shards,
+    write_json(path, {"model": model, "data": {"train": shards, "replay": replay,
                                                 "replay_ratio": 0.25},
                       "lora": {"r": 4, "alpha": 8, "dropout": 0.1},
                       "optim": {"lr": 1e-3, "weight_decay": 0.01},
@@ -58,21 +61,15 @@ def compare(ref_dir, other_dir, label):
     print(f"{label}: {len(a)} metric lines identical, final adapter byte-identical")
 
 
-def main():
-    global MODEL
-    shared = shared_dir()
-    MODEL = os.path.join(shared, "models/tinystories-656k")
-    work = work_dir("resume")
-    shards = prep_pubmed(shared, os.path.join(work, "shards"), MODEL)
-
-    straight = config(work, "straight", shards, 10)
+def check_resume(work, model, shards, replay):
+    straight = config(work, "straight", model, shards, replay, 10)
     p = start(straight, False)
     out, err = p.communicate()
     if p.returncode != 0:
         fail(f"straight run failed: {err[-2000:]}")
 
     # (a) SIGTERM once some steps are done: the step finishes, a checkpoint is written, exit 0.
-    term = config(work, "sigterm", shards, 10)
+    term = config(work, "sigterm", model, shards, replay, 10)
     p = start(term, False)
     while steps_done(os.path.join(work, "sigterm")) < 13 and p.poll() is None:
         time.sleep(0.05)
@@ -92,7 +89,7 @@ def main():
 
     # (b) kill -9 at random moments, checkpoints every step.
     rng = random.Random(int(os.environ.get("MEDTUNE_TEST_SEED", "1")))
-    kill = config(work, "kill9", shards, 1)
+    kill = config(work, "kill9", model, shards, replay, 1)
     run_dir = os.path.join(work, "kill9")
     kills = mid_write = 0
     for attempt in range(60):
@@ -122,6 +119,21 @@ def main():
     if kills < 3:
         fail("fewer than 3 kills landed; the test did not exercise crashes")
     compare(os.path.join(work, "straight"), run_dir, "kill -9 + resume")
+
+
+def main():
+    work = work_dir("resume_random")
+    model = fresh_model(os.path.join(work, "model"))
+    print(f"random GQA model, quickstart sample: {model}")
+    check_resume(work, model, prep_sample(os.path.join(work, "shards"), model),
+                 prep_sample(os.path.join(work, "chat"), model, chat=True))
+    shared = shared_or_none()
+    if shared:
+        work = work_dir("resume")
+        model = os.path.join(shared, "models/tinystories-656k")
+        print(f"tinystories-656k, PubMed sample: {model}")
+        shards = prep_pubmed(shared, os.path.join(work, "shards"), model)
+        check_resume(work, model, shards, shards)
     print("PASS")
 
 
