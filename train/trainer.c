@@ -133,7 +133,9 @@ static int restore(trainer *t) {
     int rc = 0;
     cJSON *json = cJSON_Parse(saved.config_json);
     train_config old;
-    if (!json || train_config_from_json(&old, json, path)) {
+    if (train_state_check_resume(&saved, ckpt)) {
+        rc = -1;
+    } else if (!json || train_config_from_json(&old, json, path)) {
         rc = err_set("%s: the stored config is unreadable", path);
     } else if (train_config_compare_for_resume(&old, tc)) {
         rc = err_prefix("cannot resume %s", ckpt);
@@ -154,6 +156,11 @@ static int restore(trainer *t) {
         rc = train_state_read_tensors(path, &t->lora, &t->opt);
     }
     cJSON_Delete(json);
+    if (!rc && strcmp(saved.medtune_version, MEDTUNE_VERSION))
+        fprintf(stderr, "medtune: warning: %s was written by medtune %s, this is %s: the run "
+                        "continues, but equality with an uninterrupted run is promised only "
+                        "for the same build\n",
+                ckpt, saved.medtune_version, MEDTUNE_VERSION);
     if (!rc) {
         t->st.step = saved.step;
         t->st.tokens_seen = saved.tokens_seen;
@@ -412,6 +419,7 @@ int trainer_run(const train_config *tc, int resume) {
         t.plan.training = 1;
         t.plan.dropout_seed = tc->seed;
         t.st.rng_seed = tc->seed;
+        t.st.threads = omp_get_max_threads();
         model_fingerprint(&t.m, t.st.model_fingerprint);
         data_fingerprint(&t, t.st.data_fingerprint);
         rc = resume ? restore(&t) : checkpoint_clean_partial(tc->out_dir);
