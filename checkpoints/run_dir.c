@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,6 +89,25 @@ static int prune(const char *dir, const char *keep_name, int keep_last) {
     return rc;
 }
 
+// Puts the complete directory `tmp` at `final`. `final` already exists when a resumed run
+// saves the step it resumed from (a finished run resumed, or a stop before the first step),
+// and `latest` may name it: it must never be missing or partial, even for an instant. So the
+// two directories are exchanged in one atomic rename (RENAME_EXCHANGE) and the old copy, now
+// at `tmp`, is removed; a crash before that removal leaves a step_N.tmp that the next run
+// cleans up. A filesystem that cannot exchange (EINVAL, ENOSYS, ENOTSUP: some network and
+// FUSE filesystems) keeps the existing checkpoint and drops the new copy: both hold the same
+// training state, because no optimizer step ran between them.
+static int dir_move_into_place(const char *tmp, const char *final) {
+    if (!path_exists(final)) {
+        if (rename(tmp, final) != 0) return err_set("%s: rename failed: %s", final, strerror(errno));
+        return 0;
+    }
+    if (renameat2(AT_FDCWD, tmp, AT_FDCWD, final, RENAME_EXCHANGE) != 0 && errno != EINVAL &&
+        errno != ENOSYS && errno != ENOTSUP)
+        return err_set("%s: exchange with %s failed: %s", final, tmp, strerror(errno));
+    return dir_remove_recursive(tmp);
+}
+
 int checkpoint_save(const char *out_dir, const train_state *s, const lora_adapter *a,
                     const adamw_state *opt, const char *base_model, int keep_last) {
     char dir[4096], name[64], tmp[4400], final[4400], file[4500];
@@ -101,10 +121,7 @@ int checkpoint_save(const char *out_dir, const train_state *s, const lora_adapte
     snprintf(file, sizeof file, "%s/adapter", tmp);
     if (!rc) rc = peft_adapter_write(file, a, base_model);
     if (!rc) rc = dir_fsync(file) || dir_fsync(tmp);
-    // A checkpoint of the same step (a run resumed from an earlier one) is replaced.
-    if (!rc) rc = dir_remove_recursive(final);
-    if (!rc && rename(tmp, final) != 0)
-        rc = err_set("%s: rename failed: %s", final, strerror(errno));
+    if (!rc) rc = dir_move_into_place(tmp, final);
     if (!rc) rc = dir_fsync(dir);
     if (rc) {
         char msg[2048];

@@ -1,9 +1,10 @@
 // Checkpoint directories of a run (docs/formats.md, docs/training.md):
 //   OUT/checkpoints/step_00000200/state.h5 + adapter/   one complete checkpoint
 //   OUT/checkpoints/latest                              name of the newest complete one
-// A checkpoint is written into step_N.tmp/, fsynced, renamed to step_N/, and only then is
-// `latest` replaced (atomically) and older checkpoints pruned: a crash at any moment leaves
-// the previous checkpoint and `latest` intact.
+// A checkpoint is written into step_N.tmp/, fsynced, renamed to step_N/ (or, when step_N/
+// already exists, atomically exchanged with it), and only then is `latest` replaced
+// (atomically) and older checkpoints pruned: at every instant `latest` names a complete
+// checkpoint (docs/design.md, section 8).
 #ifndef MEDTUNE_CHECKPOINTS_RUN_DIR_H
 #define MEDTUNE_CHECKPOINTS_RUN_DIR_H
 

@@ -109,6 +109,8 @@ static int write_contents(hid_t f, const train_state *s, const lora_adapter *a,
                              s->n_replay_permutation);
     if (!rc)
         rc = attr_write_i64(f, "format_version", TRAIN_STATE_FORMAT_VERSION) ||
+             attr_write_str(f, "medtune_version", MEDTUNE_VERSION) ||
+             attr_write_i64(f, "threads", s->threads) ||
              attr_write_i64(f, "step", s->step) ||
              attr_write_i64(f, "tokens_seen", s->tokens_seen) ||
              attr_write_i64(f, "adam_step", opt->step) ||
@@ -165,10 +167,12 @@ static int attr_read_str(hid_t f, const char *path, const char *name, char **out
     if (H5Tget_class(t) == H5T_STRING && !H5Tis_variable_str(t)) {
         size_t n = H5Tget_size(t);
         *out = calloc(n + 1, 1);
-        if (*out && H5Aread(attr, t, *out) >= 0) rc = 0;
+        if (!*out) rc = -2;
+        else if (H5Aread(attr, t, *out) >= 0) rc = 0;
     }
     H5Tclose(t);
     H5Aclose(attr);
+    if (rc == -2) return err_set("%s: attribute %s: out of memory", path, name);
     return rc ? err_set("%s: attribute %s is not a readable string", path, name) : 0;
 }
 
@@ -182,13 +186,18 @@ static int read_u64_array(hid_t f, const char *path, const char *name, uint64_t 
     int rc = -1;
     if (rank == 1 && H5Sget_simple_extent_dims(space, dims, NULL) == 1) {
         *n = (int64_t)dims[0];
-        *out = malloc((dims[0] ? dims[0] : 1) * sizeof(uint64_t));
-        if (*out && (dims[0] == 0 ||
-                     H5Dread(ds, H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, *out) >= 0))
+        *out = dims[0] <= SIZE_MAX / sizeof(uint64_t)
+                   ? malloc((dims[0] ? dims[0] : 1) * sizeof(uint64_t))
+                   : NULL;
+        if (!*out)
+            rc = -2;
+        else if (dims[0] == 0 ||
+                 H5Dread(ds, H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, *out) >= 0)
             rc = 0;
     }
     H5Sclose(space);
     H5Dclose(ds);
+    if (rc == -2) return err_set("%s: dataset %s: out of memory", path, name);
     return rc ? err_set("%s: dataset %s is not a readable uint64 vector", path, name) : 0;
 }
 
@@ -199,12 +208,26 @@ int train_state_read_meta(const char *path, train_state *s) {
         return err_set("%s: not a readable HDF5 file (incomplete or corrupt checkpoint)", path);
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (f < 0) return err_set("%s: cannot open HDF5 file", path);
-    int64_t version = 0;
-    char *model_fp = NULL, *data_fp = NULL;
-    int rc = attr_read(f, path, "format_version", H5T_NATIVE_INT64, &version);
-    if (!rc && version != TRAIN_STATE_FORMAT_VERSION)
-        rc = err_set("%s: format_version %lld, this medtune reads %d", path, (long long)version,
+    char *model_fp = NULL, *data_fp = NULL, *writer = NULL;
+    int rc = attr_read(f, path, "format_version", H5T_NATIVE_INT64, &s->format_version);
+    if (!rc && s->format_version > TRAIN_STATE_FORMAT_VERSION) {
+        // Only to name the writer in the message: a newer format need not have it.
+        if (H5Aexists(f, "medtune_version") > 0 &&
+            attr_read_str(f, path, "medtune_version", &writer)) {
+            free(writer);
+            writer = NULL;
+        }
+        rc = err_set("%s: state format %lld (written by medtune %s) is newer than this medtune "
+                     "(%s) reads (up to %d): use that medtune or a newer one",
+                     path, (long long)s->format_version, writer ? writer : "?", MEDTUNE_VERSION,
                      TRAIN_STATE_FORMAT_VERSION);
+    } else if (!rc && s->format_version < 1) {
+        rc = err_set("%s: format_version %lld is not a medtune state format", path,
+                     (long long)s->format_version);
+    }
+    if (!rc && s->format_version >= 2)
+        rc = attr_read_str(f, path, "medtune_version", &writer) ||
+             attr_read(f, path, "threads", H5T_NATIVE_INT64, &s->threads);
     if (!rc)
         rc = attr_read(f, path, "step", H5T_NATIVE_INT64, &s->step) ||
              attr_read(f, path, "tokens_seen", H5T_NATIVE_INT64, &s->tokens_seen) ||
@@ -226,11 +249,23 @@ int train_state_read_meta(const char *path, train_state *s) {
                             &s->n_replay_permutation);
     if (model_fp) snprintf(s->model_fingerprint, sizeof s->model_fingerprint, "%s", model_fp);
     if (data_fp) snprintf(s->data_fingerprint, sizeof s->data_fingerprint, "%s", data_fp);
+    if (writer) snprintf(s->medtune_version, sizeof s->medtune_version, "%s", writer);
     free(model_fp);
     free(data_fp);
+    free(writer);
     H5Fclose(f);
     if (rc) train_state_free(s);
     return rc ? -1 : 0;
+}
+
+int train_state_check_resume(const train_state *s, const char *ckpt) {
+    if (s->format_version < 2)
+        return err_set("cannot resume %s: it is in state format %lld, whose model fingerprint "
+                       "covers only a sample of the base weights; this medtune (%s) compares a "
+                       "hash of every weight byte, so it cannot verify the base model. Start a new "
+                       "run, with init_adapter set to %s/adapter to keep the trained LoRA weights",
+                       ckpt, (long long)s->format_version, MEDTUNE_VERSION, ckpt);
+    return 0;
 }
 
 typedef struct {

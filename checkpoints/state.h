@@ -5,9 +5,9 @@
 //   /adam/v/<PEFT tensor name>   float32                      AdamW second moment
 //   /data/permutation            uint64 [n]   train-window order of the current epoch
 //   /data/replay_permutation     uint64 [n]   replay-window order (empty without replay)
-//   root attributes: format_version, step, tokens_seen, adam_step, elapsed_s, the data
-//   cursor (epoch, index, replay_epoch, replay_index, sample), rng_seed, dropout_counter,
-//   config (resolved JSON), model_fingerprint, data_fingerprint, medtune_version.
+//   root attributes: format_version, medtune_version, step, tokens_seen, adam_step,
+//   elapsed_s, the data cursor (epoch, index, replay_epoch, replay_index, sample), rng_seed,
+//   dropout_counter, threads, config (resolved JSON), model_fingerprint, data_fingerprint.
 #ifndef MEDTUNE_CHECKPOINTS_STATE_H
 #define MEDTUNE_CHECKPOINTS_STATE_H
 
@@ -17,9 +17,16 @@
 #include "checkpoints/data_cursor.h"
 #include "model/lora.h"
 
-#define TRAIN_STATE_FORMAT_VERSION 1
+// The state format this medtune writes. 1: before medtune_version and threads existed, with
+// a model_fingerprint over a sample of the fp32 weights. 2: medtune_version, threads, and a
+// model_fingerprint over every stored weight byte. Files of a newer format are refused;
+// format 1 is read (info, export) but not resumed (train_state_check_resume).
+#define TRAIN_STATE_FORMAT_VERSION 2
 
 typedef struct {
+    int64_t format_version;     // as read; train_state_write always writes the current one
+    char medtune_version[32];   // as read ("" in format 1); written as MEDTUNE_VERSION
+    int64_t threads;            // OpenMP threads of the session that wrote it (information)
     int64_t step;         // optimizer steps done
     int64_t tokens_seen;  // input positions processed
     double elapsed_s;     // training wall time so far
@@ -43,6 +50,9 @@ int train_state_write(const char *path, const train_state *s, const lora_adapter
                       const adamw_state *opt);
 // Reads the scalar attributes, config and permutations only (to check compatibility first).
 int train_state_read_meta(const char *path, train_state *s);
+// Refuses (-1, naming `ckpt` and the reason) a state that cannot be resumed by this medtune
+// although it could be read: format 1, whose model fingerprint is no longer computed.
+int train_state_check_resume(const train_state *s, const char *ckpt);
 // Reads LoRA weights and AdamW moments into `a` and `opt` (already initialised with the
 // shapes of the run); any missing or mis-shaped dataset is an error naming it.
 int train_state_read_tensors(const char *path, lora_adapter *a, adamw_state *opt);

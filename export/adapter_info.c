@@ -175,6 +175,10 @@ int checkpoint_dir_print(const char *path, int json) {
         printf("tokens seen          %lld\n", (long long)st.tokens_seen);
         printf("elapsed              %.1f s\n", st.elapsed_s);
         printf("base fingerprint     %s\n", st.model_fingerprint);
+        printf("state format         %lld, written by medtune %s (this is %s)\n",
+               (long long)st.format_version, st.medtune_version[0] ? st.medtune_version : "unknown",
+               MEDTUNE_VERSION);
+        if (st.threads > 0) printf("threads              %lld\n", (long long)st.threads);
         print_config_text(cfg);
         if (has_adapter) print_adapter_text(adapter, &d);
     } else if (!rc) {
@@ -185,6 +189,9 @@ int checkpoint_dir_print(const char *path, int json) {
         cJSON_AddNumberToObject(o, "tokens_seen", (double)st.tokens_seen);
         cJSON_AddNumberToObject(o, "elapsed_s", st.elapsed_s);
         cJSON_AddStringToObject(o, "model_fingerprint", st.model_fingerprint);
+        cJSON_AddNumberToObject(o, "format_version", (double)st.format_version);
+        if (st.medtune_version[0]) cJSON_AddStringToObject(o, "medtune_version", st.medtune_version);
+        if (st.threads > 0) cJSON_AddNumberToObject(o, "threads", (double)st.threads);
         cJSON_AddItemToObject(o, "config", cJSON_Duplicate(cfg, 1));
         if (has_adapter) cJSON_AddItemToObject(o, "adapter", adapter_json(adapter, &d));
         rc = print_json(o, path);

@@ -5,6 +5,7 @@
 
 #include "common/error.h"
 #include "common/sha256.h"
+#include "model/model_load.h"
 
 static size_t layer_param_count(const model_config *c) {
     size_t C = (size_t)c->hidden_size, F = (size_t)c->intermediate_size;
@@ -91,9 +92,38 @@ int model_config_validate(const model_config *c, const char *file) {
     return 0;
 }
 
+// Fields are length-prefixed so that no two different tensor lists hash the same bytes.
+static void hash_u32(sha256_ctx *c, uint32_t v) {
+    uint8_t b[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
+    sha256_update(c, b, sizeof b);
+}
+
+static void hash_u64(sha256_ctx *c, uint64_t v) {
+    hash_u32(c, (uint32_t)v);
+    hash_u32(c, (uint32_t)(v >> 32));
+}
+
+static void hash_str(sha256_ctx *c, const char *s) {
+    size_t n = strlen(s);
+    hash_u32(c, (uint32_t)n);
+    sha256_update(c, s, n);
+}
+
+void model_hash_tensor(sha256_ctx *c, const char *name, const char *dtype, int n_dims,
+                       const int64_t *dims, const void *data, uint64_t n_bytes) {
+    hash_str(c, name);
+    hash_str(c, dtype);
+    hash_u32(c, (uint32_t)n_dims);
+    for (int d = 0; d < n_dims; d++) hash_u64(c, (uint64_t)dims[d]);
+    hash_u64(c, n_bytes);
+    sha256_update(c, data, (size_t)n_bytes);
+}
+
 void model_fingerprint(const model *m, char hex[65]) {
-    // The config and a strided sample of the fp32 weights: different bases differ here, and
-    // the fingerprint costs microseconds instead of a pass over every weight.
+    // Every weight byte, not a sample: two bases that differ anywhere must not compare equal
+    // on resume. Hashing the bytes as stored (quantized blocks, F16, ...) rather than the fp32
+    // copy keeps the fingerprint a property of the file, whatever type the weights are later
+    // held in, and costs one pass at SHA-NI speed over bytes the loader has just read.
     sha256_ctx c;
     sha256_init(&c);
     const model_config *k = &m->cfg;
@@ -104,10 +134,10 @@ void model_fingerprint(const model *m, char hex[65]) {
                               k->rope_low_freq_factor, k->rope_high_freq_factor};
     sha256_update(&c, shape, sizeof shape);
     sha256_update(&c, numerics, sizeof numerics);
-    size_t stride = m->n_params / 65536 + 1;
-    for (size_t i = 0; i < m->n_params; i += stride) sha256_update(&c, &m->arena[i], sizeof(float));
-    size_t tail = m->n_params < 4096 ? m->n_params : 4096;
-    sha256_update(&c, m->arena + m->n_params - tail, tail * sizeof(float));
+    if (m->has_stored_sha256)
+        sha256_update(&c, m->stored_sha256, sizeof m->stored_sha256);
+    else
+        sha256_update(&c, m->arena, m->n_params * sizeof(float));
     uint8_t digest[32];
     sha256_final(&c, digest);
     sha256_digest_to_hex(digest, hex);

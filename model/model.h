@@ -69,6 +69,10 @@ typedef struct {
     char source_format[16];     // "safetensors" or "gguf"
     char source_dtypes[64];     // e.g. "F32", "BF16", "Q4_1+F32"
     char tokenizer_kind[32];    // e.g. "BPE (tokenizer.json)", "gpt2 (gguf)", "none"
+    // SHA-256 of every weight tensor exactly as the source file stores it (model_hash_tensor),
+    // set by the loaders. A model built in memory (tests) has none (has_stored_sha256 = 0).
+    uint8_t stored_sha256[32];
+    int has_stored_sha256;
 } model;
 
 // Loads a Hugging Face model directory or a .gguf file. On failure returns -1 with
@@ -80,7 +84,9 @@ void model_free(model *m);
 // Used by the loaders and by tests that build models in memory.
 int model_alloc(model *m, const model_config *cfg);
 
-// Hex SHA-256 identifying the loaded base model (config and weights), for resume checks.
+// Hex SHA-256 identifying the base model, for resume checks: the config and every weight
+// byte, as stored in its file(s) (stored_sha256), or the fp32 weights of a model built in
+// memory. docs/design.md, section 7, gives the exact bytes.
 void model_fingerprint(const model *m, char hex[65]);
 
 // Checks a filled config for values the math cannot handle; "<what>: <why>" on failure.

@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/sha256.h"
 #include "model/model.h"
 
 // One weight of the model: where it goes, its HF and GGUF names and its [rows, cols] shape
@@ -20,6 +21,12 @@ typedef struct {
 
 // Every weight model_alloc() created for m->cfg, in a fixed order (malloc'd array).
 int weight_slots_list(const model *m, weight_slot **slots, int *n);
+
+// Adds one tensor, as its file stores it, to the hash of a model's weights (stored_sha256):
+// the name, the dtype name, the dimensions in the file's order, then the bytes. The loaders
+// call it for each weight slot in weight_slots_list order.
+void model_hash_tensor(sha256_ctx *c, const char *name, const char *dtype, int n_dims,
+                       const int64_t *dims, const void *data, uint64_t n_bytes);
 
 // Distinct source dtype names with their tensor counts, formatted "Q4_1+F32" (most used first).
 typedef struct {

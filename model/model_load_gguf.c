@@ -136,7 +136,7 @@ int model_config_load_gguf(model_config *cfg, const char *path) {
 }
 
 static int load_slot(const gguf_file *f, const weight_slot *s, int unpermute, float *scratch,
-                     dtype_tally *tally) {
+                     dtype_tally *tally, sha256_ctx *hash) {
     const gguf_tensor *t = gguf_find_tensor(f, s->gguf_name);
     if (!t) return err_set("%s: %s: missing tensor", f->path, s->gguf_name);
     // ggml lists dimensions innermost first: a [rows, cols] matrix has ne = [cols, rows].
@@ -151,6 +151,8 @@ static int load_slot(const gguf_file *f, const weight_slot *s, int unpermute, fl
                        (long long)t->ne[0], (long long)want0);
     }
     dtype_tally_add(tally, ggml_type_name(t->type));
+    model_hash_tensor(hash, t->name, ggml_type_name(t->type), t->n_dims, t->ne, t->data,
+                      t->n_bytes);
     if (!unpermute || !s->qk_heads) return gguf_tensor_to_f32(f, t, s->dst);
     if (gguf_tensor_to_f32(f, t, scratch) != 0) return -1;
     int head_dim = (int)(s->rows / s->qk_heads);
@@ -173,8 +175,12 @@ int model_load_gguf(model *m, const char *path) {
         goto done;
     int unpermute = cfg.arch == MODEL_ARCH_LLAMA;
     dtype_tally tally = {0};
+    sha256_ctx hash;
+    sha256_init(&hash);
     for (int i = 0; i < n; i++)
-        if (load_slot(&f, &slots[i], unpermute, scratch, &tally) != 0) goto done;
+        if (load_slot(&f, &slots[i], unpermute, scratch, &tally, &hash) != 0) goto done;
+    sha256_final(&hash, m->stored_sha256);
+    m->has_stored_sha256 = 1;
     snprintf(m->source_format, sizeof m->source_format, "gguf");
     dtype_tally_format(&tally, m->source_dtypes, sizeof m->source_dtypes);
     char tok[24];

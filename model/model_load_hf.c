@@ -346,7 +346,8 @@ static const char *hf_alias(const hf_weights *w, const weight_slot *s, int tied)
     return NULL;
 }
 
-static int load_slot(const hf_weights *w, const weight_slot *s, int tied, dtype_tally *tally) {
+static int load_slot(const hf_weights *w, const weight_slot *s, int tied, dtype_tally *tally,
+                     sha256_ctx *hash) {
     const st_file *f;
     const st_tensor *t = hf_weights_find(w, s->hf_name, &f);
     if (!t) {
@@ -372,6 +373,8 @@ static int load_slot(const hf_weights *w, const weight_slot *s, int tied, dtype_
         return err_set("%s: %s: dtype %s, expected F32, F16 or BF16", f->path, s->hf_name,
                        st_dtype_name(t->dtype));
     dtype_tally_add(tally, st_dtype_name(t->dtype));
+    model_hash_tensor(hash, t->name, st_dtype_name(t->dtype), t->n_dims, t->shape, t->data,
+                      t->n_bytes);
     return st_tensor_to_f32(f, t, s->dst);
 }
 
@@ -413,8 +416,12 @@ int model_load_hf(model *m, const char *dir) {
     rc = -1;
     if (model_alloc(m, &cfg) != 0 || weight_slots_list(m, &slots, &n) != 0) goto done;
     dtype_tally tally = {0};
+    sha256_ctx hash;
+    sha256_init(&hash);
     for (int i = 0; i < n; i++)
-        if (load_slot(&w, &slots[i], cfg.tie_word_embeddings, &tally) != 0) goto done;
+        if (load_slot(&w, &slots[i], cfg.tie_word_embeddings, &tally, &hash) != 0) goto done;
+    sha256_final(&hash, m->stored_sha256);
+    m->has_stored_sha256 = 1;
     snprintf(m->source_format, sizeof m->source_format, "safetensors");
     dtype_tally_format(&tally, m->source_dtypes, sizeof m->source_dtypes);
     snprintf(m->tokenizer_kind, sizeof m->tokenizer_kind, "%s", tok_kind);

@@ -1,7 +1,6 @@
 #include "model/ops.h"
 
 #include <math.h>
-#include <omp.h>
 #include <string.h>
 
 void embedding_forward(float *out, const int32_t *tokens, const float *embed, int N, int C) {
@@ -144,21 +143,24 @@ static inline float softmax_exp(float x) {
     return p * scale.f;
 }
 
-// Losses are summed per thread over a static partition and the partial sums added in thread
-// order, so the result is bit-identical from run to run with the same thread count (an OpenMP
-// reduction clause combines partial sums in arrival order).
+// Rows are summed in blocks whose size depends only on N (at most CE_MAX_BLOCKS of them),
+// each block sequentially, and the block sums are added in block order. Which thread runs a
+// block changes nothing, so the loss is bit-identical for any thread count (a per-thread
+// partition would group the rows differently for each count, and an OpenMP reduction clause
+// adds partial sums in arrival order).
+#define CE_MAX_BLOCKS 256
 double crossentropy_forward_backward(float *dlogits, const float *logits, const int32_t *targets,
                                      int N, int V, float grad_scale, int64_t *n_targets) {
-    double partial[OPS_MAX_THREADS] = {0};
-    int64_t counts[OPS_MAX_THREADS] = {0};
-#pragma omp parallel num_threads(omp_get_max_threads() < OPS_MAX_THREADS ? omp_get_max_threads() \
-                                                                 : OPS_MAX_THREADS)
-    {
-        int tid = omp_get_thread_num();
+    double block_loss[CE_MAX_BLOCKS];
+    int64_t block_count[CE_MAX_BLOCKS];
+    const int rows = N > CE_MAX_BLOCKS ? (N + CE_MAX_BLOCKS - 1) / CE_MAX_BLOCKS : 1;
+    const int n_blocks = (N + rows - 1) / rows;
+#pragma omp parallel for schedule(static)
+    for (int b = 0; b < n_blocks; b++) {
         double loss = 0.0;
         int64_t count = 0;
-#pragma omp for schedule(static)
-        for (int n = 0; n < N; n++) {
+        const int end = (b + 1) * rows < N ? (b + 1) * rows : N;
+        for (int n = b * rows; n < end; n++) {
             const float *z = logits + (int64_t)n * V;
             float *dz = dlogits ? dlogits + (int64_t)n * V : NULL;
             int t = targets[n];
@@ -180,13 +182,13 @@ double crossentropy_forward_backward(float *dlogits, const float *logits, const 
                 dz[t] -= grad_scale;
             }
         }
-        partial[tid] = loss;
-        counts[tid] = count;
+        block_loss[b] = loss;
+        block_count[b] = count;
     }
     double total = 0.0;
-    for (int i = 0; i < OPS_MAX_THREADS; i++) {
-        total += partial[i];
-        *n_targets += counts[i];
+    for (int b = 0; b < n_blocks; b++) {
+        total += block_loss[b];
+        *n_targets += block_count[b];
     }
     return total;
 }

@@ -8,9 +8,6 @@
 
 #include "model/model.h"
 
-// Upper bound on OpenMP threads for deterministic per-thread partial sums.
-#define OPS_MAX_THREADS 256
-
 // out[N,C] = embed[tokens[n], :]. The embedding is frozen: no backward.
 void embedding_forward(float *out, const int32_t *tokens, const float *embed, int N, int C);
 

@@ -9,6 +9,7 @@
 #include "export/adapter_info.h"
 #include "common/error.h"
 #include "common/fileio.h"
+#include "common/sha256.h"
 #include "data_prep/shard_info.h"
 #include "formats/gguf.h"
 #include "tools/commands.h"
@@ -83,6 +84,11 @@ static cJSON *model_json(const model *m) {
     cJSON_AddStringToObject(o, "source_dtypes", m->source_dtypes);
     cJSON_AddStringToObject(o, "tokenizer", m->tokenizer_kind);
     cJSON_AddNumberToObject(o, "weights_bytes", (double)(m->n_params * sizeof(float)));
+    char hex[65];
+    sha256_digest_to_hex(m->stored_sha256, hex);
+    cJSON_AddStringToObject(o, "weights_sha256", hex);
+    model_fingerprint(m, hex);
+    cJSON_AddStringToObject(o, "fingerprint", hex);
     return o;
 }
 
@@ -111,6 +117,11 @@ static void print_model_text(const model *m) {
     for (int i = 0; i < c->n_eos; i++) printf("%s%d", i ? "," : " ", c->eos_token_ids[i]);
     printf("%s\n", c->n_eos ? "" : " none");
     printf("tokenizer            %s\n", m->tokenizer_kind);
+    char hex[65];
+    sha256_digest_to_hex(m->stored_sha256, hex);
+    printf("weights sha256       %s\n", hex);
+    model_fingerprint(m, hex);
+    printf("fingerprint          %s\n", hex);
 }
 
 static int print_model(const char *path, int json) {
@@ -178,7 +189,8 @@ const cli_command INFO_COMMAND = {
     .description =
         "Describes PATH: a model (Hugging Face directory or .gguf file): architecture,\n"
         "dimensions, rope, tied embeddings, parameter count, source dtypes, tokenizer kind\n"
-        "and the bytes its fp32 weights take in memory. A PEFT adapter directory: r,\n"
+        "the bytes its fp32 weights take in memory, the SHA-256 of its weight tensors as\n"
+        "stored and its fingerprint (what a resume compares). A PEFT adapter directory: r,\n"
         "alpha, scale, targets, tensors, parameters. A checkpoint (or run directory: its\n"
         "latest checkpoint): step, tokens seen, config summary and its adapter. A shard\n"
         "directory: splits, documents and tokens, after verifying every frame checksum.\n",

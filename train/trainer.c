@@ -144,7 +144,9 @@ static int restore(trainer *t) {
     int rc = 0;
     cJSON *json = cJSON_Parse(saved.config_json);
     train_config old;
-    if (!json || train_config_from_json(&old, json, path)) {
+    if (train_state_check_resume(&saved, ckpt)) {
+        rc = -1;
+    } else if (!json || train_config_from_json(&old, json, path)) {
         rc = err_set("%s: the stored config is unreadable", path);
     } else if (train_config_compare_for_resume(&old, tc)) {
         rc = err_prefix("cannot resume %s", ckpt);
@@ -165,6 +167,11 @@ static int restore(trainer *t) {
         rc = train_state_read_tensors(path, &t->lora, &t->opt);
     }
     cJSON_Delete(json);
+    if (!rc && strcmp(saved.medtune_version, MEDTUNE_VERSION))
+        fprintf(stderr, "medtune: warning: %s was written by medtune %s, this is %s: the run "
+                        "continues, but equality with an uninterrupted run is promised only "
+                        "for the same build\n",
+                ckpt, saved.medtune_version, MEDTUNE_VERSION);
     if (!rc) {
         t->st.step = saved.step;
         t->st.tokens_seen = saved.tokens_seen;
@@ -580,6 +587,7 @@ int trainer_run_dist(const train_config *tc, int resume, dist_ctx *d) {
         t.plan.training = 1;
         t.plan.dropout_seed = tc->seed;
         t.st.rng_seed = tc->seed;
+        t.st.threads = omp_get_max_threads();
         model_fingerprint(&t.m, t.st.model_fingerprint);
         data_fingerprint(&t, t.st.data_fingerprint);
     }

@@ -1,6 +1,6 @@
 # Training loop: parity with the PyTorch twin over 20 optimizer steps, bit-exact resume after
 # SIGTERM and kill -9, and the refusals (mismatched resume, NaN, unwritable out_dir).
-foreach(check train_parity resume refusals)
+foreach(check train_parity resume refusals threads)
   medtune_add_test(NAME train_${check}
     COMMAND ${MEDTUNE_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/train/check_${check}.py
     LABELS train)
@@ -9,3 +9,6 @@ endforeach()
 file(GLOB MEDTUNE_EXAMPLE_CONFIGS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/configs/*.json)
 medtune_add_test(NAME example_configs
   COMMAND $<TARGET_FILE:test_example_configs> ${MEDTUNE_EXAMPLE_CONFIGS} LABELS train)
+
+# Every computation of a training step is bit-identical with 1 to 4 threads (no model files).
+medtune_add_test(NAME train_thread_independence COMMAND test_threads LABELS train)

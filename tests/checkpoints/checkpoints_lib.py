@@ -1,0 +1,92 @@
+"""Shared helpers of the checkpoint tests: a small finished run to start from, medtune run
+under the fault-injection library (fault_inject.c, LD_PRELOAD), and the check that
+checkpoints/latest names a complete checkpoint."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "train"))
+from train_lib import fail, medtune, prep_pubmed, shared_dir, skip, write_json  # noqa: E402,F401
+from testlib import work_dir as _work_dir  # noqa: E402
+
+# The status fault_inject.c exits with when it simulates a crash.
+CRASHED = 86
+
+
+def work_dir(name):
+    return _work_dir("ckpt_tests", name)
+
+
+def fault_env(**faults):
+    """The environment for a medtune run with the given MEDTUNE_FAULT_* variables set."""
+    lib = os.environ.get("MEDTUNE_FAULT_LIB")
+    if not lib or not os.path.exists(lib):
+        skip("MEDTUNE_FAULT_LIB (the fault-injection library) is not built")
+    e = dict(os.environ)
+    e["LD_PRELOAD"] = lib
+    # Under AddressSanitizer the preloaded library comes before the ASan runtime.
+    e["ASAN_OPTIONS"] = ":".join(filter(None, [e.get("ASAN_OPTIONS"), "verify_asan_link_order=0"]))
+    for k, v in faults.items():
+        e["MEDTUNE_FAULT_" + k] = str(v)
+    return e
+
+
+def small_run(work, steps=2, **extra):
+    """Shards of the PubMed sample and a config for a few steps of the tiny real model, with a
+    checkpoint after every step. Returns (config path, run directory)."""
+    shared = shared_dir()
+    model = os.path.join(shared, "models/tinystories-656k")
+    shards = prep_pubmed(shared, os.path.join(work, "shards"), model)
+    run_dir = os.path.join(work, "run")
+    conf = os.path.join(work, "train.json")
+    cfg = {"model": model, "data": {"train": shards},
+           "lora": {"r": 4, "alpha": 8}, "optim": {"lr": 1e-3},
+           "batch": {"micro_batch": 2, "seq_len": 32}, "steps": steps, "seed": 5,
+           "threads": 1, "save_every": 1, "keep_last": 2, "out_dir": run_dir}
+    cfg.update(extra)
+    write_json(conf, cfg)
+    return conf, run_dir
+
+
+def train(conf, resume=False, env=None, out_dir=None):
+    args = [medtune(), "train", conf] + (["--resume"] if resume else [])
+    if out_dir:
+        args += ["--set", "out_dir=" + out_dir]
+    return subprocess.run(args, capture_output=True, text=True, env=env)
+
+
+def check_latest_complete(run_dir, want_step, label):
+    """checkpoints/latest names a directory holding a readable state.h5 of `want_step` and a
+    whole PEFT adapter (safetensors readable by the safetensors package)."""
+    from safetensors.numpy import load_file
+    latest = os.path.join(run_dir, "checkpoints", "latest")
+    if not os.path.exists(latest):
+        fail(f"{label}: checkpoints/latest is missing")
+    name = open(latest).read().strip()
+    ckpt = os.path.join(run_dir, "checkpoints", name)
+    if not os.path.isdir(ckpt):
+        fail(f"{label}: latest names {name}, which does not exist")
+    state = os.path.join(ckpt, "state.h5")
+    if not os.path.exists(state) or open(state, "rb").read(8) != b"\x89HDF\r\n\x1a\n":
+        fail(f"{label}: {name}/state.h5 is missing or not HDF5")
+    try:
+        tensors = load_file(os.path.join(ckpt, "adapter", "adapter_model.safetensors"))
+        json.load(open(os.path.join(ckpt, "adapter", "adapter_config.json")))
+    except Exception as e:  # noqa: BLE001 - any failure to read means incomplete
+        fail(f"{label}: {name}/adapter is incomplete: {e}")
+    if not tensors:
+        fail(f"{label}: {name}/adapter holds no tensors")
+    p = subprocess.run([medtune(), "info", run_dir, "--json"], capture_output=True, text=True)
+    if p.returncode != 0:
+        fail(f"{label}: medtune info {run_dir} failed: {p.stderr.strip()}")
+    step = json.loads(p.stdout)["step"]
+    if step != want_step:
+        fail(f"{label}: latest is step {step}, expected {want_step}")
+
+
+def copy_run(src, dst):
+    shutil.rmtree(dst, ignore_errors=True)
+    shutil.copytree(src, dst)
+    return dst
