@@ -2,7 +2,6 @@
 
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,9 +101,7 @@ static int dir_move_into_place(const char *tmp, const char *final) {
         if (rename(tmp, final) != 0) return err_set("%s: rename failed: %s", final, strerror(errno));
         return 0;
     }
-    if (renameat2(AT_FDCWD, tmp, AT_FDCWD, final, RENAME_EXCHANGE) != 0 && errno != EINVAL &&
-        errno != ENOSYS && errno != ENOTSUP)
-        return err_set("%s: exchange with %s failed: %s", final, tmp, strerror(errno));
+    if (dir_exchange(tmp, final) < 0) return -1;
     return dir_remove_recursive(tmp);
 }
 
@@ -154,16 +151,12 @@ int checkpoint_latest(const char *out_dir, char *path, size_t n) {
 }
 
 int run_write_final_adapter(const char *out_dir, const lora_adapter *a, const char *base_model) {
-    char tmp[4400], final[4400], old[4400];
-    snprintf(tmp, sizeof tmp, "%s/adapter.tmp", out_dir);
+    char partial[4400], final[4400];
     snprintf(final, sizeof final, "%s/adapter", out_dir);
-    snprintf(old, sizeof old, "%s/adapter.old", out_dir);
-    if (dir_remove_recursive(tmp) || peft_adapter_write(tmp, a, base_model) || dir_fsync(tmp))
-        return -1;
-    if (dir_remove_recursive(old)) return -1;
-    if (path_exists(final) && rename(final, old) != 0)
-        return err_set("%s: rename failed: %s", final, strerror(errno));
-    if (rename(tmp, final) != 0) return err_set("%s: rename failed: %s", final, strerror(errno));
-    if (dir_fsync(out_dir)) return -1;
-    return dir_remove_recursive(old);
+    if (dir_partial_begin(partial, sizeof partial, final)) return -1;
+    if (!peft_adapter_write(partial, a, base_model) && !dir_publish(partial, final)) return 0;
+    char msg[2048];
+    snprintf(msg, sizeof msg, "%s", err_msg());
+    dir_remove_recursive(partial);
+    return err_set("%s", msg);
 }

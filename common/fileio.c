@@ -174,6 +174,12 @@ int dir_partial_begin(char *out, size_t n, const char *final_dir) {
     return dir_create(out);
 }
 
+int dir_exchange(const char *a, const char *b) {
+    if (renameat2(AT_FDCWD, a, AT_FDCWD, b, RENAME_EXCHANGE) == 0) return 0;
+    if (errno == EINVAL || errno == ENOSYS || errno == ENOTSUP) return 1;
+    return err_set("%s: cannot exchange it with %s: %s", b, a, strerror(errno));
+}
+
 int dir_publish(const char *partial, const char *final_dir) {
     if (dir_fsync(partial)) return -1;
     if (!path_exists(final_dir)) {
@@ -182,10 +188,9 @@ int dir_publish(const char *partial, const char *final_dir) {
                            strerror(errno));
         return parent_fsync(final_dir);
     }
-    if (renameat2(AT_FDCWD, partial, AT_FDCWD, final_dir, RENAME_EXCHANGE) == 0)
-        return parent_fsync(final_dir) || dir_remove_recursive(partial) ? -1 : 0;
-    if (errno != EINVAL && errno != ENOSYS)
-        return err_set("%s: cannot exchange it with %s: %s", final_dir, partial, strerror(errno));
+    int rc = dir_exchange(partial, final_dir);
+    if (rc < 0) return -1;
+    if (rc == 0) return parent_fsync(final_dir) || dir_remove_recursive(partial) ? -1 : 0;
     // A file system without RENAME_EXCHANGE: two renames, and a crash between them leaves the
     // old contents in <final_dir>.old and no final_dir (never a partial one).
     char old[4096];

@@ -37,6 +37,11 @@ void atomic_writer_abort(atomic_writer *w);
 // fsyncs a directory so a rename inside it is durable.
 int dir_fsync(const char *dir);
 
+// Swaps two existing directories in one atomic rename (renameat2 RENAME_EXCHANGE). Returns 0,
+// 1 when the filesystem cannot exchange (EINVAL, ENOSYS, ENOTSUP: some network and FUSE
+// filesystems), or -1 with the error set.
+int dir_exchange(const char *a, const char *b);
+
 // Directory outputs (a shard directory, a PEFT export, a merged model) are built under a
 // temporary name and published whole, so a crash or a full disk never leaves a directory a
 // later command takes for complete, nor damages the one already there:
