@@ -46,6 +46,9 @@ const char *chat_role_name(chat_role r) {
 void document_free(document *d) {
     free(d->text);
     conversation_free(&d->conv);
+    conversation_free(&d->chosen);
+    conversation_free(&d->rejected);
+    d->is_pair = 0;
     d->text = NULL;
     d->len = 0;
 }

@@ -30,7 +30,11 @@ typedef struct {
     int is_chat;
     char *text;  // text documents (NUL-terminated)
     size_t len;
-    conversation conv;  // chat documents
+    conversation conv;  // chat documents; the prompt of a preference pair
+    // Preference pairs (is_pair, with is_chat): the two responses that follow `conv`, each
+    // ending with an assistant message.
+    int is_pair;
+    conversation chosen, rejected;
     char where[320];    // "file:line" of the record, for messages
 } document;
 

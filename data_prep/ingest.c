@@ -10,7 +10,7 @@ static const char *const FORMAT_NAMES[] = {
     [INPUT_PUBMED_XML] = "pubmed-xml", [INPUT_PMC_NXML] = "pmc-nxml",
     [INPUT_TEXT] = "text",             [INPUT_JSONL] = "jsonl",
     [INPUT_ALPACA] = "alpaca",         [INPUT_SHAREGPT] = "sharegpt",
-    [INPUT_MESSAGES] = "messages",
+    [INPUT_MESSAGES] = "messages",     [INPUT_PREFERENCE] = "preference",
 };
 
 int input_format_parse(const char *name, input_format *out) {
@@ -20,13 +20,13 @@ int input_format_parse(const char *name, input_format *out) {
             return 0;
         }
     return err_set("unknown input format '%s' (expected pubmed-xml, pmc-nxml, text, jsonl, "
-                   "alpaca, sharegpt or messages)", name);
+                   "alpaca, sharegpt, messages or preference)", name);
 }
 
 const char *input_format_name(input_format f) { return FORMAT_NAMES[f]; }
 
 int input_format_is_chat(input_format f) {
-    return f == INPUT_ALPACA || f == INPUT_SHAREGPT || f == INPUT_MESSAGES;
+    return f == INPUT_ALPACA || f == INPUT_SHAREGPT || f == INPUT_MESSAGES || f == INPUT_PREFERENCE;
 }
 
 int ingest_malformed(ingest_ctx *ic, const char *fmt, ...) {
@@ -48,7 +48,8 @@ int ingest_file(ingest_ctx *ic, const char *path, input_format fmt) {
     case INPUT_JSONL:
     case INPUT_ALPACA:
     case INPUT_SHAREGPT:
-    case INPUT_MESSAGES: return ingest_json(ic, path, fmt);
+    case INPUT_MESSAGES:
+    case INPUT_PREFERENCE: return ingest_json(ic, path, fmt);
     }
     return err_set("%s: unknown input format", path);
 }

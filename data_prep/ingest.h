@@ -3,6 +3,8 @@
 #ifndef MEDTUNE_DATA_PREP_INGEST_H
 #define MEDTUNE_DATA_PREP_INGEST_H
 
+#include <cjson/cJSON.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "data_prep/document.h"
@@ -15,9 +17,11 @@ typedef enum {
     INPUT_ALPACA,
     INPUT_SHAREGPT,
     INPUT_MESSAGES,
+    INPUT_PREFERENCE,
 } input_format;
 
-// Parses "pubmed-xml", "pmc-nxml", "text", "jsonl", "alpaca", "sharegpt", "messages".
+// Parses "pubmed-xml", "pmc-nxml", "text", "jsonl", "alpaca", "sharegpt", "messages",
+// "preference".
 int input_format_parse(const char *name, input_format *out);
 const char *input_format_name(input_format f);
 int input_format_is_chat(input_format f);
@@ -51,5 +55,14 @@ int ingest_pubmed_xml(ingest_ctx *ic, const char *path);
 int ingest_pmc_nxml(ingest_ctx *ic, const char *path);
 int ingest_text(ingest_ctx *ic, const char *path);
 int ingest_json(ingest_ctx *ic, const char *path, input_format fmt);
+
+// Chat roles by name: ShareGPT's `from` (human/user, gpt/assistant/chatgpt/bard/bing/model,
+// system; any case) and OpenAI's `role` (system/developer, user, assistant). -1 if unknown.
+int role_from_sharegpt(const char *from, chat_role *role);
+int role_from_openai(const char *name, chat_role *role);
+
+// preference: fills `d` (is_chat, is_pair) from one parsed JSON record (ingest_preference.c).
+// Returns 0 ok, 1 malformed (reason in `why`), 2 empty, -1 out of memory.
+int preference_record(const cJSON *rec, document *d, char *why, size_t n);
 
 #endif

@@ -6,6 +6,7 @@
 //   alpaca    {"instruction", "input"?, "<text_field>"}         text_field default "output"
 //   sharegpt  {"<text_field>": [{"from", "value"}, ...]}        text_field default "conversations"
 //   messages  {"<text_field>": [{"role", "content"}, ...]}      text_field default "messages"
+//   preference  prompt + chosen + rejected in four layouts (ingest_preference.c)
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <string.h>
@@ -28,7 +29,7 @@ static const char *string_field(const cJSON *obj, const char *key) {
     return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
-static int role_from_sharegpt(const char *from, chat_role *role) {
+int role_from_sharegpt(const char *from, chat_role *role) {
     static const char *const user[] = {"human", "user"};
     static const char *const assistant[] = {"gpt", "assistant", "chatgpt", "bard", "bing", "model"};
     for (size_t i = 0; i < sizeof user / sizeof user[0]; i++)
@@ -39,7 +40,7 @@ static int role_from_sharegpt(const char *from, chat_role *role) {
     return -1;
 }
 
-static int role_from_openai(const char *name, chat_role *role) {
+int role_from_openai(const char *name, chat_role *role) {
     if (!strcmp(name, "system") || !strcmp(name, "developer")) return *role = CHAT_ROLE_SYSTEM, 0;
     if (!strcmp(name, "user")) return *role = CHAT_ROLE_USER, 0;
     if (!strcmp(name, "assistant")) return *role = CHAT_ROLE_ASSISTANT, 0;
@@ -50,6 +51,7 @@ static int role_from_openai(const char *name, chat_role *role) {
 // -1 out of memory.
 static int record_to_doc(const json_input *in, const cJSON *rec, document *d, char *why, size_t n) {
     if (!cJSON_IsObject(rec)) return snprintf(why, n, "record is not a JSON object"), 1;
+    if (in->fmt == INPUT_PREFERENCE) return preference_record(rec, d, why, n);
     if (in->fmt == INPUT_JSONL) {
         const char *t = string_field(rec, in->field);
         if (!t) return snprintf(why, n, "no string field '%s'", in->field), 1;
@@ -122,7 +124,10 @@ static int handle_record(json_input *in, const char *text, size_t len, uint64_t 
     } else {
         rc = err_set("%s: out of memory", in->path);
     }
+    // d.text points into the parsed record: only the conversations are owned here.
     conversation_free(&d.conv);
+    conversation_free(&d.chosen);
+    conversation_free(&d.rejected);
     cJSON_Delete(rec);
     return rc;
 }

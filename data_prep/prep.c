@@ -46,6 +46,7 @@ typedef struct work_item {
     int split;  // -1 dropped, 0 train, 1 val
     id_vec ids;
     uint8_t *trained;
+    pair_item *pair;  // preference pairs
     int failed;  // phase error (out of memory), message in why
 } work_item;
 
@@ -55,7 +56,19 @@ static void item_free(work_item *it) {
     free(it->segs);
     id_vec_free(&it->ids);
     free(it->trained);
+    if (it->pair) pair_item_free(it->pair);
     memset(it, 0, sizeof *it);
+}
+
+static int conv_copy(conversation *dst, const conversation *src, size_t *bytes) {
+    for (size_t i = 0; i < src->n; i++) {
+        const chat_message *m = &src->msgs[i];
+        if (conversation_add(dst, m->role, m->content, strlen(m->content), m->input,
+                             m->input ? strlen(m->input) : 0))
+            return -1;
+        *bytes += strlen(m->content) + (m->input ? strlen(m->input) : 0);
+    }
+    return 0;
 }
 
 // Called by the readers: copy the document into the batch, run the batch when full.
@@ -71,14 +84,12 @@ static int on_document(void *user, const document *d) {
     memcpy(it->doc.where, d->where, sizeof it->doc.where);
     size_t bytes = 0;
     if (d->is_chat) {
-        for (size_t i = 0; i < d->conv.n; i++) {
-            const chat_message *m = &d->conv.msgs[i];
-            if (conversation_add(&it->doc.conv, m->role, m->content, strlen(m->content), m->input,
-                                 m->input ? strlen(m->input) : 0)) {
-                document_free(&it->doc);
-                return -1;
-            }
-            bytes += strlen(m->content) + (m->input ? strlen(m->input) : 0);
+        it->doc.is_pair = d->is_pair;
+        if (conv_copy(&it->doc.conv, &d->conv, &bytes) ||
+            (d->is_pair && (conv_copy(&it->doc.chosen, &d->chosen, &bytes) ||
+                            conv_copy(&it->doc.rejected, &d->rejected, &bytes)))) {
+            document_free(&it->doc);
+            return -1;
         }
     } else {
         it->doc.text = str_dup_n(d->text, d->len);
@@ -101,11 +112,10 @@ static int clean_string(prep_state *st, const char *s, size_t n, strbuf *buf,
     return 0;
 }
 
-static void phase_clean_chat(prep_state *st, work_item *it) {
-    conversation *c = &it->doc.conv;
+// Cleans every message of c in place; counts non-empty answers. 0 ok, -1 malformed/failed.
+static int clean_conv(prep_state *st, work_item *it, conversation *c, int *answers) {
     strbuf buf;
     strbuf_init(&buf);
-    int answers = 0;
     for (size_t i = 0; i < c->n; i++) {
         char **fields[2] = {&c->msgs[i].content, &c->msgs[i].input};
         for (int f = 0; f < 2; f++) {
@@ -116,22 +126,66 @@ static void phase_clean_chat(prep_state *st, work_item *it) {
                 if (rc < 0) it->failed = 1;
                 snprintf(it->why, sizeof it->why, "%s", rc > 0 ? "invalid UTF-8" : "out of memory");
                 strbuf_free(&buf);
-                return;
+                return -1;
             }
             char *copy = str_dup_n(buf.data, buf.len);
             if (!copy) {
                 it->failed = 1;
                 snprintf(it->why, sizeof it->why, "out of memory");
                 strbuf_free(&buf);
-                return;
+                return -1;
             }
             free(*fields[f]);
             *fields[f] = copy;
             it->chars += utf8_length(buf.data, buf.len);
-            if (f == 0 && c->msgs[i].role == CHAT_ROLE_ASSISTANT && buf.len) answers++;
+            if (f == 0 && c->msgs[i].role == CHAT_ROLE_ASSISTANT && buf.len) (*answers)++;
         }
     }
     strbuf_free(&buf);
+    return 0;
+}
+
+// A pair is kept when both responses still end with a non-empty answer after cleaning; the
+// hash (dedup, split) covers both renderings.
+static void phase_clean_pair(prep_state *st, work_item *it) {
+    document *d = &it->doc;
+    int unused = 0;
+    if (clean_conv(st, it, &d->conv, &unused) || clean_conv(st, it, &d->chosen, &unused) ||
+        clean_conv(st, it, &d->rejected, &unused))
+        return;
+    if (!*d->chosen.msgs[d->chosen.n - 1].content || !*d->rejected.msgs[d->rejected.n - 1].content) {
+        it->status = ITEM_EMPTY;
+        return;
+    }
+    if (!(it->pair = calloc(1, sizeof *it->pair))) {
+        it->failed = 1;
+        snprintf(it->why, sizeof it->why, "out of memory");
+        return;
+    }
+    int rc = pair_render(&st->tpl, d, it->pair, it->why, sizeof it->why);
+    if (rc) {
+        it->status = ITEM_MALFORMED;
+        if (rc < 0) it->failed = 1;
+        return;
+    }
+    const strbuf *t = it->pair->text;
+    if (strbuf_append(&it->text, t[0].data, t[0].len) || strbuf_putc(&it->text, 0) ||
+        strbuf_append(&it->text, t[1].data, t[1].len)) {
+        it->failed = 1;
+        snprintf(it->why, sizeof it->why, "out of memory");
+        return;
+    }
+    it->hash = doc_hash_bytes(it->text.data, it->text.len);
+}
+
+static void phase_clean_chat(prep_state *st, work_item *it) {
+    if (it->doc.is_pair) {
+        phase_clean_pair(st, it);
+        return;
+    }
+    conversation *c = &it->doc.conv;
+    int answers = 0;
+    if (clean_conv(st, it, c, &answers)) return;
     if (!answers) {
         it->status = ITEM_EMPTY;
         return;
@@ -183,6 +237,11 @@ static int prefix_tokens(const tokenizer *tok, const char *text, size_t b, const
 
 static int phase_tokenize(prep_state *st, work_item *it) {
     const tokenizer *tok = st->tok;
+    if (it->pair) {
+        int rc = pair_tokenize(tok, it->pair, it->why, sizeof it->why);
+        if (rc > 0) it->status = ITEM_MALFORMED;
+        return rc < 0 ? -1 : 0;
+    }
     if (!it->doc.is_chat) {
         if (tokenizer_encode(tok, it->text.data, it->text.len, 1, &it->ids)) return -1;
         int eos = tokenizer_eos_id(tok);
@@ -261,15 +320,32 @@ static int prep_flush_batch(prep_state *st) {
     for (long i = 0; i < n && !rc; i++) {
         work_item *it = &items[i];
         if (it->split < 0) continue;
-        if (shard_writer_add(st->w[it->split], it->ids.data, it->trained, it->ids.len)) {
-            rc = -1;
-            break;
+        uint64_t trained = 0, tokens;
+        if (it->status == ITEM_MALFORMED) {  // found while tokenizing a pair
+            rc = ingest_malformed(&st->ic, "%s: %s", it->doc.where, it->why);
+            continue;
+        } else if (it->pair) {
+            const pair_item *p = it->pair;
+            size_t np = p->prompt_len;
+            if (shard_writer_add_pair(st->w[it->split], p->ids[0].data, np, p->ids[0].data + np,
+                                      p->ids[0].len - np, p->ids[1].data + np, p->ids[1].len - np)) {
+                rc = -1;
+                break;
+            }
+            tokens = p->ids[0].len + p->ids[1].len - np;
+            trained = tokens - np;
+            sum->pairs[it->split]++;
+        } else {
+            if (shard_writer_add(st->w[it->split], it->ids.data, it->trained, it->ids.len)) {
+                rc = -1;
+                break;
+            }
+            for (size_t k = 1; k < it->ids.len; k++) trained += it->trained[k];
+            tokens = it->ids.len;
         }
-        uint64_t trained = 0;
-        for (size_t k = 1; k < it->ids.len; k++) trained += it->trained[k];
         sum->kept++;
         sum->docs[it->split]++;
-        sum->tokens[it->split] += it->ids.len;
+        sum->tokens[it->split] += tokens;
         sum->trained[it->split] += trained;
         st->file_kept[it->source]++;
     }

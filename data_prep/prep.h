@@ -60,6 +60,7 @@ typedef struct {
     uint64_t malformed, empty, too_short, duplicates;
     uint64_t phi[PHI_KINDS];
     uint64_t docs[2], tokens[2], trained[2];  // [0] train, [1] val
+    uint64_t pairs[2];  // preference pairs (each also counted in docs)
     uint64_t bytes_in;
     double seconds;
     char first_malformed[512];

@@ -115,6 +115,11 @@ int prep_config_read(const config *c, prep_config *pc) {
     if (!rc && !(pc->inputs = calloc((size_t)n, sizeof *pc->inputs))) rc = err_set("out of memory");
     if (!rc) pc->n_inputs = n;
     for (int i = 0; !rc && i < n; i++) rc = read_input(c, i, &pc->inputs[i]);
+    // A shard directory holds pairs or documents, never both: the trainer reads it one way.
+    for (int i = 1; !rc && i < n; i++)
+        if ((pc->inputs[i].format == INPUT_PREFERENCE) != (pc->inputs[0].format == INPUT_PREFERENCE))
+            rc = err_set("%s: inputs.%d: preference inputs cannot be mixed with other formats in one "
+                         "shard directory", c->name, i);
     if (rc) prep_config_free(pc);
     return rc;
 }

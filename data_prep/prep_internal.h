@@ -38,6 +38,20 @@ typedef struct {
     size_t cap_files;
 } prep_state;
 
+// A preference pair being processed (prep_pair.c).
+typedef struct {
+    strbuf text[2];          // prompt + chosen, prompt + rejected, rendered
+    size_t prompt_bytes[2];  // where the generation prompt ends in text[k]
+    id_vec ids[2];           // text[k] tokenized
+    size_t prompt_len;       // tokens of the shared prompt: ids[k][0, prompt_len)
+} pair_item;
+
+void pair_item_free(pair_item *p);
+// Renders document d (is_pair) into p. 0 ok, 1 malformed (why), -1 out of memory (why).
+int pair_render(const chat_template *t, const document *d, pair_item *p, char *why, size_t n);
+// Tokenizes p. 0 ok, 1 malformed (why), -1 error (err_msg()).
+int pair_tokenize(const tokenizer *tok, pair_item *p, char *why, size_t n);
+
 int prep_add_file(prep_state *st, const char *path, int input);
 void prep_free_files(prep_state *st);
 // Writes manifest.json atomically; the shards must be finished.

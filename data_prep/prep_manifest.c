@@ -62,13 +62,14 @@ cJSON *prep_summary_json(const prep_summary *s) {
         cJSON_AddNumberToObject(x, "documents", (double)s->docs[sp]);
         cJSON_AddNumberToObject(x, "tokens", (double)s->tokens[sp]);
         cJSON_AddNumberToObject(x, "trained_tokens", (double)s->trained[sp]);
+        if (s->pairs[0] + s->pairs[1]) cJSON_AddNumberToObject(x, "pairs", (double)s->pairs[sp]);
     }
     cJSON_AddNumberToObject(o, "input_bytes", (double)s->bytes_in);
     cJSON_AddNumberToObject(o, "seconds", s->seconds);
     return o;
 }
 
-static cJSON *split_json(const shard_writer *w) {
+static cJSON *split_json(const shard_writer *w, int pairs, uint64_t n_pairs) {
     cJSON *o = cJSON_CreateObject();
     uint64_t trained = 0;
     cJSON *shards = cJSON_CreateArray();
@@ -87,6 +88,7 @@ static cJSON *split_json(const shard_writer *w) {
     cJSON_AddNumberToObject(o, "n_tokens", (double)shard_writer_tokens(w));
     cJSON_AddNumberToObject(o, "n_docs", (double)shard_writer_docs(w));
     cJSON_AddNumberToObject(o, "n_trained", (double)trained);
+    if (pairs) cJSON_AddNumberToObject(o, "n_pairs", (double)n_pairs);
     cJSON_AddItemToObject(o, "shards", shards);
     return o;
 }
@@ -96,7 +98,10 @@ int prep_write_manifest(prep_state *st) {
     cJSON *m = cJSON_CreateObject();
     if (!m) return err_set("prep: out of memory");
     cJSON_AddStringToObject(m, "format", "medtune-shards");
-    cJSON_AddNumberToObject(m, "version", SHARD_MANIFEST_VERSION);
+    // Pair directories are version 2, so a medtune that knows only version 1 refuses them
+    // instead of reading the pairs' segments as documents.
+    int pairs = st->pc->n_inputs > 0 && st->pc->inputs[0].format == INPUT_PREFERENCE;
+    cJSON_AddNumberToObject(m, "version", pairs ? SHARD_MANIFEST_VERSION_PAIRS : SHARD_MANIFEST_VERSION);
     cJSON *tok = cJSON_AddObjectToObject(m, "tokenizer");
     cJSON_AddStringToObject(tok, "path", pc->tokenizer);
     cJSON_AddStringToObject(tok, "fingerprint", tokenizer_fingerprint(st->tok));
@@ -107,7 +112,7 @@ int prep_write_manifest(prep_state *st) {
     cJSON_AddBoolToObject(tok, "adds_bos", tokenizer_adds_bos(st->tok));
     if (st->has_tpl) cJSON_AddStringToObject(m, "template", chat_template_name(&st->tpl));
     else cJSON_AddNullToObject(m, "template");
-    cJSON_AddStringToObject(m, "packing", st->has_tpl ? "whole" : "stream");
+    cJSON_AddStringToObject(m, "packing", pairs ? "pairs" : st->has_tpl ? "whole" : "stream");
     cJSON_AddNumberToObject(m, "frame_tokens", SHARD_DEFAULT_FRAME_TOKENS);
     cJSON_AddNumberToObject(m, "shard_tokens", (double)pc->shard_tokens);
     cJSON_AddNumberToObject(m, "val_fraction", pc->val_fraction);
@@ -117,8 +122,8 @@ int prep_write_manifest(prep_state *st) {
     cJSON_AddBoolToObject(settings, "scrub_phi", pc->scrub_phi);
     cJSON_AddBoolToObject(settings, "strict", pc->strict);
     cJSON *splits = cJSON_AddObjectToObject(m, "splits");
-    cJSON_AddItemToObject(splits, "train", split_json(st->w[0]));
-    cJSON_AddItemToObject(splits, "val", split_json(st->w[1]));
+    cJSON_AddItemToObject(splits, "train", split_json(st->w[0], pairs, st->sum->pairs[0]));
+    cJSON_AddItemToObject(splits, "val", split_json(st->w[1], pairs, st->sum->pairs[1]));
     cJSON *sources = cJSON_AddArrayToObject(m, "sources");
     for (int i = 0; i < st->n_files; i++) {
         cJSON *e = cJSON_CreateObject();

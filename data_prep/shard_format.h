@@ -27,6 +27,8 @@
 #define SHARD_TRAINED 0x80000000u
 #define SHARD_MANIFEST "manifest.json"
 #define SHARD_MANIFEST_VERSION 1
+// Preference-pair directories (packing "pairs"): version 1 readers must refuse them.
+#define SHARD_MANIFEST_VERSION_PAIRS 2
 #define SHARD_DEFAULT_FRAME_TOKENS 16384u
 
 // Footer (64 bytes):

@@ -57,12 +57,13 @@ int shard_dir_print(const char *path, int json) {
             cJSON_AddStringToObject(o, "kind", "shards");
             cJSON_AddStringToObject(o, "tokenizer_fingerprint", s[0].tokenizer_fingerprint);
             cJSON_AddNumberToObject(o, "vocab_size", s[0].vocab_size);
-            cJSON_AddStringToObject(o, "packing", s[0].whole_packing ? "whole" : "stream");
+            cJSON_AddStringToObject(o, "packing", s[0].pairs ? "pairs" : s[0].whole_packing ? "whole" : "stream");
             if (cJSON_IsString(tpl)) cJSON_AddStringToObject(o, "template", tpl->valuestring);
             for (int i = 0; i < 2; i++) {
                 cJSON *x = cJSON_AddObjectToObject(o, splits[i]);
                 cJSON_AddNumberToObject(x, "tokens", (double)s[i].n_tokens);
                 cJSON_AddNumberToObject(x, "documents", (double)s[i].n_docs);
+                if (s[i].pairs) cJSON_AddNumberToObject(x, "pairs", (double)shard_set_n_pairs(&s[i]));
                 cJSON_AddNumberToObject(x, "trained_tokens", (double)s[i].n_trained);
                 cJSON_AddNumberToObject(x, "shards", s[i].n_files);
                 cJSON_AddStringToObject(x, "fingerprint", s[i].fingerprint);
@@ -78,12 +79,20 @@ int shard_dir_print(const char *path, int json) {
             printf("shard directory %s\n", path);
             printf("  tokenizer       %s (fingerprint %.16s..., vocab %d)\n",
                    cJSON_IsString(tpath) ? tpath->valuestring : "?", s[0].tokenizer_fingerprint, s[0].vocab_size);
-            printf("  packing         %s%s%s\n", s[0].whole_packing ? "whole (chat template " : "stream",
-                   s[0].whole_packing && cJSON_IsString(tpl) ? tpl->valuestring : "", s[0].whole_packing ? ")" : "");
-            for (int i = 0; i < 2; i++)
-                printf("  %-5s           %llu tokens (%llu trained), %llu documents, %d shard%s\n", splits[i],
-                       (unsigned long long)s[i].n_tokens, (unsigned long long)s[i].n_trained,
-                       (unsigned long long)s[i].n_docs, s[i].n_files, s[i].n_files == 1 ? "" : "s");
+            int chat = s[0].whole_packing || s[0].pairs;
+            printf("  packing         %s%s%s\n",
+                   s[0].pairs ? "pairs (preference, chat template " : s[0].whole_packing ? "whole (chat template " : "stream",
+                   chat && cJSON_IsString(tpl) ? tpl->valuestring : "", chat ? ")" : "");
+            for (int i = 0; i < 2; i++) {
+                char what[64];
+                if (s[i].pairs)
+                    snprintf(what, sizeof what, "%llu pairs", (unsigned long long)shard_set_n_pairs(&s[i]));
+                else
+                    snprintf(what, sizeof what, "%llu documents", (unsigned long long)s[i].n_docs);
+                printf("  %-5s           %llu tokens (%llu trained), %s, %d shard%s\n", splits[i],
+                       (unsigned long long)s[i].n_tokens, (unsigned long long)s[i].n_trained, what,
+                       s[i].n_files, s[i].n_files == 1 ? "" : "s");
+            }
             printf("  checksums       ok (every frame verified)\n");
         }
     }

@@ -52,7 +52,7 @@ static int open_file(shard_set *s, shard_set_file *f, const cJSON *entry, const 
     f->n_frames = ft.n_frames;
     f->first_token = s->n_tokens;
     f->n_tokens = ft.n_tokens;
-    if (s->whole_packing && ft.n_docs) {
+    if ((s->whole_packing || s->pairs) && ft.n_docs) {
         uint64_t *d = vec_grow(s->doc_starts, &s->cap_doc_starts, s->n_docs + ft.n_docs, sizeof *d);
         if (!d) return err_set("%s: out of memory", f->path);
         s->doc_starts = d;
@@ -78,9 +78,11 @@ static int read_manifest(shard_set *s, cJSON **root, char *mpath, size_t n) {
     const cJSON *ver = cJSON_GetObjectItemCaseSensitive(*root, "version");
     if (!cJSON_IsString(fmt) || strcmp(fmt->valuestring, "medtune-shards"))
         return err_set("%s: not a medtune shard manifest", mpath);
-    if (!cJSON_IsNumber(ver) || ver->valueint != SHARD_MANIFEST_VERSION)
-        return err_set("%s: manifest version %d, this medtune reads %d", mpath,
-                       cJSON_IsNumber(ver) ? ver->valueint : -1, SHARD_MANIFEST_VERSION);
+    if (!cJSON_IsNumber(ver) ||
+        (ver->valueint != SHARD_MANIFEST_VERSION && ver->valueint != SHARD_MANIFEST_VERSION_PAIRS))
+        return err_set("%s: manifest version %d, this medtune reads %d and %d", mpath,
+                       cJSON_IsNumber(ver) ? ver->valueint : -1, SHARD_MANIFEST_VERSION,
+                       SHARD_MANIFEST_VERSION_PAIRS);
     return 0;
 }
 
@@ -123,6 +125,7 @@ int shard_set_open(shard_set *s, const char *dir, const char *split) {
         goto done;
     }
     s->whole_packing = !strcmp(packing->valuestring, "whole");
+    s->pairs = !strcmp(packing->valuestring, "pairs");
     s->frame_tokens = (uint32_t)ft->valueint;
     s->n_files = cJSON_GetArraySize(shards);
     s->files = calloc((size_t)s->n_files + 1, sizeof *s->files);
@@ -141,6 +144,11 @@ int shard_set_open(shard_set *s, const char *dir, const char *split) {
         if (open_file(s, &s->files[i], e, mpath)) goto done;
         const char *h = cJSON_GetObjectItemCaseSensitive(e, "sha256")->valuestring;
         sha256_update(&sha, h, strlen(h));
+    }
+    if (s->pairs && s->n_docs % 3) {
+        err_set("%s: %s split has %llu documents, not three per preference pair", mpath, split,
+                (unsigned long long)s->n_docs);
+        goto done;
     }
     uint8_t digest[32];
     sha256_final(&sha, digest);
@@ -275,6 +283,9 @@ static int build_packing(shard_set *s, int seq_len) {
 
 int64_t shard_set_n_windows(shard_set *s, int seq_len) {
     if (seq_len < 1) return err_set("seq_len must be positive"), -1;
+    if (s->pairs)
+        return err_set("%s: holds preference pairs (packing \"pairs\"), which need a DPO or ORPO "
+                       "objective; this medtune trains and evaluates only on documents", s->dir), -1;
     if (!s->whole_packing) return s->n_tokens > 0 ? (int64_t)((s->n_tokens - 1) / (uint64_t)seq_len) : 0;
     if (s->pack_seq_len != seq_len && build_packing(s, seq_len)) return -1;
     return (int64_t)s->n_pack_windows;
@@ -317,5 +328,20 @@ int shard_set_window(shard_set *s, int seq_len, uint64_t i, uint32_t *tokens, ui
         p++;
     }
     free(words);
+    return 0;
+}
+
+uint64_t shard_set_n_pairs(const shard_set *s) { return s->pairs ? s->n_docs / 3 : 0; }
+
+int shard_set_pair(const shard_set *s, uint64_t i, uint64_t start[3], uint64_t len[3]) {
+    if (!s->pairs) return err_set("%s: not a preference-pair directory", s->dir);
+    if (i >= s->n_docs / 3)
+        return err_set("%s: pair %llu out of range (%s split has %llu pairs)", s->dir,
+                       (unsigned long long)i, s->split, (unsigned long long)(s->n_docs / 3));
+    for (int k = 0; k < 3; k++) {
+        uint64_t d = 3 * i + (uint64_t)k;
+        start[k] = s->doc_starts[d];
+        len[k] = (d + 1 < s->n_docs ? s->doc_starts[d + 1] : s->n_tokens) - start[k];
+    }
     return 0;
 }

@@ -16,6 +16,10 @@
 //   pos[j]   position of w[j] within its document, counted from the start of the document
 //            or of the window, whichever is later. With document attention, position j
 //            attends to positions with the same doc[] only.
+//   pairs packing (preference corpora): pair i is documents 3i (prompt, nothing trained),
+//     3i+1 (chosen response) and 3i+2 (rejected response), every response token trained.
+//     Windows are refused (shard_set_n_windows fails with one line naming the directory)
+//     until the DPO/ORPO objectives read pairs with shard_set_pair.
 // A shard_set is not thread-safe (the frame cache); open one per thread.
 #ifndef MEDTUNE_DATA_PREP_SHARD_READER_H
 #define MEDTUNE_DATA_PREP_SHARD_READER_H
@@ -50,6 +54,7 @@ typedef struct {
     uint64_t n_tokens, n_docs, n_trained;
     uint32_t frame_tokens;
     int whole_packing;
+    int pairs;  // packing "pairs": preference pairs, three documents each
     int vocab_size;
     int32_t pad_id;
     char tokenizer_fingerprint[65];
@@ -86,6 +91,11 @@ int shard_set_window(shard_set *s, int seq_len, uint64_t i, uint32_t *tokens, ui
                      uint32_t *doc, uint32_t *pos);
 // Reads raw words (token | flags, see shard_format.h) [start, start+n) of the stream.
 int shard_set_read(shard_set *s, uint64_t start, size_t n, uint32_t *words);
+// Preference pairs (packing "pairs"; 0 for other directories).
+uint64_t shard_set_n_pairs(const shard_set *s);
+// Segment k of pair i (0 prompt, 1 chosen, 2 rejected) is stream words [start[k],
+// start[k]+len[k]), read with shard_set_read.
+int shard_set_pair(const shard_set *s, uint64_t i, uint64_t start[3], uint64_t len[3]);
 // Hex SHA-256 identifying tokenizer + data, for resume checks.
 const char *shard_set_fingerprint(const shard_set *s);
 const char *shard_set_tokenizer_fingerprint(const shard_set *s);

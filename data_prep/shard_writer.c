@@ -133,7 +133,11 @@ static int finish_shard(shard_writer *w) {
     return 0;
 }
 
-int shard_writer_add(shard_writer *w, const int32_t *ids, const uint8_t *trained, size_t n) {
+// Appends one document; trained[i] (or, without trained, `all_trained`) marks loss targets.
+// `first_trained` keeps the mark on the first token, whose predecessor is another segment of
+// the same preference pair.
+static int add_segment(shard_writer *w, const int32_t *ids, const uint8_t *trained, int all_trained,
+                       int first_trained, size_t n) {
     for (size_t i = 0; i < n; i++) {
         if (ids[i] < 0 || (uint32_t)ids[i] > SHARD_TOKEN_MASK)
             return err_set("%s: token id %d does not fit the shard format", w->dir, ids[i]);
@@ -146,7 +150,8 @@ int shard_writer_add(shard_writer *w, const int32_t *ids, const uint8_t *trained
             w->docs = d;
             w->docs[w->n_docs++] = w->tokens;
             w->total_docs++;
-        } else if (trained[i]) {
+        }
+        if ((i > 0 || first_trained) && (trained ? trained[i] : all_trained)) {
             word |= SHARD_TRAINED;
             w->trained++;
         }
@@ -157,6 +162,20 @@ int shard_writer_add(shard_writer *w, const int32_t *ids, const uint8_t *trained
         if (w->tokens == w->shard_tokens && finish_shard(w)) return -1;
     }
     return 0;
+}
+
+int shard_writer_add(shard_writer *w, const int32_t *ids, const uint8_t *trained, size_t n) {
+    return add_segment(w, ids, trained, 0, 0, n);
+}
+
+int shard_writer_add_pair(shard_writer *w, const int32_t *prompt, size_t n_prompt,
+                          const int32_t *chosen, size_t n_chosen, const int32_t *rejected,
+                          size_t n_rejected) {
+    if (!n_prompt || !n_chosen || !n_rejected)
+        return err_set("%s: a preference pair needs a prompt and two non-empty responses", w->dir);
+    return add_segment(w, prompt, NULL, 0, 0, n_prompt) ||
+           add_segment(w, chosen, NULL, 1, 1, n_chosen) ||
+           add_segment(w, rejected, NULL, 1, 1, n_rejected) ? -1 : 0;
 }
 
 int shard_writer_finish(shard_writer *w) {

@@ -21,6 +21,12 @@ shard_writer *shard_writer_open(const char *dir, const char *split, uint64_t sha
 // Appends one document. trained[i] says whether token i is a loss target; the writer
 // clears it for the first token (nothing of the same document precedes it).
 int shard_writer_add(shard_writer *w, const int32_t *ids, const uint8_t *trained, size_t n);
+// Appends one preference pair as three consecutive documents (docs/formats.md, "Preference
+// pairs"): the prompt (nothing trained), then the chosen and the rejected response with every
+// token trained, their first included (it is predicted from the prompt's last token).
+int shard_writer_add_pair(shard_writer *w, const int32_t *prompt, size_t n_prompt,
+                          const int32_t *chosen, size_t n_chosen, const int32_t *rejected,
+                          size_t n_rejected);
 // Flushes the last shard. After this, the file list below is complete.
 int shard_writer_finish(shard_writer *w);
 size_t shard_writer_count(const shard_writer *w);
