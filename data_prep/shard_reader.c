@@ -345,3 +345,28 @@ int shard_set_pair(const shard_set *s, uint64_t i, uint64_t start[3], uint64_t l
     }
     return 0;
 }
+
+int shard_set_pair_rows(shard_set *s, int seq_len, uint64_t i, uint32_t *tokens, uint8_t *mask) {
+    uint64_t start[3], len[3];
+    if (seq_len < 1) return err_set("seq_len must be positive");
+    if (shard_set_pair(s, i, start, len)) return -1;
+    size_t w = (size_t)seq_len + 1;
+    if (len[0] >= w) return 1;
+    uint32_t *words = malloc(w * sizeof *words);
+    if (!words) return err_set("%s: out of memory", s->dir);
+    for (int r = 0; r < 2; r++) {
+        size_t resp = len[1 + r] < w - len[0] ? (size_t)len[1 + r] : w - (size_t)len[0];
+        if (shard_set_read(s, start[0], (size_t)len[0], words) ||
+            shard_set_read(s, start[1 + r], resp, words + len[0])) {
+            free(words);
+            return -1;
+        }
+        size_t filled = (size_t)len[0] + resp;
+        uint32_t *row = tokens + (size_t)r * w;
+        for (size_t k = 0; k < w; k++) row[k] = k < filled ? words[k] & SHARD_TOKEN_MASK : (uint32_t)s->pad_id;
+        for (size_t k = 1; mask && k < w; k++)
+            mask[(size_t)r * (w - 1) + k - 1] = k < filled && (words[k] & SHARD_TRAINED) ? 1 : 0;
+    }
+    free(words);
+    return 0;
+}

@@ -96,6 +96,13 @@ uint64_t shard_set_n_pairs(const shard_set *s);
 // Segment k of pair i (0 prompt, 1 chosen, 2 rejected) is stream words [start[k],
 // start[k]+len[k]), read with shard_set_read.
 int shard_set_pair(const shard_set *s, uint64_t i, uint64_t start[3], uint64_t len[3]);
+// The two rows of pair i for windows of seq_len+1 tokens, as TRL's DataCollatorForPreference
+// builds them with max_length = seq_len+1 and truncation_mode "keep_start": row 0 is prompt +
+// chosen, row 1 prompt + rejected, each cut to its first seq_len+1 tokens and padded with the
+// pad id (untrained). tokens[2*(seq_len+1)], mask[2*seq_len] (mask[j]: target j+1 trained; may
+// be NULL). Returns 1 and fills nothing when the prompt alone has seq_len+1 tokens or more
+// (no response token would be left: the pair is skipped, as TRL drops it), 0 ok, -1 error.
+int shard_set_pair_rows(shard_set *s, int seq_len, uint64_t i, uint32_t *tokens, uint8_t *mask);
 // Hex SHA-256 identifying tokenizer + data, for resume checks.
 const char *shard_set_fingerprint(const shard_set *s);
 const char *shard_set_tokenizer_fingerprint(const shard_set *s);

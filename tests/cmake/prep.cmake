@@ -21,7 +21,7 @@ medtune_add_test(NAME prep_chat_auto_smollm2_gguf
   COMMAND ${MEDTUNE_PYTHON} ${PREP_PY}/check_chat_gguf.py LABELS prep)
 # Preference pairs: tokens and masks against TRL's DPO tokenization (jinja2 + HF tokenizers).
 foreach(case pairs:chatml:qwen2.5 pairs:llama2:llama2 pairs:llama3:llama3 pairs:zephyr:llama2
-             shared:chatml:qwen2.5 malformed)
+             shared:chatml:qwen2.5 rows malformed)
   string(REPLACE ":" ";" args ${case})
   string(REPLACE ":" "_" name ${case})
   medtune_add_test(NAME prep_pref_${name}

@@ -10,6 +10,8 @@ shard reader (tests/test_prep_pairs) and by this file's own reader of docs/forma
 
 usage: check_preference.py pairs TEMPLATE TOKENIZER   hand-written records, every layout
        check_preference.py shared TEMPLATE TOKENIZER  ../shared/data/medicalgpt_dpo_zh (600 pairs)
+       check_preference.py rows                       the rows the DPO batcher gets, against TRL's
+                                                      own DataCollatorForPreference (venv-oracle)
        check_preference.py malformed                  counting, locations, strict, refusals"""
 
 import json
@@ -213,6 +215,81 @@ def case_shared(kind, tok_name):
     print(f"OK: {len(recs)} staged pairs (MedicalGPT, ShareGPT layouts), {kind} on {tok_name}: equal TRL's")
 
 
+# Runs in the oracle venv (trl 1.16): TRL's own collator on each pair, one pair per batch.
+COLLATE = r'''
+import json, sys
+from trl.trainer.dpo_trainer import DataCollatorForPreference
+out = []
+for max_length, pad, pairs in json.load(sys.stdin):
+    c = DataCollatorForPreference(pad_token_id=pad, max_length=max_length, truncation_mode="keep_start")
+    rows = []
+    for p, ch, rj in pairs:
+        if len(p) >= max_length:  # DPOTrainer drops these before collating (keep_start)
+            rows.append(None)
+            continue
+        b = c([{"prompt_ids": p, "chosen_ids": ch, "rejected_ids": rj}])
+        rows.append([[row[:int(a.sum())].tolist() for row, a in zip(b["input_ids"], b["attention_mask"])],
+                     [row[:int(a.sum())].tolist() for row, a in zip(b["completion_mask"], b["attention_mask"])]])
+    out.append(rows)
+json.dump(out, sys.stdout)
+'''
+
+
+def case_rows():
+    oracle = os.path.join(R.env("MEDTUNE_CACHE"), "venv-oracle", "bin", "python")
+    if not os.path.exists(oracle):
+        R.skip(f"{oracle} (trl 1.16) is absent: TRL's collator is the reference here")
+    tmp = tempfile.mkdtemp(prefix="medtune_pref_rows_")
+    tok_path, _, _ = setup("qwen2.5", tmp)
+    path = os.path.join(tmp, "pairs.jsonl")
+    with open(path, "w") as f:
+        f.writelines(json.dumps(r[0]) + "\n" for r in records())
+    out = os.path.join(tmp, "shards")
+    R.prep(tmp, {"tokenizer": tok_path, "template": "chatml", "val_fraction": 0,
+                 "inputs": [{"path": path, "format": "preference"}], "out_dir": out})
+    m, words = R.read_split(out, "train")
+    pad = m["tokenizer"]["eos_id"]
+    docs = R.split_docs(words)
+    pairs = [[docs[3 * i][0], docs[3 * i + 1][0], docs[3 * i + 2][0]] for i in range(len(docs) // 3)]
+    prompts = sorted(len(p) for p, _, _ in pairs)
+    # Windows from inside the shortest prompt (every pair skipped) through truncated responses
+    # to one longer than every row.
+    seq_lens = sorted({prompts[0] - 1, prompts[0], prompts[len(prompts) // 2] + 3, prompts[-1] + 5,
+                       max(len(p) + max(len(c), len(r)) for p, c, r in pairs) + 2})
+    job = [[T + 1, pad, pairs] for T in seq_lens]
+    p = subprocess.run([oracle, "-c", COLLATE], input=json.dumps(job), capture_output=True, text=True)
+    if p.returncode != 0:
+        R.fail(f"TRL's collator failed: {p.stderr[-2000:]}")
+    ref = json.loads(p.stdout)
+    exe = os.path.join(R.env("MEDTUNE_TEST_BIN"), "test_prep_pairs")
+    skipped = truncated = 0
+    for T, want in zip(seq_lens, ref):
+        c = subprocess.run([exe, out, "train", "--rows", str(T)], capture_output=True, text=True)
+        if c.returncode != 0:
+            R.fail(f"test_prep_pairs --rows {T}: {c.stdout}{c.stderr}")
+        got = [json.loads(line) for line in c.stdout.splitlines()]
+        for i, (g, w) in enumerate(zip(got, want)):
+            if w is None or g is None:
+                if g is not w:
+                    R.fail(f"seq_len {T}, pair {i}: medtune {'skips' if g is None else 'keeps'} it, TRL does not")
+                skipped += 1
+                continue
+            for r in range(2):
+                toks, mask = g[2 * r], g[2 * r + 1]
+                ids, cm = w[0][r], w[1][r]
+                n = len(ids)
+                truncated += n == T + 1
+                if toks[:n] != ids or any(t != pad for t in toks[n:]):
+                    R.fail(f"seq_len {T}, pair {i}, row {r}: tokens {toks} differ from TRL's {ids}")
+                # mask[j] is the target j+1: TRL's completion_mask shifted by one, 0 on padding.
+                if mask != (cm[1:] + [0] * (T + 1 - n)):
+                    R.fail(f"seq_len {T}, pair {i}, row {r}: mask {mask} differs from TRL's {cm}")
+    if not skipped or not truncated:
+        R.fail(f"the windows chosen do not exercise skipping ({skipped}) and truncation ({truncated})")
+    print(f"OK: pair rows for seq_len {seq_lens} equal TRL's DataCollatorForPreference (keep_start): "
+          f"{skipped} pairs skipped, {truncated} rows truncated")
+
+
 def case_malformed():
     tmp = tempfile.mkdtemp(prefix="medtune_pref_bad_")
     tok_path, _, _ = setup("gpt2", tmp)
@@ -292,6 +369,8 @@ def main():
         case_pairs(sys.argv[2], sys.argv[3])
     elif case == "shared":
         case_shared(sys.argv[2], sys.argv[3])
+    elif case == "rows":
+        case_rows()
     elif case == "malformed":
         case_malformed()
     else:
