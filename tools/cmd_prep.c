@@ -63,8 +63,8 @@ static void print_summary(const prep_config *pc, const prep_summary *s) {
     printf("prep: wrote %s\n", pc->out_dir);
     printf("  files            %llu\n", (unsigned long long)s->files);
     printf("  records read     %llu\n", (unsigned long long)s->records);
-    printf("  documents kept   %llu (train %llu, val %llu)\n", (unsigned long long)s->kept,
-           (unsigned long long)s->docs[0], (unsigned long long)s->docs[1]);
+    printf("  %-16s %llu (train %llu, val %llu)\n", s->pairs[0] + s->pairs[1] ? "pairs kept" : "documents kept",
+           (unsigned long long)s->kept, (unsigned long long)s->docs[0], (unsigned long long)s->docs[1]);
     printf("  dropped          %llu malformed, %llu empty, %llu too short, %llu duplicates\n",
            (unsigned long long)s->malformed, (unsigned long long)s->empty, (unsigned long long)s->too_short,
            (unsigned long long)s->duplicates);

@@ -175,6 +175,9 @@ def case_pairs(kind, tok_name):
     info = R.run_medtune(["info", out]).stdout
     if f"{len(recs)} pairs" not in info:
         R.fail(f"medtune info does not show the pair count:\n{info}")
+    text = R.run_medtune(["prep", os.path.join(tmp, "prep.json")]).stdout  # again, as text
+    if f"pairs kept       {len(recs)} (train {len(recs)}, val 0)" not in text:
+        R.fail(f"the prep summary does not show the pair count:\n{text}")
     print(f"OK: {len(recs)} pairs in 4 layouts, {kind} on {tok_name}: prompt/chosen/rejected tokens and "
           "masks equal TRL's tokenization, through the C reader too")
 
