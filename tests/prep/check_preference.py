@@ -26,6 +26,9 @@ from tokenizers import Tokenizer
 import prep_ref as R
 from check_chat import TEMPLATES
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from fresh_lib import fresh_model  # noqa: E402
+
 SYSTEM = "You are a careful clinical assistant."
 
 
@@ -347,22 +350,19 @@ def case_malformed():
     p = subprocess.run([exe, out, "train", "64"], capture_output=True, text=True)
     if p.returncode != 1 or "holds preference pairs" not in p.stdout:
         R.fail(f"the window reader accepted a pair directory: exit {p.returncode}: {p.stdout[:300]}")
-    # ... and `medtune train` refuses them with one line (checked with a real tiny model).
-    model = os.path.join(R.shared_dir(), "models", "stories260K")
-    if os.path.isdir(model):
-        tiny = os.path.join(tmp, "tiny")
-        R.prep(tmp, dict(cfg, tokenizer=model, template="zephyr", out_dir=tiny))
-        train = os.path.join(tmp, "train.json")
-        with open(train, "w") as f:
-            json.dump({"model": model, "data": {"train": tiny}, "lora": {"r": 2, "alpha": 4, "targets": ["q_proj"]},
-                       "batch": {"micro_batch": 1, "seq_len": 32, "grad_accum": 1}, "steps": 1,
-                       "out_dir": os.path.join(tmp, "run")}, f)
-        p = R.run_medtune(["train", train], expect_rc=1)
-        err = p.stderr.strip().splitlines()
-        if len(err) != 1 or not err[0].startswith(f"medtune: error: {tiny}: holds preference pairs"):
-            R.fail(f"train on a pair directory: expected one refusal line, got {p.stderr!r}")
-    else:
-        print(f"note: {model} is absent: the train refusal is checked through the reader only")
+    # ... and `medtune train` refuses them with one line (a random-weight model, fresh_lib).
+    model = fresh_model(os.path.join(tmp, "model"))
+    tiny = os.path.join(tmp, "tiny")
+    R.prep(tmp, dict(cfg, tokenizer=model, template="chatml", out_dir=tiny))
+    train = os.path.join(tmp, "train.json")
+    with open(train, "w") as f:
+        json.dump({"model": model, "data": {"train": tiny}, "lora": {"r": 2, "alpha": 4, "targets": ["q_proj"]},
+                   "batch": {"micro_batch": 1, "seq_len": 32, "grad_accum": 1}, "steps": 1,
+                   "out_dir": os.path.join(tmp, "run")}, f)
+    p = R.run_medtune(["train", train], expect_rc=1)
+    err = p.stderr.strip().splitlines()
+    if len(err) != 1 or not err[0].startswith(f"medtune: error: {tiny}: holds preference pairs"):
+        R.fail(f"train on a pair directory: expected one refusal line, got {p.stderr!r}")
     print("OK: malformed preference records counted and located; strict, mixing and windows refused")
 
 
