@@ -20,7 +20,7 @@
 typedef struct {
     const char *model, *adapter, *shards, *split, *doc_attention, *mcq, *format, *gold, *out;
     long long seq_len, batch, max_windows, limit, max_len;
-    int add_special, json;
+    int add_special, json, full_forward;
 } eval_args;
 
 static const cli_positional POSITIONALS[] = {
@@ -75,6 +75,11 @@ static const cli_option OPTIONS[] = {
      .help = "tokenize with the tokenizer's special tokens (BOS), like the harness's "
              "add_bos_token=True",
      .default_text = "off, as the harness", .group = MCQ},
+    {.name = "full-forward", .kind = CLI_FLAG, .offset = offsetof(eval_args, full_forward),
+     .help = "score with the training forward pass over every position (all logits): the "
+             "slower reference path",
+     .default_text = "off: the prompt once through the KV cache, choices batched on top",
+     .group = MCQ},
     {.name = "out", .kind = CLI_STRING, .metavar = "FILE.jsonl", .offset = offsetof(eval_args, out),
      .help = "write one JSON line per item", .default_text = "none", .group = MCQ},
     {0},
@@ -153,7 +158,7 @@ static int read_mcq(const eval_args *a, mcq_format *f, mcq_set *s) {
 
 static int run_mcq(const eval_args *a, mcq_format f, const mcq_set *s, const model *m,
                    const lora_adapter *lora, const tokenizer *tok) {
-    mcq_options o = {(int)a->max_len, a->add_special, isatty(2)};
+    mcq_options o = {(int)a->max_len, a->add_special, isatty(2), a->full_forward};
     if (!o.max_len)  // the harness's default too when a config gives no length
         o.max_len = m->cfg.max_position_embeddings > 1 ? m->cfg.max_position_embeddings : 2048;
     mcq_result *res = calloc(s->n, sizeof *res);
