@@ -2,7 +2,7 @@
 # against the PyTorch twin, and the refusals of bad input.
 medtune_add_test(NAME eval_readers
   COMMAND ${MEDTUNE_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/eval/check_readers.py LABELS eval)
-foreach(check mcq_twin perplexity refusals)
+foreach(check mcq_twin mcq_kv perplexity refusals)
   medtune_add_test(NAME eval_${check}
     COMMAND ${MEDTUNE_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/eval/check_${check}.py
     LABELS eval)
