@@ -17,3 +17,6 @@ medtune_add_test(NAME eval_vocab_ids
 # eval --shards scores packed chat documents with document attention: training's val loss.
 medtune_add_test(NAME eval_doc_attention
   COMMAND ${MEDTUNE_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/eval/check_doc_attention.py LABELS eval)
+# eval --suite: leaderboard table, results.json/.csv, --compare's paired exact McNemar test.
+medtune_add_test(NAME eval_suite
+  COMMAND ${MEDTUNE_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/eval/check_suite.py LABELS eval)
