@@ -20,3 +20,7 @@ medtune_add_test(NAME eval_doc_attention
 # eval --suite: leaderboard table, results.json/.csv, --compare's paired exact McNemar test.
 medtune_add_test(NAME eval_suite
   COMMAND ${MEDTUNE_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/eval/check_suite.py LABELS eval)
+# The independent anchor: per-item log-likelihoods and accuracies equal lm-evaluation-harness's
+# (its own task definitions over local items, in .cache/venv-oracle; skipped without it).
+medtune_add_test(NAME eval_lm_eval
+  COMMAND ${MEDTUNE_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/eval/check_lm_eval.py LABELS eval)
