@@ -92,7 +92,7 @@ static const cli_option OPTIONS[] = {
     {.name = "add-special", .kind = CLI_FLAG, .offset = offsetof(eval_args, add_special),
      .help = "tokenize with the tokenizer's special tokens (BOS), like the harness's "
              "add_bos_token=True (*)",
-     .default_text = "off, as the harness", .group = MCQ},
+     .default_text = "off, as the harness with add_bos_token=False", .group = MCQ},
     {.name = "full-forward", .kind = CLI_FLAG, .offset = offsetof(eval_args, full_forward),
      .help = "score with the training forward pass over every position (all logits): the "
              "slower reference path (*)",
