@@ -8,7 +8,7 @@ doc_to_text, not a copy. Per choice, the log-likelihoods agree within 1e-4; per 
 predictions (acc and acc_norm) are identical, and so are the accuracies. Models: the
 tinystories-656k HF directory of ../shared (contexts longer than its 512 positions are cut
 from the left by both), and SmolLM2-135M-Instruct's GGUF merged with a random LoRA adapter
-into an HF directory by `medtune merge` when the GGUF is in .cache.
+into an HF directory by `medtune merge --dtype f16` when the GGUF is in .cache.
 The oracle venv is $MEDTUNE_ORACLE_VENV or $MEDTUNE_CACHE/venv-oracle; the test skips when
 it is absent."""
 import csv
@@ -152,7 +152,7 @@ def main():
     if os.path.exists(gguf):
         adapter = random_adapter(work, gguf, "adapter", r=4, alpha=8, targets="all")
         merged = os.path.join(work, "smollm2_merged")
-        run(["merge", gguf, adapter, merged])
+        run(["merge", gguf, adapter, merged, "--dtype", "f16"])  # half the bytes to write and read
         smol_work = os.path.join(work, "smollm2")
         os.makedirs(smol_work)
         runs.append(("smollm2+lora merged", merged, smol_work, make_items(shared, smol_work, 3), 3))
