@@ -248,7 +248,8 @@ int decoder_forward(decoder *d, const int32_t *tokens, int n, float *logits, int
 int decoder_forward_branches(decoder *d, const int32_t *tokens, const int *branch_start,
                              int n_branches, float *logits) {
     const model_config *c = &d->m->cfg;
-    if (n_branches <= 0) return err_set("decoder: no branches to run");
+    if (n_branches <= 0 || branch_start[0] != 0)
+        return err_set("decoder: branches must start at row 0");
     const int n = branch_start[n_branches];
     if (n <= 0 || n > d->max_rows)
         return err_set("decoder: %d branch rows, outside [1, %d]", n, d->max_rows);
