@@ -11,7 +11,7 @@
 static const char *const VARIANT[2] = {"model", "compared"};
 
 static void print_scores(const eval_suite *s, int which, FILE *f) {
-    fprintf(f, "%-32s %6s  %-6s %-17s  %-8s %-17s\n", "task", "n", "acc", "95% CI", "acc_norm",
+    fprintf(f, "%-32s %6s  %-6s %-16s  %-8s %s\n", "task", "n", "acc", "95% CI", "acc_norm",
             "95% CI");
     for (int i = 0; i < s->n_tasks; i++) {
         const mcq_summary *m = &s->tasks[i].sum[which];
