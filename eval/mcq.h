@@ -64,6 +64,8 @@ typedef struct {
     int max_len;        // model inputs are at most this long (context cut from the left)
     int add_special;    // encode as HF add_special_tokens=True (BOS for Llama tokenizers)
     int progress;       // report progress on stderr
+    int full_forward;   // score with lm_plan's full forward pass (all T x V logits), the
+                        // reference the KV-cache path (the default) is tested against
 } mcq_options;
 
 typedef struct {

@@ -6,11 +6,13 @@
 //   - the model input is (context + continuation)[-(max_len + 1):][:-1], i.e. contexts too
 //     long for the model are cut from the left;
 //   - a continuation's log-likelihood is the sum over its tokens of log_softmax(logits).
-// The choices of an item share their context, so their inputs often coincide (one-token
-// continuations like " A".." D" need the context alone): a choice whose input is a prefix of
-// another's reads its log-probabilities from that row, which under causal attention are the
-// same numbers. The remaining rows of an item form one padded batch (one lm_plan shape);
-// items are run grouped by shape so plans are rebuilt rarely, and reported in file order.
+// By default the model runs through the KV-cache decoder (mcq_score_kv.c). The full forward
+// path here is the reference it is tested against: the choices of an item share their
+// context, so their inputs often coincide (one-token continuations like " A".." D" need the
+// context alone): a choice whose input is a prefix of another's reads its log-probabilities
+// from that row, which under causal attention are the same numbers. The remaining rows of an
+// item form one padded batch (one lm_plan shape); items are run grouped by shape so plans are
+// rebuilt rarely, and reported in file order.
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,27 +22,17 @@
 #include "common/error.h"
 #include "common/strbuf.h"
 #include "eval/mcq.h"
+#include "eval/mcq_work.h"
 #include "model/transformer.h"
 
 enum { SEQ_BUCKET = 16 };  // padded lengths are multiples of this: fewer distinct plan shapes
-
-typedef struct {
-    int n_rows;
-    int32_t *row_tokens[MCQ_MAX_CHOICES];  // distinct model inputs (owned)
-    int row_len[MCQ_MAX_CHOICES];
-    int choice_row[MCQ_MAX_CHOICES];
-    int32_t *cont[MCQ_MAX_CHOICES];        // continuation tokens (owned)
-    int cont_len[MCQ_MAX_CHOICES];
-    int input_len[MCQ_MAX_CHOICES];        // length of the choice's own model input
-    int T;                                 // padded length
-    int truncated;
-} item_work;
 
 static void work_free(item_work *w) {
     for (int i = 0; i < MCQ_MAX_CHOICES; i++) {
         free(w->row_tokens[i]);
         free(w->cont[i]);
     }
+    free(w->ctx);
     memset(w, 0, sizeof *w);
 }
 
@@ -156,6 +148,8 @@ static int prepare_item(const tokenizer *tok, int vocab, const mcq_item *it,
         }
         w->choice_row[c] = row;
     }
+    if (!rc && !(w->ctx = copy_ids(ctx.data, ctx.len))) rc = err_set("mcq: out of memory");
+    w->ctx_len = (int)ctx.len;
     w->T = (w->T + SEQ_BUCKET - 1) / SEQ_BUCKET * SEQ_BUCKET;
     if (w->T > o->max_len) w->T = o->max_len;
     if (w->T < 1) w->T = 1;
@@ -169,7 +163,7 @@ static int prepare_item(const tokenizer *tok, int vocab, const mcq_item *it,
 }
 
 // log softmax(logits)[target], in double.
-static double log_prob(const float *logits, int V, int target) {
+double mcq_log_prob(const float *logits, int V, int target) {
     float mx = logits[0];
     for (int v = 1; v < V; v++) mx = logits[v] > mx ? logits[v] : mx;
     double sum = 0.0;
@@ -177,7 +171,7 @@ static double log_prob(const float *logits, int V, int target) {
     return (double)logits[target] - (double)mx - log(sum);
 }
 
-static void pick(const mcq_item *it, mcq_result *r) {
+void mcq_pick(const mcq_item *it, mcq_result *r) {
     r->chosen = r->chosen_norm = 0;
     for (int c = 1; c < it->n_choices; c++) {
         if (r->ll[c] > r->ll[r->chosen]) r->chosen = c;
@@ -194,24 +188,15 @@ static int cmp_shape(const void *pa, const void *pb, void *ctx) {
     return *(const size_t *)pa < *(const size_t *)pb ? -1 : 1;
 }
 
-int mcq_score(const model *m, const lora_adapter *lora, const tokenizer *tok, const mcq_set *s,
-              const mcq_options *o, mcq_result *out) {
-    if (o->max_len < 2) return err_set("mcq: max length %d is too short", o->max_len);
+// The reference path: every row through lm_plan's training forward, all T x V logits.
+static int score_full(const model *m, const lora_adapter *lora, const mcq_set *s,
+                      const item_work *works, const mcq_options *o, mcq_result *out) {
     const int V = m->cfg.vocab_size;
-    item_work *works = calloc(s->n ? s->n : 1, sizeof *works);
     size_t *order = malloc((s->n ? s->n : 1) * sizeof *order);
-    if (!works || !order) {
-        free(works);
-        free(order);
-        return err_set("mcq: out of memory for %zu items", s->n);
-    }
+    if (!order) return err_set("mcq: out of memory for %zu items", s->n);
+    for (size_t i = 0; i < s->n; i++) order[i] = i;
+    qsort_r(order, s->n, sizeof *order, cmp_shape, (void *)works);
     int rc = 0;
-    for (size_t i = 0; i < s->n && !rc; i++) {
-        memset(&out[i], 0, sizeof out[i]);
-        rc = prepare_item(tok, V, &s->items[i], o, &works[i], &out[i]);
-        order[i] = i;
-    }
-    if (!rc) qsort_r(order, s->n, sizeof *order, cmp_shape, works);
     lm_plan plan;
     int have_plan = 0;
     float *logits = NULL;
@@ -257,11 +242,11 @@ int mcq_score(const model *m, const lora_adapter *lora, const tokenizer *tok, co
             double ll = 0.0;
             for (int j = 0; j < n; j++) {
                 const size_t pos = (size_t)r * T + (size_t)(L - n + j);
-                ll += log_prob(logits + pos * V, V, w->cont[c][j]);
+                ll += mcq_log_prob(logits + pos * V, V, w->cont[c][j]);
             }
             res->ll[c] = ll;
         }
-        pick(it, res);
+        mcq_pick(it, res);
         double now = clock_now_s();
         if (o->progress && (now - last > 10.0 || k + 1 == s->n)) {
             fprintf(stderr, "eval: %zu/%zu items, %.2f items/s\n", k + 1, s->n,
@@ -273,8 +258,24 @@ int mcq_score(const model *m, const lora_adapter *lora, const tokenizer *tok, co
     free(logits);
     free(tokens);
     free(targets);
+    free(order);
+    return rc;
+}
+
+int mcq_score(const model *m, const lora_adapter *lora, const tokenizer *tok, const mcq_set *s,
+              const mcq_options *o, mcq_result *out) {
+    if (o->max_len < 2) return err_set("mcq: max length %d is too short", o->max_len);
+    item_work *works = calloc(s->n ? s->n : 1, sizeof *works);
+    if (!works) return err_set("mcq: out of memory for %zu items", s->n);
+    int rc = 0;
+    for (size_t i = 0; i < s->n && !rc; i++) {
+        memset(&out[i], 0, sizeof out[i]);
+        rc = prepare_item(tok, m->cfg.vocab_size, &s->items[i], o, &works[i], &out[i]);
+    }
+    if (!rc)
+        rc = o->full_forward ? score_full(m, lora, s, works, o, out)
+                             : mcq_score_kv(m, lora, s, works, o, out);
     for (size_t i = 0; i < s->n; i++) work_free(&works[i]);
     free(works);
-    free(order);
     return rc;
 }

@@ -23,3 +23,16 @@ double stats_binary_stderr(size_t k, size_t n) {
     const double var = ((double)k * (1.0 - p) * (1.0 - p) + (nn - (double)k) * p * p) / (nn - 1.0);
     return sqrt(var / nn);
 }
+
+double stats_mcnemar_exact(size_t b, size_t c) {
+    const size_t n = b + c, k = b < c ? b : c;
+    if (n == 0) return 1.0;
+    // P(X <= k) for X ~ Binomial(n, 1/2), each term C(n, i) / 2^n from log-gamma: n reaches
+    // the thousands on a full benchmark, where 2^n overflows a double.
+    const double ln2n = (double)n * log(2.0), lg_n1 = lgamma((double)n + 1.0);
+    double tail = 0.0;
+    for (size_t i = 0; i <= k; i++)
+        tail += exp(lg_n1 - lgamma((double)i + 1.0) - lgamma((double)(n - i) + 1.0) - ln2n);
+    const double p = 2.0 * tail;
+    return p < 1.0 ? p : 1.0;
+}

@@ -16,7 +16,7 @@
 // the allocation it sets the pointers (common/arena.h). Shapes as in decoder.h.
 static void decoder_carve(decoder *d, arena_carver *a) {
     const model_config *c = &d->m->cfg;
-    const int64_t R = DECODER_MAX_ROWS, T = d->cache.n_ctx, C = c->hidden_size;
+    const int64_t R = d->max_rows, T = d->cache.n_ctx, C = c->hidden_size;
     const int64_t F = c->intermediate_size, L = c->n_layers, H = c->n_heads, D = c->head_dim;
     const int64_t QD = H * D, KD = (int64_t)c->n_kv_heads * D;
     const int64_t r = d->lora ? d->lora->cfg.r : 0;
@@ -39,8 +39,16 @@ static void decoder_carve(decoder *d, arena_carver *a) {
 }
 
 int decoder_init(decoder *d, const model *m, const lora_adapter *lora, int n_ctx) {
+    return decoder_init_rows(d, m, lora, n_ctx, DECODER_MAX_ROWS);
+}
+
+int decoder_init_rows(decoder *d, const model *m, const lora_adapter *lora, int n_ctx,
+                      int max_rows) {
     memset(d, 0, sizeof *d);
     const model_config *c = &m->cfg;
+    if (max_rows < 1 || max_rows > DECODER_ROWS_LIMIT)
+        return err_set("decoder: %d rows per call is outside [1, %d]", max_rows,
+                       DECODER_ROWS_LIMIT);
     if (n_ctx < 1 || n_ctx > c->max_position_embeddings)
         return err_set("decoder: context of %d positions is outside [1, %d] "
                        "(max_position_embeddings)",
@@ -50,6 +58,7 @@ int decoder_init(decoder *d, const model *m, const lora_adapter *lora, int n_ctx
                        c->n_layers);
     d->m = m;
     d->lora = lora;
+    d->max_rows = max_rows;
     d->threads = omp_get_max_threads();
     d->cache.n_ctx = n_ctx;
     arena_carver sizing = {0};
@@ -128,8 +137,10 @@ static void add_rows(float *y, const float *x, int64_t n) {
     for (int64_t i = 0; i < n; i++) y[i] += x[i];
 }
 
-// att[n, H*D] for rows at positions p0..p0+n-1 over the cached keys 0..p0+n-1 of layer l.
-static void attention_cached(decoder *d, int l, int n, int p0) {
+// att[n, H*D] for the n new rows (cache slots p0..p0+n-1) of layer l. Row i attends to the
+// slots before p0 and to the new rows first[i]..i: first[i] = 0 everywhere is causal attention,
+// a larger first[i] starts a branch that does not see the rows of the branches before it.
+static void attention_cached(decoder *d, int l, int n, int p0, const int *first) {
     const model_config *c = &d->m->cfg;
     const int H = c->n_heads, KV = c->n_kv_heads, D = c->head_dim, QD = H * D, KD = KV * D;
     const int group = H / KV, T = p0 + n, n_ctx = d->cache.n_ctx;
@@ -139,12 +150,13 @@ static void attention_cached(decoder *d, int l, int n, int p0) {
 #pragma omp parallel for schedule(static) num_threads(n > 1 || T >= 256 ? d->threads : 1)
     for (int h = 0; h < H; h++) {
         const int g = h / group;
-        float *s = d->scores + (int64_t)h * DECODER_MAX_ROWS * n_ctx;
+        float *s = d->scores + (int64_t)h * d->max_rows * n_ctx;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, T, D, scale, d->q + (int64_t)h * D,
                     QD, kc + (int64_t)g * D, KD, 0.0f, s, T);
         for (int i = 0; i < n; i++) {
             float *row = s + (int64_t)i * T;
-            const int last = p0 + i;
+            const int last = p0 + i, skip_to = p0 + first[i];
+            for (int j = p0; j < skip_to; j++) row[j] = -INFINITY;
             float mx = -INFINITY;
             for (int j = 0; j <= last; j++) mx = row[j] > mx ? row[j] : mx;
             float sum = 0.0f;
@@ -161,15 +173,17 @@ static void attention_cached(decoder *d, int l, int n, int p0) {
     }
 }
 
-// One chunk of n <= DECODER_MAX_ROWS rows; the final-norm output of the rows is left in d->xn.
-static void forward_chunk(decoder *d, const int32_t *tokens, int n) {
+// One chunk of n <= max_rows rows in cache slots n_past..n_past+n-1, row i at rotary
+// position n_past + i - first[i] (first as in attention_cached). The final-norm output of the
+// rows is left in d->xn; the caller advances n_past.
+static void forward_chunk(decoder *d, const int32_t *tokens, int n, const int *first) {
     const model_config *c = &d->m->cfg;
     const int C = c->hidden_size, F = c->intermediate_size, D = c->head_dim;
     const int H = c->n_heads, KV = c->n_kv_heads, QD = H * D, KD = KV * D;
     const int p0 = d->cache.n_past, n_ctx = d->cache.n_ctx;
-    int32_t pos[DECODER_MAX_ROWS];
-    float rstd[DECODER_MAX_ROWS];
-    for (int i = 0; i < n; i++) pos[i] = p0 + i;
+    int32_t pos[DECODER_ROWS_LIMIT];
+    float rstd[DECODER_ROWS_LIMIT];
+    for (int i = 0; i < n; i++) pos[i] = p0 + i - first[i];
     embedding_forward(d->x, tokens, d->m->embed, n, C);
     for (int l = 0; l < c->n_layers; l++) {
         const layer_weights *w = &d->m->layers[l];
@@ -182,7 +196,7 @@ static void forward_chunk(decoder *d, const int32_t *tokens, int n) {
         const int64_t at = ((int64_t)l * n_ctx + p0) * KD;
         memcpy(d->cache.k + at, d->k, (size_t)n * KD * sizeof(float));
         memcpy(d->cache.v + at, d->v, (size_t)n * KD * sizeof(float));
-        attention_cached(d, l, n, p0);
+        attention_cached(d, l, n, p0, first);
         proj(d, d->tmp, d->att, w->wo, NULL, l, LORA_O, n, QD, C);
         add_rows(d->x, d->tmp, (int64_t)n * C);
 
@@ -194,8 +208,16 @@ static void forward_chunk(decoder *d, const int32_t *tokens, int n) {
         add_rows(d->x, d->tmp, (int64_t)n * C);
     }
     rmsnorm_forward(d->xn, rstd, d->x, d->m->final_norm, n, C, c->rms_norm_eps);
-    d->cache.n_past += n;
     d->n_positions += n;
+}
+
+static int check_tokens(const decoder *d, const int32_t *tokens, int n) {
+    const int V = d->m->cfg.vocab_size;
+    for (int i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= V)
+            return err_set("decoder: token id %d is outside the model's vocabulary (%d)",
+                           tokens[i], V);
+    return 0;
 }
 
 int decoder_forward(decoder *d, const int32_t *tokens, int n, float *logits, int all_logits) {
@@ -205,15 +227,14 @@ int decoder_forward(decoder *d, const int32_t *tokens, int n, float *logits, int
     if (n > d->cache.n_ctx - d->cache.n_past)
         return err_set("decoder: %d more tokens do not fit the context (%d of %d positions used)",
                        n, d->cache.n_past, d->cache.n_ctx);
-    for (int i = 0; i < n; i++)
-        if (tokens[i] < 0 || tokens[i] >= V)
-            return err_set("decoder: token id %d is outside the model's vocabulary (%d)",
-                           tokens[i], V);
+    if (check_tokens(d, tokens, n)) return -1;
+    static const int causal[DECODER_ROWS_LIMIT];
     const int saved_threads = omp_get_max_threads();
     omp_set_num_threads(n == 1 ? 1 : d->threads);
-    for (int i0 = 0; i0 < n; i0 += DECODER_MAX_ROWS) {
-        const int rows = n - i0 < DECODER_MAX_ROWS ? n - i0 : DECODER_MAX_ROWS;
-        forward_chunk(d, tokens + i0, rows);
+    for (int i0 = 0; i0 < n; i0 += d->max_rows) {
+        const int rows = n - i0 < d->max_rows ? n - i0 : d->max_rows;
+        forward_chunk(d, tokens + i0, rows, causal);
+        d->cache.n_past += rows;
         if (!logits) continue;
         if (all_logits)
             matmul_rows(d, logits + (int64_t)i0 * V, d->xn, d->m->lm_head, NULL, rows, C, V);
@@ -221,5 +242,39 @@ int decoder_forward(decoder *d, const int32_t *tokens, int n, float *logits, int
             matmul_rows(d, logits, d->xn + (int64_t)(rows - 1) * C, d->m->lm_head, NULL, 1, C, V);
     }
     omp_set_num_threads(saved_threads);
+    return 0;
+}
+
+int decoder_forward_branches(decoder *d, const int32_t *tokens, const int *branch_start,
+                             int n_branches, float *logits) {
+    const model_config *c = &d->m->cfg;
+    if (n_branches <= 0 || branch_start[0] != 0)
+        return err_set("decoder: branches must start at row 0");
+    const int n = branch_start[n_branches];
+    if (n <= 0 || n > d->max_rows)
+        return err_set("decoder: %d branch rows, outside [1, %d]", n, d->max_rows);
+    if (n > d->cache.n_ctx - d->cache.n_past)
+        return err_set("decoder: %d more tokens do not fit the context (%d of %d positions used)",
+                       n, d->cache.n_past, d->cache.n_ctx);
+    if (check_tokens(d, tokens, n)) return -1;
+    int first[DECODER_ROWS_LIMIT];
+    for (int b = 0; b < n_branches; b++) {
+        if (branch_start[b + 1] < branch_start[b] || branch_start[b] < 0)
+            return err_set("decoder: branch %d has a negative length", b);
+        for (int i = branch_start[b]; i < branch_start[b + 1]; i++) first[i] = branch_start[b];
+    }
+    const int saved_threads = omp_get_max_threads();
+    omp_set_num_threads(n == 1 ? 1 : d->threads);
+    forward_chunk(d, tokens, n, first);
+    matmul_rows(d, logits, d->xn, d->m->lm_head, NULL, n, c->hidden_size, c->vocab_size);
+    omp_set_num_threads(saved_threads);
+    return 0;
+}
+
+int decoder_rewind(decoder *d, int n_past) {
+    if (n_past < 0 || n_past > d->cache.n_past)
+        return err_set("decoder: cannot rewind to %d of %d cached positions", n_past,
+                       d->cache.n_past);
+    d->cache.n_past = n_past;
     return 0;
 }

@@ -21,14 +21,18 @@ typedef struct {
 } kv_cache;
 
 // Rows of one forward call: a longer prompt is prefilled in chunks of this many tokens, which
-// bounds the scratch memory (attention scores are [H, rows, n_ctx]).
+// bounds the scratch memory (attention scores are [H, rows, n_ctx]). decoder_init_rows takes
+// larger chunks (up to DECODER_ROWS_LIMIT): each chunk repacks every weight matrix inside
+// sgemm, which costs a quarter of a 64-row prefill of a small model.
 #define DECODER_MAX_ROWS 64
+#define DECODER_ROWS_LIMIT 1024
 
 typedef struct {
     const model *m;
     const lora_adapter *lora;  // NULL: the base model alone
     kv_cache cache;
-    // scratch for up to R = DECODER_MAX_ROWS rows
+    int max_rows;  // R: rows of one forward call
+    // scratch for up to R rows
     float *x, *xn, *tmp;  // [R, C]
     float *q, *att;       // [R, H*D]
     float *k, *v;         // [R, KV*D]
@@ -48,6 +52,10 @@ typedef struct {
 
 // A decoder for contexts of up to n_ctx positions (1 <= n_ctx <= max_position_embeddings).
 int decoder_init(decoder *d, const model *m, const lora_adapter *lora, int n_ctx);
+// The same with chunks of max_rows rows (1 <= max_rows <= DECODER_ROWS_LIMIT) instead of
+// DECODER_MAX_ROWS: for prefill-heavy use such as scoring prompts.
+int decoder_init_rows(decoder *d, const model *m, const lora_adapter *lora, int n_ctx,
+                      int max_rows);
 void decoder_free(decoder *d);
 // Empties the cache (the next forward starts at position 0).
 void decoder_reset(decoder *d);
@@ -56,5 +64,17 @@ void decoder_reset(decoder *d);
 // logits may be NULL. Fails (nothing computed) when the tokens do not fit the context or an
 // id is outside the vocabulary.
 int decoder_forward(decoder *d, const int32_t *tokens, int n, float *logits, int all_logits);
+// Runs several continuations of the cached prefix side by side in one pass (multiple-choice
+// scoring: the choices of a question share its prompt). tokens holds the branches end to end,
+// branch b being rows branch_start[b]..branch_start[b+1]-1 (branch_start has n_branches + 1
+// entries, the last the row count, at most max_rows). A row attends to the cached
+// prefix and to the earlier rows of its own branch, at position n_past + its index in the
+// branch: each branch gets the logits it would get alone after the prefix. Writes the logits
+// [rows, V] of every row and leaves the cache holding the prefix alone (n_past unchanged).
+int decoder_forward_branches(decoder *d, const int32_t *tokens, const int *branch_start,
+                             int n_branches, float *logits);
+// Forgets the cached positions n_past.. (n_past <= the positions cached), so that another
+// continuation of the first n_past positions can be run.
+int decoder_rewind(decoder *d, int n_past);
 
 #endif

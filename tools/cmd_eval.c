@@ -1,5 +1,6 @@
-// medtune eval MODEL [--adapter DIR] (--shards DIR ... | --mcq FILE ...): perplexity over a
-// shard directory, or log-likelihood accuracy on a multiple-choice benchmark file.
+// medtune eval MODEL [--adapter DIR] (--shards DIR ... | --mcq FILE ... | --suite FILE ...):
+// perplexity over a shard directory, log-likelihood accuracy on a multiple-choice benchmark
+// file, or on every task of a suite file (optionally against a second adapter).
 #include <cjson/cJSON.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -14,13 +15,15 @@
 #include "tokenizer/tokenizer.h"
 #include "eval/mcq.h"
 #include "eval/perplexity.h"
+#include "eval/suite.h"
 #include "tools/commands.h"
 #include "model/model.h"
 
 typedef struct {
     const char *model, *adapter, *shards, *split, *doc_attention, *mcq, *format, *gold, *out;
+    const char *suite, *compare, *out_dir;
     long long seq_len, batch, max_windows, limit, max_len;
-    int add_special, json;
+    int add_special, json, full_forward;
 } eval_args;
 
 static const cli_positional POSITIONALS[] = {
@@ -30,6 +33,7 @@ static const cli_positional POSITIONALS[] = {
 
 #define PPL "perplexity"
 #define MCQ "multiple choice"
+#define SUITE "benchmark suite (and the multiple-choice options marked *)"
 static const cli_option OPTIONS[] = {
     {.name = "adapter", .kind = CLI_STRING, .metavar = "DIR",
      .offset = offsetof(eval_args, adapter),
@@ -59,6 +63,19 @@ static const cli_option OPTIONS[] = {
      .help = "benchmark file: PubMedQA .json, MedQA / MedMCQA .jsonl, MMLU .csv or a directory of "
              "MMLU .csv files",
      .group = MCQ, .one_of = 1},
+    {.name = "suite", .kind = CLI_STRING, .metavar = "FILE.json",
+     .offset = offsetof(eval_args, suite),
+     .help = "a suite file listing multiple-choice tasks (configs/medical_suite.json: the Open "
+             "Medical-LLM Leaderboard's); prints a leaderboard table and writes results.json, "
+             "results.csv and per-item files", .group = SUITE, .one_of = 1},
+    {.name = "compare", .kind = CLI_STRING, .metavar = "ADAPTER",
+     .offset = offsetof(eval_args, compare),
+     .help = "also score MODEL with this PEFT LoRA adapter on the same items and test the "
+             "change of accuracy (paired exact McNemar test)", .default_text = "none",
+     .group = SUITE},
+    {.name = "out-dir", .kind = CLI_STRING, .metavar = "DIR", .offset = offsetof(eval_args, out_dir),
+     .help = "where the suite's results go (created)",
+     .default_text = "runs/eval/<suite file name without .json>", .group = SUITE},
     {.name = "format", .kind = CLI_STRING, .metavar = "F", .offset = offsetof(eval_args, format),
      .help = "pubmedqa, medqa, medmcqa or mmlu", .default_text = "guessed from FILE", .group = MCQ},
     {.name = "gold", .kind = CLI_STRING, .metavar = "FILE", .offset = offsetof(eval_args, gold),
@@ -69,12 +86,18 @@ static const cli_option OPTIONS[] = {
      .help = "first N valid items of each file; 0 = all", .min = 0, .max = CLI_UNBOUNDED,
      .group = MCQ},
     {.name = "max-len", .kind = CLI_INT, .metavar = "N", .offset = offsetof(eval_args, max_len),
-     .help = "longest model input; longer contexts lose their start", .min = 2, .max = 1 << 20,
+     .help = "longest model input; longer contexts lose their start (*)", .min = 2,
+     .max = 1 << 20,
      .default_text = "the model's max_position_embeddings", .group = MCQ},
     {.name = "add-special", .kind = CLI_FLAG, .offset = offsetof(eval_args, add_special),
      .help = "tokenize with the tokenizer's special tokens (BOS), like the harness's "
-             "add_bos_token=True",
-     .default_text = "off, as the harness", .group = MCQ},
+             "add_bos_token=True (*)",
+     .default_text = "off, as the harness with add_bos_token=False", .group = MCQ},
+    {.name = "full-forward", .kind = CLI_FLAG, .offset = offsetof(eval_args, full_forward),
+     .help = "score with the training forward pass over every position (all logits): the "
+             "slower reference path (*)",
+     .default_text = "off: the prompt once through the KV cache, choices batched on top",
+     .group = MCQ},
     {.name = "out", .kind = CLI_STRING, .metavar = "FILE.jsonl", .offset = offsetof(eval_args, out),
      .help = "write one JSON line per item", .default_text = "none", .group = MCQ},
     {0},
@@ -153,7 +176,7 @@ static int read_mcq(const eval_args *a, mcq_format *f, mcq_set *s) {
 
 static int run_mcq(const eval_args *a, mcq_format f, const mcq_set *s, const model *m,
                    const lora_adapter *lora, const tokenizer *tok) {
-    mcq_options o = {(int)a->max_len, a->add_special, isatty(2)};
+    mcq_options o = {(int)a->max_len, a->add_special, isatty(2), a->full_forward};
     if (!o.max_len)  // the harness's default too when a config gives no length
         o.max_len = m->cfg.max_position_embeddings > 1 ? m->cfg.max_position_embeddings : 2048;
     mcq_result *res = calloc(s->n, sizeof *res);
@@ -204,11 +227,53 @@ static int run_mcq(const eval_args *a, mcq_format f, const mcq_set *s, const mod
     return 0;
 }
 
+// runs/eval/<suite file name without its directory and .json>
+static void default_out_dir(const char *suite, char *out, size_t n) {
+    const char *base = strrchr(suite, '/') ? strrchr(suite, '/') + 1 : suite;
+    size_t len = strlen(base);
+    if (len > 5 && !strcmp(base + len - 5, ".json")) len -= 5;
+    snprintf(out, n, "runs/eval/%.*s", (int)len, base);
+}
+
+static int run_suite(const eval_args *a, eval_suite *s, model *m, const lora_adapter *lora,
+                     const tokenizer *tok) {
+    mcq_options o = {(int)(a->max_len ? a->max_len : s->max_len),
+                     a->add_special || s->add_special, isatty(2), a->full_forward};
+    if (!o.max_len)
+        o.max_len = m->cfg.max_position_embeddings > 1 ? m->cfg.max_position_embeddings : 2048;
+    char dir[4096];
+    if (a->out_dir) snprintf(dir, sizeof dir, "%s", a->out_dir);
+    else default_out_dir(a->suite, dir, sizeof dir);
+    double t0 = clock_now_s();
+    if (suite_score(s, 0, m, lora, tok, &o)) return cli_fail();
+    if (a->compare) {
+        lora_adapter other;
+        if (peft_adapter_load(a->compare, &m->cfg, &other)) return cli_fail();
+        int rc = suite_score(s, 1, m, &other, tok, &o);
+        lora_adapter_free(&other);
+        if (rc) return cli_fail();
+        suite_compare(s);
+    }
+    suite_run_info info = {a->model, a->adapter, a->compare, a->suite, o.max_len,
+                           clock_now_s() - t0};
+    if (suite_write(s, &info, dir)) return cli_fail();
+    suite_print(s, stdout);
+    printf("\nresults: %s/results.json, %s/results.csv (%.1f s)\n", dir, dir, info.seconds);
+    return 0;
+}
+
 static int run(int argc, char **argv) {
     eval_args a = {.split = "val", .doc_attention = "auto", .seq_len = 512, .batch = 4};
     int rc;
     if (cli_parse(&EVAL_COMMAND, argc, argv, &a, &rc)) return rc;
-    if (a.out && a.shards) return cli_usage_error("eval", "--out is for --mcq");
+    if (a.out && !a.mcq) return cli_usage_error("eval", "--out is for --mcq");
+    if ((a.compare || a.out_dir) && !a.suite)
+        return cli_usage_error("eval", "--compare and --out-dir are for --suite");
+    if (a.suite && (a.limit || a.format || a.gold || a.json))
+        return cli_usage_error("eval", "--limit, --format, --gold and --json are for --mcq; a "
+                                       "suite file gives each task's limit, format and gold");
+    eval_suite suite = {0};
+    if (a.suite && suite_load(&suite, a.suite)) return cli_fail();
     mcq_format f = MCQ_PUBMEDQA;
     mcq_set s = {0};
     if (a.out && out_dir_check(a.out)) return cli_fail();
@@ -233,26 +298,31 @@ static int run(int argc, char **argv) {
         }
         have_lora = 1;
     }
-    rc = a.shards ? run_perplexity(&a, &m, have_lora ? &lora : NULL, tok)
-                  : run_mcq(&a, f, &s, &m, have_lora ? &lora : NULL, tok);
+    rc = a.shards  ? run_perplexity(&a, &m, have_lora ? &lora : NULL, tok)
+         : a.suite ? run_suite(&a, &suite, &m, have_lora ? &lora : NULL, tok)
+                   : run_mcq(&a, f, &s, &m, have_lora ? &lora : NULL, tok);
 done:
     if (have_lora) lora_adapter_free(&lora);
     if (tok) tokenizer_free(tok);
     if (have_model) model_free(&m);
     mcq_set_free(&s);
+    suite_free(&suite);
     return rc;
 }
 
 const cli_command EVAL_COMMAND = {
     .name = "eval",
-    .summary = "perplexity on shards, or accuracy on PubMedQA/MedQA/MedMCQA/MMLU files",
+    .summary = "perplexity on shards, or accuracy on PubMedQA/MedQA/MedMCQA/MMLU files and suites",
     .description =
         "Perplexity (--shards): mean next-token loss over the trained targets of a shard\n"
         "directory's windows (made by `medtune prep` with this model's tokenizer), and\n"
         "exp(loss). Packed chat documents are scored each on its own (document\n"
         "attention), as training's val loss with doc_attention: document.\n\n"
         "Multiple choice (--mcq): log-likelihood scoring as lm-evaluation-harness does it\n"
-        "(acc and acc_norm with 95% Wilson intervals); prompts are listed in docs/eval.md.\n",
+        "(acc and acc_norm with 95% Wilson intervals); prompts are listed in docs/eval.md.\n\n"
+        "Suite (--suite): the tasks of a suite file, a leaderboard table, results.json and\n"
+        "results.csv; --compare ADAPTER scores the same items with an adapter and gives a\n"
+        "paired exact McNemar test per task and over all items.\n",
     .positionals = POSITIONALS,
     .options = OPTIONS,
     .run = run,

@@ -2,7 +2,7 @@
 # against the PyTorch twin, and the refusals of bad input.
 medtune_add_test(NAME eval_readers
   COMMAND ${MEDTUNE_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/eval/check_readers.py LABELS eval)
-foreach(check mcq_twin perplexity refusals)
+foreach(check mcq_twin mcq_kv perplexity refusals)
   medtune_add_test(NAME eval_${check}
     COMMAND ${MEDTUNE_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/eval/check_${check}.py
     LABELS eval)
@@ -17,3 +17,10 @@ medtune_add_test(NAME eval_vocab_ids
 # eval --shards scores packed chat documents with document attention: training's val loss.
 medtune_add_test(NAME eval_doc_attention
   COMMAND ${MEDTUNE_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/eval/check_doc_attention.py LABELS eval)
+# eval --suite: leaderboard table, results.json/.csv, --compare's paired exact McNemar test.
+medtune_add_test(NAME eval_suite
+  COMMAND ${MEDTUNE_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/eval/check_suite.py LABELS eval)
+# The independent anchor: per-item log-likelihoods and accuracies equal lm-evaluation-harness's
+# (its own task definitions over local items, in .cache/venv-oracle; skipped without it).
+medtune_add_test(NAME eval_lm_eval
+  COMMAND ${MEDTUNE_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/eval/check_lm_eval.py LABELS eval)

@@ -7,6 +7,8 @@ foreach(check train_parity resume refusals threads)
 endforeach()
 
 file(GLOB MEDTUNE_EXAMPLE_CONFIGS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/configs/*.json)
+# eval suites are neither prep nor train configs: eval_suite checks configs/medical_suite.json
+list(FILTER MEDTUNE_EXAMPLE_CONFIGS EXCLUDE REGEX "_suite\\.json$")
 medtune_add_test(NAME example_configs
   COMMAND $<TARGET_FILE:test_example_configs> ${MEDTUNE_EXAMPLE_CONFIGS} LABELS train)
 

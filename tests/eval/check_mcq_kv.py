@@ -1,0 +1,104 @@
+"""eval --mcq's KV-cache path (the default: the prompt once through the decoder, the choices'
+remaining tokens as branches on top of it, logits only where scored) against the full forward
+pass over every position (--full-forward, lm_plan): every choice's log-likelihood within 1e-5 (relative),
+the same continuation token counts and the same predictions, item by item. Covers one-token
+choices (" A".." D"), multi-token choices run as branches (PubMedQA's " maybe" in a 512-token
+vocabulary), contexts cut from the left (--max-len 96), BOS (--add-special), a LoRA adapter,
+and SmolLM2-135M when it is in .cache. The twin test (eval_mcq_twin) checks both against
+PyTorch; this one pins the two C paths to each other at a tolerance the twin cannot give."""
+import json
+import os
+import sys
+
+from eval_ref import HERE, dataset_paths, env, fail, run, shared_dir, work_dir
+
+sys.path.insert(0, os.path.join(HERE, "..", "train"))
+from train_lib import write_peft_adapter  # noqa: E402
+from llama import lora_init  # noqa: E402
+from model_io import load_model  # noqa: E402
+
+# Relative to the log-likelihood's size: the two paths sum the same float32 products in
+# different orders (sgemm blocking over 512 positions), measured up to 1.2e-5 absolute on a
+# -6.9 log-likelihood of a 512-token context, 1.7e-6 relative.
+TOL = 1e-5
+
+
+def close(x, y):
+    return abs(x - y) <= TOL * max(1.0, abs(y))
+
+
+def scored(model, fmt, path, limit, out, extra):
+    run(["eval", model, "--mcq", path, "--format", fmt, "--limit", str(limit), "--out", out]
+        + extra)
+    return [json.loads(l) for l in open(out)]
+
+
+def check(label, model, fmt, path, limit, work, extra=()):
+    base = os.path.join(work, label.replace("/", "_"))
+    kv = scored(model, fmt, path, limit, base + ".kv.jsonl", list(extra))
+    full = scored(model, fmt, path, limit, base + ".full.jsonl", list(extra) + ["--full-forward"])
+    if len(kv) != len(full) or not kv:
+        fail(f"{label}: {len(kv)} items on the KV path, {len(full)} on the full path")
+    worst, multi, trunc = 0.0, 0, 0
+    for a, b in zip(kv, full):
+        if a["id"] != b["id"] or a["continuation_tokens"] != b["continuation_tokens"] or \
+                a["truncated"] != b["truncated"]:
+            fail(f"{label}: item {a['id']}: KV path {a['continuation_tokens']} tokens, "
+                 f"truncated {a['truncated']}; full path {b['id']} {b['continuation_tokens']}, "
+                 f"{b['truncated']}")
+        for c, (x, y) in enumerate(zip(a["loglikelihoods"], b["loglikelihoods"])):
+            worst = max(worst, abs(x - y))
+            if not close(x, y):
+                fail(f"{label}: item {a['id']} choice {a['choices'][c]!r}: KV path {x:.8f}, "
+                     f"full forward {y:.8f}")
+        if a["chosen"] != b["chosen"] or a["chosen_norm"] != b["chosen_norm"]:
+            fail(f"{label}: item {a['id']}: KV path picks {a['chosen']}/{a['chosen_norm']}, "
+                 f"full path {b['chosen']}/{b['chosen_norm']}")
+        multi += sum(1 for n in a["continuation_tokens"] if n > 1)
+        trunc += a["truncated"] > 0
+    print(f"{label}: {len(kv)} items, {multi} multi-token choices, {trunc} truncated, "
+          f"max |ll diff| {worst:.1e}")
+    return multi, trunc
+
+
+def main():
+    shared = shared_dir()
+    paths = dataset_paths(shared)
+    work = work_dir("mcq_kv")
+    small = os.path.join(shared, "models", "stories260K")
+    multi = trunc = 0
+    for fmt, path in paths.items():
+        m, _ = check(f"stories260K/{fmt}", small, fmt, path, 4, work)
+        multi += m
+    _, trunc = check("stories260K/pubmedqa-max-len-96", small, "pubmedqa", paths["pubmedqa"], 4,
+                     work, ["--max-len", "96"])
+    check("stories260K/medqa-add-special", small, "medqa", paths["medqa"], 3, work,
+          ["--add-special"])
+    if not multi or not trunc:
+        fail(f"the cases did not exercise branches ({multi} multi-token choices) or left "
+             f"truncation ({trunc} items)")
+
+    model = os.path.join(shared, "models", "tinystories-656k")
+    cfg, _ = load_model(model)
+    targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    lora = lora_init(cfg, 4, targets, seed=5, b_std=0.05)
+    adapter = write_peft_adapter(os.path.join(work, "adapter"), lora, r=4, lora_alpha=8.0,
+                                 lora_dropout=0.0, target_modules=targets, bias="none",
+                                 use_rslora=False, fan_in_fan_out=False)
+    check("tinystories-656k+lora/pubmedqa", model, "pubmedqa", paths["pubmedqa"], 3, work,
+          ["--adapter", adapter])
+    check("tinystories-656k+lora/medmcqa", model, "medmcqa", paths["medmcqa"], 3, work,
+          ["--adapter", adapter])
+
+    gguf = os.path.join(env("MEDTUNE_CACHE", ""), "SmolLM2-135M-Instruct.Q4_1.gguf")
+    if not os.path.exists(gguf):
+        print(f"SmolLM2 part skipped: {gguf} is absent (tools/fetch_smollm2.sh)")
+        print("OK")
+        return
+    check("smollm2/medqa", gguf, "medqa", paths["medqa"], 3, work)
+    check("smollm2/pubmedqa", gguf, "pubmedqa", paths["pubmedqa"], 2, work)
+    print("OK")
+
+
+if __name__ == "__main__":
+    main()
