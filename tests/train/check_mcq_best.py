@@ -10,7 +10,8 @@ model with benchmark files built from the quickstart sample.
 - best.patience stops the run at the step the rule gives;
 - a run stopped part-way and resumed writes the same metrics, best and adapter bytes;
 - `medtune export RUN --best` writes the bytes of exporting that step's checkpoint, and
-  `medtune info RUN --json` reports the best step and score."""
+  `medtune info RUN --json` reports the best step and score;
+- `medtune report` draws each set's acc and acc_norm by step (chart-mcq-<name>)."""
 import filecmp
 import json
 import os
@@ -18,8 +19,10 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "eval"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "report"))
 from eval_lib import sample_benchmarks  # noqa: E402
 from fresh_lib import fresh_model  # noqa: E402
+from report_lib import check_series, parse_page  # noqa: E402
 from train_lib import fail, metrics, run, work_dir, write_json  # noqa: E402
 
 MEDQA_LIMIT = 8
@@ -206,6 +209,17 @@ def main():
                        os.path.join(out_best, "adapter_model.safetensors"), shallow=False):
             fail("export --best wrote the same adapter as exporting the latest checkpoint")
     print("ok: export RUN --best writes the bytes of exporting the best step's checkpoint")
+
+    # 5. the report's MCQ charts hold the metrics.jsonl values.
+    run(["report", run_b])
+    root = parse_page(os.path.join(run_b, "report.html"))
+    for name in ("medqa", "pubmedqa_test_set"):
+        for key in (f"mcq/{name}/acc", f"mcq/{name}/acc_norm"):
+            rows = [r for r in metrics(run_b) if key in r]
+            check_series(root, f"chart-mcq-{name}", key, [r["step"] for r in rows],
+                         [r[key] for r in rows], "all")
+    print("ok: report: chart-mcq-medqa and chart-mcq-pubmedqa_test_set draw acc and acc_norm "
+          "of every evaluation")
 
 
 if __name__ == "__main__":
