@@ -170,8 +170,10 @@ def main():
     print(f"ok: mcq:medqa, patience 2: stopped at step {stop} (of 60), best step {best[0]} "
           f"(acc {best[1]}), keep_last=1 kept {kept}")
 
-    # 3. the same run stopped at step `half` and resumed: same metrics, best and bytes.
-    half = max(2, (stop // 2) // 2 * 2)
+    # 3. the same run stopped at step `half` and resumed: same metrics, best and bytes. `half`
+    # is after the best step where there is one, so the resumed run depends on the restored
+    # best score and patience counter.
+    half = best[0] + 2 if best[0] + 2 < stop else best[0]
     run_c, _ = train(work, "c", model, shards, paths, extra, half)
     run(["train", os.path.join(work, "c.json"), "--resume", "--set", "steps=60"])
 
