@@ -17,3 +17,5 @@ medtune_add_test(NAME train_thread_independence COMMAND test_threads LABELS trai
 # --best (fresh-clone model and benchmark files).
 medtune_add_test(NAME train_mcq_best
   COMMAND ${MEDTUNE_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/train/check_mcq_best.py LABELS train)
+medtune_add_test(NAME mpi_mcq_best
+  COMMAND ${MEDTUNE_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/train/check_mcq_best_mpi.py LABELS mpi)

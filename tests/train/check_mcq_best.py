@@ -15,6 +15,7 @@ model with benchmark files built from the quickstart sample.
 import filecmp
 import json
 import os
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
@@ -23,7 +24,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from eval_lib import sample_benchmarks  # noqa: E402
 from fresh_lib import fresh_model  # noqa: E402
 from report_lib import check_series, parse_page  # noqa: E402
-from train_lib import fail, metrics, run, work_dir, write_json  # noqa: E402
+from train_lib import fail, medtune, metrics, run, work_dir, write_json  # noqa: E402
 
 MEDQA_LIMIT = 8
 
@@ -47,7 +48,7 @@ def answer_c_benchmark(paths, work):
     return os.path.join(work, "medqa_c.jsonl"), os.path.join(work, "answers.txt")
 
 
-def train(work, name, model, shards, paths, extra, steps, sets=()):
+def train(work, name, model, shards, paths, extra, steps, sets=(), launch=()):
     cfg = {"model": model, "data": {"train": shards},
            "lora": {"r": 4, "dropout": 0.0}, "optim": {"lr": 2e-2},
            "schedule": {"decay": "constant"},
@@ -65,7 +66,14 @@ def train(work, name, model, shards, paths, extra, steps, sets=()):
         node[leaf] = v
     path = os.path.join(work, name + ".json")
     write_json(path, cfg)
-    return cfg["out_dir"], run(["train", path] + [a for s in sets for a in ("--set", s)])
+    args = ["train", path] + [a for s in sets for a in ("--set", s)]
+    if not launch:
+        return cfg["out_dir"], run(args)
+    p = subprocess.run(list(launch) + [medtune()] + args, capture_output=True, text=True,
+                       timeout=900)
+    if p.returncode:
+        fail(f"{' '.join(launch)} medtune {' '.join(args)}: exit {p.returncode}\n{p.stderr}")
+    return cfg["out_dir"], p
 
 
 def eval_rows(run_dir):
@@ -118,8 +126,8 @@ def check_values_match_cli(model, run_dir, paths):
           f"step's checkpoint")
 
 
-def main():
-    work = work_dir("mcq_best")
+def setup(work):
+    """The random-weight model, the benchmark files (MedQA with gold C) and the shards."""
     model = fresh_model(os.path.join(work, "model"))
     paths = sample_benchmarks(os.path.join(work, "bench"), n=12)
     paths["medqa"], text = answer_c_benchmark(paths, work)
@@ -128,6 +136,12 @@ def main():
                {"tokenizer": model, "inputs": [{"path": text, "format": "text"}],
                 "val_fraction": 0.1, "out_dir": shards})
     run(["prep", os.path.join(work, "prep.json")])
+    return model, shards, paths
+
+
+def main():
+    work = work_dir("mcq_best")
+    model, shards, paths = setup(work)
 
     # 1. val_loss, a checkpoint at every evaluation: values against the CLI, best = lowest.
     run_a, _ = train(work, "a", model, shards, paths,
