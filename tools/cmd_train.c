@@ -55,7 +55,7 @@ static int run(int argc, char **argv) {
         // Rank 0 alone scores the MCQ sets (train/trainer.c), so it alone reads them.
         train_mcq q;
         memset(&q, 0, sizeof q);
-        rc = d.rank == 0 ? train_mcq_init(&q, &tc) : 0;
+        rc = d.rank == 0 ? train_mcq_init(&q, &tc, a.config) : 0;
         if (dist_agree(&d, rc != 0, &first, NULL))
             rc = first == d.rank ? -1 : TRAINER_FAILED_ELSEWHERE;
         else

@@ -21,15 +21,20 @@ static int score(void *ctx, int i, const model *m, const lora_adapter *lora, dou
     return 0;
 }
 
-int train_mcq_init(train_mcq *q, const train_config *tc) {
+int train_mcq_init(train_mcq *q, const train_config *tc, const char *config_path) {
     memset(q, 0, sizeof *q);
     q->scorer = (trainer_mcq_scorer){q, score};
     size_t most = 0;
     for (int i = 0; i < tc->n_eval_mcq; i++) {
         const train_mcq_set *e = &tc->eval_mcq[i];
         mcq_format f;
-        int rc = e->format[0] ? mcq_format_from_name(e->format, &f)
-                              : mcq_format_detect(e->path, &f);
+        int rc = 0;
+        if (e->format[0] && mcq_format_from_name(e->format, &f))
+            rc = err_set("%s: eval_mcq[%d].format: unknown '%s' (known: pubmedqa, medqa, "
+                         "medmcqa, mmlu)",
+                         config_path, i, e->format);
+        else if (!e->format[0])
+            rc = mcq_format_detect(e->path, &f);
         if (!rc) rc = mcq_set_read(&q->sets[i], e->path, f, (size_t)e->limit, NULL);
         if (rc) {
             train_mcq_free(q);

@@ -17,8 +17,8 @@ typedef struct {
 } train_mcq;
 
 // Reads every set of tc->eval_mcq and the model's tokenizer; a bad file fails here, before
-// training starts.
-int train_mcq_init(train_mcq *q, const train_config *tc);
+// training starts; config_path names the config in messages.
+int train_mcq_init(train_mcq *q, const train_config *tc, const char *config_path);
 void train_mcq_free(train_mcq *q);
 
 #endif

@@ -25,6 +25,7 @@ from eval_lib import sample_benchmarks  # noqa: E402
 from fresh_lib import fresh_model  # noqa: E402
 from report_lib import check_series, parse_page  # noqa: E402
 from train_lib import fail, medtune, metrics, run, work_dir, write_json  # noqa: E402
+from testlib import expect_error  # noqa: E402
 
 MEDQA_LIMIT = 8
 
@@ -139,9 +140,40 @@ def setup(work):
     return model, shards, paths
 
 
+def check_refusals(work, model, shards, paths):
+    """Config mistakes and a bad MCQ file: one error line naming the key or file, exit 1,
+    before any training."""
+    base = {"model": model, "data": {"train": shards}, "steps": 2, "eval_every": 1,
+            "eval_mcq": [{"path": paths["medqa"], "name": "medqa"}],
+            "out_dir": os.path.join(work, "refused")}
+    cases = [
+        ({"best": {"metric": "mcq:nope"}}, ["best.metric", "mcq:nope"]),
+        ({"best": {"metric": "accuracy"}}, ["best.metric", "accuracy"]),
+        ({"best": {"patience": 3}}, ["best.patience"]),
+        ({"best": {"metric": "val_loss"}, "eval_every": 0}, ["best.metric", "eval_every"]),
+        ({"eval_mcq": [{"path": paths["medqa"]}, {"path": paths["medqa"]}]},
+         ["eval_mcq[1]", "medqa_c"]),
+        ({"eval_mcq": [{"path": paths["medqa"], "name": "a/b"}]}, ["eval_mcq[0].name"]),
+        ({"eval_mcq": [{"file": paths["medqa"]}]}, ["eval_mcq[0]", "file"]),
+        ({"eval_mcq": [{"path": paths["medqa"], "format": "medqa", "limit": -1}]},
+         ["eval_mcq[0].limit"]),
+        ({"eval_mcq": [{"path": paths["medqa"], "format": "usmle"}]},
+         ["refused.json", "eval_mcq[0].format", "usmle"]),
+        ({"eval_mcq": [{"path": os.path.join(work, "missing.jsonl"), "format": "medqa"}]},
+         ["missing.jsonl"]),
+    ]
+    for change, needles in cases:
+        path = os.path.join(work, "refused.json")
+        write_json(path, dict(base, **change))
+        expect_error(["train", path], *needles)
+        if os.path.exists(base["out_dir"]):
+            fail(f"{change}: refused, but {base['out_dir']} was created")
+
+
 def main():
     work = work_dir("mcq_best")
     model, shards, paths = setup(work)
+    check_refusals(work, model, shards, paths)
 
     # 1. val_loss, a checkpoint at every evaluation: values against the CLI, best = lowest.
     run_a, _ = train(work, "a", model, shards, paths,
