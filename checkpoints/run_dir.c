@@ -73,13 +73,31 @@ int checkpoint_clean_partial(const char *out_dir) {
     return rc;
 }
 
+// The step directory name held by OUT/checkpoints/<which> into name[n]; "" when the file is
+// absent.
+static int pointer_read(const char *dir, const char *which, char *name, size_t n) {
+    char file[4400];
+    snprintf(file, sizeof file, "%s/%s", dir, which);
+    name[0] = '\0';
+    if (!path_exists(file)) return 0;
+    char *text;
+    if (file_read_all(file, &text, NULL)) return -1;
+    text[strcspn(text, "\r\n")] = '\0';
+    int ok = is_step_dir_name(text, 0) && strlen(text) < n;
+    if (ok) memcpy(name, text, strlen(text) + 1);
+    free(text);
+    return ok ? 0 : err_set("%s: does not name a checkpoint directory", file);
+}
+
+// Removes the oldest checkpoints beyond keep_last, except the one just written and the best.
 static int prune(const char *dir, const char *keep_name, int keep_last) {
-    char **names;
+    char **names, best[64];
     int n;
-    if (list_step_dirs(dir, 0, &names, &n)) return -1;
+    if (pointer_read(dir, "best", best, sizeof best) || list_step_dirs(dir, 0, &names, &n))
+        return -1;
     int rc = 0;
     for (int i = 0; i + keep_last < n && !rc; i++) {
-        if (!strcmp(names[i], keep_name)) continue;
+        if (!strcmp(names[i], keep_name) || !strcmp(names[i], best)) continue;
         char p[4400];
         snprintf(p, sizeof p, "%s/%s", dir, names[i]);
         rc = dir_remove_recursive(p);
@@ -106,7 +124,7 @@ static int dir_move_into_place(const char *tmp, const char *final) {
 }
 
 int checkpoint_save(const char *out_dir, const train_state *s, const lora_adapter *a,
-                    const adamw_state *opt, const char *base_model, int keep_last) {
+                    const adamw_state *opt, const char *base_model, int keep_last, int is_best) {
     char dir[4096], name[64], tmp[4400], final[4400], file[4500];
     if (path_join(dir, sizeof dir, out_dir, "checkpoints") || dir_create(dir)) return -1;
     snprintf(name, sizeof name, STEP_PREFIX "%08lld", (long long)s->step);
@@ -130,24 +148,35 @@ int checkpoint_save(const char *out_dir, const train_state *s, const lora_adapte
     snprintf(latest, sizeof latest, "%s/latest", dir);
     snprintf(line, sizeof line, "%s\n", name);
     if (file_write_atomic(latest, line, strlen(line))) return -1;
+    if (is_best) {
+        char best[4400];
+        snprintf(best, sizeof best, "%s/best", dir);
+        if (file_write_atomic(best, line, strlen(line))) return -1;
+    }
     return prune(dir, name, keep_last);
 }
 
-int checkpoint_latest(const char *out_dir, char *path, size_t n) {
-    char latest[4400];
-    snprintf(latest, sizeof latest, "%s/checkpoints/latest", out_dir);
-    char *text;
-    if (!path_exists(latest))
-        return err_set("%s: no checkpoint to resume from (checkpoints/latest is missing)",
-                       out_dir);
-    if (file_read_all(latest, &text, NULL)) return -1;
-    text[strcspn(text, "\r\n")] = '\0';
-    int ok = is_step_dir_name(text, 0);
-    if (ok && snprintf(path, n, "%s/checkpoints/%s", out_dir, text) >= (int)n) ok = 0;
-    free(text);
-    if (!ok) return err_set("%s: does not name a checkpoint directory", latest);
-    if (!path_is_dir(path)) return err_set("%s: names %s, which does not exist", latest, path);
+static int checkpoint_named(const char *out_dir, const char *which, const char *missing,
+                            char *path, size_t n) {
+    char dir[4096], name[64];
+    if (path_join(dir, sizeof dir, out_dir, "checkpoints") ||
+        pointer_read(dir, which, name, sizeof name))
+        return -1;
+    if (!name[0]) return err_set("%s: %s (checkpoints/%s is missing)", out_dir, missing, which);
+    if (snprintf(path, n, "%s/%s", dir, name) >= (int)n)
+        return err_set("%s/%s: path too long", dir, which);
+    if (!path_is_dir(path))
+        return err_set("%s/%s: names %s, which does not exist", dir, which, path);
     return 0;
+}
+
+int checkpoint_latest(const char *out_dir, char *path, size_t n) {
+    return checkpoint_named(out_dir, "latest", "no checkpoint to resume from", path, n);
+}
+
+int checkpoint_best(const char *out_dir, char *path, size_t n) {
+    return checkpoint_named(out_dir, "best", "no best checkpoint: the run has no best.metric",
+                            path, n);
 }
 
 int run_write_final_adapter(const char *out_dir, const lora_adapter *a, const char *base_model) {

@@ -124,7 +124,10 @@ static int write_contents(hid_t f, const train_state *s, const lora_adapter *a,
              attr_write_u64(f, "dropout_counter", s->dropout_counter) ||
              attr_write_str(f, "config", s->config_json ? s->config_json : "{}") ||
              attr_write_str(f, "model_fingerprint", s->model_fingerprint) ||
-             attr_write_str(f, "data_fingerprint", s->data_fingerprint);
+             attr_write_str(f, "data_fingerprint", s->data_fingerprint) ||
+             attr_write_i64(f, "best_step", s->best_step) ||
+             attr_write(f, "best_score", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &s->best_score) ||
+             attr_write_i64(f, "evals_since_best", s->evals_since_best);
     if (g_v >= 0) H5Gclose(g_v);
     if (g_m >= 0) H5Gclose(g_m);
     if (g_adam >= 0) H5Gclose(g_adam);
@@ -247,6 +250,11 @@ int train_state_read_meta(const char *path, train_state *s) {
              read_u64_array(f, path, "data/permutation", &s->permutation, &s->n_permutation) ||
              read_u64_array(f, path, "data/replay_permutation", &s->replay_permutation,
                             &s->n_replay_permutation);
+    // Written since best-checkpoint tracking came, within format 2: absent means no best yet.
+    if (!rc && H5Aexists(f, "best_step") > 0)
+        rc = attr_read(f, path, "best_step", H5T_NATIVE_INT64, &s->best_step) ||
+             attr_read(f, path, "best_score", H5T_NATIVE_DOUBLE, &s->best_score) ||
+             attr_read(f, path, "evals_since_best", H5T_NATIVE_INT64, &s->evals_since_best);
     if (model_fp) snprintf(s->model_fingerprint, sizeof s->model_fingerprint, "%s", model_fp);
     if (data_fp) snprintf(s->data_fingerprint, sizeof s->data_fingerprint, "%s", data_fp);
     if (writer) snprintf(s->medtune_version, sizeof s->medtune_version, "%s", writer);

@@ -7,7 +7,8 @@
 //   /data/replay_permutation     uint64 [n]   replay-window order (empty without replay)
 //   root attributes: format_version, medtune_version, step, tokens_seen, adam_step,
 //   elapsed_s, the data cursor (epoch, index, replay_epoch, replay_index, sample), rng_seed,
-//   dropout_counter, threads, config (resolved JSON), model_fingerprint, data_fingerprint.
+//   dropout_counter, threads, config (resolved JSON), model_fingerprint, data_fingerprint,
+//   best_step, best_score, evals_since_best (best.metric tracking; absent in older files).
 #ifndef MEDTUNE_CHECKPOINTS_STATE_H
 #define MEDTUNE_CHECKPOINTS_STATE_H
 
@@ -40,6 +41,9 @@ typedef struct {
     int64_t n_permutation;
     uint64_t *replay_permutation;
     int64_t n_replay_permutation;
+    int64_t best_step;         // step of the best evaluation so far; 0 = none yet
+    double best_score;         // its best.metric value (exact double)
+    int64_t evals_since_best;  // evaluations since then without improvement (patience counter)
 } train_state;
 
 void train_state_free(train_state *s);

@@ -179,6 +179,11 @@ int checkpoint_dir_print(const char *path, int json) {
                (long long)st.format_version, st.medtune_version[0] ? st.medtune_version : "unknown",
                MEDTUNE_VERSION);
         if (st.threads > 0) printf("threads              %lld\n", (long long)st.threads);
+        if (st.best_step > 0)
+            printf("best                 step %lld, %s %.17g (checkpoints/best); %lld "
+                   "evaluations since\n",
+                   (long long)st.best_step, cfg_str(cfg, "best", "metric"), st.best_score,
+                   (long long)st.evals_since_best);
         print_config_text(cfg);
         if (has_adapter) print_adapter_text(adapter, &d);
     } else if (!rc) {
@@ -192,6 +197,13 @@ int checkpoint_dir_print(const char *path, int json) {
         cJSON_AddNumberToObject(o, "format_version", (double)st.format_version);
         if (st.medtune_version[0]) cJSON_AddStringToObject(o, "medtune_version", st.medtune_version);
         if (st.threads > 0) cJSON_AddNumberToObject(o, "threads", (double)st.threads);
+        if (st.best_step > 0) {
+            cJSON *b = cJSON_AddObjectToObject(o, "best");
+            cJSON_AddStringToObject(b, "metric", cfg_str(cfg, "best", "metric"));
+            cJSON_AddNumberToObject(b, "step", (double)st.best_step);
+            cJSON_AddNumberToObject(b, "score", st.best_score);
+            cJSON_AddNumberToObject(b, "evals_since_best", (double)st.evals_since_best);
+        }
         cJSON_AddItemToObject(o, "config", cJSON_Duplicate(cfg, 1));
         if (has_adapter) cJSON_AddItemToObject(o, "adapter", adapter_json(adapter, &d));
         rc = print_json(o, path);

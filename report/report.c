@@ -155,6 +155,41 @@ static size_t collect(const report_metrics *m, report_field f, double *x, double
     return n;
 }
 
+// One chart per MCQ set scored during training (eval_mcq): acc and acc_norm by step. x and y
+// are scratch of n_rows doubles each; acc_norm's points go to a second buffer.
+static int render_mcq_charts(strbuf *b, const report_metrics *m, double *x, double *y) {
+    const size_t R = m->n_rows;
+    double *xn = m->n_mcq ? xmalloc_or_err(2 * R * sizeof(double), "report") : NULL;
+    if (m->n_mcq && !xn) return -1;
+    double *yn = xn + R;
+    for (int i = 0; i < m->n_mcq; i++) {
+        size_t n = 0, nn = 0;
+        for (size_t k = 0; k < R; k++) {
+            const report_row *r = &m->rows[k];
+            if ((r->mcq_present >> (2 * i)) & 1u) {
+                x[n] = (double)r->step;
+                y[n++] = r->mcq[i][0];
+            }
+            if ((r->mcq_present >> (2 * i + 1)) & 1u) {
+                xn[nn] = (double)r->step;
+                yn[nn++] = r->mcq[i][1];
+            }
+        }
+        char id[80], title[120], key[80], key_norm[80];
+        snprintf(id, sizeof id, "chart-mcq-%s", m->mcq_names[i]);
+        snprintf(title, sizeof title, "MCQ accuracy: %s (eval_mcq)", m->mcq_names[i]);
+        snprintf(key, sizeof key, "mcq/%s/acc", m->mcq_names[i]);
+        snprintf(key_norm, sizeof key_norm, "mcq/%s/acc_norm", m->mcq_names[i]);
+        chart_series s[2] = {
+            {key, "acc", x, y, n, CHART_LINE | CHART_MARKERS, "#2ca02c"},
+            {key_norm, "acc_norm", xn, yn, nn, CHART_LINE | CHART_MARKERS, "#7b3294"},
+        };
+        chart_render(b, &(chart){id, title, "step", "accuracy", s, 2});
+    }
+    free(xn);
+    return 0;
+}
+
 static int render_charts(strbuf *b, const report_metrics *m) {
     const size_t R = m->n_rows;
     double *mem = xmalloc_or_err((2 * REPORT_N_FIELDS + 1) * R * sizeof(double), "report");
@@ -217,9 +252,10 @@ static int render_charts(strbuf *b, const report_metrics *m) {
                           CHART_LINE | CHART_HOVER, SINGLE[i].color};
         chart_render(b, &(chart){SINGLE[i].id, SINGLE[i].title, "step", SINGLE[i].y_label, &s, 1});
     }
+    int rc = render_mcq_charts(b, m, x[0], y[0]);
     strbuf_puts(b, "</section>\n");
     free(mem);
-    return 0;
+    return rc;
 }
 
 // config.json as a cJSON object, or NULL with the reason in `why`.

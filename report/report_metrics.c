@@ -2,6 +2,7 @@
 
 #include <ctype.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -126,9 +127,26 @@ static int field_of(const char *key) {
     return -1;
 }
 
+// The bit of "mcq/<name>/acc" (2 i) or "mcq/<name>/acc_norm" (2 i + 1) in mcq_present, adding
+// <name> to m's sets when it is new and there is room; -1 for any other key.
+static int mcq_bit_of(report_metrics *m, const char *key) {
+    if (strncmp(key, "mcq/", 4)) return -1;
+    const char *name = key + 4, *slash = strrchr(name, '/');
+    if (!slash || slash == name || (size_t)(slash - name) >= REPORT_MCQ_NAME_MAX) return -1;
+    int norm = !strcmp(slash + 1, "acc_norm");
+    if (!norm && strcmp(slash + 1, "acc")) return -1;
+    int len = (int)(slash - name);
+    for (int i = 0; i < m->n_mcq; i++)
+        if (!strncmp(m->mcq_names[i], name, (size_t)len) && !m->mcq_names[i][len])
+            return 2 * i + norm;
+    if (m->n_mcq == REPORT_MAX_MCQ) return -1;
+    snprintf(m->mcq_names[m->n_mcq], REPORT_MCQ_NAME_MAX, "%.*s", len, name);
+    return 2 * m->n_mcq++ + norm;
+}
+
 // Parses one line into `r`; 0 when it is a valid metrics line. As in JSON parsers, a key
 // given twice takes its last value, so a bad value only counts if no later one replaces it.
-static int parse_line(const char *p, report_row *r) {
+static int parse_line(const char *p, report_row *r, report_metrics *m) {
     memset(r, 0, sizeof *r);
     int has_step = 0;
     uint32_t bad = 0;  // fields whose (last) value is not a number or null
@@ -137,15 +155,23 @@ static int parse_line(const char *p, report_row *r) {
     p = skip_ws(p);
     if (*p == '}') return -1;
     for (;;) {
-        char key[32];
+        char key[80];
         if (*p != '"' || !(p = scan_string(p, key, sizeof key))) return -1;
         p = skip_ws(p);
         if (*p++ != ':') return -1;
         p = skip_ws(p);
         const int f = field_of(key), is_step = !strcmp(key, "step");
+        const int mcq = f < 0 && !is_step ? mcq_bit_of(m, key) : -1;
         double v;
-        const char *q = is_step || f >= 0 ? scan_number(p, &v) : NULL;
-        if (is_step) {
+        const char *q = is_step || f >= 0 || mcq >= 0 ? scan_number(p, &v) : NULL;
+        if (mcq >= 0) {
+            // Accuracies are optional extras: a non-number is left out, not a bad line.
+            r->mcq_present &= ~(1u << mcq);
+            if (q) {
+                r->mcq[mcq / 2][mcq % 2] = v;
+                r->mcq_present |= 1u << mcq;
+            }
+        } else if (is_step) {
             has_step = q && v >= 0 && v <= 1e15 && v == floor(v);
             if (has_step) r->step = (int64_t)v;
         } else if (f >= 0) {
@@ -166,7 +192,7 @@ static int parse_line(const char *p, report_row *r) {
         p = skip_ws(p);
     }
     p = skip_ws(p + 1);
-    return *p || !has_step || bad || !r->present ? -1 : 0;
+    return *p || !has_step || bad || !(r->present || r->mcq_present) ? -1 : 0;
 }
 
 static int row_cmp(const void *a, const void *b) {
@@ -199,7 +225,7 @@ int report_metrics_read(report_metrics *m, const char *path) {
         if (*skip_ws(line)) {
             m->n_lines++;
             report_row *r = &m->rows[m->n_rows];
-            if (strlen(line) == (size_t)(end - line) && !parse_line(line, r)) {
+            if (strlen(line) == (size_t)(end - line) && !parse_line(line, r, m)) {
                 r->line = line_no;
                 m->n_rows++;
             } else {

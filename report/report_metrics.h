@@ -24,11 +24,17 @@ typedef enum {
 // The metrics.jsonl key of each field.
 extern const char *const REPORT_FIELD_KEYS[REPORT_N_FIELDS];
 
+// MCQ sets scored during training ("mcq/<name>/acc", "mcq/<name>/acc_norm"): the first
+// REPORT_MAX_MCQ names met in the file are kept, in order of appearance.
+enum { REPORT_MAX_MCQ = 8, REPORT_MCQ_NAME_MAX = 48 };
+
 typedef struct {
     int64_t step;
     size_t line;  // 1-based line number in metrics.jsonl
     uint32_t present;  // bit f set when field f was on the line
     double v[REPORT_N_FIELDS];
+    uint32_t mcq_present;  // bit 2 i: acc of set i on the line, bit 2 i + 1: its acc_norm
+    double mcq[REPORT_MAX_MCQ][2];  // acc, acc_norm
 } report_row;
 
 #define REPORT_MAX_NOTED 8
@@ -41,6 +47,8 @@ typedef struct {
     size_t malformed_lines[REPORT_MAX_NOTED];  // their first line numbers
     int last_line_torn;    // the file ends in a malformed line without a newline (being written)
     size_t n_replaced;     // lines replaced by a later line of the same step
+    char mcq_names[REPORT_MAX_MCQ][REPORT_MCQ_NAME_MAX];
+    int n_mcq;
 } report_metrics;
 
 // Reads `path`. Errors: the file is missing or unreadable, empty, or holds no valid line.

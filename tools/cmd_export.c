@@ -1,4 +1,4 @@
-// medtune export CHECKPOINT_DIR OUT [--format peft|gguf] [--model MODEL]
+// medtune export CHECKPOINT_DIR OUT [--format peft|gguf] [--model MODEL] [--best]
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -8,6 +8,7 @@
 #include "common/error.h"
 #include "common/fileio.h"
 #include "common/str.h"
+#include "checkpoints/run_dir.h"
 #include "tools/commands.h"
 
 // The last path component of `path` (trailing slashes ignored) into out.
@@ -38,6 +39,7 @@ static int write_gguf(const export_source *s, const char *out, char *written, si
 
 typedef struct {
     const char *src, *out, *format, *model;
+    int best;
 } export_args;
 
 static const cli_positional POSITIONALS[] = {
@@ -56,6 +58,9 @@ static const cli_option OPTIONS[] = {
      .offset = offsetof(export_args, model),
      .help = "base model, a Hugging Face directory or .gguf file",
      .default_text = "the run config's `model`, or the adapter's base_model_name_or_path"},
+    {.name = "best", .kind = CLI_FLAG, .offset = offsetof(export_args, best),
+     .help = "CHECKPOINT_DIR is a run directory: export the checkpoint that RUN/checkpoints/best "
+             "names (the best evaluation of best.metric)"},
     {0},
 };
 
@@ -64,6 +69,13 @@ static int run(int argc, char **argv) {
     int code;
     if (cli_parse(&EXPORT_COMMAND, argc, argv, &a, &code)) return code;
     int gguf = !strcmp(a.format, "gguf");
+    char best[4400];
+    if (a.best) {
+        if (!dir_is_run(a.src))
+            return cli_usage_error("export", "--best takes a run directory (with checkpoints/)");
+        if (checkpoint_best(a.src, best, sizeof best)) return cli_fail();
+        a.src = best;
+    }
     export_source s;
     if (export_source_load(&s, a.src, a.model)) return cli_fail();
     char written[4096];
@@ -95,7 +107,7 @@ const cli_command EXPORT_COMMAND = {
     .description =
         "Exports a LoRA adapter. CHECKPOINT_DIR is a checkpoint (RUN/checkpoints/step_N),\n"
         "a run directory (its latest checkpoint, or RUN/adapter when it has none) or a PEFT\n"
-        "adapter directory.\n\n"
+        "adapter directory. --best: the run's best checkpoint (RUN/checkpoints/best).\n\n"
         "  peft  OUT is a directory: adapter_config.json + adapter_model.safetensors\n"
         "        (Hugging Face PEFT: PeftModel.from_pretrained, vLLM LoRARequest);\n"
         "        with a GGUF base also its tokenizer files (tokenizer.json, ...)\n"

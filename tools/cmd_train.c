@@ -2,10 +2,12 @@
 // Under mpirun every rank runs this same command (train/dist.h).
 #include <stddef.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "common/error.h"
 #include "common/strbuf.h"
 #include "tools/commands.h"
+#include "tools/train_mcq.h"
 #include "train/train_config.h"
 #include "train/trainer.h"
 
@@ -47,10 +49,19 @@ static int run(int argc, char **argv) {
     cli_strings_free(&a.sets);
     // A bad config fails on every rank alike: the lowest rank alone prints it.
     int first;
-    if (dist_agree(&d, rc != 0, &first, NULL))
+    if (dist_agree(&d, rc != 0, &first, NULL)) {
         rc = first == d.rank ? -1 : TRAINER_FAILED_ELSEWHERE;
-    else
-        rc = trainer_run_dist(&tc, a.resume, &d);
+    } else {
+        // Rank 0 alone scores the MCQ sets (train/trainer.c), so it alone reads them.
+        train_mcq q;
+        memset(&q, 0, sizeof q);
+        rc = d.rank == 0 ? train_mcq_init(&q, &tc, a.config) : 0;
+        if (dist_agree(&d, rc != 0, &first, NULL))
+            rc = first == d.rank ? -1 : TRAINER_FAILED_ELSEWHERE;
+        else
+            rc = trainer_run_dist(&tc, a.resume, &d, d.rank == 0 ? &q.scorer : NULL);
+        train_mcq_free(&q);
+    }
     dist_free(&d);
     if (rc == TRAINER_FAILED_ELSEWHERE) return 1;
     return rc ? cli_fail() : 0;

@@ -63,6 +63,17 @@ static int finish_line(metrics_log *m) {
     return 0;
 }
 
+// The evaluation fields of r, each as ", key: value". Accuracies are ratios of item counts;
+// 17 digits keep the exact double.
+static void write_eval(FILE *f, const metrics_row *r) {
+    if (!r->has_val) return;
+    if (r->has_val_loss)
+        fprintf(f, ", \"val_loss\": %.17g, \"val_ppl\": %.9g", r->val_loss, exp(r->val_loss));
+    for (int i = 0; i < r->n_mcq; i++)
+        fprintf(f, ", \"mcq/%s/acc\": %.17g, \"mcq/%s/acc_norm\": %.17g", r->mcq_sets[i].name,
+                r->mcq_acc[i], r->mcq_sets[i].name, r->mcq_acc_norm[i]);
+}
+
 int metrics_log_step(metrics_log *m, const metrics_row *r) {
     fprintf(m->f,
             "{\"step\": %lld, \"loss\": %.17g, \"lr\": %.9g, \"grad_norm\": %.9g, \"tokens\": %lld, "
@@ -71,15 +82,15 @@ int metrics_log_step(metrics_log *m, const metrics_row *r) {
             r->elapsed_s, r->world_size);
     if (r->world_size > 1)
         fprintf(m->f, ", \"comm_ms\": %.3f, \"comm_mb\": %.3f", r->comm_ms, r->comm_mb);
-    if (r->has_val)
-        fprintf(m->f, ", \"val_loss\": %.17g, \"val_ppl\": %.9g", r->val_loss, exp(r->val_loss));
+    write_eval(m->f, r);
     fputs("}\n", m->f);
     return finish_line(m);
 }
 
-int metrics_log_eval(metrics_log *m, int64_t step, double val_loss, double elapsed_s) {
-    fprintf(m->f, "{\"step\": %lld, \"val_loss\": %.17g, \"val_ppl\": %.9g, \"elapsed_s\": %.3f}\n",
-            (long long)step, val_loss, exp(val_loss), elapsed_s);
+int metrics_log_eval(metrics_log *m, const metrics_row *r) {
+    fprintf(m->f, "{\"step\": %lld", (long long)r->step);
+    write_eval(m->f, r);
+    fprintf(m->f, ", \"elapsed_s\": %.3f}\n", r->elapsed_s);
     return finish_line(m);
 }
 

@@ -97,12 +97,23 @@ static const train_config_key KEYS[] = {
     {"save_every", TRAIN_KEY_INT64, "100",
      "checkpoint every N steps (and always at the end); 0 = only at the end", 0, T40,
      .offset = OFF(save_every), .flags = FREE},
-    {"keep_last", TRAIN_KEY_INT, "3", "complete checkpoints kept", 1, 1 << 20,
+    {"keep_last", TRAIN_KEY_INT, "3",
+     "complete checkpoints kept (and the one `checkpoints/best` names)", 1, 1 << 20,
      .offset = OFF(keep_last), .flags = FREE},
     {"out_dir", TRAIN_KEY_PATH, "required", "run directory", .offset = OFF(out_dir), .flags = FREE},
     {"doc_attention", TRAIN_KEY_CHOICE, "`causal`",
      "`causal` or `document` (attention and positions per packed document)",
      .choices = DOC_ATTENTION_NAMES, .offset = OFF(doc_attention)},
+    {"eval_mcq", TRAIN_KEY_MCQ, "none",
+     "list of `{path, format, limit, name}` multiple-choice sets scored at each evaluation",
+     .offset = OFF(eval_mcq)},
+    {"best.metric", TRAIN_KEY_METRIC, "none",
+     "`val_loss` (lower is better) or `mcq:<name>` (acc, higher is better): kept as "
+     "`checkpoints/best`",
+     .offset = OFF(best_metric)},
+    {"best.patience", TRAIN_KEY_INT, "0",
+     "stop after this many evaluations without improvement of `best.metric`; 0 = never", 0,
+     1 << 30, .offset = OFF(best_patience), .flags = FREE},
 };
 #define N_KEYS (sizeof KEYS / sizeof KEYS[0])
 
@@ -248,6 +259,135 @@ static int store_targets(train_config *tc, const config *c, const train_config_k
     return 0;
 }
 
+// A name that can stand in a metrics key ("mcq/<name>/acc") and a report chart title.
+static int mcq_name_ok(const char *s) {
+    size_t n = strlen(s);
+    return n > 0 && n < TRAIN_MCQ_NAME_MAX &&
+           strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") == n;
+}
+
+// The file name without its folder and its last extension: "data/pubmedqa.json" -> "pubmedqa".
+static void file_stem(const char *path, char *out, size_t n) {
+    size_t len = strlen(path);
+    while (len > 1 && path[len - 1] == '/') len--;
+    size_t start = len;
+    while (start > 0 && path[start - 1] != '/') start--;
+    size_t end = len;
+    for (size_t i = len; i > start + 1; i--)
+        if (path[i - 1] == '.') {
+            end = i - 1;
+            break;
+        }
+    snprintf(out, n, "%.*s", (int)(end - start), path + start);
+}
+
+static int store_mcq_entry(train_mcq_set *e, const config *c, const cJSON *it, int i) {
+    static const char *const FIELDS[] = {"path", "format", "limit", "name"};
+    if (!cJSON_IsObject(it)) return err_set("%s: eval_mcq[%d]: must be an object", c->name, i);
+    for (const cJSON *f = it->child; f; f = f->next) {
+        int known = 0;
+        for (int k = 0; k < 4; k++) known |= !strcmp(f->string, FIELDS[k]);
+        if (!known)
+            return err_set("%s: eval_mcq[%d]: unknown key '%s' (known: path, format, limit, name)",
+                           c->name, i, f->string);
+    }
+    const cJSON *path = cJSON_GetObjectItemCaseSensitive(it, "path");
+    const cJSON *format = cJSON_GetObjectItemCaseSensitive(it, "format");
+    const cJSON *limit = cJSON_GetObjectItemCaseSensitive(it, "limit");
+    const cJSON *name = cJSON_GetObjectItemCaseSensitive(it, "name");
+    if (!cJSON_IsString(path) || !*path->valuestring)
+        return err_set("%s: eval_mcq[%d].path: required (a multiple-choice file)", c->name, i);
+    if (snprintf(e->path, sizeof e->path, "%s", path->valuestring) >= (int)sizeof e->path)
+        return err_set("%s: eval_mcq[%d].path: path too long", c->name, i);
+    if (format && !cJSON_IsNull(format) &&
+        (!cJSON_IsString(format) ||
+         snprintf(e->format, sizeof e->format, "%s", format->valuestring) >=
+             (int)sizeof e->format))
+        return err_set("%s: eval_mcq[%d].format: must be pubmedqa, medqa, medmcqa or mmlu",
+                       c->name, i);
+    if (limit && !cJSON_IsNull(limit)) {
+        if (!cJSON_IsNumber(limit) || limit->valuedouble != (double)(int64_t)limit->valuedouble ||
+            limit->valuedouble < 0 || limit->valuedouble > 1e12)
+            return err_set("%s: eval_mcq[%d].limit: must be a whole number >= 0 (0 = all items)",
+                           c->name, i);
+        e->limit = (int64_t)limit->valuedouble;
+    }
+    if (name && !cJSON_IsNull(name)) {
+        if (!cJSON_IsString(name))
+            return err_set("%s: eval_mcq[%d].name: must be a string", c->name, i);
+        snprintf(e->name, sizeof e->name, "%s", name->valuestring);
+        if (!mcq_name_ok(name->valuestring))
+            return err_set("%s: eval_mcq[%d].name: '%s' must be 1-%d characters of letters, "
+                           "digits, '_', '.', '-'",
+                           c->name, i, name->valuestring, TRAIN_MCQ_NAME_MAX - 1);
+    } else {
+        file_stem(e->path, e->name, sizeof e->name);
+        if (!mcq_name_ok(e->name))
+            return err_set("%s: eval_mcq[%d]: the file stem '%s' cannot name metrics: give a "
+                           "name (letters, digits, '_', '.', '-')",
+                           c->name, i, e->name);
+    }
+    return 0;
+}
+
+static int store_mcq(train_config *tc, const config *c, const train_config_key *k) {
+    const cJSON *arr = config_find(c, k->key);
+    if (!cJSON_IsArray(arr))
+        return err_set("%s: %s: must be a list of {path, format, limit, name} objects", c->name,
+                       k->key);
+    int n = cJSON_GetArraySize(arr);
+    if (n > TRAIN_MCQ_MAX)
+        return err_set("%s: %s: %d sets, at most %d", c->name, k->key, n, TRAIN_MCQ_MAX);
+    const cJSON *it;
+    cJSON_ArrayForEach(it, arr) {
+        train_mcq_set *e = &tc->eval_mcq[tc->n_eval_mcq];
+        if (store_mcq_entry(e, c, it, tc->n_eval_mcq)) return -1;
+        for (int j = 0; j < tc->n_eval_mcq; j++)
+            if (!strcmp(tc->eval_mcq[j].name, e->name))
+                return err_set("%s: eval_mcq[%d]: the name '%s' is taken by eval_mcq[%d]: give "
+                               "each set its own name",
+                               c->name, tc->n_eval_mcq, e->name, j);
+        tc->n_eval_mcq++;
+    }
+    return 0;
+}
+
+static int store_metric(train_config *tc, const config *c, const train_config_key *k) {
+    const char *s;
+    if (config_string(c, k->key, "", &s)) return -1;
+    if (snprintf(tc->best_metric, sizeof tc->best_metric, "%s", s) >= (int)sizeof tc->best_metric)
+        return err_set("%s: %s: '%s' is too long", c->name, k->key, s);
+    return 0;
+}
+
+int train_config_best_higher(const train_config *tc, int *mcq) {
+    *mcq = -1;
+    if (strncmp(tc->best_metric, "mcq:", 4)) return 0;
+    for (int i = 0; i < tc->n_eval_mcq; i++)
+        if (!strcmp(tc->eval_mcq[i].name, tc->best_metric + 4)) *mcq = i;
+    return 1;
+}
+
+// best.metric names val_loss or a set of eval_mcq; both need evaluations.
+static int check_best(const train_config *tc, const config *c) {
+    int mcq;
+    if (!tc->best_metric[0]) {
+        if (tc->best_patience > 0)
+            return err_set("%s: best.patience: set, but best.metric names no metric", c->name);
+        return 0;
+    }
+    if (train_config_best_higher(tc, &mcq) && mcq < 0)
+        return err_set("%s: best.metric: '%s' names no eval_mcq set (give mcq:<name> of one)",
+                       c->name, tc->best_metric);
+    if (!train_config_best_higher(tc, &mcq) && strcmp(tc->best_metric, "val_loss"))
+        return err_set("%s: best.metric: unknown '%s' (known: val_loss, mcq:<name>)", c->name,
+                       tc->best_metric);
+    if (tc->eval_every == 0)
+        return err_set("%s: best.metric: set, but eval_every is 0 (no evaluation to compare)",
+                       c->name);
+    return 0;
+}
+
 static int store_key(train_config *tc, const config *c, const train_config_key *k) {
     if (!present(c, k->key) && !strcmp(k->def, "none") && k->type != TRAIN_KEY_PATH) return 0;
     char lit[64];
@@ -256,6 +396,8 @@ static int store_key(train_config *tc, const config *c, const train_config_key *
     case TRAIN_KEY_PATH: return store_path(tc, c, k);
     case TRAIN_KEY_CHOICE: return store_choice(tc, c, k);
     case TRAIN_KEY_TARGETS: return store_targets(tc, c, k);
+    case TRAIN_KEY_MCQ: return store_mcq(tc, c, k);
+    case TRAIN_KEY_METRIC: return store_metric(tc, c, k);
     case TRAIN_KEY_BOOL:
         config_default_literal(k->def, lit, sizeof lit);
         if (config_bool(c, k->key, !strcmp(lit, "true"), &b)) return -1;
@@ -278,7 +420,7 @@ static int parse(train_config *tc, const config *c) {
     if (tc->replay_ratio > 0.0 && !tc->data_replay[0])
         return err_set("%s: data.replay_ratio: set, but data.replay names no shard directory",
                        c->name);
-    return 0;
+    return check_best(tc, c);
 }
 
 int train_config_load(train_config *tc, const char *path, char **sets, int n_sets) {
@@ -352,6 +494,28 @@ static void add_key(cJSON *root, const train_config *tc, const train_config_key 
                 cJSON_AddItemToArray(targets, cJSON_CreateString(LORA_TARGET_NAMES[t]));
         return;
     }
+    case TRAIN_KEY_MCQ: {
+        const train_mcq_set *sets = v;
+        if (!tc->n_eval_mcq) {
+            cJSON_AddNullToObject(obj, leaf);
+            return;
+        }
+        cJSON *list = cJSON_AddArrayToObject(obj, leaf);
+        for (int i = 0; i < tc->n_eval_mcq; i++) {
+            cJSON *e = cJSON_CreateObject();
+            cJSON_AddStringToObject(e, "path", sets[i].path);
+            if (sets[i].format[0]) cJSON_AddStringToObject(e, "format", sets[i].format);
+            else cJSON_AddNullToObject(e, "format");
+            cJSON_AddNumberToObject(e, "limit", (double)sets[i].limit);
+            cJSON_AddStringToObject(e, "name", sets[i].name);
+            cJSON_AddItemToArray(list, e);
+        }
+        return;
+    }
+    case TRAIN_KEY_METRIC:
+        if (*(const char *)v) cJSON_AddStringToObject(obj, leaf, v);
+        else cJSON_AddNullToObject(obj, leaf);
+        return;
     case TRAIN_KEY_INT: number = *(const int *)v; break;
     case TRAIN_KEY_INT64: number = (double)*(const int64_t *)v; break;
     case TRAIN_KEY_UINT64: number = (double)*(const uint64_t *)v; break;

@@ -16,6 +16,16 @@
 
 typedef enum { DOC_ATTENTION_CAUSAL, DOC_ATTENTION_DOCUMENT } doc_attention_mode;
 
+// One multiple-choice set scored at each evaluation (`eval_mcq`, docs/training.md). The
+// format name is checked by the scorer (eval/, a layer above train/) when the run starts.
+enum { TRAIN_MCQ_MAX = 8, TRAIN_MCQ_NAME_MAX = 48 };
+typedef struct {
+    char path[TRAIN_PATH_MAX];
+    char format[16];               // "" = guessed from the file, as `medtune eval --mcq` does
+    int64_t limit;                 // 0 = every item
+    char name[TRAIN_MCQ_NAME_MAX]; // the metrics key part: given, or the file's stem
+} train_mcq_set;
+
 typedef struct {
     char model[TRAIN_PATH_MAX];
     char init_adapter[TRAIN_PATH_MAX];  // "" when training starts from PEFT init
@@ -39,6 +49,10 @@ typedef struct {
     int keep_last;
     char out_dir[TRAIN_PATH_MAX];
     doc_attention_mode doc_attention;
+    train_mcq_set eval_mcq[TRAIN_MCQ_MAX];
+    int n_eval_mcq;
+    char best_metric[64];  // "" (none), "val_loss" or "mcq:<name>"
+    int best_patience;     // evaluations without improvement before stopping; 0 = never stop
 } train_config;
 
 // The config keys, defined once: train_config.c parses, checks and writes the config from this
@@ -54,6 +68,8 @@ typedef enum {
     TRAIN_KEY_BOOL,     // int, 0 or 1
     TRAIN_KEY_CHOICE,   // an enum: the index of its name in `choices`
     TRAIN_KEY_TARGETS,  // uint32_t bit set of LoRA targets: a list of names or "all-linear"
+    TRAIN_KEY_MCQ,      // train_mcq_set[TRAIN_MCQ_MAX] + n_eval_mcq: a list of objects
+    TRAIN_KEY_METRIC,   // char[64]: "val_loss" or "mcq:<name of an eval_mcq entry>"
 } train_key_type;
 
 enum {
@@ -92,5 +108,8 @@ int train_config_from_json(train_config *tc, const cJSON *json, const char *name
 // eval_every, save_every and keep_last may differ. Returns 0 when compatible, else -1 with the
 // first differing key and both values in err_msg().
 int train_config_compare_for_resume(const train_config *saved, const train_config *now);
+// best.metric's direction: 1 when higher is better (an MCQ accuracy), 0 for val_loss. *mcq is
+// the index of the eval_mcq entry it names, or -1.
+int train_config_best_higher(const train_config *tc, int *mcq);
 
 #endif

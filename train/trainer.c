@@ -62,6 +62,9 @@ typedef struct {
     double *gather;     // [2 * max(grad_accum, eval chunks per rank) * N] all-gather scratch
     double *val_stats;  // [2 * eval chunks] (loss sum, targets) of each evaluation chunk
     metrics_log log;
+    const trainer_mcq_scorer *mcq;
+    double mcq_acc[TRAIN_MCQ_MAX], mcq_acc_norm[TRAIN_MCQ_MAX];
+    int best_higher, best_mcq;  // best.metric: direction, eval_mcq index or -1 (val_loss)
     int64_t inject_nan_step;  // MEDTUNE_INJECT_NAN_STEP: fault injection for the test suite
 } trainer;
 
@@ -178,6 +181,9 @@ static int restore(trainer *t) {
         t->st.elapsed_s = saved.elapsed_s;
         t->st.cursor = saved.cursor;
         t->st.dropout_counter = saved.dropout_counter;
+        t->st.best_step = saved.best_step;
+        t->st.best_score = saved.best_score;
+        t->st.evals_since_best = saved.evals_since_best;
     }
     train_state_free(&saved);
     return rc;
@@ -197,14 +203,14 @@ static void data_fingerprint(trainer *t, char out[65]) {
     sha256_digest_to_hex(d, out);
 }
 
-static int save_checkpoint(trainer *t) {
+static int save_checkpoint(trainer *t, int is_best) {
     t->st.cursor = t->data.cur;
     t->st.permutation = t->data.perm;
     t->st.n_permutation = t->data.n_train;
     t->st.replay_permutation = t->data.replay_perm;
     t->st.n_replay_permutation = t->data.n_replay;
     int rc = checkpoint_save(t->tc->out_dir, &t->st, &t->lora, &t->opt, t->tc->model,
-                             t->tc->keep_last);
+                             t->tc->keep_last, is_best);
     t->st.permutation = t->st.replay_permutation = NULL;  // owned by the batcher
     if (!rc) rc = metrics_log_sync(&t->log);
     return rc;
@@ -269,6 +275,59 @@ static int evaluate(trainer *t, double *val_loss) {
     }
     *val_loss = count ? sum / (double)count : NAN;
     return 0;
+}
+
+// Val loss (when the val split has windows) and every eval_mcq set into r. Rank 0 alone scores
+// the MCQ sets (they are small next to training) and sends the accuracies to the others, so
+// every rank holds the numbers of one process and takes the same best / early-stop decisions.
+static int evaluate_all(trainer *t, metrics_row *r) {
+    r->has_val = 1;
+    r->has_val_loss = t->n_val_windows > 0;
+    if (r->has_val_loss && evaluate(t, &r->val_loss)) return -1;
+    int n = t->tc->n_eval_mcq, rc = 0;
+    for (int i = 0; i < n && t->d->rank == 0 && !rc; i++)
+        rc = t->mcq->score(t->mcq->ctx, i, &t->m, &t->lora, &t->mcq_acc[i], &t->mcq_acc_norm[i]);
+    if (sync_point(t, rc, NULL)) return -1;
+    dist_bcast_bytes(t->d, t->mcq_acc, sizeof t->mcq_acc);
+    dist_bcast_bytes(t->d, t->mcq_acc_norm, sizeof t->mcq_acc_norm);
+    r->n_mcq = n;
+    r->mcq_sets = t->tc->eval_mcq;
+    r->mcq_acc = t->mcq_acc;
+    r->mcq_acc_norm = t->mcq_acc_norm;
+    return 0;
+}
+
+// Updates the best-so-far with the evaluation r of step >= 1 (docs/training.md, "Best
+// checkpoint"): an improvement is a strictly better finite score (ties are not); anything else
+// adds one to the patience counter. Returns 1 when r is the new best.
+static int best_update(trainer *t, const metrics_row *r) {
+    if (!t->tc->best_metric[0]) return 0;
+    double v = t->best_mcq >= 0 ? t->mcq_acc[t->best_mcq] : r->has_val_loss ? r->val_loss : NAN;
+    int better = isfinite(v) &&
+                 (t->st.best_step == 0 ||
+                  (t->best_higher ? v > t->st.best_score : v < t->st.best_score));
+    if (!better) {
+        t->st.evals_since_best++;
+        return 0;
+    }
+    t->st.best_step = r->step;
+    t->st.best_score = v;
+    t->st.evals_since_best = 0;
+    return 1;
+}
+
+static int patience_out(const trainer *t) {
+    return t->tc->best_patience > 0 && t->st.best_step > 0 &&
+           t->st.evals_since_best >= t->tc->best_patience;
+}
+
+static void print_eval(const trainer *t, const metrics_row *r) {
+    if (r->has_val_loss)
+        fprintf(stderr, "step %lld: val loss %.4f, val ppl %.3f\n", (long long)r->step,
+                r->val_loss, exp(r->val_loss));
+    for (int i = 0; i < r->n_mcq; i++)
+        fprintf(stderr, "step %lld: %s acc %.4f, acc_norm %.4f\n", (long long)r->step,
+                t->tc->eval_mcq[i].name, r->mcq_acc[i], r->mcq_acc_norm[i]);
 }
 
 static void format_eta(char *out, size_t n, double s) {
@@ -377,17 +436,20 @@ static int run_loop(trainer *t) {
     // A signal during start-up: all ranks skip the loop together and save.
     int stop = stop_requested;
     if (sync_point(t, 0, &stop)) return -1;
-    if (t->st.step == 0 && tc->eval_every > 0 && t->n_val_windows > 0) {
-        double vl;
-        if (evaluate(t, &vl)) return -1;
+    const int evals = tc->eval_every > 0 && (t->n_val_windows > 0 || tc->n_eval_mcq > 0);
+    if (t->st.step == 0 && evals) {
+        metrics_row r = {.elapsed_s = t->st.elapsed_s};
+        if (evaluate_all(t, &r)) return -1;
         int rc = 0;
         if (is0) {
-            rc = metrics_log_eval(&t->log, 0, vl, t->st.elapsed_s);
-            if (!rc) fprintf(stderr, "step 0: val loss %.4f, val ppl %.3f\n", vl, exp(vl));
+            rc = metrics_log_eval(&t->log, &r);
+            if (!rc) print_eval(t, &r);
         }
         if (sync_point(t, rc, NULL)) return -1;
     }
-    while (t->st.step < t->total_steps && !stop) {
+    // A run that stopped early and is resumed with the same patience stays stopped.
+    int early = patience_out(t);
+    while (t->st.step < t->total_steps && !stop && !early) {
         double t0 = clock_now_s();
         metrics_row row = {0};
         if (train_step(t, &row)) return -1;
@@ -396,23 +458,23 @@ static int run_loop(trainer *t) {
         t->st.elapsed_s = elapsed_base + (clock_now_s() - session_start);
         row.tok_per_s = (double)tc->grad_accum * N * tc->micro_batch * tc->seq_len / dt;
         row.elapsed_s = t->st.elapsed_s;
-        row.has_val = 0;
-        if (tc->eval_every > 0 && t->st.step % tc->eval_every == 0 && t->n_val_windows > 0) {
-            if (evaluate(t, &row.val_loss)) return -1;
-            row.has_val = 1;
+        int is_best = 0;
+        if (evals && t->st.step % tc->eval_every == 0) {
+            if (evaluate_all(t, &row)) return -1;
+            is_best = best_update(t, &row);
+            early = patience_out(t);
         }
         int rc = is0 ? metrics_log_step(&t->log, &row) : 0;
         double rate = session_steps / (clock_now_s() - session_start);
         int last = t->st.step == t->total_steps;
         if (is0 && !rc && (tty || clock_now_s() - last_print >= 10.0 || last || row.has_val)) {
             show_progress(t, &row, rate, tty, last);
-            if (row.has_val && !tty)
-                fprintf(stderr, "step %lld: val loss %.4f, val ppl %.3f\n", (long long)row.step,
-                        row.val_loss, exp(row.val_loss));
+            if (row.has_val && !tty) print_eval(t, &row);
             last_print = clock_now_s();
         }
-        if (!rc && tc->save_every > 0 && t->st.step % tc->save_every == 0) {
-            rc = is0 ? save_checkpoint(t) : 0;
+        // The best evaluation's step is always saved: `best` must name a checkpoint.
+        if (!rc && (is_best || (tc->save_every > 0 && t->st.step % tc->save_every == 0))) {
+            rc = is0 ? save_checkpoint(t, is_best) : 0;
             saved_at_step = t->st.step;
         }
         stop = stop_requested;
@@ -420,7 +482,7 @@ static int run_loop(trainer *t) {
     }
     if (tty && is0) fputc('\n', stderr);
     int rc = 0;
-    if (is0 && saved_at_step != t->st.step) rc = save_checkpoint(t);
+    if (is0 && saved_at_step != t->st.step) rc = save_checkpoint(t, 0);
     if (sync_point(t, rc, NULL)) return -1;
     if (stop) {
         if (is0)
@@ -429,6 +491,11 @@ static int run_loop(trainer *t) {
                     (long long)t->st.step);
         return 0;
     }
+    if (is0 && early)
+        fprintf(stderr, "medtune: early stop at step %lld: %s did not improve in %lld "
+                        "evaluations (best %.6g at step %lld, checkpoints/best)\n",
+                (long long)t->st.step, tc->best_metric, (long long)t->st.evals_since_best,
+                t->st.best_score, (long long)t->st.best_step);
     if (is0) rc = run_write_final_adapter(tc->out_dir, &t->lora, tc->model);
     if (sync_point(t, rc, NULL)) return -1;
     if (is0)
@@ -554,15 +621,21 @@ static int share_state(trainer *t) {
     dist_bcast_bytes(t->d, &t->st.elapsed_s, sizeof t->st.elapsed_s);
     dist_bcast_bytes(t->d, &t->st.cursor, sizeof t->st.cursor);
     dist_bcast_bytes(t->d, &t->st.dropout_counter, sizeof t->st.dropout_counter);
+    dist_bcast_bytes(t->d, &t->st.best_step, sizeof t->st.best_step);
+    dist_bcast_bytes(t->d, &t->st.best_score, sizeof t->st.best_score);
+    dist_bcast_bytes(t->d, &t->st.evals_since_best, sizeof t->st.evals_since_best);
     int rc = t->d->rank ? batcher_restore(&t->data, &t->st.cursor) : 0;
     return sync_point(t, rc, NULL);
 }
 
-int trainer_run_dist(const train_config *tc, int resume, dist_ctx *d) {
+int trainer_run_dist(const train_config *tc, int resume, dist_ctx *d,
+                     const trainer_mcq_scorer *mcq) {
     trainer t;
     memset(&t, 0, sizeof t);
     t.tc = tc;
     t.d = d;
+    t.mcq = mcq;
+    t.best_higher = train_config_best_higher(tc, &t.best_mcq);
     const int is0 = d->rank == 0;
     const char *inject = getenv("MEDTUNE_INJECT_NAN_STEP");
     t.inject_nan_step = inject ? atoll(inject) : 0;
@@ -570,7 +643,10 @@ int trainer_run_dist(const train_config *tc, int resume, dist_ctx *d) {
     char latest[4400];
     snprintf(latest, sizeof latest, "%s/checkpoints/latest", tc->out_dir);
     int rc = 0;
-    if (is0 && !resume && path_exists(latest))
+    if (is0 && tc->n_eval_mcq > 0 && !mcq)
+        rc = err_set("%s: eval_mcq is set, but this command scores no MCQ set (use medtune train)",
+                     tc->out_dir);
+    if (!rc && is0 && !resume && path_exists(latest))
         rc = err_set("%s: already holds a run (checkpoints/latest exists): pass --resume to "
                      "continue it, or choose another out_dir",
                      tc->out_dir);
@@ -615,7 +691,7 @@ int trainer_run_dist(const train_config *tc, int resume, dist_ctx *d) {
 int trainer_run(const train_config *tc, int resume) {
     dist_ctx one;
     dist_init_single(&one);
-    int rc = trainer_run_dist(tc, resume, &one);
+    int rc = trainer_run_dist(tc, resume, &one, NULL);
     dist_free(&one);
     return rc ? -1 : 0;
 }

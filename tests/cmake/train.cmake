@@ -14,3 +14,10 @@ medtune_add_test(NAME example_configs
 
 # Every computation of a training step is bit-identical with 1 to 4 threads (no model files).
 medtune_add_test(NAME train_thread_independence COMMAND test_threads LABELS train)
+
+# eval_mcq during training, checkpoints/best, best.patience, resume with best tracking, export
+# --best (fresh-clone model and benchmark files).
+medtune_add_test(NAME train_mcq_best
+  COMMAND ${MEDTUNE_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/train/check_mcq_best.py LABELS train)
+medtune_add_test(NAME mpi_mcq_best
+  COMMAND ${MEDTUNE_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/train/check_mcq_best_mpi.py LABELS mpi)
