@@ -11,8 +11,9 @@ static int score(void *ctx, int i, const model *m, const lora_adapter *lora, dou
     train_mcq *q = ctx;
     const mcq_set *s = &q->sets[i];
     // `medtune eval --mcq`'s defaults: no special tokens, the model's context as max length.
-    mcq_options o = {m->cfg.max_position_embeddings > 1 ? m->cfg.max_position_embeddings : 2048,
-                     0, 0};
+    mcq_options o = {.max_len = m->cfg.max_position_embeddings > 1
+                                    ? m->cfg.max_position_embeddings
+                                    : 2048};
     if (mcq_score(m, lora, q->tok, s, &o, q->results)) return -1;
     mcq_summary sum;
     mcq_summarize(s, q->results, &sum);
