@@ -25,6 +25,16 @@ int conversation_add(conversation *c, chat_role role, const char *content, size_
     return 0;
 }
 
+int conversation_append(conversation *dst, const conversation *src, size_t *bytes) {
+    for (size_t i = 0; i < src->n; i++) {
+        const chat_message *m = &src->msgs[i];
+        size_t len = strlen(m->content), input_len = m->input ? strlen(m->input) : 0;
+        if (conversation_add(dst, m->role, m->content, len, m->input, input_len)) return -1;
+        if (bytes) *bytes += len + input_len;
+    }
+    return 0;
+}
+
 void conversation_free(conversation *c) {
     for (size_t i = 0; i < c->n; i++) {
         free(c->msgs[i].content);

@@ -23,6 +23,8 @@ typedef struct {
 
 int conversation_add(conversation *c, chat_role role, const char *content, size_t len,
                      const char *input, size_t input_len);
+// Appends copies of src's messages to dst; adds their text bytes to *bytes when not NULL.
+int conversation_append(conversation *dst, const conversation *src, size_t *bytes);
 void conversation_free(conversation *c);
 const char *chat_role_name(chat_role r);
 

@@ -60,17 +60,6 @@ static void item_free(work_item *it) {
     memset(it, 0, sizeof *it);
 }
 
-static int conv_copy(conversation *dst, const conversation *src, size_t *bytes) {
-    for (size_t i = 0; i < src->n; i++) {
-        const chat_message *m = &src->msgs[i];
-        if (conversation_add(dst, m->role, m->content, strlen(m->content), m->input,
-                             m->input ? strlen(m->input) : 0))
-            return -1;
-        *bytes += strlen(m->content) + (m->input ? strlen(m->input) : 0);
-    }
-    return 0;
-}
-
 // Called by the readers: copy the document into the batch, run the batch when full.
 static int on_document(void *user, const document *d) {
     prep_state *st = user;
@@ -85,9 +74,9 @@ static int on_document(void *user, const document *d) {
     size_t bytes = 0;
     if (d->is_chat) {
         it->doc.is_pair = d->is_pair;
-        if (conv_copy(&it->doc.conv, &d->conv, &bytes) ||
-            (d->is_pair && (conv_copy(&it->doc.chosen, &d->chosen, &bytes) ||
-                            conv_copy(&it->doc.rejected, &d->rejected, &bytes)))) {
+        if (conversation_append(&it->doc.conv, &d->conv, &bytes) ||
+            (d->is_pair && (conversation_append(&it->doc.chosen, &d->chosen, &bytes) ||
+                            conversation_append(&it->doc.rejected, &d->rejected, &bytes)))) {
             document_free(&it->doc);
             return -1;
         }

@@ -18,17 +18,6 @@ void pair_item_free(pair_item *p) {
     free(p);
 }
 
-// Appends the messages of `src` to `dst`.
-static int conv_append(conversation *dst, const conversation *src) {
-    for (size_t i = 0; i < src->n; i++) {
-        const chat_message *m = &src->msgs[i];
-        if (conversation_add(dst, m->role, m->content, strlen(m->content), m->input,
-                             m->input ? strlen(m->input) : 0))
-            return -1;
-    }
-    return 0;
-}
-
 int pair_render(const chat_template *t, const document *d, pair_item *p, char *why, size_t n) {
     chat_render prompt = {0};
     if (chat_template_render(t, &d->conv, &prompt)) {
@@ -42,7 +31,7 @@ int pair_render(const chat_template *t, const document *d, pair_item *p, char *w
     for (int k = 0; k < 2; k++) {
         conversation full = {0};
         chat_render r = {0};
-        if (conv_append(&full, &d->conv) || conv_append(&full, resp[k])) {
+        if (conversation_append(&full, &d->conv, NULL) || conversation_append(&full, resp[k], NULL)) {
             conversation_free(&full);
             snprintf(why, n, "out of memory");
             return -1;
