@@ -6,7 +6,8 @@ smollm2: the real SmolLM2-135M-Instruct GGUF ($MEDTUNE_CACHE). The reference is 
 llama-spm: a GGUF written here with the gguf package from Llama 2's tokenizer.model (pieces,
   scores, types, as llama.cpp's converter stores them, no merges); the reference is Llama 2's
   tokenizer.json. This checks medtune's merges-from-scores reconstruction.
-Both are compared on a sample of every data file and on tests/data/adversarial.txt.
+Both are compared on the checkout's sample files (testlib.sample_records, with
+tests/data/adversarial.txt) and, when $MEDTUNE_SHARED is present, a sample of its data files.
 """
 import json
 import os
@@ -16,6 +17,7 @@ import tempfile
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import tokenizer_ref  # noqa: E402
 from check_parity_data import data_records  # noqa: E402
+from testlib import sample_records  # noqa: E402
 from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors  # noqa: E402
 
 
@@ -91,12 +93,12 @@ def compare(name, binary, model, hf, records):
 def main():
     shared, binary = tokenizer_ref.env_paths()
     which = sys.argv[1]
-    src = os.environ.get("MEDTUNE_SOURCE", os.path.join(os.path.dirname(__file__), "..", ".."))
-    adv = open(os.path.join(src, "tests", "data", "adversarial.txt"), encoding="utf-8").read()
     os.environ.setdefault("MEDTUNE_TOK_CAP", str(16 * 1024))
-    _, lines, docs = data_records(shared)
-    records = lines + docs + [("adversarial.txt", i + 1, x) for i, x in enumerate(adv.split("\n"))] + \
-        [("adversarial.txt", 0, adv)]
+    lines, docs = sample_records()
+    records = lines + docs
+    if shared:
+        _, lines, docs = data_records(shared)
+        records += lines + docs
     with tempfile.TemporaryDirectory() as tmp:
         if which == "smollm2":
             path = os.path.join(os.environ.get("MEDTUNE_CACHE", ""), "SmolLM2-135M-Instruct.Q4_1.gguf")
@@ -104,6 +106,8 @@ def main():
                 tokenizer_ref.skip("%s is absent (tools/fetch_smollm2.sh downloads it)" % path)
             ok = compare("smollm2 gguf", binary, path, smollm2_reference(path), records)
         else:
+            if shared is None:
+                tokenizer_ref.skip("Llama 2's tokenizer.model in $MEDTUNE_SHARED is absent")
             if not os.path.exists(os.path.join(shared, "tokenizers", "llama2", "tokenizer.model")):
                 tokenizer_ref.skip("llama2 tokenizer.model is absent")
             ref_dir = tokenizer_ref.repair_llama2(shared, os.path.join(tmp, "llama2"))
