@@ -130,18 +130,20 @@ LLAMA3_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{
 TOKENIZER_FLAVOURS = ("gpt2", "qwen2", "llama3", "spm", "spm-metaspace")
 
 
-def train_tokenizer(flavour, out_dir, vocab_size=700):
+def train_tokenizer(flavour, out_dir, vocab_size=700, specials=(), chat_template=None):
     """Trains a BPE tokenizer of one of TOKENIZER_FLAVOURS on sample_corpus() with Hugging Face
-    `tokenizers` and writes out_dir/tokenizer.json (+ tokenizer_config.json naming BOS/EOS).
-    The file is HF's own: an independent reference for medtune's reader and encoder. Returns
-    out_dir. SentencePiece-style vocabularies are <unk> <s> </s>, the 256 <0xNN> byte tokens,
-    then the learned pieces, as Llama 2's."""
+    `tokenizers` and writes out_dir/tokenizer.json (+ tokenizer_config.json naming BOS/EOS and
+    `chat_template` when given). The file is HF's own: an independent reference for medtune's
+    reader and encoder. Returns out_dir. SentencePiece-style vocabularies are <unk> <s> </s>,
+    the 256 <0xNN> byte tokens, then the learned pieces, as Llama 2's. `specials` are added
+    as special tokens after the vocabulary (chat markers such as <|im_start|>)."""
     import json
     from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers
     from tokenizers import pre_tokenizers, processors, trainers
     if flavour not in TOKENIZER_FLAVOURS:
         raise ValueError(f"unknown tokenizer flavour {flavour!r}")
     os.makedirs(out_dir, exist_ok=True)
+    extra = specials
     spm = flavour.startswith("spm")
     if spm:
         specials, bos, eos = ["<unk>", "<s>", "</s>"], "<s>", "</s>"
@@ -196,11 +198,14 @@ def train_tokenizer(flavour, out_dir, vocab_size=700):
                 single=f"{bos} $A", special_tokens=[(bos, tok.token_to_id(bos))])
         else:
             tok.post_processor = processors.ByteLevel(trim_offsets=False)
-    tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in specials])
+    tok.add_special_tokens([AddedToken(t, special=True, normalized=False)
+                            for t in list(specials) + list(extra)])
     tok.save(os.path.join(out_dir, "tokenizer.json"))
+    config = {"bos_token": bos, "eos_token": eos, "add_bos_token": flavour.startswith("spm")}
+    if chat_template:
+        config["chat_template"] = chat_template
     with open(os.path.join(out_dir, "tokenizer_config.json"), "w", encoding="utf-8") as f:
-        json.dump({"bos_token": bos, "eos_token": eos, "add_bos_token": flavour.startswith("spm")},
-                  f, indent=1)
+        json.dump(config, f, indent=1)
     return out_dir
 
 
