@@ -8,9 +8,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build-fresh}
 shift || true
+case "$build" in /*) ;; *) build="$PWD/$build" ;; esac
 jobs=$(nproc)
 
-cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DMEDTUNE_SHARED="$PWD/$build/no-such-shared" \
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DMEDTUNE_SHARED="$build/no-such-shared" \
   "$@" >/dev/null
 cmake --build "$build" -j"$jobs" >/dev/null
 rc=0
