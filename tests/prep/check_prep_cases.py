@@ -154,30 +154,26 @@ def malformed(tmp, shared):
         R.fail(f"alpaca array with a bad record: {s}")
 
     # Broken XML: records before the break are kept, the break is counted with its line.
-    # The sample breaks inside a record's abstract: every record before it must be kept (their
-    # number read by xml.etree from the intact part). The shared file breaks just after a
-    # record, which libxml2 may not have delivered yet (docs/prep.md): at least 20 kept.
+    # Breaks 40 bytes after a record's end (inside the next record's first tag) and, in the
+    # sample, inside a record's abstract: every record closed before the break is kept (their
+    # number read by xml.etree from the intact part), the broken one is counted as malformed.
     sample = R.sample_data("pubmed_sample.xml")
     shared_xml = os.path.join(shared, "data", "pubmed_xml", "pubmedsample18n0001.xml")
-    for pubmed in (sample, shared_xml):
+    for pubmed, where in ((sample, "after"), (sample, "inside"), (shared_xml, "after")):
         if not os.path.exists(pubmed):
             continue
         data = open(pubmed, "rb").read()
-        if pubmed == sample:
-            cut = data.index(b"Deficiency was found")
-            intact = os.path.join(tmp, "intact.xml")
-            open(intact, "wb").write(data[:data.rindex(b"</PubmedArticle>", 0, cut) + 16] + b"</PubmedArticleSet>\n")
-            want = len(pubmed_docs([intact]))
-        else:
-            cut = data.index(b"</PubmedArticle>", len(data) // 2) + 40
-            want = None
+        cut = data.index(b"</PubmedArticle>", len(data) // 2) + 40 if where == "after" else \
+            data.index(b"Deficiency was found")
+        intact = os.path.join(tmp, "intact.xml")
+        open(intact, "wb").write(data[:data.rindex(b"</PubmedArticle>", 0, cut) + 16] + b"</PubmedArticleSet>\n")
+        want = len(pubmed_docs([intact]))
         broken = os.path.join(tmp, "broken.xml")
         open(broken, "wb").write(data[:cut] + b"<Broken></PubmedArticle>\n")
         s = json.loads(R.prep(tmp, {"tokenizer": tok, "inputs": [{"path": broken, "format": "pubmed-xml"}],
                                     "out_dir": out, "val_fraction": 0}).stdout)
-        kept_ok = s["documents_kept"] == want if want is not None else s["documents_kept"] >= 20
-        if s["dropped"]["malformed"] != 1 or not kept_ok or "broken XML" not in s["first_malformed"]:
-            R.fail(f"broken XML in a copy of {pubmed}: {s}, expected {want or 'at least 20'} documents kept")
+        if s["dropped"]["malformed"] != 1 or s["documents_kept"] != want or "broken XML" not in s["first_malformed"]:
+            R.fail(f"broken XML {where} a record in a copy of {pubmed}: {s}, expected {want} documents kept")
         expect_error(tmp, {"tokenizer": tok, "inputs": [{"path": broken, "format": "pubmed-xml"}], "out_dir": out,
                            "strict": True}, broken, "broken XML")
 
