@@ -32,13 +32,6 @@ def env(name, default=None):
     return v
 
 
-def shared_dir():
-    d = env("MEDTUNE_SHARED")
-    if not os.path.isdir(d):
-        skip(f"{d} is absent")
-    return d
-
-
 # The trained stand-in (testlib.train_tokenizer flavour) of each tokenizer the prep tests
 # name, with the special tokens its chat templates need.
 FAMILY = {"gpt2": ("gpt2", ()), "llama2": ("spm", ()),
