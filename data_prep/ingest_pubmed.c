@@ -74,6 +74,18 @@ static int on_element(pubmed_state *s, xmlTextReaderPtr r, const xmlChar *name) 
     return 0;
 }
 
+// Whether the record being read was closed before the parser met an error. libxml2's reader
+// reports the error before it delivers the end of an element whose closing tag it has parsed
+// (it reads ahead to find what follows), so a record ending just before a break would be lost.
+// The parser adds a following sibling to the record's element only after its closing tag.
+static int record_closed(xmlTextReaderPtr r) {
+    xmlNodePtr n = xmlTextReaderCurrentNode(r);
+    while (n && !(n->type == XML_ELEMENT_NODE &&
+                  (is(n->name, "PubmedArticle") || is(n->name, "PubmedBookArticle"))))
+        n = n->parent;
+    return n && n->next;
+}
+
 int ingest_pubmed_xml(ingest_ctx *ic, const char *path) {
     xml_stream x;
     if (xml_stream_open(&x, path)) return -1;
@@ -107,6 +119,10 @@ int ingest_pubmed_xml(ingest_ctx *ic, const char *path) {
                 if ((rc = emit_record(ic, &s, path))) break;
             }
         }
+    }
+    if (!rc && ret < 0 && s.in_record && record_closed(x.reader)) {
+        s.in_record = 0;
+        rc = emit_record(ic, &s, path);
     }
     if (!rc && ret < 0) {
         if (s.in_record) ic->n_records++;

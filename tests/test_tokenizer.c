@@ -1,6 +1,10 @@
 // Tokenizer library checks that need no Python: SHA-256 against the FIPS 180-2 example
 // vectors, concurrent encoding on one tokenizer equals sequential encoding, fingerprints,
 // and clean errors (never a crash) on bad tokenizer files and bad ids.
+//
+// usage: test_tokenizer BYTELEVEL_DIR ADDED_DIR SPM_DIR   (tests/tokenizer/check_unit.py makes
+//        them: a byte-level BPE, the same with extra added tokens, a SentencePiece-style BPE)
+//        test_tokenizer                                   (gpt2, phi-2, mistral of ../shared)
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -121,32 +125,39 @@ static void check_errors(const char *shared) {
     snprintf(path, sizeof path, "%s/not.gguf", dir);
     expect_load_error(path, "GGUF\x03", "not.gguf");
     // The staged llama2 file has merges HF itself rejects ("a b c"): same verdict here.
-    snprintf(path, sizeof path, "%s/tokenizers/llama2/tokenizer.json", shared);
-    if (path_exists(path)) expect_load_error(path, NULL, "is not two tokens separated by one space");
+    snprintf(path, sizeof path, "%s/tokenizers/llama2/tokenizer.json", shared ? shared : "");
+    if (shared && path_exists(path)) expect_load_error(path, NULL, "is not two tokens separated by one space");
     char cmd[4300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0) test_fail("cannot remove %s", dir);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    if (argc != 1 && argc != 4) test_fail("usage: test_tokenizer [BYTELEVEL_DIR ADDED_DIR SPM_DIR]");
     check_sha256();
-    const char *shared = test_shared_dir();
+    const char *shared = argc == 4 ? NULL : test_shared_dir();
     char gpt2[4096], phi2[4096], gpt2_json[4200], mistral[4096];
-    snprintf(gpt2, sizeof gpt2, "%s/tokenizers/gpt2", shared);
-    snprintf(phi2, sizeof phi2, "%s/tokenizers/phi-2", shared);
-    snprintf(mistral, sizeof mistral, "%s/tokenizers/mistral-7b-v0.1", shared);
+    if (shared) {
+        snprintf(gpt2, sizeof gpt2, "%s/tokenizers/gpt2", shared);
+        snprintf(phi2, sizeof phi2, "%s/tokenizers/phi-2", shared);
+        snprintf(mistral, sizeof mistral, "%s/tokenizers/mistral-7b-v0.1", shared);
+    } else {
+        snprintf(gpt2, sizeof gpt2, "%s", argv[1]);
+        snprintf(phi2, sizeof phi2, "%s", argv[2]);
+        snprintf(mistral, sizeof mistral, "%s", argv[3]);
+    }
     snprintf(gpt2_json, sizeof gpt2_json, "%s/tokenizer.json", gpt2);
     check_errors(shared);
 
     tokenizer *a = tokenizer_load(gpt2), *b = tokenizer_load(gpt2_json), *c = tokenizer_load(phi2);
     if (!a || !b || !c) test_fail("%s", err_msg());
     if (strcmp(tokenizer_fingerprint(a), tokenizer_fingerprint(b)))
-        test_fail("gpt2 directory and its tokenizer.json have different fingerprints");
+        test_fail("%s: the directory and its tokenizer.json have different fingerprints", gpt2);
     if (!strcmp(tokenizer_fingerprint(a), tokenizer_fingerprint(c)))
-        test_fail("gpt2 and phi-2 (extra added tokens) share a fingerprint");
+        test_fail("%s and %s (extra added tokens) share a fingerprint", gpt2, phi2);
     int32_t bad = 60000;
     char *text;
-    if (tokenizer_decode(a, &bad, 1, 0, &text, NULL) == 0) test_fail("decode accepted id 60000 for gpt2");
+    if (tokenizer_decode(a, &bad, 1, 0, &text, NULL) == 0) test_fail("%s: decode accepted id 60000", gpt2);
     if (!strstr(err_msg(), "60000")) test_fail("decode error does not name the id: %s", err_msg());
     tokenizer_free(a);
     tokenizer_free(b);

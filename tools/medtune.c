@@ -32,8 +32,13 @@ static void omp_wait_policy_default(char **argv) {
 
 int main(int argc, char **argv) {
     omp_wait_policy_default(argv);
-    if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") ||
-        !strcmp(argv[1], "help")) {
+    // Without a command there is nothing to run: a usage error (exit 2), the listing on stderr
+    // so a script capturing stdout does not take it for output. Asked for, it is the output.
+    if (argc < 2) {
+        print_commands(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
         print_commands(stdout);
         return 0;
     }

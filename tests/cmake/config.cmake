@@ -12,3 +12,8 @@ medtune_add_test(NAME config_defaults COMMAND test_train_config defaults LABELS 
 medtune_add_test(NAME config_cli_options
   COMMAND ${MEDTUNE_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/config/check_cli_options.py
   LABELS config cli python)
+# The tests' Python is chosen when a test runs (a .venv made after configuring is used), and a
+# driver needing a module that Python lacks is skipped with the reason (tests/site/).
+medtune_add_test(NAME config_python_choice
+  COMMAND ${MEDTUNE_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/config/check_python_choice.py
+  LABELS config python)

@@ -1,7 +1,8 @@
 # Area `tok`: tokenizers identical to Hugging Face `tokenizers` (tokenizer/tok*.c, tokenizer.c).
 set(TOK_PY ${CMAKE_CURRENT_SOURCE_DIR}/tokenizer)
 
-medtune_add_test(NAME tokenizer_unit COMMAND test_tokenizer LABELS tokenizer)
+medtune_add_test(NAME tokenizer_unit
+  COMMAND ${MEDTUNE_PYTHON} ${TOK_PY}/check_unit.py LABELS tokenizer python)
 medtune_add_test(NAME tokenizer_cli COMMAND ${MEDTUNE_PYTHON} ${TOK_PY}/check_cli.py LABELS tokenizer python cli)
 medtune_add_test(NAME tokenizer_llamacpp_vectors
   COMMAND ${MEDTUNE_PYTHON} ${TOK_PY}/check_vectors.py LABELS tokenizer python)
@@ -9,7 +10,8 @@ medtune_add_test(NAME tokenizer_adversarial
   COMMAND ${MEDTUNE_PYTHON} ${TOK_PY}/check_adversarial.py LABELS tokenizer python)
 medtune_add_test(NAME tokenizer_invalid_utf8
   COMMAND ${MEDTUNE_PYTHON} ${TOK_PY}/check_adversarial.py invalid-utf8 LABELS tokenizer python)
-# Every data file, line by line and whole, one test per tokenizer.
+# Every data file, line by line and whole, one test per tokenizer: a tokenizer of its family
+# trained on the sample data always, the real one on ../shared/data when present.
 foreach(tok gpt2 phi-2 phi-3-mini mistral-7b-v0.1 llama2 qwen2.5 llama3 tinystories-656k stories260K)
   medtune_add_test(NAME tokenizer_data_${tok}
     COMMAND ${MEDTUNE_PYTHON} ${TOK_PY}/check_parity_data.py ${tok} LABELS tokenizer python)

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """The command line of every medtune command goes through one table-driven parser
-(tools/options.c). Checked here for all commands at once: `medtune` lists them; --help and -h
+(tools/options.c). Checked here for all commands at once: `medtune` lists them on stderr
+with exit 2 (a missing command is a usage error), `medtune --help` on stdout; --help and -h
 print the same generated help (usage line, options, no line over 79 columns), also when other
 arguments are wrong; usage errors are two lines ("medtune <cmd>: <problem>", then the --help
 hint) with exit 2; --opt=value, `--` and the value checks behave the same everywhere; and
@@ -72,12 +73,19 @@ def check_keys_listed(cmd, help_text, doc, heading):
 
 
 def main():
-    listing = run([]).stdout
+    # A missing command is a usage error: the listing goes to stderr and the exit status is 2;
+    # asked for with --help, -h or `help` it is the output, on stdout, with status 0.
+    p = run([], expect=2)
+    listing = p.stderr
+    if p.stdout:
+        fail(f"`medtune` alone printed to stdout: {p.stdout[:200]!r}")
     for cmd in COMMANDS:
         if not re.search(rf"^  {cmd} +\S", listing, re.M):
             fail(f"`medtune` does not list {cmd}:\n{listing}")
-    if run(["--help"]).stdout != listing:
-        fail("`medtune --help` differs from `medtune`")
+    for arg in ("--help", "-h", "help"):
+        p = run([arg])
+        if p.stdout != listing or p.stderr:
+            fail(f"`medtune {arg}` does not print the listing of `medtune` on stdout alone")
     p = run(["no-such-command"], expect=2)
     if "unknown command 'no-such-command'" not in p.stderr:
         fail(f"unknown command: {p.stderr!r}")

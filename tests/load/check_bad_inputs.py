@@ -1,5 +1,7 @@
 """`medtune info` on broken models: each must exit 1 with exactly one stderr line
-"medtune: error: <the bad file>: ..." naming the problem (no crash, no trace)."""
+"medtune: error: <the bad file>: ..." naming the problem (no crash, no trace). The broken
+models are made from a random-weight tinystories-shaped directory (testlib.random_hf_model),
+and again from the shared tinystories-656k when present."""
 import json
 import os
 import shutil
@@ -9,10 +11,13 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import load_ref  # noqa: E402
+from testlib import random_hf_model  # noqa: E402
 
 MEDTUNE = os.environ.get("MEDTUNE_BIN", "medtune")
-TINY = os.path.join(os.environ.get("MEDTUNE_SHARED", ""), "models", "tinystories-656k")
+SHARED_TINY = os.path.join(os.environ.get("MEDTUNE_SHARED", ""), "models", "tinystories-656k")
+TINY = None  # the model the broken copies are made from (main sets it)
 failures = []
 
 
@@ -51,12 +56,18 @@ def edit_config(d, **changes):
 
 
 def main():
-    if not os.path.isdir(TINY):
-        print(f"SKIP: {TINY} is absent")
-        sys.exit(77)
+    global TINY
     tmp = tempfile.mkdtemp(prefix="medtune_bad_")
     try:
-        run(tmp)
+        sources = [random_hf_model(os.path.join(tmp, "random"))]
+        if os.path.isdir(SHARED_TINY):
+            sources.append(SHARED_TINY)
+        else:
+            print(f"note: {SHARED_TINY} is absent: the random model only")
+        for i, TINY in enumerate(sources):
+            print(f"broken copies of {TINY}:")
+            os.makedirs(os.path.join(tmp, str(i)))
+            run(os.path.join(tmp, str(i)))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if failures:

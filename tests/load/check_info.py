@@ -1,15 +1,24 @@
-"""`medtune info` on the shared HF models and the SmolLM2 GGUF, as text and --json; the JSON
-fields are checked against config.json + the safetensors package, or GGUF metadata read by
-the gguf package. Also --help (exit 0) and usage errors (exit 2)."""
+"""`medtune info` on HF models and GGUF files, as text and --json; the JSON fields are checked
+against config.json + the safetensors package, or GGUF metadata read by the gguf package. The
+models: two random-weight HF directories (testlib.random_hf_model) and a Q8_0 GGUF written
+from one with the gguf package, always; the shared stories260K and tinystories-656k and the
+SmolLM2 GGUF when present. Also --help (exit 0) and usage errors (exit 2)."""
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 
 import numpy as np
 import gguf
 from safetensors import safe_open
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import load_ref  # noqa: E402
+from testlib import random_hf_model  # noqa: E402
 
 MEDTUNE = os.environ.get("MEDTUNE_BIN", "medtune")
 SHARED = os.environ.get("MEDTUNE_SHARED", "")
@@ -37,7 +46,7 @@ def check_hf(d):
     text, o = info(d)
     with safe_open(os.path.join(d, "model.safetensors"), framework="np") as f:
         stored = {k: f.get_slice(k).get_shape() for k in f.keys()}
-    # Both shared models are tied and store the [V, C] matrix once (as embed or lm_head).
+    # Every model here is tied and stores the [V, C] matrix once (as embed or lm_head).
     n_params = sum(math.prod(s) for s in stored.values())
     want = {
         "architecture": cfg["model_type"], "n_params": n_params,
@@ -97,16 +106,29 @@ def check_usage():
 
 
 def main():
+    tmp = tempfile.mkdtemp(prefix="medtune_info_")
+    try:
+        a = random_hf_model(os.path.join(tmp, "random-a"))
+        b = random_hf_model(os.path.join(tmp, "random-b"), hidden_size=60, intermediate_size=150,
+                            n_layers=3, n_heads=6, n_kv_heads=2, head_dim=12, rope_theta=50000.0,
+                            seed=9)
+        for d in (a, b):
+            check_hf(d)
+        q8 = os.path.join(tmp, "random-a.q8_0.gguf")
+        load_ref.write_gguf_from_hf(a, q8, load_ref.Q.Q8_0)
+        check_gguf(q8)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     models = os.path.join(SHARED, "models")
-    if not os.path.isdir(models):
-        print(f"SKIP: {models} is absent")
-        sys.exit(77)
-    for name in ("stories260K", "tinystories-656k"):
-        check_hf(os.path.join(models, name))
+    if os.path.isdir(models):
+        for name in ("stories260K", "tinystories-656k"):
+            check_hf(os.path.join(models, name))
+    else:
+        print(f"note: {models} absent, the shared models not checked")
     if os.path.exists(SMOL):
         check_gguf(SMOL)
     else:
-        print(f"note: {SMOL} absent, GGUF info not checked")
+        print(f"note: {SMOL} absent, its GGUF info not checked")
     check_usage()
     if failures:
         print("FAIL:\n  " + "\n  ".join(failures))

@@ -1,5 +1,10 @@
 """ctest driver: builds one model-loading case with tests/load/load_ref.py in a temporary
-directory and runs test_model_load MODEL REF_DIR on it. Usage: check_model_load.py CASE."""
+directory and runs test_model_load MODEL REF_DIR on it. Usage: check_model_load.py CASE.
+
+Every case runs on random-weight stand-ins a fresh clone can make (testlib.random_hf_model:
+the shapes of tinystories-656k, and of stories260K with head_dim != hidden/heads, each with a
+SentencePiece-style tokenizer trained on the sample data), and again on the real
+tinystories-656k / stories260K of $MEDTUNE_SHARED when present."""
 import os
 import shutil
 import subprocess
@@ -7,14 +12,21 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import load_ref  # noqa: E402
+from testlib import random_hf_model  # noqa: E402
 
 Q = load_ref.Q
 SHARED = os.environ.get("MEDTUNE_SHARED", "")
 CACHE = os.environ.get("MEDTUNE_CACHE", "")
-TINY = os.path.join(SHARED, "models", "tinystories-656k")
-S260 = os.path.join(SHARED, "models", "stories260K")
 SMOL = os.path.join(CACHE, "SmolLM2-135M-Instruct.Q4_1.gguf")
+# name -> (real model in $MEDTUNE_SHARED, random stand-in spec for testlib.random_hf_model)
+SOURCES = {
+    "tinystories": (os.path.join(SHARED, "models", "tinystories-656k"), {}),
+    "stories260K": (os.path.join(SHARED, "models", "stories260K"),
+                    {"hidden_size": 64, "intermediate_size": 172, "n_layers": 3, "n_heads": 6,
+                     "n_kv_heads": 2, "head_dim": 16, "rms_norm_eps": 1e-5, "seed": 6}),
+}
 
 
 def need(path):
@@ -23,27 +35,35 @@ def need(path):
         sys.exit(77)
 
 
+def models_of(source, tmp):
+    """[(label, HF directory)]: the random stand-in, then the real model when present."""
+    real, spec = SOURCES[source]
+    out = [(f"random {source}-shaped", random_hf_model(os.path.join(tmp, "random-" + source), **spec))]
+    if os.path.isdir(real):
+        out.append((real, real))
+    else:
+        print(f"note: {real} is absent: the random stand-in only")
+    return out
+
+
 def hf_variant(**kw):
-    def build(tmp):
-        need(TINY)
+    def build(src, tmp):
         model = os.path.join(tmp, "model")
-        load_ref.copy_hf_dir(TINY, model, **kw)
+        load_ref.copy_hf_dir(src, model, **kw)
         load_ref.hf_reference(model, tmp)
         return model
-    return build
+    return "tinystories", build
 
 
-def shared_hf(src):
-    def build(tmp):
-        need(src)
+def shared_hf(source):
+    def build(src, tmp):
         load_ref.hf_reference(src, tmp, {"tokenizer_kind": "BPE sentencepiece"})
         return src
-    return build
+    return source, build
 
 
-def gguf_variant(src, qtype, arch="llama", add_bias=False, against_hf=False):
-    def build(tmp):
-        need(src)
+def gguf_variant(source, qtype, arch="llama", add_bias=False, against_hf=False):
+    def build(src, tmp):
         path = os.path.join(tmp, "model.gguf")
         load_ref.write_gguf_from_hf(src, path, qtype, arch, add_bias)
         if against_hf:
@@ -52,15 +72,16 @@ def gguf_variant(src, qtype, arch="llama", add_bias=False, against_hf=False):
         else:
             load_ref.gguf_reference(path, tmp)
         return path
-    return build
+    return source, build
 
 
-def smollm2(tmp):
+def smollm2(_, tmp):
     need(SMOL)
     load_ref.gguf_reference(SMOL, tmp)
     return SMOL
 
 
+TINY, S260 = "tinystories", "stories260K"
 CASES = {
     "hf_stories260K": shared_hf(S260),
     "hf_tinystories": shared_hf(TINY),
@@ -87,7 +108,7 @@ CASES = {
     "gguf_stories260K_f32": gguf_variant(S260, Q.F32, against_hf=True),
     "gguf_stories260K_q8_0": gguf_variant(S260, Q.Q8_0),
     "gguf_qwen2_q8_0": gguf_variant(TINY, Q.Q8_0, arch="qwen2", add_bias=True),
-    "smollm2": smollm2,
+    "smollm2": (None, smollm2),
 }
 
 
@@ -95,12 +116,19 @@ def main():
     if len(sys.argv) != 2 or sys.argv[1] not in CASES:
         sys.exit(f"usage: check_model_load.py {{{','.join(CASES)}}}")
     exe = os.path.join(os.environ.get("MEDTUNE_TEST_BIN", "."), "test_model_load")
-    tmp = tempfile.mkdtemp(prefix="medtune_load_")
+    source, build = CASES[sys.argv[1]]
+    root = tempfile.mkdtemp(prefix="medtune_load_")
     try:
-        model = CASES[sys.argv[1]](tmp)
-        sys.exit(subprocess.run([exe, model, tmp]).returncode)
+        models = models_of(source, root) if source else [("SmolLM2", None)]
+        for i, (label, src) in enumerate(models):
+            tmp = os.path.join(root, f"case{i}")
+            os.makedirs(tmp)
+            print(f"{sys.argv[1]} on {label}:", flush=True)
+            rc = subprocess.run([exe, build(src, tmp), tmp]).returncode
+            if rc != 0:
+                sys.exit(rc)
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,9 @@ settings (trim_blocks, lstrip_blocks), tokenized by Hugging Face tokenizers, and
 with medtune's shards: the tokens must be identical and the trained tokens exactly those
 overlapping an assistant answer and its closing token.
 
+Each case runs on a tokenizer of the TOKENIZER's family trained on the sample data (with its
+chat markers as special tokens), then on the staged tokenizer of $MEDTUNE_SHARED when present.
+
 usage: check_chat.py TEMPLATE TOKENIZER     (TEMPLATE auto-qwen = "auto" on Qwen2.5)"""
 
 import json
@@ -86,7 +89,15 @@ def render(template, conv, bos, eos, adds_bos, default_jinja=None):
 def main():
     template, tok_name = sys.argv[1], sys.argv[2]
     tmp = tempfile.mkdtemp(prefix="medtune_prep_chat_")
-    tok_path, json_path = R.tokenizer_paths(tok_name, tmp)
+    # The trained Qwen2.5-family stand-in carries a chat template for `auto` to recognise.
+    chat_template = TEMPLATES["chatml"] if tok_name == "qwen2.5" else None
+    for i, (label, tok_path, json_path) in enumerate(R.tokenizers_for(tok_name, tmp, chat_template)):
+        work = os.path.join(tmp, str(i))
+        os.makedirs(work)
+        check(template, label, tok_path, json_path, work)
+
+
+def check(template, tok_name, tok_path, json_path, tmp):
     hf = Tokenizer.from_file(json_path)
     alpaca, sharegpt, messages, convs = conversations()
     with open(os.path.join(tmp, "a.jsonl"), "w") as f:
@@ -115,7 +126,7 @@ def main():
         cfg = json.load(open(os.path.join(os.path.dirname(json_path), "tokenizer_config.json")))
         jinja, kind = cfg["chat_template"], "chatml"
         if summary.get("template") != "chatml":
-            R.fail(f"auto on Qwen2.5 chose {summary.get('template')}, expected chatml")
+            R.fail(f"auto on {tok_name} chose {summary.get('template')}, expected chatml")
     closing = {"chatml": "<|im_end|>", "llama2": " " + eos, "llama3": "<|eot_id|>",
                "zephyr": eos, "alpaca": eos}[kind]
     got = R.split_docs(words)

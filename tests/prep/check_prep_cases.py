@@ -1,5 +1,8 @@
 """prep behaviour: split determinism, corrupted shards, malformed inputs, PHI scrubbing.
 
+Tokenizer: a GPT-2-family BPE trained on the sample data. Corpus: text written here and
+tests/data/pubmed_sample.xml, plus the PubMed files of $MEDTUNE_SHARED when present.
+
 usage: check_prep_cases.py determinism|corrupt|malformed|phi"""
 
 import glob
@@ -12,13 +15,19 @@ import tempfile
 from tokenizers import Tokenizer
 
 import prep_ref as R
+from check_roundtrip import pubmed_docs
 
 
-def gpt2(shared):
-    p = os.path.join(shared, "tokenizers", "gpt2", "tokenizer.json")
-    if not os.path.exists(p):
-        R.skip(f"{p} is absent")
-    return p
+def gpt2(tmp):
+    """A byte-level BPE of the GPT-2 family trained on the sample data: these cases are about
+    prep's behaviour, which any tokenizer shows."""
+    return os.path.join(R.tokenizers_for("gpt2", tmp)[0][2])
+
+
+def pubmed_files(shared):
+    """The PubMed sample written for the tests, and the real files of $MEDTUNE_SHARED when present."""
+    return [R.sample_data("pubmed_sample.xml")] + \
+        sorted(glob.glob(os.path.join(shared, "data", "pubmed_xml", "*.xml")))
 
 
 def own_text_corpus(tmp, n, name="notes.txt", offset=0):
@@ -36,10 +45,10 @@ def docs_of(out, split):
 
 
 def determinism(tmp, shared):
-    tok = gpt2(shared)
+    tok = gpt2(tmp)
     a = own_text_corpus(tmp, 300)
     b = own_text_corpus(tmp, 200, "more.txt", offset=1000)
-    pubmed = sorted(glob.glob(os.path.join(shared, "data", "pubmed_xml", "*.xml")))
+    pubmed = pubmed_files(shared)
     inputs = [{"path": a, "format": "text"}, {"path": b, "format": "text"}]
     inputs += [{"path": p, "format": "pubmed-xml"} for p in pubmed]
     base = {"tokenizer": tok, "val_fraction": 0.3, "shard_tokens": 2048}
@@ -71,7 +80,7 @@ def determinism(tmp, shared):
 
 
 def corrupt(tmp, shared):
-    tok = gpt2(shared)
+    tok = gpt2(tmp)
     src = own_text_corpus(tmp, 3000)
     out = os.path.join(tmp, "good")
     R.prep(tmp, {"tokenizer": tok, "inputs": [{"path": src, "format": "text"}], "val_fraction": 0,
@@ -120,7 +129,7 @@ def expect_error(tmp, cfg, *needles, extra=()):
 
 
 def malformed(tmp, shared):
-    tok = gpt2(shared)
+    tok = gpt2(tmp)
     out = os.path.join(tmp, "out")
     good = ["Aspirin irreversibly inhibits cyclooxygenase.", "Insulin lowers blood glucose."]
 
@@ -145,16 +154,26 @@ def malformed(tmp, shared):
         R.fail(f"alpaca array with a bad record: {s}")
 
     # Broken XML: records before the break are kept, the break is counted with its line.
-    pubmed = os.path.join(shared, "data", "pubmed_xml", "pubmedsample18n0001.xml")
-    if os.path.exists(pubmed):
+    # Breaks 40 bytes after a record's end (inside the next record's first tag) and, in the
+    # sample, inside a record's abstract: every record closed before the break is kept (their
+    # number read by xml.etree from the intact part), the broken one is counted as malformed.
+    sample = R.sample_data("pubmed_sample.xml")
+    shared_xml = os.path.join(shared, "data", "pubmed_xml", "pubmedsample18n0001.xml")
+    for pubmed, where in ((sample, "after"), (sample, "inside"), (shared_xml, "after")):
+        if not os.path.exists(pubmed):
+            continue
         data = open(pubmed, "rb").read()
-        cut = data.index(b"</PubmedArticle>", len(data) // 2) + 40
+        cut = data.index(b"</PubmedArticle>", len(data) // 2) + 40 if where == "after" else \
+            data.index(b"Deficiency was found")
+        intact = os.path.join(tmp, "intact.xml")
+        open(intact, "wb").write(data[:data.rindex(b"</PubmedArticle>", 0, cut) + 16] + b"</PubmedArticleSet>\n")
+        want = len(pubmed_docs([intact]))
         broken = os.path.join(tmp, "broken.xml")
         open(broken, "wb").write(data[:cut] + b"<Broken></PubmedArticle>\n")
         s = json.loads(R.prep(tmp, {"tokenizer": tok, "inputs": [{"path": broken, "format": "pubmed-xml"}],
                                     "out_dir": out, "val_fraction": 0}).stdout)
-        if s["dropped"]["malformed"] != 1 or s["documents_kept"] < 20 or "broken XML" not in s["first_malformed"]:
-            R.fail(f"broken XML: {s}")
+        if s["dropped"]["malformed"] != 1 or s["documents_kept"] != want or "broken XML" not in s["first_malformed"]:
+            R.fail(f"broken XML {where} a record in a copy of {pubmed}: {s}, expected {want} documents kept")
         expect_error(tmp, {"tokenizer": tok, "inputs": [{"path": broken, "format": "pubmed-xml"}], "out_dir": out,
                            "strict": True}, broken, "broken XML")
 
@@ -223,7 +242,7 @@ KEEP = ["2019-03-15", "12.5 mg", "p < 0.001", "BP 120/80", "ICD-10 I10", "123456
 
 
 def phi(tmp, shared):
-    tok = gpt2(shared)
+    tok = gpt2(tmp)
     path = os.path.join(tmp, "notes.txt")
     lines = []
     for kind, items in PLANTED.items():
@@ -258,7 +277,7 @@ def phi(tmp, shared):
 
 def main():
     case = sys.argv[1]
-    shared = R.shared_dir()
+    shared = R.env("MEDTUNE_SHARED")
     tmp = tempfile.mkdtemp(prefix=f"medtune_prep_{case}_")
     {"determinism": determinism, "corrupt": corrupt, "malformed": malformed, "phi": phi}[case](tmp, shared)
     shutil.rmtree(tmp, ignore_errors=True)

@@ -2,6 +2,10 @@
 independently (xml.etree, unicodedata, Hugging Face tokenizers), split by the documented
 hash; and the C reader's windows == windows computed here from the documented layout.
 
+Runs on a tokenizer of TOKENIZER_NAME's family trained on the sample data with the corpus
+samples written for the tests (tests/data/pubmed_sample.xml, pmc_sample*.nxml), then, when
+$MEDTUNE_SHARED is present, on its staged tokenizer with its real PubMed / PMC files.
+
 usage: check_roundtrip.py pubmed|pmc|jsonl TOKENIZER_NAME"""
 
 import glob
@@ -121,14 +125,33 @@ def own_jsonl(tmp):
 
 def main():
     kind, tok_name = sys.argv[1], sys.argv[2]
-    shared = R.shared_dir()
     tmp = tempfile.mkdtemp(prefix="medtune_prep_rt_")
-    tok_path, json_path = R.tokenizer_paths(tok_name, tmp)
+    shared = R.env("MEDTUNE_SHARED")
+    for i, (label, tok_path, json_path) in enumerate(R.tokenizers_for(tok_name, tmp)):
+        work = os.path.join(tmp, str(i))
+        os.makedirs(work)
+        # The sample files written for the tests (tests/data/) always; with the staged
+        # tokenizer also the real corpus files of $MEDTUNE_SHARED/data.
+        if kind == "pubmed":
+            paths = [R.sample_data("pubmed_sample.xml")]
+            if i:
+                paths = sorted(glob.glob(os.path.join(shared, "data", "pubmed_xml", "*.xml")))
+                if not paths:
+                    R.fail(f"no PubMed XML in {shared}/data/pubmed_xml")
+        elif kind == "pmc":
+            paths = R.sample_data("pmc_sample*.nxml")  # a glob, as a config may give it
+            if i:
+                paths = os.path.join(shared, "data", "pmc_oa_nxml", "*.nxml")
+            if not glob.glob(paths):
+                R.fail(f"no PMC nxml matches {paths}")
+        else:
+            paths = None
+        roundtrip(kind, tok_name, label, tok_path, json_path, paths, work)
+
+
+def roundtrip(kind, tok_name, label, tok_path, json_path, paths, tmp):
     hf = Tokenizer.from_file(json_path)
     if kind == "pubmed":
-        paths = sorted(glob.glob(os.path.join(shared, "data", "pubmed_xml", "*.xml")))
-        if not paths:
-            R.skip("no PubMed XML in shared/data")
         raw = pubmed_docs(paths)
         # One input as .gz too, to cover transparent decompression of XML.
         gz = os.path.join(tmp, "sample.xml.gz")
@@ -137,11 +160,8 @@ def main():
         raw += pubmed_docs([paths[0]])
         inputs = [{"path": p, "format": "pubmed-xml"} for p in paths] + [{"path": gz, "format": "pubmed-xml"}]
     elif kind == "pmc":
-        paths = sorted(glob.glob(os.path.join(shared, "data", "pmc_oa_nxml", "*.nxml")))
-        if not paths:
-            R.skip("no PMC nxml in shared/data")
-        raw = pmc_docs(paths)
-        inputs = [{"path": os.path.join(shared, "data", "pmc_oa_nxml", "*.nxml"), "format": "pmc-nxml"}]
+        raw = pmc_docs(sorted(glob.glob(paths)))
+        inputs = [{"path": paths, "format": "pmc-nxml"}]
     else:
         raw, inputs = own_jsonl(tmp)
     val_fraction = 0.25
@@ -191,7 +211,7 @@ def main():
             for i, (a, b) in enumerate(zip(c, ref)):
                 if list(map(list, a)) != list(map(list, b)):
                     R.fail(f"{split} T={seq_len} window {i} differs")
-    print(f"OK: {kind} with {tok_name}: {sum(map(len, expect.values()))} documents, "
+    print(f"OK: {kind} with {label}: {sum(map(len, expect.values()))} documents, "
           f"{summary['train']['tokens']} + {summary['val']['tokens']} tokens match")
 
 

@@ -32,25 +32,41 @@ def env(name, default=None):
     return v
 
 
-def shared_dir():
-    d = env("MEDTUNE_SHARED")
-    if not os.path.isdir(d):
-        skip(f"{d} is absent")
-    return d
+# The trained stand-in (testlib.train_tokenizer flavour) of each tokenizer the prep tests
+# name, with the special tokens its chat templates need.
+FAMILY = {"gpt2": ("gpt2", ()), "llama2": ("spm", ()),
+          "qwen2.5": ("qwen2", ("<|im_start|>", "<|im_end|>")),
+          "llama3": ("llama3", ("<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"))}
 
 
-def tokenizer_paths(name, tmp):
-    """(path for medtune, tokenizer.json for HF) of a staged tokenizer, through the tokenizer
-    tests' tokref (which repairs llama2's tokenizer.json and builds qwen2.5's and llama3's)."""
+def tokenizers_for(name, tmp, chat_template=None):
+    """[(label, path for medtune, tokenizer.json for HF)]: a tokenizer of the family of `name`
+    trained on the sample data (testlib.train_tokenizer) always, then the staged tokenizer of
+    $MEDTUNE_SHARED when present (through the tokenizer tests' tokenizer_ref, which repairs
+    llama2's tokenizer.json and builds qwen2.5's and llama3's)."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tokenizer"))
-    try:
-        import tokenizer_ref
-    except ImportError:
-        skip("tests/tokenizer/tokenizer_ref.py is absent")
-    found = tokenizer_ref.tokenizer_set(shared_dir(), tmp, only=name)
-    if name not in found:
-        skip(f"tokenizer {name} is absent from shared/tokenizers")
-    return found[name][0], found[name][1]
+    import tokenizer_ref
+    from testlib import train_tokenizer
+    flavour, specials = FAMILY[name]
+    d = train_tokenizer(flavour, os.path.join(tmp, "trained-" + name), specials=specials,
+                        chat_template=chat_template)
+    out = [(f"{name} family (trained-{flavour})", d, os.path.join(d, "tokenizer.json"))]
+    shared = env("MEDTUNE_SHARED")
+    if not os.path.isdir(shared):
+        print(f"note: {shared} is absent: the trained {name}-family tokenizer only")
+        return out
+    found = tokenizer_ref.tokenizer_set(shared, tmp, only=name)
+    if name in found:
+        out.append((name, found[name][0], found[name][1]))
+    else:
+        print(f"note: tokenizer {name} is absent from {shared}/tokenizers")
+    return out
+
+
+def sample_data(name):
+    """A sample file written for the tests (tests/data/)."""
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data", name)
 
 
 def run_medtune(args, expect_rc=0):

@@ -251,8 +251,8 @@ def case_cli():
                 "default: runs/quickstart", "SmolLM2", "tiny"):
         if opt not in p.stdout:
             fail(f"--help does not mention '{opt}':\n{p.stdout}")
-    if "quickstart" not in run([], cwd=cwd).stdout:
-        fail("`medtune` does not list quickstart")
+    if "quickstart" not in run(["--help"], cwd=cwd).stdout:
+        fail("`medtune --help` does not list quickstart")
     for args in (["--bogus"], ["extra"], ["--steps", "0"], ["--steps", "x"], ["--threads", "-1"],
                  ["--out"], ["--tiny", "--model", "m"], ["--question", ""], ["--out", "a", "--out", "b"]):
         p = run(["quickstart"] + args, cwd=cwd, expect=2)

@@ -48,9 +48,8 @@ def main():
     lines = [x.decode("utf-8") for x in raw_lines]
     failed = 0
     with tempfile.TemporaryDirectory() as tmp:
-        toks = tokenizer_ref.tokenizer_set(shared, tmp)
-        if not toks:
-            tokenizer_ref.skip("no tokenizers in %s" % shared)
+        toks = tokenizer_ref.fresh_tokenizer_set(tmp)
+        toks.update(tokenizer_ref.tokenizer_set(shared, tmp))
         for name, (model, json_path, _, lossless) in sorted(toks.items()):
             hf = Tokenizer.from_file(json_path)
             if mode == "invalid-utf8":

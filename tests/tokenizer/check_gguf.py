@@ -3,10 +3,13 @@
 smollm2: the real SmolLM2-135M-Instruct GGUF ($MEDTUNE_CACHE). The reference is a HF byte-level
   BPE built here from the GGUF's own tokens and merges (read with the gguf pip package) with
   SmolLM2's pre-tokenizer (Digits(individual_digits) + ByteLevel, llama.cpp's "smollm").
-llama-spm: a GGUF written here with the gguf package from Llama 2's tokenizer.model (pieces,
-  scores, types, as llama.cpp's converter stores them, no merges); the reference is Llama 2's
+llama-spm: GGUFs written here with the gguf package (pieces, scores, types, as llama.cpp's
+  converter stores them, no merges): from a SentencePiece-style BPE trained on the sample data,
+  against the HF tokenizer transformers' LlamaConverter algorithm builds from those pieces; and,
+  when $MEDTUNE_SHARED is present, from Llama 2's tokenizer.model against Llama 2's
   tokenizer.json. This checks medtune's merges-from-scores reconstruction.
-Both are compared on a sample of every data file and on tests/data/adversarial.txt.
+Both are compared on the checkout's sample files (testlib.sample_records, with
+tests/data/adversarial.txt) and, when $MEDTUNE_SHARED is present, a sample of its data files.
 """
 import json
 import os
@@ -16,7 +19,9 @@ import tempfile
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import tokenizer_ref  # noqa: E402
 from check_parity_data import data_records  # noqa: E402
-from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors  # noqa: E402
+from testlib import sample_records  # noqa: E402
+from testlib import train_tokenizer  # noqa: E402
+from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors  # noqa: E402
 
 
 def gguf_strings(reader, key):
@@ -48,9 +53,49 @@ def smollm2_reference(path):
     return tok
 
 
-def write_llama_gguf(shared, out):
+def trained_spm_pieces(tmp):
+    """(piece, score, type) of a SentencePiece-style BPE trained on the sample data, laid out as
+    a tokenizer.model is: a merged piece scores minus the rank of the merge that makes it (the
+    BPE order), other pieces lower still; types 2 unknown, 3 control, 6 byte, 1 normal."""
+    d = train_tokenizer("spm", os.path.join(tmp, "trained-spm"))
+    j = json.load(open(os.path.join(d, "tokenizer.json"), encoding="utf-8"))
+    vocab = j["model"]["vocab"]
+    merges = [tuple(m) if isinstance(m, list) else tuple(m.split(" ")) for m in j["model"]["merges"]]
+    rank = {}
+    for r, (a, b) in enumerate(merges):
+        rank.setdefault(a + b, r)
+    pieces = []
+    for piece, i in sorted(vocab.items(), key=lambda kv: kv[1]):
+        kind = 2 if piece == "<unk>" else 3 if piece in ("<s>", "</s>") else \
+            6 if piece.startswith("<0x") and len(piece) == 6 else 1
+        score = 0.0 if kind != 1 else -float(rank[piece]) if piece in rank else -float(len(merges) + i)
+        pieces.append((piece, score, kind))
+    return pieces
+
+
+def converter_reference(pieces):
+    """The HF tokenizer transformers' LlamaConverter makes from (piece, score, type): merges are
+    every split of a piece into two pieces of the vocabulary, sorted by the piece's score
+    (highest first; splits of one piece by the ids of their halves), byte fallback, the
+    Prepend/Replace normalizer and Llama's decoder; control and unknown pieces special."""
+    vocab = {p: i for i, (p, _, _) in enumerate(pieces)}
+    merges = []
+    for piece, score, _ in pieces:
+        local = [(piece[:k], piece[k:], score) for k in range(1, len(piece))
+                 if piece[:k] in vocab and piece[k:] in vocab]
+        merges += sorted(local, key=lambda m: (vocab[m[0]], vocab[m[1]]))
+    merges = [(a, b) for a, b, _ in sorted(merges, key=lambda m: m[2], reverse=True)]
+    tok = Tokenizer(models.BPE(vocab, merges, unk_token="<unk>", fuse_unk=True, byte_fallback=True))
+    tok.normalizer = normalizers.Sequence([normalizers.Prepend("\u2581"), normalizers.Replace(" ", "\u2581")])
+    tok.decoder = decoders.Sequence([decoders.Replace("\u2581", " "), decoders.ByteFallback(), decoders.Fuse(),
+                                     decoders.Strip(" ", 1, 0)])
+    tok.add_special_tokens([AddedToken(p, special=True, normalized=False) for p, _, t in pieces if t in (2, 3)])
+    tok.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", vocab["<s>"])])
+    return tok
+
+
+def write_llama_gguf(pieces, out):
     import gguf
-    pieces = tokenizer_ref.spm_pieces(os.path.join(shared, "tokenizers", "llama2", "tokenizer.model"))
     w = gguf.GGUFWriter(out, "llama")
     w.add_tokenizer_model("llama")
     w.add_token_list([p for p, _, _ in pieces])
@@ -91,12 +136,12 @@ def compare(name, binary, model, hf, records):
 def main():
     shared, binary = tokenizer_ref.env_paths()
     which = sys.argv[1]
-    src = os.environ.get("MEDTUNE_SOURCE", os.path.join(os.path.dirname(__file__), "..", ".."))
-    adv = open(os.path.join(src, "tests", "data", "adversarial.txt"), encoding="utf-8").read()
     os.environ.setdefault("MEDTUNE_TOK_CAP", str(16 * 1024))
-    _, lines, docs = data_records(shared)
-    records = lines + docs + [("adversarial.txt", i + 1, x) for i, x in enumerate(adv.split("\n"))] + \
-        [("adversarial.txt", 0, adv)]
+    lines, docs = sample_records()
+    records = lines + docs
+    if shared:
+        _, lines, docs = data_records(shared)
+        records += lines + docs
     with tempfile.TemporaryDirectory() as tmp:
         if which == "smollm2":
             path = os.path.join(os.environ.get("MEDTUNE_CACHE", ""), "SmolLM2-135M-Instruct.Q4_1.gguf")
@@ -104,18 +149,23 @@ def main():
                 tokenizer_ref.skip("%s is absent (tools/fetch_smollm2.sh downloads it)" % path)
             ok = compare("smollm2 gguf", binary, path, smollm2_reference(path), records)
         else:
-            if not os.path.exists(os.path.join(shared, "tokenizers", "llama2", "tokenizer.model")):
-                tokenizer_ref.skip("llama2 tokenizer.model is absent")
-            ref_dir = tokenizer_ref.repair_llama2(shared, os.path.join(tmp, "llama2"))
-            # That file predates transformers marking <unk>, <s>, </s> normalized=false (as its
-            # LlamaConverter writes them today and as a GGUF's control tokens are read).
-            ref_json = os.path.join(ref_dir, "tokenizer.json")
-            j = json.load(open(ref_json, encoding="utf-8"))
-            for a in j["added_tokens"]:
-                a["normalized"] = False
-            json.dump(j, open(ref_json, "w", encoding="utf-8"), ensure_ascii=False)
-            path = write_llama_gguf(shared, os.path.join(tmp, "llama2-vocab.gguf"))
-            ok = compare("llama-spm gguf", binary, path, Tokenizer.from_file(ref_json), records)
+            # A GGUF written from a SentencePiece-style BPE trained here, against the HF
+            # tokenizer transformers' converter builds from the same pieces and scores.
+            pieces = trained_spm_pieces(tmp)
+            path = write_llama_gguf(pieces, os.path.join(tmp, "trained-spm.gguf"))
+            ok = compare("llama-spm gguf (trained-spm)", binary, path, converter_reference(pieces), records)
+            llama2 = os.path.join(shared or "", "tokenizers", "llama2", "tokenizer.model")
+            if ok and shared and os.path.exists(llama2):
+                ref_dir = tokenizer_ref.repair_llama2(shared, os.path.join(tmp, "llama2"))
+                # That file predates transformers marking <unk>, <s>, </s> normalized=false (as its
+                # LlamaConverter writes them today and as a GGUF's control tokens are read).
+                ref_json = os.path.join(ref_dir, "tokenizer.json")
+                j = json.load(open(ref_json, encoding="utf-8"))
+                for a in j["added_tokens"]:
+                    a["normalized"] = False
+                json.dump(j, open(ref_json, "w", encoding="utf-8"), ensure_ascii=False)
+                path = write_llama_gguf(tokenizer_ref.spm_pieces(llama2), os.path.join(tmp, "llama2-vocab.gguf"))
+                ok = compare("llama-spm gguf", binary, path, Tokenizer.from_file(ref_json), records)
     return 0 if ok else 1
 
 

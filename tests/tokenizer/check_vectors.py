@@ -13,6 +13,9 @@ from tokenizers import Tokenizer  # noqa: E402
 
 def main():
     shared, binary = tokenizer_ref.env_paths()
+    if shared is None:
+        tokenizer_ref.skip("the llama.cpp reference vectors are those of the real tokenizers in "
+                           "$MEDTUNE_SHARED, which is absent")
     if not os.path.isdir(os.path.join(shared, "tokenizers", "_reference_vectors_llamacpp")):
         tokenizer_ref.skip("no llama.cpp reference vectors in %s/tokenizers" % shared)
     failed = checked = 0

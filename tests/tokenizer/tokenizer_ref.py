@@ -1,7 +1,9 @@
 """Shared helpers of the tokenizer parity tests: which tokenizers to test, how to build the
 Hugging Face `tokenizers` reference for each, and how to run `medtune tokenize`.
 
-Reference tokenizers come from the real files in $MEDTUNE_SHARED. Where a model has no usable
+Always tested: tokenizers of each supported family trained by HF `tokenizers` on the sample
+data of the checkout (testlib.train_tokenizer; fresh_tokenizer_set). Also, when present,
+reference tokenizers from the real files in $MEDTUNE_SHARED. Where a model has no usable
 tokenizer.json, it is built here with `tokenizers` itself from the model's own vocabulary
 files, the way transformers' converters do it, and checked against llama.cpp's reference
 vectors (HF encodings of the real models) before it is used.
@@ -15,13 +17,10 @@ import sys
 from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers
 from tokenizers import pre_tokenizers, processors
 
-SKIP = 77
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from testlib import LLAMA3_PATTERN, QWEN2_PATTERN, train_tokenizer  # noqa: E402
 
-# Qwen2 / Llama-3 split patterns, as transformers' Qwen2Tokenizer and Llama-3's tokenizer.json have them.
-QWEN2_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"
-                 r"|\s*[\r\n]+|\s+(?!\S)|\s+")
-LLAMA3_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
-                  r"|\s*[\r\n]+|\s+(?!\S)|\s+")
+SKIP = 77
 
 
 def skip(msg):
@@ -30,14 +29,34 @@ def skip(msg):
 
 
 def env_paths():
+    """($MEDTUNE_SHARED or None when absent, the medtune binary)."""
     shared = os.environ.get("MEDTUNE_SHARED", "")
     binary = os.environ.get("MEDTUNE_BIN", "")
-    if not shared or not os.path.isdir(shared):
-        skip("MEDTUNE_SHARED (%s) is absent" % shared)
     if not binary or not os.access(binary, os.X_OK):
         print("FAIL: MEDTUNE_BIN (%s) is not an executable" % binary)
         sys.exit(1)
+    if not shared or not os.path.isdir(shared):
+        print("note: MEDTUNE_SHARED (%s) is absent: tokenizers trained on the sample data only" % shared)
+        shared = None
     return shared, binary
+
+
+# The family of each real tokenizer: its fresh-clone stand-in is a tokenizer of that family
+# trained on the sample data (testlib.TOKENIZER_FLAVOURS).
+FAMILY = {"gpt2": "gpt2", "phi-2": "gpt2", "qwen2.5": "qwen2", "llama3": "llama3", "llama2": "spm",
+          "phi-3-mini": "spm", "tinystories-656k": "spm", "stories260K": "spm",
+          "mistral-7b-v0.1": "spm-metaspace"}
+
+
+def fresh_tokenizer_set(tmp, only=None):
+    """"trained-<flavour>" -> (path given to medtune, tokenizer.json for HF, None, lossless) for
+    each tokenizer family, trained with HF `tokenizers` (or only the flavour `only`)."""
+    out = {}
+    for flavour in ("gpt2", "qwen2", "llama3", "spm", "spm-metaspace"):
+        if only is None or only == flavour:
+            d = train_tokenizer(flavour, os.path.join(tmp, "trained-" + flavour))
+            out["trained-" + flavour] = (d, os.path.join(d, "tokenizer.json"), None, not flavour.startswith("spm"))
+    return out
 
 
 def spm_pieces(path):
@@ -171,7 +190,10 @@ def build_llama3(shared, out_dir):
 
 def tokenizer_set(shared, tmp, only=None):
     """name -> (path given to medtune, tokenizer.json for HF, llama.cpp vector name or None, lossless).
-    With `only`, just that tokenizer is prepared (building some takes seconds)."""
+    With `only`, just that tokenizer is prepared (building some takes seconds). Without
+    $MEDTUNE_SHARED (shared None), none."""
+    if shared is None:
+        return {}
     T = os.path.join(shared, "tokenizers")
     M = os.path.join(shared, "models")
     out = {}

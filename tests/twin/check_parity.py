@@ -8,6 +8,9 @@ $MEDTUNE_TEST_BIN/parity/<case>/), MEDTUNE_SHARED, MEDTUNE_CACHE. The case's "mo
 "spec:NAME" (a random model from tests/twin/models/NAME.json, made here), "shared:REL"
 ($MEDTUNE_SHARED/REL) or "cache:FILE" ($MEDTUNE_CACHE/FILE); "pubmedqa_pmid" extracts that
 PubMed abstract from $MEDTUNE_SHARED/data/pubmedqa into the work directory as the case's text.
+Without $MEDTUNE_SHARED (a fresh clone) a "shared:" model is replaced by a random-weight model
+of the shape the case's "fresh_model" gives (testlib.random_hf_model arguments), and the
+abstract by configs/quickstart/clinical_notes.txt.
 The twin's output is reused while the case, the model, the text and the twin's sources are
 unchanged (for real models also across build directories, via $MEDTUNE_CACHE/twin/). Exit code: test_parity's, or 77 (skip) when a needed input is absent.
 """
@@ -59,7 +62,7 @@ def model_digest(path):
     return file_digest(path)
 
 
-def resolve_model(case, work):
+def resolve_model(case, work, fresh=None):
     kind, _, ref = case["model"].partition(":")
     if kind == "spec":
         sys.path.insert(0, HERE)
@@ -77,9 +80,25 @@ def resolve_model(case, work):
     if kind == "shared":
         shared = os.environ.get("MEDTUNE_SHARED", "")
         path = os.path.join(shared, ref)
-        if not shared or not os.path.exists(path):
+        if shared and os.path.exists(path):
+            return path
+        if not fresh:
             skip(f"{path} is absent (MEDTUNE_SHARED)")
-        return path
+        # A fresh clone: a random-weight model of the same shape, with a tokenizer trained on
+        # the sample data (testlib.random_hf_model), stands in for the real one.
+        print(f"note: {path} is absent: a random-weight stand-in {fresh}")
+        sys.path.insert(0, os.path.join(HERE, ".."))
+        from testlib import random_hf_model
+        out = os.path.join(work, "fresh-model")
+        stamp = digest(json.dumps(fresh, sort_keys=True),
+                       *(file_digest(os.path.join(HERE, f)) for f in ("make_model.py", "../testlib.py")))
+        stamp_file = os.path.join(work, "fresh-model.stamp")
+        if not (os.path.exists(stamp_file) and open(stamp_file).read() == stamp):
+            shutil.rmtree(out, ignore_errors=True)
+            random_hf_model(out, **fresh)
+            with open(stamp_file, "w") as fp:
+                fp.write(stamp)
+        return out
     if kind == "cache":
         path = os.path.join(os.environ.get("MEDTUNE_CACHE", ""), ref)
         if not os.path.exists(path):
@@ -92,7 +111,10 @@ def extract_abstract(pmid, work):
     """Writes the PubMedQA abstract (its context sections joined by spaces) to work/abstract.txt."""
     src = os.path.join(os.environ.get("MEDTUNE_SHARED", ""), "data", "pubmedqa", "ori_pqal.json")
     if not os.path.exists(src):
-        skip(f"{src} is absent (MEDTUNE_SHARED)")
+        # A fresh clone: the quickstart's clinical paragraphs are the medical text instead.
+        notes = os.path.join(HERE, "..", "..", "configs", "quickstart", "clinical_notes.txt")
+        print(f"note: {src} is absent: the case reads {notes}")
+        return notes
     with open(src, encoding="utf-8") as fp:
         rec = json.load(fp).get(pmid)
     if rec is None:
@@ -131,7 +153,7 @@ def main(argv):
     work = os.path.join(bin_dir, "parity", name)
     os.makedirs(work, exist_ok=True)
 
-    model = resolve_model(case, work)
+    model = resolve_model(case, work, case.pop("fresh_model", None))
     if "pubmedqa_pmid" in case:
         case["text_file"] = extract_abstract(case.pop("pubmedqa_pmid"), work)
     resolved = os.path.join(work, "case.json")
