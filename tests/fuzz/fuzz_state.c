@@ -27,6 +27,20 @@
 const char *__lsan_default_suppressions(void);
 const char *__lsan_default_suppressions(void) { return "leak:libhdf5_serial.so\n"; }
 
+// What this harness tests is medtune's reader, not libhdf5 (Debian's 1.10, not instrumented;
+// ASan sees its memory only through the libc interceptors). Two behaviours of libhdf5 on
+// corrupt files are therefore not reported here; docs/fuzzing.md lists them as findings in
+// libhdf5, with their inputs in tests/fuzz/regress/state/:
+// - it allocates sizes read from the file (its metadata cache): a corrupt size asks for
+//   petabytes, malloc returns NULL as in a normal build and HDF5 reports an error;
+// - it copies attribute messages past their heap block (memcpy from H5O__msg_iterate_real):
+//   errors inside interceptors called from libhdf5 are suppressed. Every access made by
+//   medtune's own (instrumented) code is still checked.
+const char *__asan_default_options(void);
+const char *__asan_default_options(void) { return "allocator_may_return_null=1"; }
+const char *__asan_default_suppressions(void);
+const char *__asan_default_suppressions(void) { return "interceptor_via_lib:libhdf5_serial.so\n"; }
+
 static model_config tiny_cfg;
 static int have_cfg;
 
