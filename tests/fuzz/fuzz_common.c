@@ -62,6 +62,8 @@ void fuzz_expect_error(const char *entry_point) {
     // err_msg() says "unknown error" only when nothing was recorded.
     if (!strcmp(err_msg(), "unknown error"))
         fuzz_fail("%s failed without an error message", entry_point);
+    // The CLI prints the message as one line; text from the input must not break it.
+    if (strpbrk(err_msg(), "\n\r")) fuzz_fail("%s: the error message spans lines: %s", entry_point, err_msg());
     // For triage and for checking that seeds get past the first checks.
     if (getenv("MEDTUNE_FUZZ_VERBOSE")) fprintf(stderr, "%s: %s\n", entry_point, err_msg());
 }

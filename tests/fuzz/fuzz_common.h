@@ -23,7 +23,8 @@ char *fuzz_cstr(const uint8_t *data, size_t size);
 
 // The contract for bad input is one error line: a parser that fails must have recorded a
 // message. Call after every entry point that returned non-zero; aborts (a finding) when the
-// failure left no message. With MEDTUNE_FUZZ_VERBOSE set it prints the message.
+// failure left no message or a message of more than one line. With MEDTUNE_FUZZ_VERBOSE set
+// it prints the message.
 void fuzz_expect_error(const char *entry_point);
 // Aborts with a message: an invariant of the parser's output does not hold.
 void fuzz_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
