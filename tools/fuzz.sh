@@ -46,7 +46,7 @@ summary() {
   for p in $PARSERS; do
     local log=$CAMPAIGN/$p.log
     [ -f "$log" ] || continue
-    # Fork mode: "#N: cov: C ft: F corp: .. exec/s: E oom/timeout/crash: a/b/c time: Ts job: .."
+    # Fork mode: "#N: cov: C ft: F corp: K exec/s E oom/timeout/crash: a/b/c time: Ts job: J .."
     local line
     line=$(grep -E '^#[0-9]+: cov:' "$log" | tail -1 || true)
     if [ -z "$line" ]; then
@@ -56,7 +56,7 @@ summary() {
     echo "$line" | awk -v p="$p" '{
       for (i = 1; i <= NF; i++) {
         if ($i == "cov:") cov = $(i+1); if ($i == "ft:") ft = $(i+1)
-        if ($i == "exec/s:") eps = $(i+1); if ($i == "oom/timeout/crash:") bad = $(i+1)
+        if ($i == "exec/s" || $i == "exec/s:") eps = $(i+1); if ($i == "oom/timeout/crash:") bad = $(i+1)
         if ($i == "time:") t = $(i+1)
       }
       n = substr($1, 2); sub(":", "", n); sub("s", "", t)
@@ -66,6 +66,19 @@ summary() {
   local found
   found=$(ls "$CAMPAIGN"/artifacts 2>/dev/null | grep -c -E '^[a-z_]+-(crash|leak|timeout|oom)-' || true)
   echo "artifacts (crash/leak/timeout/oom inputs) in $CAMPAIGN/artifacts: $found"
+}
+
+# A harness process that crashed leaves its scratch directory (fuzz_common.c names it after
+# the pid): remove those whose process is gone.
+remove_stale_scratch() {
+  local d pid
+  for d in /dev/shm/medtune-fuzz-* "${TMPDIR:-/tmp}"/medtune-fuzz-*; do
+    [ -d "$d" ] || continue
+    pid=${d##*/medtune-fuzz-}
+    pid=${pid%%-*}
+    case $pid in *[!0-9]*|"") continue ;; esac
+    kill -0 "$pid" 2>/dev/null || rm -rf "$d"
+  done
 }
 
 campaign() {
@@ -94,6 +107,7 @@ campaign() {
       -ignore_timeouts=1 -ignore_ooms=1 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
       -artifact_prefix="$CAMPAIGN/artifacts/$p-" "${dict[@]}" "$CAMPAIGN/corpus/$p" \
       >"$CAMPAIGN/$p.log" 2>&1) || echo "fuzz.sh: $p exited with $? (see $CAMPAIGN/$p.log)"
+    remove_stale_scratch
   done
   summary
 }

@@ -29,7 +29,9 @@ void fuzz_fail(const char *fmt, ...) {
 const char *fuzz_dir(void) {
     if (scratch[0]) return scratch;
     const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : getenv("TMPDIR");
-    snprintf(scratch, sizeof scratch, "%s/medtune-fuzz-XXXXXX", base && *base ? base : "/tmp");
+    // The pid in the name lets tools/fuzz.sh remove the directories of crashed processes.
+    snprintf(scratch, sizeof scratch, "%s/medtune-fuzz-%d-XXXXXX", base && *base ? base : "/tmp",
+             (int)getpid());
     if (!mkdtemp(scratch)) fuzz_fail("cannot create a scratch directory %s", scratch);
     atexit(scratch_remove);
     return scratch;

@@ -54,6 +54,7 @@ static void init(void) {
         file_read_all(path, &text, &len) || model_config_from_hf_json(&tiny_cfg, text, len, path))
         fuzz_fail("tiny model: %s", err_msg());
     free(text);
+    dir_remove_recursive(dir);  // only its config was needed
     have_cfg = 1;
 }
 
