@@ -1,7 +1,7 @@
 # One fixed-time libFuzzer run for ctest (tests/cmake/fuzz.cmake): fuzzes a fresh copy of the
 # committed seeds (the seed directory stays as committed) and fails on any crash, leak,
 # sanitizer report, timeout or out-of-memory, leaving the input in WORK/ (crash-*, leak-*...).
-# cmake -DFUZZER=bin -DSEEDS=dir -DDICT=file -DWORK=dir -DSECONDS=n -P run_fuzzer.cmake
+# cmake -DFUZZER=bin -DSEEDS=dir -DDICT=file -DWORK=dir -DSECONDS=n [-DEXTRA=flags] -P run_fuzzer.cmake
 file(REMOVE_RECURSE ${WORK})
 file(MAKE_DIRECTORY ${WORK}/corpus)
 file(GLOB seeds ${SEEDS}/*)
@@ -10,7 +10,7 @@ if(NOT seeds)
 endif()
 file(COPY ${seeds} DESTINATION ${WORK}/corpus)
 set(args -max_total_time=${SECONDS} -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
-         -artifact_prefix=${WORK}/)
+         -artifact_prefix=${WORK}/ ${EXTRA})
 if(EXISTS ${DICT})
   list(APPEND args -dict=${DICT})
 endif()
