@@ -42,7 +42,7 @@ build() {
 
 # One line per parser from its campaign log: the last status line libFuzzer printed.
 summary() {
-  printf "%-13s %12s %8s %7s %7s %8s %s\n" parser executions exec/s cov ft seconds "crashes (oom/timeout/crash)"
+  printf "%-13s %12s %8s %7s %7s %8s %s\n" parser executions exec/s cov ft seconds "oom/timeout/crash"
   for p in $PARSERS; do
     local log=$CAMPAIGN/$p.log
     [ -f "$log" ] || continue
@@ -59,8 +59,9 @@ summary() {
         if ($i == "exec/s" || $i == "exec/s:") eps = $(i+1); if ($i == "oom/timeout/crash:") bad = $(i+1)
         if ($i == "time:") t = $(i+1)
       }
+      # exec/s over the whole run (the status line shows the rate of the last job).
       n = substr($1, 2); sub(":", "", n); sub("s", "", t)
-      printf "%-13s %12s %8s %7s %7s %8s %s\n", p, n, eps, cov, ft, t, bad
+      printf "%-13s %12s %8d %7s %7s %8s %s\n", p, n, (t > 0 ? n / t : 0), cov, ft, t, bad
     }'
   done
   local found
