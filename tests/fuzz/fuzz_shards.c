@@ -65,7 +65,8 @@ static size_t archive_parse(const uint8_t *p, size_t size, archive_file *files) 
     return n;
 }
 
-// Recomputes the checksums of a shard whose footer layout is consistent.
+// Recomputes the checksums of a shard: the footer's always (so inconsistent layouts reach
+// the reader's checks), the frames' and the index's when the layout is within the file.
 static void shard_repair(uint8_t *d, size_t size) {
     if (size < SHARD_FOOTER_SIZE) return;
     uint8_t *ft = d + size - SHARD_FOOTER_SIZE;
@@ -73,8 +74,10 @@ static void shard_repair(uint8_t *d, size_t size) {
     uint64_t n_frames = get_u32le(ft + 32), index_offset = get_u64le(ft + 40);
     uint64_t body = size - SHARD_FOOTER_SIZE;
     if (n_docs > body / 8 || n_frames > body / SHARD_INDEX_ENTRY_SIZE || index_offset > body ||
-        body - index_offset != n_frames * SHARD_INDEX_ENTRY_SIZE + n_docs * 8)
+        body - index_offset != n_frames * SHARD_INDEX_ENTRY_SIZE + n_docs * 8) {
+        put_u32le(ft + 60, crc32c(0, ft, 60));
         return;
+    }
     uint8_t *index = d + index_offset;
     size_t cap = frame_tokens <= (1u << 20) ? (size_t)frame_tokens * 4 : 0;
     uint8_t *words = malloc(cap ? cap : 1);
