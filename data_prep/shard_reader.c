@@ -112,6 +112,11 @@ int shard_set_open(shard_set *s, const char *dir, const char *split) {
         err_set("%s: manifest lacks tokenizer.fingerprint, tokenizer.vocab_size, packing or frame_tokens", mpath);
         goto done;
     }
+    if (ft->valuedouble > SHARD_MAX_FRAME_TOKENS) {
+        err_set("%s: frame_tokens %.0f is out of range [1, %u]", mpath, ft->valuedouble,
+                SHARD_MAX_FRAME_TOKENS);
+        goto done;
+    }
     if (!cJSON_IsArray(shards)) {
         err_set("%s: no split '%s'", mpath, split);
         goto done;

@@ -22,7 +22,8 @@ foreach(parser ${MEDTUNE_FUZZ_PARSERS})
   if(EXISTS ${FUZZ_DIR}/regress/${parser})
     list(APPEND inputs ${FUZZ_DIR}/regress/${parser})
   endif()
-  medtune_add_test(NAME fuzz_replay_${parser} COMMAND fuzz_${parser}_replay ${inputs} LABELS fuzz_replay)
+  medtune_add_test(NAME fuzz_replay_${parser} COMMAND fuzz_${parser}_replay ${FUZZ_EXTRA_${parser}} ${inputs}
+    LABELS fuzz_replay)
 
   if(MEDTUNE_FUZZ)
     add_executable(fuzz_${parser} ${FUZZ_DIR}/fuzz_${parser}.c)
