@@ -7,11 +7,20 @@
 
 static _Thread_local char err_buf[2048];
 
+// Messages quote names and values from input files (JSON keys, XML text, tensor names). The
+// CLI prints a message as one line, so control characters from the input (a newline in a
+// JSON key, a terminal escape) are shown as '?'; tabs stay.
+static void err_one_line(char *s) {
+    for (; *s; s++)
+        if (((unsigned char)*s < 0x20 && *s != '\t') || *s == 0x7f) *s = '?';
+}
+
 int err_set(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(err_buf, sizeof err_buf, fmt, ap);
     va_end(ap);
+    err_one_line(err_buf);
     return -1;
 }
 
@@ -31,6 +40,7 @@ int err_prefix(const char *fmt, ...) {
     size_t n = strnlen(old, rest);
     memcpy(err_buf + k + 2, old, n);
     err_buf[k + 2 + n] = '\0';
+    err_one_line(err_buf);
     return -1;
 }
 

@@ -30,6 +30,9 @@
 // Preference-pair directories (packing "pairs"): version 1 readers must refuse them.
 #define SHARD_MANIFEST_VERSION_PAIRS 2
 #define SHARD_DEFAULT_FRAME_TOKENS 16384u
+// Readers refuse larger frames: each cached frame is a buffer of frame_tokens words, and a
+// corrupt manifest must not make them allocate gigabytes.
+#define SHARD_MAX_FRAME_TOKENS (1u << 24)
 
 // Footer (64 bytes):
 //   0  char[8] magic "MTSHARD1"      8  u32 version          12 u32 frame_tokens

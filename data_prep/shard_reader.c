@@ -42,7 +42,9 @@ static int open_file(shard_set *s, shard_set_file *f, const cJSON *entry, const 
         return err_set("%s: frame size %u differs from the manifest's %u", f->path, ft.frame_tokens,
                        s->frame_tokens);
     uint64_t index_bytes = (uint64_t)ft.n_frames * SHARD_INDEX_ENTRY_SIZE, doc_bytes = ft.n_docs * 8;
-    if (ft.index_offset + index_bytes + doc_bytes + SHARD_FOOTER_SIZE != f->map.size ||
+    // Bounded first so the sum below cannot wrap around to the file size.
+    if (ft.n_docs > f->map.size / 8 || ft.index_offset > f->map.size ||
+        ft.index_offset + index_bytes + doc_bytes + SHARD_FOOTER_SIZE != f->map.size ||
         (uint64_t)ft.n_frames != (ft.n_tokens + ft.frame_tokens - 1) / ft.frame_tokens)
         return err_set("%s: inconsistent shard footer (corrupted shard)", f->path);
     const uint8_t *index = f->map.data + ft.index_offset;
@@ -110,6 +112,11 @@ int shard_set_open(shard_set *s, const char *dir, const char *split) {
     if (!cJSON_IsString(fp) || strlen(fp->valuestring) != 64 || !cJSON_IsNumber(vocab) ||
         !cJSON_IsString(packing) || !cJSON_IsNumber(ft) || ft->valueint <= 0) {
         err_set("%s: manifest lacks tokenizer.fingerprint, tokenizer.vocab_size, packing or frame_tokens", mpath);
+        goto done;
+    }
+    if (ft->valuedouble > SHARD_MAX_FRAME_TOKENS) {
+        err_set("%s: frame_tokens %.0f is out of range [1, %u]", mpath, ft->valuedouble,
+                SHARD_MAX_FRAME_TOKENS);
         goto done;
     }
     if (!cJSON_IsArray(shards)) {
@@ -213,7 +220,8 @@ static const shard_frame_slot *get_frame(shard_set *s, int fi, uint32_t frame) {
     uint32_t csize = get_u32le(e + 8), crc = get_u32le(e + 12);
     uint64_t first = (uint64_t)frame * s->frame_tokens;
     uint32_t n = (uint32_t)(f->n_tokens - first < s->frame_tokens ? f->n_tokens - first : s->frame_tokens);
-    if (off + csize > f->map.size) return err_set("%s: frame %u out of bounds (corrupted shard)", f->path, frame), NULL;
+    if (off > f->map.size || csize > f->map.size - off)  // `off + csize` could wrap
+        return err_set("%s: frame %u out of bounds (corrupted shard)", f->path, frame), NULL;
     if (!victim->words) {
         victim->words = malloc((size_t)s->frame_tokens * 4);
         if (!victim->words) return err_set("%s: out of memory", f->path), NULL;

@@ -354,8 +354,9 @@ int tok_bpe_encode_word(const tok_bpe *b, tok_scratch *sc, const char *w, size_t
     size_t start = out->len;
     if (merge_word(b, sc, w, len, out)) return -1;
     // A word of at most CACHE_MAX_WORD bytes never yields more ids than bytes, except unknown
-    // characters without fusion, which also stay below one id per byte.
-    if (out->len - start <= CACHE_MAX_WORD)
+    // characters without fusion, which also stay below one id per byte. A word that yields no
+    // id (unknown characters without an unk token) is not cached: `out` may still be empty.
+    if (out->len > start && out->len - start <= CACHE_MAX_WORD)
         cache_put(b, h, w, len, out->data + start, out->len - start);
     return 0;
 }

@@ -466,7 +466,15 @@ int tok_load_json(tokenizer *t, const char *json_path) {
     int32_t max_added = -1;
     cJSON_ArrayForEach(it, added) {
         const cJSON *id = cJSON_GetObjectItemCaseSensitive(it, "id");
-        if (cJSON_IsNumber(id) && id->valueint > max_added) max_added = id->valueint;
+        if (!cJSON_IsNumber(id)) continue;
+        // The bound of model.vocab ids: the id table is allocated up to the largest id.
+        if (id->valuedouble < 0 || id->valuedouble > 1e8 ||
+            id->valuedouble != (double)(int32_t)id->valuedouble) {
+            err_set("%s: added_tokens: id %g is not a valid id", json_path, id->valuedouble);
+            cJSON_Delete(j);
+            return -1;
+        }
+        if (id->valueint > max_added) max_added = id->valueint;
     }
     rc = parse_normalizer(t, cJSON_GetObjectItemCaseSensitive(j, "normalizer")) ||
          parse_pretok(t, cJSON_GetObjectItemCaseSensitive(j, "pre_tokenizer")) ||

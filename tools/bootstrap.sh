@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES="build-essential cmake pkg-config libopenblas-openmp-dev libhdf5-dev libzstd-dev
   libcjson-dev libpcre2-dev libutf8proc-dev libxml2-dev libssl-dev python3 python3-venv python3-pip
-  python3-numpy python3-torch libjemalloc2 unzip strace openmpi-bin libopenmpi-dev"
+  python3-numpy python3-torch libjemalloc2 unzip strace openmpi-bin libopenmpi-dev
+  clang libclang-rt-14-dev libomp-14-dev"
 
 missing=""
 for p in $APT_PACKAGES; do

@@ -1,0 +1,84 @@
+#include "tests/fuzz/fuzz_common.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/error.h"
+#include "common/fileio.h"
+#include "model/tiny_model.h"
+
+static char scratch[512];
+
+static void scratch_remove(void) {
+    if (scratch[0]) dir_remove_recursive(scratch);
+}
+
+void fuzz_fail(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "FUZZ FAIL: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+    abort();
+}
+
+const char *fuzz_dir(void) {
+    if (scratch[0]) return scratch;
+    const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : getenv("TMPDIR");
+    // The pid in the name lets tools/fuzz.sh remove the directories of crashed processes.
+    snprintf(scratch, sizeof scratch, "%s/medtune-fuzz-%d-XXXXXX", base && *base ? base : "/tmp",
+             (int)getpid());
+    if (!mkdtemp(scratch)) fuzz_fail("cannot create a scratch directory %s", scratch);
+    atexit(scratch_remove);
+    return scratch;
+}
+
+void fuzz_path(char *out, size_t n, const char *name) {
+    if (path_join(out, n, fuzz_dir(), name) != 0) fuzz_fail("path too long: %s", name);
+}
+
+void fuzz_write_path(const char *path, const void *data, size_t size) {
+    FILE *f = fopen(path, "wb");
+    if (!f || (size && fwrite(data, 1, size, f) != size) || fclose(f) != 0)
+        fuzz_fail("cannot write %s", path);
+}
+
+void fuzz_write(char *out, size_t n, const char *name, const void *data, size_t size) {
+    fuzz_path(out, n, name);
+    fuzz_write_path(out, data, size);
+}
+
+char *fuzz_cstr(const uint8_t *data, size_t size) {
+    char *s = malloc(size + 1);
+    if (!s) fuzz_fail("out of memory");
+    if (size) memcpy(s, data, size);
+    s[size] = '\0';
+    return s;
+}
+
+void fuzz_expect_error(const char *entry_point) {
+    // err_msg() says "unknown error" only when nothing was recorded.
+    if (!strcmp(err_msg(), "unknown error"))
+        fuzz_fail("%s failed without an error message", entry_point);
+    // The CLI prints the message as one line; text from the input must not break it.
+    if (strpbrk(err_msg(), "\n\r")) fuzz_fail("%s: the error message spans lines: %s", entry_point, err_msg());
+    // For triage and for checking that seeds get past the first checks.
+    if (getenv("MEDTUNE_FUZZ_VERBOSE")) fprintf(stderr, "%s: %s\n", entry_point, err_msg());
+}
+
+void fuzz_tiny_model(char *out, size_t n, const char *name) {
+    tiny_model_options o;
+    tiny_model_options_default(&o);
+    o.hidden_size = 16;
+    o.intermediate_size = 32;
+    o.n_layers = 1;
+    o.n_heads = 2;
+    o.n_kv_heads = 1;
+    o.max_position_embeddings = 64;
+    fuzz_path(out, n, name);
+    if (tiny_model_write(out, &o) != 0) fuzz_fail("tiny model: %s", err_msg());
+}
