@@ -12,8 +12,8 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mpi_lib import (config, fail, lsan_env, medtune_bin, mpirun_args, prep_pubmed,  # noqa
-                     require_mpi_build, shared_dir, train_cmd, work_dir)
+from mpi_lib import (config, fail, fresh_data, lsan_env, medtune_bin, mpirun_args,  # noqa
+                     require_mpi_build, train_cmd, work_dir)
 
 
 def one_error(cmd, needle, env=None, label=""):
@@ -26,7 +26,7 @@ def one_error(cmd, needle, env=None, label=""):
     return errors[0]
 
 
-def disk_full(work, shards):
+def disk_full(work, data):
     mnt = os.path.join(work, "tinyfs")
     os.makedirs(mnt)
     if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=700k", "tmpfs", mnt],
@@ -34,7 +34,7 @@ def disk_full(work, shards):
         print("note: cannot mount a small tmpfs here (not root?); disk-full check skipped")
         return
     try:
-        conf = config(work, "full", shards, 8, 1, save_every=2, eval_every=0)
+        conf = config(work, "full", data, 8, 1, save_every=2, eval_every=0)
         out = os.path.join(mnt, "run")
         one_error(train_cmd(conf, 2, sets=[f"out_dir={out}", "keep_last=1"]),
                   "No space left on device", label="disk full on rank 0")
@@ -52,16 +52,16 @@ def disk_full(work, shards):
         subprocess.run(["umount", mnt])
 
 
-def rank1_read_only(work, shards):
+def rank1_read_only(work, data):
     if subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode != 0:
         print("note: no mount namespaces here (unshare -m); read-only rank 1 check skipped")
         return
-    ref = config(work, "ref_ga2", shards, 6, 2, save_every=3, eval_every=3)
+    ref = config(work, "ref_ga2", data, 6, 2, save_every=3, eval_every=3)
     p = subprocess.run([medtune_bin(), "train", ref], capture_output=True, text=True,
                        env=lsan_env())
     if p.returncode != 0:
         fail(f"one process: {p.stderr[-2000:]}")
-    conf = config(work, "ro", shards, 6, 1, save_every=3, eval_every=3)
+    conf = config(work, "ro", data, 6, 1, save_every=3, eval_every=3)
     out = conf[:-5]
     os.makedirs(out)
     # The probe must fail (read-only) before rank 1 starts, else the wrapper exits 1.
@@ -81,15 +81,13 @@ def rank1_read_only(work, shards):
 
 
 def main():
-    shared = shared_dir()
     require_mpi_build()
     work = work_dir("faults")
-    shards = prep_pubmed(shared, os.path.join(work, "shards"),
-                         os.path.join(shared, "models/tinystories-656k"))
-    rank1_read_only(work, shards)
-    disk_full(work, shards)
+    data = fresh_data(work)
+    rank1_read_only(work, data)
+    disk_full(work, data)
 
-    conf = config(work, "nan", shards, 8, 1, save_every=2)
+    conf = config(work, "nan", data, 8, 1, save_every=2)
     one_error(train_cmd(conf, 2), "loss is NaN",
               env=dict(lsan_env(), MEDTUNE_INJECT_NAN_STEP="5"), label="NaN at step 5")
     latest = open(os.path.join(work, "nan", "checkpoints/latest")).read().strip()
@@ -98,7 +96,7 @@ def main():
 
     # Ranks that would train different runs are refused before anything is written (MPMD
     # launch: rank 1 gets another learning rate).
-    conf = config(work, "odd", shards, 8, 1)
+    conf = config(work, "odd", data, 8, 1)
     cmd = mpirun_args(1) + [medtune_bin(), "train", conf, ":", "-np", "1", medtune_bin(),
                             "train", conf, "--set", "optim.lr=2e-3"]
     one_error(cmd, "rank 1", label="different configs")
