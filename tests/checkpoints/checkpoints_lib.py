@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "train"))
-from train_lib import fail, medtune, shared_dir, skip, write_json  # noqa: E402,F401
+from train_lib import fail, medtune, skip, write_json  # noqa: E402,F401
 from testlib import work_dir as _work_dir  # noqa: E402
 from fresh_lib import fresh_model, prep_sample  # noqa: E402
 
