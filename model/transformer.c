@@ -10,6 +10,9 @@
 #include "model/attention.h"
 #include "model/ops.h"
 
+// Rows per block of the head's input gradient: a fixed split, so sums do not depend on threads.
+enum { LM_DX_BLOCK_ROWS = 32 };
+
 // Every buffer of the plan, once: over a sizing carver this adds up the arena's size, over
 // the allocation it sets the pointers (common/arena.h). Shapes as in transformer.h.
 static void plan_carve(lm_plan *p, arena_carver *a) {
@@ -264,9 +267,19 @@ double lm_forward(lm_plan *p, const lm_batch *b, int need_grad, float grad_scale
                     C, 0.0f, p->logits, V);
         loss += crossentropy_forward_backward(need_grad ? p->logits : NULL, p->logits,
                                               b->targets + n0, rows, V, grad_scale, n_targets);
-        if (need_grad)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, C, V, 1.0f, p->logits, V,
-                        p->m->lm_head, C, 0.0f, p->dxnf + (int64_t)n0 * C, C);
+        // dX of the head in fixed blocks of LM_DX_BLOCK_ROWS rows, one single-threaded sgemm
+        // each (OpenBLAS runs single-threaded inside a parallel region): one threaded sgemm
+        // gave other sums with 1 and 2 threads for K = V = 397 or 400 (not 512), so a run
+        // depended on its thread count (tests/train/check_threads.py, random model).
+        if (need_grad) {
+#pragma omp parallel for schedule(static)
+            for (int r0 = 0; r0 < rows; r0 += LM_DX_BLOCK_ROWS) {
+                int nr = rows - r0 < LM_DX_BLOCK_ROWS ? rows - r0 : LM_DX_BLOCK_ROWS;
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nr, C, V, 1.0f,
+                            p->logits + (int64_t)r0 * V, V, p->m->lm_head, C, 0.0f,
+                            p->dxnf + (int64_t)(n0 + r0) * C, C);
+            }
+        }
     }
     return loss;
 }

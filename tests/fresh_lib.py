@@ -113,3 +113,12 @@ def prep_sample(out_dir, tokenizer, val_fraction=0.1, chat=False):
                    "out_dir": out_dir}, f, indent=1)
     run(["prep", cfg])
     return out_dir
+
+
+def fresh_training_data(work, **changes):
+    """(model, text shards, chat shards) in `work`: a fresh_model (LLAMA with `changes`), the
+    sample as plain text for training and its Q&A pairs in the chat template as a second shard
+    set, so a replay mix draws from another source than the train set."""
+    model = fresh_model(os.path.join(work, "model"), **changes)
+    return (model, prep_sample(os.path.join(work, "shards"), model),
+            prep_sample(os.path.join(work, "chat"), model, chat=True))

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The model fingerprint covers every weight byte. (1) The SHA-256 of the weight tensors as
 stored (`medtune info --json`: weights_sha256) equals an independent computation from the
-files (checkpoints_ref.py) for the two ../shared Hugging Face models and the SmolLM2 GGUF.
+files (checkpoints_ref.py) for the random-weight model a test writes (fresh_lib), the two
+../shared Hugging Face models when ../shared is there and the SmolLM2 GGUF when .cache has it.
 (2) Changing one weight - one the former fingerprint, a strided sample, did not read - changes
 the fingerprint, and a resume on the changed model is refused."""
 import json
@@ -13,8 +14,9 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from checkpoints_lib import fail, medtune, shared_dir, small_run, train, work_dir  # noqa: E402
+from checkpoints_lib import fail, medtune, small_run, train, work_dir  # noqa: E402
 from checkpoints_ref import gguf_weights_sha256, hf_weights_sha256  # noqa: E402
+from fresh_lib import shared_or_none  # noqa: E402
 from testlib import smollm2  # noqa: E402
 
 
@@ -35,8 +37,13 @@ def check_reference(path, want):
 
 
 def main():
-    shared = shared_dir()
-    for name in ("tinystories-656k", "stories260K"):
+    # The run's model doubles as the fresh-clone Hugging Face case of (1).
+    work = work_dir("fingerprint")
+    conf, run_dir = small_run(work, steps=2)
+    model = json.load(open(conf))["model"]
+    check_reference(model, hf_weights_sha256(model))
+    shared = shared_or_none()
+    for name in ("tinystories-656k", "stories260K") if shared else ():
         d = os.path.join(shared, "models", name)
         check_reference(d, hf_weights_sha256(d))
     gguf_path = smollm2()
@@ -47,9 +54,6 @@ def main():
 
     # One float changed: element 1 of the embedding, the first tensor. The former fingerprint
     # hashed every (n/65536+1)-th float and the last 4096, so it never read this one.
-    work = work_dir("fingerprint")
-    conf, run_dir = small_run(work, steps=2)
-    model = json.load(open(conf))["model"]
     p = train(conf)
     if p.returncode != 0:
         fail(f"the first run failed: {p.stderr[-2000:]}")

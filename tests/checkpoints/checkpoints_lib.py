@@ -8,8 +8,9 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "train"))
-from train_lib import fail, medtune, prep_pubmed, shared_dir, skip, write_json  # noqa: E402,F401
+from train_lib import fail, medtune, skip, write_json  # noqa: E402,F401
 from testlib import work_dir as _work_dir  # noqa: E402
+from fresh_lib import fresh_model, prep_sample  # noqa: E402
 
 # The status fault_inject.c exits with when it simulates a crash.
 CRASHED = 86
@@ -34,11 +35,11 @@ def fault_env(**faults):
 
 
 def small_run(work, steps=2, **extra):
-    """Shards of the PubMed sample and a config for a few steps of the tiny real model, with a
-    checkpoint after every step. Returns (config path, run directory)."""
-    shared = shared_dir()
-    model = os.path.join(shared, "models/tinystories-656k")
-    shards = prep_pubmed(shared, os.path.join(work, "shards"), model)
+    """A random-weight model (fresh_lib, written in work/model), shards of the quickstart sample
+    and a config for a few steps of it, with a checkpoint after every step: what a fresh clone
+    has. Returns (config path, run directory)."""
+    model = fresh_model(os.path.join(work, "model"))
+    shards = prep_sample(os.path.join(work, "shards"), model)
     run_dir = os.path.join(work, "run")
     conf = os.path.join(work, "train.json")
     cfg = {"model": model, "data": {"train": shards},

@@ -8,13 +8,12 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mpi_lib import config, fail, medtune_bin, prep_pubmed, shared_dir, skip, work_dir  # noqa
+from mpi_lib import config, fail, fresh_data, medtune_bin, skip, work_dir  # noqa
 
 SOURCE = os.environ.get("MEDTUNE_SOURCE", os.path.join(os.path.dirname(__file__), "../.."))
 
 
 def main():
-    shared = shared_dir()
     work = work_dir("nompi")
     build = os.path.join(work, "build")
     cfg = subprocess.run(["cmake", "-S", SOURCE, "-B", build, "-DCMAKE_BUILD_TYPE=Release",
@@ -33,11 +32,10 @@ def main():
         fail(f"the MEDTUNE_MPI=OFF binary links MPI:\n{libs}")
     print("ok: built without MPI, no libmpi linked")
 
-    shards = prep_pubmed(shared, os.path.join(work, "shards"),
-                         os.path.join(shared, "models/tinystories-656k"))
+    data = fresh_data(work)
     runs = {}
     for name, exe in (("with_mpi", medtune_bin()), ("without_mpi", nompi)):
-        conf = config(work, name, shards, 6, 2, save_every=3, eval_every=3)
+        conf = config(work, name, data, 6, 2, save_every=3, eval_every=3)
         p = subprocess.run([exe, "train", conf], capture_output=True, text=True)
         if p.returncode != 0:
             fail(f"{name}: train failed:\n{p.stderr[-3000:]}")
@@ -50,7 +48,7 @@ def main():
     mpirun = shutil.which("mpirun")
     if not mpirun:
         skip("mpirun is absent: the refusal of several ranks was not checked")
-    conf = config(work, "ranks", shards, 6, 1)
+    conf = config(work, "ranks", data, 6, 1)
     p = subprocess.run([mpirun, "--allow-run-as-root", "--oversubscribe", "-np", "2", nompi,
                         "train", conf], capture_output=True, text=True, timeout=300)
     if p.returncode == 0 or "built without MPI" not in p.stderr:

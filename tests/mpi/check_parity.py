@@ -3,29 +3,44 @@
 LoRA dropout, replay and evaluation on: identical losses and val losses as text and
 byte-identical adapters, for (N, A) = (2, 1), (3, 1), (2, 2), and (2, 1) again launched with
 a hostfile over TCP on the loopback interface (the transport between machines). r = 64 makes the gradient
-longer than one chunk of the chain (2^18 floats), so the pipelined chunks are exercised.
+longer than one chunk of the chain (2^18 floats), so the pipelined chunks are exercised (the
+random model has 5 layers for that; the test checks the count). Always on a random-weight GQA
+model with the quickstart sample (replay from its Q&A pairs in the chat template); also on
+tinystories-656k with the PubMed sample when ../shared is there.
 Also: metrics.jsonl records world_size, tokens count every rank, rank 0 alone prints, and a
 bad config gives one error line."""
+import json
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mpi_lib import (compare, config, fail, lsan_env, metric_rows, prep_pubmed,  # noqa
-                     require_mpi_build, shared_dir, train, train_cmd, work_dir)
+from mpi_lib import (compare, config, fail, fresh_data, lsan_env, metric_rows,  # noqa
+                     require_mpi_build, shared_data, train, train_cmd, work_dir)
 import subprocess  # noqa: E402
 
 STEPS = 10
+R = 64
+CHUNK_FLOATS = 1 << 18  # DIST_CHUNK_FLOATS of train/dist.c
 
 
-def main():
-    shared = shared_dir()
-    require_mpi_build()
-    work = work_dir("parity")
-    shards = prep_pubmed(shared, os.path.join(work, "shards"),
-                         os.path.join(shared, "models/tinystories-656k"))
+def lora_floats(model_dir, r):
+    """Trainable floats of LoRA rank r on all seven linear layers, from config.json."""
+    c = json.load(open(os.path.join(model_dir, "config.json")))
+    d, ff = c["hidden_size"], c["intermediate_size"]
+    hd = c.get("head_dim") or d // c["num_attention_heads"]
+    q, kv = c["num_attention_heads"] * hd, c["num_key_value_heads"] * hd
+    shapes = [(d, q), (d, kv), (d, kv), (q, d), (d, ff), (d, ff), (ff, d)]
+    return c["num_hidden_layers"] * sum(r * (i + o) for i, o in shapes)
+
+
+def check_parity(work, data):
+    n_floats = lora_floats(data[0], R)
+    if n_floats <= CHUNK_FLOATS:
+        fail(f"{data[0]}: the gradient has {n_floats} floats, one chunk of the chain")
+    print(f"gradient of {n_floats} floats: {-(-n_floats // CHUNK_FLOATS)} chunks")
     for n, a in ((2, 1), (3, 1), (2, 2)):
-        one = config(work, f"one_ga{n * a}_{n}x{a}", shards, STEPS, n * a, r=64)
-        many = config(work, f"ranks{n}_ga{a}", shards, STEPS, a, r=64)
+        one = config(work, f"one_ga{n * a}_{n}x{a}", data, STEPS, n * a, r=R)
+        many = config(work, f"ranks{n}_ga{a}", data, STEPS, a, r=R)
         train(one, 0)
         p = train(many, n)
         one_dir, many_dir = one[:-5], many[:-5]
@@ -52,7 +67,7 @@ def main():
     hosts = os.path.join(work, "hosts")
     with open(hosts, "w") as f:
         f.write("localhost slots=2\n")
-    tcp = config(work, "ranks2_tcp", shards, STEPS, 1, r=64)
+    tcp = config(work, "ranks2_tcp", data, STEPS, 1, r=R)
     cmd = train_cmd(tcp, 2)
     i = cmd.index("self,vader")
     cmd[i:i + 1] = ["self,tcp", "--mca", "btl_tcp_if_include", "lo", "--hostfile", hosts]
@@ -61,6 +76,17 @@ def main():
         fail(f"2 ranks over TCP with a hostfile: exit {p.returncode}:\n{p.stderr[-3000:]}")
     compare(os.path.join(work, "one_ga2_2x1"), tcp[:-5], "2 ranks over TCP (hostfile) vs 1 x 2")
 
+
+def main():
+    require_mpi_build()
+    work = work_dir("parity_random")
+    print("random GQA model (5 layers), quickstart sample")
+    check_parity(work, fresh_data(work, n_layers=5))
+    work = work_dir("parity")
+    data = shared_data(work)
+    if data:
+        print(f"tinystories-656k, PubMed sample: {data[0]}")
+        check_parity(work, data)
     print("PASS")
 
 

@@ -15,7 +15,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from mpi_lib import (SIGNAL_GRACE_S, compare, config, fail, lsan_env, metric_rows,  # noqa
-                     prep_pubmed, require_mpi_build, shared_dir, steps_done, train, train_cmd,
+                     fresh_data, require_mpi_build, steps_done, train, train_cmd,
                      work_dir)
 
 STEPS = 60
@@ -65,12 +65,10 @@ def finish(p, label):
 
 
 def main():
-    shared = shared_dir()
     require_mpi_build()
     work = work_dir("signals")
-    shards = prep_pubmed(shared, os.path.join(work, "shards"),
-                         os.path.join(shared, "models/tinystories-656k"))
-    straight = config(work, "straight", shards, STEPS, 1, save_every=10)
+    data = fresh_data(work)
+    straight = config(work, "straight", data, STEPS, 1, save_every=10)
     train(straight, 2)
     ref = straight[:-5]
 
@@ -80,9 +78,9 @@ def main():
     steps_a = max(STEPS, int(10 + 3 * SIGNAL_GRACE_S / max(s_per_step, 1e-3)))
     ref_a = ref
     if steps_a > STEPS:
-        ref_a = config(work, "straight_a", shards, steps_a, 1, save_every=10)[:-5]
+        ref_a = config(work, "straight_a", data, steps_a, 1, save_every=10)[:-5]
         train(ref_a + ".json", 2)
-    conf = config(work, "sigterm", shards, steps_a, 1, save_every=10)
+    conf = config(work, "sigterm", data, steps_a, 1, save_every=10)
     run_dir = conf[:-5]
     p = start(conf, 2, grace=SIGNAL_GRACE_S)
     wait_steps(p, run_dir, 8)
@@ -100,7 +98,7 @@ def main():
     compare(ref_a, run_dir, f"SIGTERM to mpirun + resume ({steps_a} steps)")
 
     # (b) SIGTERM to rank 1 alone; resume on one process with the same global batch.
-    conf = config(work, "rank1", shards, STEPS, 1, save_every=10)
+    conf = config(work, "rank1", data, STEPS, 1, save_every=10)
     run_dir = conf[:-5]
     p = start(conf, 2)
     wait_steps(p, run_dir, 8)
@@ -119,7 +117,7 @@ def main():
 
     # (c) kill -9 of one rank at random moments, checkpoints every step.
     rng = random.Random(int(os.environ.get("MEDTUNE_TEST_SEED", "1")))
-    conf = config(work, "kill9", shards, STEPS, 1, save_every=1)
+    conf = config(work, "kill9", data, STEPS, 1, save_every=1)
     run_dir = conf[:-5]
     kills = 0
     for attempt in range(20):

@@ -1,5 +1,6 @@
 """Shared helpers of the MPI tests: launching medtune under mpirun, the run configs, and the
-bit-exact comparison of two runs (losses as text, adapter bytes)."""
+training data: a random-weight model with the quickstart sample (what a fresh clone has), and
+tinystories-656k with the PubMed sample when ../shared is there."""
 import json
 import os
 import shutil
@@ -8,9 +9,10 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../train"))
-from testlib import fail, medtune_bin, shared_dir, skip  # noqa: E402,F401
+from testlib import fail, medtune_bin, skip  # noqa: E402,F401
 from testlib import work_dir as _work_dir  # noqa: E402
-from train_lib import loss_strings, prep_pubmed, write_json  # noqa: E402,F401
+from train_lib import compare, prep_pubmed, steps_done, write_json  # noqa: E402,F401
+from fresh_lib import fresh_training_data, shared_or_none  # noqa: E402
 
 # Open MPI's mpirun forwards SIGTERM to the ranks and SIGKILLs them this many seconds later
 # (odls_base_sigkill_timeout, default 1): enough here for a step and a checkpoint of the tiny
@@ -73,12 +75,29 @@ def require_mpi_build():
         fail(f"a bad config under mpirun -np 2 must give one error line, got:\n{p.stderr}")
 
 
-def config(work, name, shards, steps, grad_accum, r=4, save_every=5, eval_every=5):
+def fresh_data(work, **changes):
+    """(model, train shards, replay shards) of a fresh clone: fresh_lib.fresh_training_data in
+    work/fresh."""
+    return fresh_training_data(os.path.join(work, "fresh"), **changes)
+
+
+def shared_data(work):
+    """(model, train shards, replay shards): tinystories-656k and the PubMed sample (replay from
+    the same shards), or None without ../shared."""
+    shared = shared_or_none()
+    if not shared:
+        return None
+    model = os.path.join(shared, "models/tinystories-656k")
+    shards = prep_pubmed(shared, os.path.join(work, "pubmed"), model)
+    return model, shards, shards
+
+
+def config(work, name, data, steps, grad_accum, r=4, save_every=5, eval_every=5):
     """Tiny model, shuffle, LoRA dropout, replay, evaluation: every source of order or
-    randomness that ranks must share."""
-    model = os.path.join(shared_dir(), "models/tinystories-656k")
+    randomness that ranks must share. data: (model, train shards, replay shards)."""
+    model, shards, replay = data
     path = os.path.join(work, name + ".json")
-    write_json(path, {"model": model, "data": {"train": shards, "replay": shards,
+    write_json(path, {"model": model, "data": {"train": shards, "replay": replay,
                                                "replay_ratio": 0.25},
                       "lora": {"r": r, "alpha": 2 * r, "dropout": 0.1},
                       "optim": {"lr": 1e-3, "weight_decay": 0.01},
@@ -93,26 +112,3 @@ def config(work, name, shards, steps, grad_accum, r=4, save_every=5, eval_every=
 def metric_rows(run_dir):
     with open(os.path.join(run_dir, "metrics.jsonl")) as f:
         return [json.loads(line) for line in f]
-
-
-def steps_done(run_dir):
-    try:
-        with open(os.path.join(run_dir, "metrics.jsonl")) as f:
-            return sum(1 for line in f if '"loss"' in line)
-    except FileNotFoundError:
-        return 0
-
-
-def compare(ref_dir, other_dir, label):
-    """Losses and val losses identical as text (the same doubles), adapters byte-identical."""
-    a, b = loss_strings(ref_dir), loss_strings(other_dir)
-    if sorted(a) != sorted(b):
-        fail(f"{label}: steps in metrics.jsonl differ: {sorted(set(a) ^ set(b))[:5]}")
-    for step in sorted(a):
-        if a[step] != b[step]:
-            fail(f"{label}: step {step}: {a[step]} vs {b[step]}")
-    fa = open(os.path.join(ref_dir, "adapter/adapter_model.safetensors"), "rb").read()
-    fb = open(os.path.join(other_dir, "adapter/adapter_model.safetensors"), "rb").read()
-    if fa != fb:
-        fail(f"{label}: final adapters differ")
-    print(f"{label}: {len(a)} metric lines identical, final adapter byte-identical")

@@ -14,7 +14,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from train_lib import fail, loss_strings, medtune, prep_pubmed, work_dir, write_json  # noqa
+from train_lib import compare, fail, medtune, prep_pubmed, steps_done, work_dir, write_json  # noqa
 from fresh_lib import fresh_model, prep_sample, shared_or_none  # noqa: E402
 
 STEPS = 40
@@ -38,27 +38,6 @@ def start(conf, resume):
     args = [medtune(), "train", conf] + (["--resume"] if resume else [])
     return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
-
-def steps_done(run_dir):
-    try:
-        with open(os.path.join(run_dir, "metrics.jsonl")) as f:
-            return sum(1 for line in f if '"loss"' in line)
-    except FileNotFoundError:
-        return 0
-
-
-def compare(ref_dir, other_dir, label):
-    a, b = loss_strings(ref_dir), loss_strings(other_dir)
-    if sorted(a) != sorted(b):
-        fail(f"{label}: steps in metrics.jsonl differ: {sorted(set(a) ^ set(b))[:5]}")
-    for step in sorted(a):
-        if a[step] != b[step]:
-            fail(f"{label}: step {step}: {a[step]} vs {b[step]}")
-    fa = open(os.path.join(ref_dir, "adapter/adapter_model.safetensors"), "rb").read()
-    fb = open(os.path.join(other_dir, "adapter/adapter_model.safetensors"), "rb").read()
-    if fa != fb:
-        fail(f"{label}: final adapters differ")
-    print(f"{label}: {len(a)} metric lines identical, final adapter byte-identical")
 
 
 def check_resume(work, model, shards, replay):

@@ -3,7 +3,9 @@
 gives identical metrics.jsonl losses and val losses (as text, 17 significant digits) and a
 byte-identical final adapter; and a run started with 2 threads, stopped by SIGTERM and
 resumed with --set threads=1 equals the uninterrupted run byte for byte. The checkpoint
-records the effective thread count of the session that wrote it (medtune info)."""
+records the effective thread count of the session that wrote it (medtune info). Always on a
+random-weight GQA model with the quickstart sample; also on tinystories-656k with the PubMed
+sample when ../shared is there."""
 import json
 import os
 import signal
@@ -12,14 +14,16 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from train_lib import fail, loss_strings, medtune, prep_pubmed, shared_dir, work_dir, write_json  # noqa: E402
+from train_lib import (compare, fail, medtune, prep_pubmed, steps_done, work_dir,  # noqa: E402
+                       write_json)
+from fresh_lib import fresh_training_data, shared_or_none  # noqa: E402
 
 STEPS = 24
 
 
-def config(work, name, model, shards, threads):
+def config(work, name, model, shards, replay, threads):
     path = os.path.join(work, name + ".json")
-    write_json(path, {"model": model, "data": {"train": shards, "replay": shards,
+    write_json(path, {"model": model, "data": {"train": shards, "replay": replay,
                                                 "replay_ratio": 0.25},
                       "lora": {"r": 4, "alpha": 8, "dropout": 0.1},
                       "optim": {"lr": 1e-3, "weight_decay": 0.01},
@@ -38,20 +42,6 @@ def train(conf, *extra):
     return p
 
 
-def compare(ref_dir, other_dir, label):
-    a, b = loss_strings(ref_dir), loss_strings(other_dir)
-    if sorted(a) != sorted(b):
-        fail(f"{label}: steps in metrics.jsonl differ")
-    for step in sorted(a):
-        if a[step] != b[step]:
-            fail(f"{label}: step {step}: {a[step]} vs {b[step]}")
-    fa = open(os.path.join(ref_dir, "adapter/adapter_model.safetensors"), "rb").read()
-    fb = open(os.path.join(other_dir, "adapter/adapter_model.safetensors"), "rb").read()
-    if fa != fb:
-        fail(f"{label}: final adapters differ")
-    print(f"{label}: {len(a)} metric lines identical, final adapter byte-identical")
-
-
 def info_threads(run_dir):
     p = subprocess.run([medtune(), "info", run_dir, "--json"], capture_output=True, text=True)
     if p.returncode != 0:
@@ -59,24 +49,11 @@ def info_threads(run_dir):
     return json.loads(p.stdout).get("threads")
 
 
-def steps_done(run_dir):
-    try:
-        with open(os.path.join(run_dir, "metrics.jsonl")) as f:
-            return sum(1 for line in f if '"loss"' in line)
-    except FileNotFoundError:
-        return 0
-
-
-def main():
-    shared = shared_dir()
-    model = os.path.join(shared, "models/tinystories-656k")
-    work = work_dir("threads")
-    shards = prep_pubmed(shared, os.path.join(work, "shards"), model)
-
+def check_threads(work, model, shards, replay):
     runs = {}
     for threads in (1, 2, 3):
         name = f"t{threads}"
-        train(config(work, name, model, shards, threads))
+        train(config(work, name, model, shards, replay, threads))
         runs[threads] = os.path.join(work, name)
         if info_threads(runs[threads]) != threads:
             fail(f"threads {threads}: the checkpoint records {info_threads(runs[threads])}")
@@ -84,7 +61,7 @@ def main():
     compare(runs[1], runs[3], "threads 1 vs 3")
 
     # Started with 2 threads, stopped by SIGTERM, resumed with 1.
-    conf = config(work, "moved", model, shards, 2)
+    conf = config(work, "moved", model, shards, replay, 2)
     run_dir = os.path.join(work, "moved")
     p = subprocess.Popen([medtune(), "train", conf], stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True)
@@ -102,6 +79,19 @@ def main():
     if info_threads(run_dir) != 1:
         fail(f"the last checkpoint records {info_threads(run_dir)} threads, not 1")
     compare(runs[1], run_dir, "2 threads, SIGTERM, resumed with 1")
+
+
+def main():
+    work = work_dir("threads_random")
+    print("random GQA model, quickstart sample (replay: its Q&A pairs in the chat template)")
+    check_threads(work, *fresh_training_data(work))
+    shared = shared_or_none()
+    if shared:
+        work = work_dir("threads")
+        model = os.path.join(shared, "models/tinystories-656k")
+        print(f"tinystories-656k, PubMed sample: {model}")
+        shards = prep_pubmed(shared, os.path.join(work, "shards"), model)
+        check_threads(work, model, shards, shards)
     print("PASS")
 
 

@@ -94,3 +94,27 @@ def loss_strings(run_dir):
             parts = [p for p in line.strip("{}\n").split(", ") if p.startswith(('"loss"', '"val_loss"'))]
             out[d["step"]] = parts
     return out
+
+
+def steps_done(run_dir):
+    """Training steps logged so far in run_dir/metrics.jsonl (0 before the file exists)."""
+    try:
+        with open(os.path.join(run_dir, "metrics.jsonl")) as f:
+            return sum(1 for line in f if '"loss"' in line)
+    except FileNotFoundError:
+        return 0
+
+
+def compare(ref_dir, other_dir, label):
+    """Losses and val losses identical as text (the same doubles), adapters byte-identical."""
+    a, b = loss_strings(ref_dir), loss_strings(other_dir)
+    if sorted(a) != sorted(b):
+        fail(f"{label}: steps in metrics.jsonl differ: {sorted(set(a) ^ set(b))[:5]}")
+    for step in sorted(a):
+        if a[step] != b[step]:
+            fail(f"{label}: step {step}: {a[step]} vs {b[step]}")
+    fa = open(os.path.join(ref_dir, "adapter/adapter_model.safetensors"), "rb").read()
+    fb = open(os.path.join(other_dir, "adapter/adapter_model.safetensors"), "rb").read()
+    if fa != fb:
+        fail(f"{label}: final adapters differ")
+    print(f"{label}: {len(a)} metric lines identical, final adapter byte-identical")
