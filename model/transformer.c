@@ -11,7 +11,7 @@
 #include "model/ops.h"
 
 // Rows per block of the head's input gradient: a fixed split, so sums do not depend on threads.
-enum { LM_DX_BLOCK_ROWS = 32 };
+enum { LM_DX_BLOCK_ROWS = 128 };
 
 // Every buffer of the plan, once: over a sizing carver this adds up the arena's size, over
 // the allocation it sets the pointers (common/arena.h). Shapes as in transformer.h.
