@@ -28,6 +28,7 @@ from check_chat import TEMPLATES
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from fresh_lib import fresh_model  # noqa: E402
+from testlib import shared_dir  # noqa: E402
 
 SYSTEM = "You are a careful clinical assistant."
 
@@ -148,7 +149,10 @@ def check_pairs(out, expected, hf):
 
 
 def setup(tok_name, tmp):
-    tok_path, json_path = R.tokenizer_paths(tok_name, tmp)
+    """The staged tokenizer of `tok_name` when ../shared is present, else the stand-in of its
+    family trained on the sample data (prep_ref.tokenizers_for)."""
+    label, tok_path, json_path = R.tokenizers_for(tok_name, tmp)[-1]
+    print(f"tokenizer: {label}")
     return tok_path, json_path, Tokenizer.from_file(json_path)
 
 
@@ -202,7 +206,7 @@ def shared_records(d):
 
 
 def case_shared(kind, tok_name):
-    d = os.path.join(R.shared_dir(), "data", "medicalgpt_dpo_zh")
+    d = os.path.join(shared_dir(), "data", "medicalgpt_dpo_zh")
     if not os.path.isdir(d):
         R.skip(f"{d} is absent (the pairs case covers the layouts with written records)")
     tmp = tempfile.mkdtemp(prefix="medtune_pref_shared_")
