@@ -4,9 +4,11 @@ items and gold answers re-read in Python (eval_ref), accuracies and average reco
 per-item files, Wilson intervals by bisection of the score test, McNemar's discordant counts
 recounted and p-values as exact fractions (2 * sum C(n, k) / 2^n), results.csv against
 results.json; the suite's per-item log-likelihoods equal `eval --mcq` on the same file. The
-exact McNemar p of eval/stats.c is also checked for large counts (test_eval_stats). Then
-configs/medical_suite.json (limits cut to 2) runs from the repository root with its nine
-Open Medical-LLM Leaderboard tasks, and bad suites are refused with one error line."""
+exact McNemar p of eval/stats.c is also checked for large counts (test_eval_stats). Always on a
+random-weight GQA llama and the sample benchmark files (eval_lib); with ../shared also on
+tinystories-656k and the real benchmarks, and configs/medical_suite.json (limits cut to 2) runs
+from the repository root with its nine Open Medical-LLM Leaderboard tasks on stories260K. Bad
+suites are refused with one error line."""
 import csv
 import json
 import math
@@ -16,8 +18,10 @@ import subprocess
 import sys
 from fractions import Fraction
 
-from eval_ref import HERE, dataset_paths, env, fail, read_items, run, shared_dir, work_dir
+from eval_ref import HERE, dataset_paths, env, fail, read_items, run, work_dir
+from eval_lib import LLAMA, fresh_model, pubmedqa_gold, sample_benchmarks, sharpen_head
 from check_mcq_twin import wilson_by_bisection
+from fresh_lib import shared_or_none
 
 sys.path.insert(0, os.path.join(HERE, "..", "train"))
 from train_lib import write_peft_adapter  # noqa: E402
@@ -124,67 +128,87 @@ def check_results(out, suite, tasks, compared):
     return res
 
 
-def main():
-    check_mcnemar_c()
-    shared = shared_dir()
-    paths = dataset_paths(shared)
-    work = work_dir("suite")
-    model = os.path.join(shared, "models", "tinystories-656k")
+def suite_case(label, model, tasks, work, b_std):
+    """Runs `tasks` as a suite with --compare against a random LoRA adapter (B large enough to
+    change answers) and checks everything against the recount. Returns (suite, adapter)."""
     cfg, _ = load_model(model)
     targets = ["q_proj", "v_proj", "o_proj", "down_proj"]
-    lora = lora_init(cfg, 4, targets, seed=11, b_std=0.8)
-    adapter = write_peft_adapter(os.path.join(work, "adapter"), lora, r=4, lora_alpha=8.0,
-                                 lora_dropout=0.0, target_modules=targets, bias="none",
-                                 use_rslora=False, fan_in_fan_out=False)
-    gold = os.path.join(shared, "data", "pubmedqa", "test_ground_truth.json")
-    anatomy = os.path.join(paths["mmlu"], "anatomy_test.csv")
-    tasks = [("pubmedqa", "pubmedqa", paths["pubmedqa"], gold, 12),
-             ("medmcqa", "medmcqa", paths["medmcqa"], None, 25),
-             ("mmlu_anatomy", "mmlu", anatomy, None, 25)]
-    suite = os.path.join(work, "suite.json")
+    lora = lora_init(cfg, 4, targets, seed=11, b_std=b_std)
+    adapter = write_peft_adapter(os.path.join(work, label + "_adapter"), lora, r=4,
+                                 lora_alpha=8.0, lora_dropout=0.0, target_modules=targets,
+                                 bias="none", use_rslora=False, fan_in_fan_out=False)
+    suite = os.path.join(work, label + "_suite.json")
     with open(suite, "w") as f:
         f.write("// written by check_suite.py\n" + json.dumps({"name": "three", "tasks": [
             dict({"name": n, "format": fm, "path": p, "limit": l}, **({"gold": g} if g else {}))
             for n, fm, p, g, l in tasks]}, indent=1))
-    out = os.path.join(work, "out")
+    out = os.path.join(work, label + "_out")
     p = run(["eval", model, "--suite", suite, "--compare", adapter, "--out-dir", out])
     check_results(out, suite, tasks, compared=True)
     for name, *_ in tasks:
         if name not in p.stdout:
-            fail(f"the table does not list {name}:\n{p.stdout}")
+            fail(f"{label}: the table does not list {name}:\n{p.stdout}")
     print(p.stdout)
 
     # the suite scores a task exactly as eval --mcq scores its file
-    single = os.path.join(work, "single.jsonl")
-    run(["eval", model, "--mcq", anatomy, "--limit", "25", "--out", single])
+    name, fmt, path, _, limit = tasks[-1]
+    single = os.path.join(work, label + "_single.jsonl")
+    run(["eval", model, "--mcq", path, "--format", fmt, "--limit", str(limit), "--out", single])
     a = [json.loads(l)["loglikelihoods"] for l in open(single)]
-    b = [json.loads(l)["loglikelihoods"] for l in open(os.path.join(out, "mmlu_anatomy.jsonl"))]
+    b = [json.loads(l)["loglikelihoods"] for l in open(os.path.join(out, name + ".jsonl"))]
     if a != b:
-        fail("mmlu_anatomy: the suite's log-likelihoods differ from eval --mcq's")
+        fail(f"{label}/{name}: the suite's log-likelihoods differ from eval --mcq's")
+    return suite, adapter
 
-    # the example suite: the leaderboard's nine tasks, run from the repository root
-    example = json.loads(strip_comments(open(os.path.join(REPO, "configs", "medical_suite.json")).read()))
-    got = {t["name"]: t["format"] for t in example["tasks"]}
-    if got != LEADERBOARD:
-        fail(f"configs/medical_suite.json lists {got}, expected {LEADERBOARD}")
-    for t in example["tasks"]:
-        t["limit"] = 2
-    small = os.path.join(work, "medical_suite_2.json")
-    json.dump(example, open(small, "w"))
-    out2 = os.path.join(work, "out2")
-    run(["eval", os.path.join(shared, "models", "stories260K"), "--suite", small, "--out-dir", out2],
-        cwd=REPO)
-    tasks2 = [(t["name"], t["format"], os.path.join(REPO, t["path"]),
-               os.path.join(REPO, t["gold"]) if "gold" in t else None, 2) for t in example["tasks"]]
-    check_results(out2, small, tasks2, compared=False)
-    print("configs/medical_suite.json: 9 tasks, 2 items each, checked")
+
+def main():
+    check_mcnemar_c()
+    work = work_dir("suite")
+    sample = sample_benchmarks(os.path.join(work, "sample"), n=24)
+    # lm_head x8: with a fresh_model's flat logits no adapter changes an answer (see sharpen_head)
+    model = sharpen_head(fresh_model(os.path.join(work, "random_llama"), LLAMA), 8.0)
+    gold = pubmedqa_gold(sample, os.path.join(work, "sample"))
+    knowledge = os.path.join(sample["mmlu"], "clinical_knowledge_test.csv")
+    tasks = [("pubmedqa", "pubmedqa", sample["pubmedqa"], gold, 12),
+             ("medmcqa", "medmcqa", sample["medmcqa"], None, 24),
+             ("mmlu_clinical_knowledge", "mmlu", knowledge, None, 12)]
+    suite, adapter = suite_case("random_llama", model, tasks, work, b_std=0.8)
+
+    shared = shared_or_none()
+    if shared:
+        paths = dataset_paths(shared)
+        shared_anatomy = os.path.join(paths["mmlu"], "anatomy_test.csv")
+        shared_tasks = [("pubmedqa", "pubmedqa", paths["pubmedqa"],
+                         os.path.join(shared, "data", "pubmedqa", "test_ground_truth.json"), 12),
+                        ("medmcqa", "medmcqa", paths["medmcqa"], None, 25),
+                        ("mmlu_anatomy", "mmlu", shared_anatomy, None, 25)]
+        suite_case("tinystories-656k", os.path.join(shared, "models", "tinystories-656k"),
+                   shared_tasks, work, b_std=0.8)
+        # the example suite: the leaderboard's nine tasks, run from the repository root
+        example = json.loads(strip_comments(
+            open(os.path.join(REPO, "configs", "medical_suite.json")).read()))
+        got = {t["name"]: t["format"] for t in example["tasks"]}
+        if got != LEADERBOARD:
+            fail(f"configs/medical_suite.json lists {got}, expected {LEADERBOARD}")
+        for t in example["tasks"]:
+            t["limit"] = 2
+        small = os.path.join(work, "medical_suite_2.json")
+        json.dump(example, open(small, "w"))
+        out2 = os.path.join(work, "out2")
+        run(["eval", os.path.join(shared, "models", "stories260K"), "--suite", small,
+             "--out-dir", out2], cwd=REPO)
+        tasks2 = [(t["name"], t["format"], os.path.join(REPO, t["path"]),
+                   os.path.join(REPO, t["gold"]) if "gold" in t else None, 2)
+                  for t in example["tasks"]]
+        check_results(out2, small, tasks2, compared=False)
+        print("configs/medical_suite.json: 9 tasks, 2 items each, checked")
 
     # refusals
     def bad(name, obj):
         path = os.path.join(work, name + ".json")
         json.dump(obj, open(path, "w"))
         return path
-    t0 = {"name": "a", "format": "mmlu", "path": anatomy, "limit": 1}
+    t0 = {"name": "a", "format": "mmlu", "path": knowledge, "limit": 1}
     expect_error(["eval", model, "--suite", bad("unknown_key", {"tasks": [t0], "colour": 1})],
                  "unknown_key.json", "colour")
     expect_error(["eval", model, "--suite", bad("no_tasks", {"tasks": []})], "no_tasks.json", "tasks")
@@ -195,7 +219,7 @@ def main():
                  "badname.json", "tasks.0.name")
     expect_error(["eval", model, "--suite", suite, "--compare", os.path.join(work, "no_adapter")],
                  "no_adapter", only=False)
-    for args in (["--mcq", anatomy, "--compare", adapter], ["--suite", suite, "--limit", "3"]):
+    for args in (["--mcq", knowledge, "--compare", adapter], ["--suite", suite, "--limit", "3"]):
         r = run(["eval", model] + args, expect=2)
         print(f"ok: usage error: {r.stderr.strip().splitlines()[-1]}")
     print("OK")

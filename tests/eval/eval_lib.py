@@ -229,3 +229,19 @@ def pubmedqa_gold(paths, out_dir):
     with open(path, "w") as f:
         json.dump(gold, f)
     return path
+
+
+def sharpen_head(model_dir, scale):
+    """Multiplies lm_head.weight of a one-file model directory by `scale`. A fresh_model's
+    logits have std ~1, so every token scores near log(1/V) whatever the context and a choice's
+    log-likelihood follows its token count; sharper logits make the answers depend on the hidden
+    state, so an adapter can change them."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+    path = os.path.join(model_dir, "model.safetensors")
+    with safe_open(path, "pt") as f:
+        meta = f.metadata()
+        w = {k: f.get_tensor(k) for k in f.keys()}
+    w["lm_head.weight"] = (w["lm_head.weight"] * scale).contiguous()
+    save_file(w, path, metadata=meta)
+    return model_dir
