@@ -27,3 +27,6 @@ foreach(case pairs:chatml:qwen2.5 pairs:llama2:llama2 pairs:llama3:llama3 pairs:
   medtune_add_test(NAME prep_pref_${name}
     COMMAND ${MEDTUNE_PYTHON} ${PREP_PY}/check_preference.py ${args} LABELS prep)
 endforeach()
+# The English preference recipe (tools/self_negatives.py) on hand-written sources.
+medtune_add_test(NAME prep_self_negatives
+  COMMAND ${MEDTUNE_PYTHON} ${PREP_PY}/check_self_negatives.py LABELS prep)
