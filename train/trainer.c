@@ -323,7 +323,11 @@ static int patience_out(const trainer *t) {
 }
 
 static void print_eval(const trainer *t, const metrics_row *r) {
-    if (r->has_val_loss)
+    if (r->has_val_loss && r->val_pref)
+        fprintf(stderr, "step %lld: val loss %.4f, reward accuracy %.4f, margin %.4g\n",
+                (long long)r->step, r->val_loss, r->val_pref[PREF_M_REWARDS_ACCURACIES],
+                r->val_pref[PREF_M_REWARDS_MARGINS]);
+    else if (r->has_val_loss)
         fprintf(stderr, "step %lld: val loss %.4f, val ppl %.3f\n", (long long)r->step,
                 r->val_loss, exp(r->val_loss));
     for (int i = 0; i < r->n_mcq; i++)
@@ -533,12 +537,17 @@ static void print_start(const trainer *t, int resume) {
     fprintf(stderr,
             "medtune: training %s: %lld steps of %d x %d x %d tokens, LoRA r=%d on %zu "
             "parameters, %d threads%s%s\n",
-            tc->model, (long long)t->total_steps, tc->grad_accum, tc->micro_batch, tc->seq_len,
+            tc->model, (long long)t->total_steps, tc->grad_accum, t->rows, tc->seq_len,
             tc->lora.r, t->lora.n_params, omp_get_max_threads(),
             t->d->size > 1 ? " per rank" : "", resume ? ", resumed" : "");
     if (t->d->size > 1)
         fprintf(stderr, "medtune: %d ranks: a step is %d micro-batches (grad_accum x ranks)\n",
                 t->d->size, tc->grad_accum * t->d->size);
+    if (t->pref)
+        fprintf(stderr, "medtune: objective %s: a micro-batch is %d pairs (%d rows: chosen, then "
+                        "rejected), %lld usable pairs in the train split\n",
+                tc->objective == OBJECTIVE_DPO ? "dpo" : "orpo", tc->micro_batch, t->rows,
+                (long long)t->data.n_train);
     if (resume) fprintf(stderr, "medtune: resuming at step %lld\n", (long long)t->st.step);
     if (tc->eval_every > 0 && t->n_val_windows == 0)
         fprintf(stderr, "medtune: warning: %s: the val split has no window of %d tokens; "
