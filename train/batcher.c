@@ -170,9 +170,9 @@ int batcher_init_pairs(batcher *b, shard_set *train, int T, int shuffle, uint64_
     if (batcher_usable_pairs(train, T, &b->pair_ids, &b->n_train)) return batcher_free(b), -1;
     if (b->n_train == 0) {
         batcher_free(b);
-        return err_set("%s: no pair of the train split has a prompt shorter than seq_len %d + 1 "
+        return err_set("%s: no pair of the %s split has a prompt shorter than seq_len %d + 1 "
                        "tokens",
-                       train->dir, T);
+                       train->dir, train->split, T);
     }
     b->perm = malloc((size_t)b->n_train * sizeof(uint64_t));
     b->replay_perm = malloc(sizeof(uint64_t));

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """DPO/ORPO runs on a fresh clone (random-weight llama, the quickstart Q&A as preference pairs):
-- refusals, one line each: objective dpo on document shards, sft on pair shards, dpo.beta 0,
-  orpo.beta < 0;
+- refusals, one line each: objective dpo/orpo on document shards, sft on pair shards,
+  dpo.beta 0, orpo.beta < 0, label smoothing without sigmoid; eval --preference on document
+  shards and eval --shards on pair shards;
 - bit-exact resume: 30 DPO steps from an initial adapter (reference = that adapter) with LoRA
   dropout, shuffling, grad_accum 2 and evaluations, straight vs SIGTERM mid-run + --resume:
   every metrics.jsonl value but timings identical as text, final adapter byte-identical;
@@ -42,6 +43,10 @@ def refusals(work, model, shards):
                                           dpo__beta=0)], "dpo.beta", "> 0")
     expect_error(["train", L.train_config(work, "r5", model, shards, objective="orpo",
                                           orpo__beta=-0.5)], "orpo.beta")
+    expect_error(["eval", model, "--preference", docs, "--split", "train"], docs,
+                 "not preference pairs")
+    expect_error(["eval", model, "--shards", shards, "--split", "train"], shards,
+                 "eval --preference")
     expect_error(["train", L.train_config(work, "r6", model, shards, objective="dpo",
                                           dpo__loss="ipo", dpo__label_smoothing=0.1)],
                  "dpo.label_smoothing")

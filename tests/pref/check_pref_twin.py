@@ -6,7 +6,8 @@ of the first step (1e-4 relative per tensor, read back from a first AdamW step w
 eps 0.01, which is -g / (|g| + 0.01)) equal the twin's, with pref_ref.py's formulas and the
 reference = the initial adapter. Also: a fresh adapter (B = 0) gives sigmoid DPO loss exactly
 ln 2 and rewards exactly 0 at step 1, and grad_accum A with P pairs equals one micro-batch of
-A P pairs (1e-6 relative, loss, metrics and gradients)."""
+A P pairs (1e-6 relative, loss, metrics and gradients), and `medtune eval --preference` gives
+the twin's log-probabilities and, with an adapter, its rewards against the base."""
 import math
 import os
 import sys
@@ -120,6 +121,38 @@ def check_case(work, model, shards, adapter, lora0, cfg, weights, case, pairs):
         L.fail(f"{name}: LoRA gradients differ from the twin's")
 
 
+def check_eval(model, shards, adapter, lora0, cfg, weights, pairs, pad):
+    """medtune eval --preference (3 pairs per pass: a short last chunk) against the twin:
+    logps of all usable train pairs, and with the adapter the rewards against the base."""
+    import json
+    base = Twin(cfg, weights, {}, ALPHA / RANK, dtype=torch.float64)
+    tuned = Twin(cfg, weights, {k: v.double() for k, v in lora0.items()}, ALPHA / RANK,
+                 dtype=torch.float64)
+    toks, tgts, resp = (torch.tensor(x) for x in L.rows(pairs, T, pad))
+    pos, docs = torch.arange(T).repeat(toks.shape[0], 1), torch.zeros_like(toks)
+    with torch.no_grad():
+        sums = {name: (R.token_logps(tw.forward(toks, pos, docs), tgts) * resp).sum(1)
+                for name, tw in (("base", base), ("tuned", tuned))}
+    want = R.dpo_metrics(sums["tuned"], sums["base"], 0.2)
+    want["loss"] = R.dpo_losses(sums["tuned"], sums["base"], None, 0.2).mean().item()
+    args = ["eval", model, "--preference", shards, "--split", "train", "--seq-len", str(T),
+            "--batch", "3", "--json"]
+    got = json.loads(L.run(args + ["--adapter", adapter, "--beta", "0.2"]).stdout)
+    plain = json.loads(L.run(args).stdout)
+    worst = max(abs(got[k] - v) for k, v in want.items())
+    if got["pairs"] != len(pairs) or "rewards/chosen" in plain or \
+            abs(plain["logps/chosen"] - R.dpo_metrics(sums["base"], sums["base"], 1)[
+                "logps/chosen"]) > TOL_METRIC:
+        L.fail(f"eval --preference without adapter: {plain}")
+    print(f"eval --preference: {got['pairs']} pairs, reward accuracy {got['rewards/accuracies']}, "
+          f"worst difference from the twin {worst:.2e} (tol {TOL_METRIC})")
+    if not worst <= TOL_METRIC:
+        L.fail(f"eval --preference: {got} vs twin {want}")
+    text = L.run(args[:-1]).stdout
+    if "rewards need an adapter" not in text:
+        L.fail(f"eval --preference without --adapter must say rewards need one:\n{text}")
+
+
 def check_ln2(work, model, shards):
     run = medtune_run(work, "fresh_adapter", model, shards, None,
                       {"objective": "dpo", "beta": 0.1, "P": 2, "GA": 1}, steps=1)
@@ -183,6 +216,7 @@ def main():
     lora0 = {k: v.detach() for k, v in lora0.items()}
     print(f"{len(pairs)} usable pairs of seq_len {T}; model {model}")
     check_ln2(work, model, shards)
+    check_eval(model, shards, adapter, lora0, cfg, weights, pairs, pad)
     cases = [dict(name="dpo_sigmoid", objective="dpo", beta=0.5),
              dict(name="dpo_cdpo", objective="dpo", beta=0.5, label_smoothing=0.1),
              dict(name="dpo_ipo", objective="dpo", beta=0.5, loss="ipo"),
