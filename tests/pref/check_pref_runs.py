@@ -6,6 +6,8 @@
 - bit-exact resume: 30 DPO steps from an initial adapter (reference = that adapter) with LoRA
   dropout, shuffling, grad_accum 2 and evaluations, straight vs SIGTERM mid-run + --resume:
   every metrics.jsonl value but timings identical as text, final adapter byte-identical;
+- `medtune report` of that run draws TRL's reward, accuracy and log-prob curves (train and
+  val) exactly as metrics.jsonl has them;
 - under mpirun -np 2 (when medtune has MPI and mpirun exists): the same run on 2 ranks with
   grad_accum 1 gives one process's metrics and adapter bytes."""
 import os
@@ -103,6 +105,15 @@ def resume(work, model, shards, adapter):
     L.run(["train", term, "--resume"])
     print(f"SIGTERM after step {stopped}, resumed")
     same_run(os.path.join(work, "straight"), run_dir, "SIGTERM + resume")
+    # The report's preference charts, read back from the SVG (tests/report/report_lib.py).
+    sys.path.insert(0, os.path.join(HERE, "..", "report"))
+    import report_lib
+    L.run(["report", run_dir])
+    _, _, counts = report_lib.check_report(run_dir, STEPS)
+    pref = {k: v for k, v in counts.items() if "/" in k}
+    if len(pref) != 8:
+        L.fail(f"report: preference series {sorted(pref)}, expected 8")
+    print(f"report: {len(pref)} preference series match metrics.jsonl")
 
 
 def mpi(work, model, shards, adapter):
