@@ -8,6 +8,7 @@
   every metrics.jsonl value but timings identical as text, final adapter byte-identical;
 - `medtune report` of that run draws TRL's reward, accuracy and log-prob curves (train and
   val) exactly as metrics.jsonl has them;
+- 1 thread gives the 2-thread run bit for bit;
 - under mpirun -np 2 (when medtune has MPI and mpirun exists): the same run on 2 ranks with
   grad_accum 1 gives one process's metrics and adapter bytes."""
 import os
@@ -116,6 +117,13 @@ def resume(work, model, shards, adapter):
     print(f"report: {len(pref)} preference series match metrics.jsonl")
 
 
+def threads(work, model, shards, adapter):
+    """The thread count changes no result (docs/design.md): 1 thread = 2 threads, bit for bit."""
+    L.run(["train", config(work, "one_thread", model, shards, adapter, threads=1)])
+    same_run(os.path.join(work, "straight"), os.path.join(work, "one_thread"),
+             "1 thread vs 2 threads")
+
+
 def mpi(work, model, shards, adapter):
     if not shutil.which("mpirun"):
         print("note: mpirun is absent; the 2-rank case is not run")
@@ -145,6 +153,7 @@ def main():
                                  lora_dropout=0.0, target_modules=["q_proj", "v_proj"],
                                  bias="none", use_rslora=False, fan_in_fan_out=False)
     resume(work, model, shards, adapter)
+    threads(work, model, shards, adapter)
     mpi(work, model, shards, adapter)
     print("PASS")
 
