@@ -3,7 +3,6 @@
 #include <math.h>
 #include <string.h>
 
-#include "checkpoints/run_dir.h"
 #include "common/error.h"
 #include "train/trainer_internal.h"
 
