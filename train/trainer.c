@@ -701,6 +701,7 @@ int trainer_run_dist(const train_config *tc, int resume, dist_ctx *d,
     int ok = !trainer_sync_point(&t, rc, NULL) && !check_same_run(&t, resume);
     if (ok) {
         rc = is0 ? (resume ? restore(&t) : checkpoint_clean_partial(tc->out_dir)) : 0;
+        if (!rc && is0) rc = trainer_pref_check_reference(&t, resume);
         ok = !trainer_sync_point(&t, rc, NULL) && !share_state(&t);
     }
     if (ok) {

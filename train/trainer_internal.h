@@ -54,6 +54,10 @@ typedef struct {
 // the lowest failing rank keeps its message to report. *stop (may be NULL) becomes global.
 int trainer_sync_point(trainer *t, int rc, int *stop);
 
+// DPO from an init_adapter: its weights are the reference, read again from init_adapter on
+// --resume. A new run writes their SHA-256 to OUT/reference.sha256; a resume whose
+// init_adapter holds other weights is refused. Rank 0, after the initial adapter is read.
+int trainer_pref_check_reference(trainer *t, int resume);
 // Opens the pair data (objective dpo or orpo) after the shard sets are open.
 int trainer_pref_open(trainer *t);
 // One optimizer step of a preference objective: as train_step in trainer.c, fills row's

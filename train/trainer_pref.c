@@ -1,10 +1,32 @@
 // The DPO and ORPO objectives in the trainer: pairs instead of windows, a step's loss as
 // train/preference.c defines it, the val split's preference metrics (docs/training.md).
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/error.h"
+#include "common/fileio.h"
+#include "common/sha256.h"
 #include "train/trainer_internal.h"
+
+int trainer_pref_check_reference(trainer *t, int resume) {
+    if (!t->has_ref_lora) return 0;
+    char path[4400], hex[65];
+    snprintf(path, sizeof path, "%s/reference.sha256", t->tc->out_dir);
+    sha256_hex(t->ref_lora.params, t->ref_lora.n_params * sizeof(float), hex);
+    if (!resume) return file_write_atomic(path, hex, 64);
+    char *text;
+    size_t len;
+    if (file_read_all(path, &text, &len)) return -1;
+    int same = len == 64 && !memcmp(text, hex, 64);
+    free(text);
+    if (!same)
+        return err_set("cannot resume %s: init_adapter %s holds other weights than the adapter "
+                       "the run started from, which is its DPO reference (%s)",
+                       t->tc->out_dir, t->tc->init_adapter, path);
+    return 0;
+}
 
 int trainer_pref_open(trainer *t) {
     const train_config *tc = t->tc;

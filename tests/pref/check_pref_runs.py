@@ -6,6 +6,8 @@
 - bit-exact resume: 30 DPO steps from an initial adapter (reference = that adapter) with LoRA
   dropout, shuffling, grad_accum 2 and evaluations, straight vs SIGTERM mid-run + --resume:
   every metrics.jsonl value but timings identical as text, final adapter byte-identical;
+- the reference on resume: the same initial adapter at another path resumes, other weights
+  are refused with one line;
 - `medtune report` of that run draws TRL's reward, accuracy and log-prob curves (train and
   val) exactly as metrics.jsonl has them;
 - 1 thread gives the 2-thread run bit for bit;
@@ -56,11 +58,12 @@ def refusals(work, model, shards):
 
 
 def config(work, name, model, shards, adapter, **over):
-    return L.train_config(work, name, model, shards, objective="dpo", init_adapter=adapter,
-                          lora__dropout=0.1, lora__targets=["q_proj", "v_proj"], shuffle=True,
-                          seed=3, eval_every=7,
-                          eval_batches=2, save_every=5, keep_last=2, steps=STEPS,
-                          **dict({"batch__grad_accum": 2}, **over))
+    settings = {"objective": "dpo", "init_adapter": adapter, "lora__dropout": 0.1,
+                "lora__targets": ["q_proj", "v_proj"], "shuffle": True, "seed": 3,
+                "eval_every": 7, "eval_batches": 2, "save_every": 5, "keep_last": 2,
+                "steps": STEPS, "batch__grad_accum": 2}
+    settings.update(over)
+    return L.train_config(work, name, model, shards, **settings)
 
 
 def lines(run_dir):
@@ -117,6 +120,24 @@ def resume(work, model, shards, adapter):
     print(f"report: {len(pref)} preference series match metrics.jsonl")
 
 
+def reference_on_resume(work, model, shards, adapter, cfg):
+    """The DPO reference of a run from an initial adapter is that adapter, read again on
+    --resume: moved elsewhere it resumes, with other weights it is refused."""
+    conf = config(work, "ref", model, shards, adapter, steps=2, eval_every=0)
+    L.run(["train", conf])
+    moved = os.path.join(work, "init_adapter_moved")
+    shutil.copytree(adapter, moved)
+    L.run(["train", config(work, "ref", model, shards, moved, steps=3, eval_every=0),
+           "--resume"])
+    other = write_peft_adapter(os.path.join(work, "init_adapter_other"),
+                               lora_init(cfg, 4, ["q_proj", "v_proj"], seed=10, b_std=0.05),
+                               r=4, lora_alpha=8, lora_dropout=0.0,
+                               target_modules=["q_proj", "v_proj"], bias="none",
+                               use_rslora=False, fan_in_fan_out=False)
+    expect_error(["train", config(work, "ref", model, shards, other, steps=4, eval_every=0),
+                  "--resume"], "cannot resume", "other weights", "reference.sha256", only=False)
+
+
 def threads(work, model, shards, adapter):
     """The thread count changes no result (docs/design.md): 1 thread = 2 threads, bit for bit."""
     L.run(["train", config(work, "one_thread", model, shards, adapter, threads=1)])
@@ -153,6 +174,7 @@ def main():
                                  lora_dropout=0.0, target_modules=["q_proj", "v_proj"],
                                  bias="none", use_rslora=False, fan_in_fan_out=False)
     resume(work, model, shards, adapter)
+    reference_on_resume(work, model, shards, adapter, cfg)
     threads(work, model, shards, adapter)
     mpi(work, model, shards, adapter)
     print("PASS")
