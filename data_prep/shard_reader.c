@@ -292,8 +292,9 @@ static int build_packing(shard_set *s, int seq_len) {
 int64_t shard_set_n_windows(shard_set *s, int seq_len) {
     if (seq_len < 1) return err_set("seq_len must be positive"), -1;
     if (s->pairs)
-        return err_set("%s: holds preference pairs (packing \"pairs\"), which need a DPO or ORPO "
-                       "objective; this medtune trains and evaluates only on documents", s->dir), -1;
+        return err_set("%s: holds preference pairs (packing \"pairs\"), not windows of "
+                       "documents: train them with objective dpo or orpo, evaluate them with "
+                       "medtune eval --preference", s->dir), -1;
     if (!s->whole_packing) return s->n_tokens > 0 ? (int64_t)((s->n_tokens - 1) / (uint64_t)seq_len) : 0;
     if (s->pack_seq_len != seq_len && build_packing(s, seq_len)) return -1;
     return (int64_t)s->n_pack_windows;

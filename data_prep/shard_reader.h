@@ -18,8 +18,8 @@
 //            attends to positions with the same doc[] only.
 //   pairs packing (preference corpora): pair i is documents 3i (prompt, nothing trained),
 //     3i+1 (chosen response) and 3i+2 (rejected response), every response token trained.
-//     Windows are refused (shard_set_n_windows fails with one line naming the directory)
-//     until the DPO/ORPO objectives read pairs with shard_set_pair.
+//     Windows are refused (shard_set_n_windows fails with one line naming the directory):
+//     the DPO/ORPO objectives and eval --preference read pairs (train/batcher.h).
 // A shard_set is not thread-safe (the frame cache); open one per thread.
 #ifndef MEDTUNE_DATA_PREP_SHARD_READER_H
 #define MEDTUNE_DATA_PREP_SHARD_READER_H

@@ -291,6 +291,52 @@ void lm_backward(lm_plan *p) {
     for (int l = c->n_layers - 1; l >= 0; l--) layer_backward(p, l);
 }
 
+void lm_forward_logps(lm_plan *p, const lm_batch *b, double *logp) {
+    const model_config *c = &p->m->cfg;
+    const int C = c->hidden_size, V = c->vocab_size;
+    trunk_forward(p, b);
+    for (int n0 = 0; n0 < p->N; n0 += p->chunk_rows) {
+        int rows = p->N - n0 < p->chunk_rows ? p->N - n0 : p->chunk_rows;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, V, C, 1.0f,
+                    p->xnf + (int64_t)n0 * C, C, p->m->lm_head, C, 0.0f, p->logits, V);
+#pragma omp parallel for schedule(static)
+        for (int r = 0; r < rows; r++) {
+            int64_t counted = 0;
+            logp[n0 + r] = -crossentropy_forward_backward(NULL, p->logits + (int64_t)r * V,
+                                                          b->targets + n0 + r, 1, V, 0.0f,
+                                                          &counted);
+        }
+    }
+}
+
+void lm_backward_weighted(lm_plan *p, const lm_batch *b, const float *weight) {
+    const model_config *c = &p->m->cfg;
+    const int C = c->hidden_size, V = c->vocab_size;
+    for (int n0 = 0; n0 < p->N; n0 += p->chunk_rows) {
+        int rows = p->N - n0 < p->chunk_rows ? p->N - n0 : p->chunk_rows;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, V, C, 1.0f,
+                    p->xnf + (int64_t)n0 * C, C, p->m->lm_head, C, 0.0f, p->logits, V);
+#pragma omp parallel for schedule(static)
+        for (int r = 0; r < rows; r++) {
+            float *z = p->logits + (int64_t)r * V;
+            int64_t counted = 0;
+            if (weight[n0 + r] == 0.0f) memset(z, 0, (size_t)V * sizeof(float));
+            else
+                crossentropy_forward_backward(z, z, b->targets + n0 + r, 1, V, weight[n0 + r],
+                                              &counted);
+        }
+        // Fixed blocks of single-threaded sgemm, as in lm_forward: sums independent of threads.
+#pragma omp parallel for schedule(static)
+        for (int r0 = 0; r0 < rows; r0 += LM_DX_BLOCK_ROWS) {
+            int nr = rows - r0 < LM_DX_BLOCK_ROWS ? rows - r0 : LM_DX_BLOCK_ROWS;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nr, C, V, 1.0f,
+                        p->logits + (int64_t)r0 * V, V, p->m->lm_head, C, 0.0f,
+                        p->dxnf + (int64_t)(n0 + r0) * C, C);
+        }
+    }
+    lm_backward(p);
+}
+
 void lm_logits(lm_plan *p, const lm_batch *b, float *logits) {
     const model_config *c = &p->m->cfg;
     trunk_forward(p, b);

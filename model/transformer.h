@@ -90,6 +90,14 @@ double lm_forward(lm_plan *p, const lm_batch *b, int need_grad, float grad_scale
                   int64_t *n_targets);
 // Backward pass after lm_forward(need_grad=1): accumulates into p->lora->grads.
 void lm_backward(lm_plan *p);
+// Preference objectives (train/preference.c) need every sequence's log-probability before
+// they know its gradient weight, so the head runs twice: lm_forward_logps keeps the trunk's
+// activations and gives logp[n] = log p(targets[n]) (0 where targets[n] < 0) for n in
+// [0, B*T); lm_backward_weighted then recomputes the logits, takes the cross-entropy gradient
+// weight[n] * (softmax - onehot(targets[n])) at every position with weight[n] != 0, and runs
+// the backward pass into p->lora->grads. Both use crossentropy_forward_backward row by row.
+void lm_forward_logps(lm_plan *p, const lm_batch *b, double *logp);
+void lm_backward_weighted(lm_plan *p, const lm_batch *b, const float *weight);
 // Forward pass writing all logits [B*T, V] (for evaluation, generation checks and tests).
 void lm_logits(lm_plan *p, const lm_batch *b, float *logits);
 

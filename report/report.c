@@ -190,6 +190,38 @@ static int render_mcq_charts(strbuf *b, const report_metrics *m, double *x, doub
     return 0;
 }
 
+// A DPO/ORPO run's charts (only when metrics.jsonl has the preference metrics): implicit
+// rewards, reward accuracy, and the log-probabilities of the chosen and rejected responses.
+static void render_preference_charts(strbuf *b, double *const *x, double *const *y,
+                                     const size_t *n) {
+    if (!n[REPORT_REWARDS_MARGINS]) return;
+#define PREF_SERIES(f, label, style, color) \
+    {REPORT_FIELD_KEYS[f], label, x[f], y[f], n[f], style, color}
+    const int line = CHART_LINE | CHART_HOVER, val = CHART_LINE | CHART_MARKERS;
+    chart_series rewards[4] = {
+        PREF_SERIES(REPORT_REWARDS_CHOSEN, "chosen", line, "#2ca02c"),
+        PREF_SERIES(REPORT_REWARDS_REJECTED, "rejected", line, "#d62728"),
+        PREF_SERIES(REPORT_REWARDS_MARGINS, "margin", line, "#1f4e9c"),
+        PREF_SERIES(REPORT_VAL_REWARDS_MARGINS, "val margin", val, "#e6550d"),
+    };
+    chart_series acc[2] = {
+        PREF_SERIES(REPORT_REWARDS_ACCURACIES, "train", line, "#1f4e9c"),
+        PREF_SERIES(REPORT_VAL_REWARDS_ACCURACIES, "val", val, "#e6550d"),
+    };
+    chart_series logps[2] = {
+        PREF_SERIES(REPORT_LOGPS_CHOSEN, "chosen", line, "#2ca02c"),
+        PREF_SERIES(REPORT_LOGPS_REJECTED, "rejected", line, "#d62728"),
+    };
+#undef PREF_SERIES
+    chart_render(b, &(chart){"chart-rewards", "Preference: implicit rewards (mean per pair)",
+                             "step", "reward", rewards, 4});
+    chart_render(b, &(chart){"chart-reward-accuracy",
+                             "Preference: reward accuracy (chosen reward > rejected)", "step",
+                             "accuracy", acc, 2});
+    chart_render(b, &(chart){"chart-logps", "Preference: log-probability of the responses",
+                             "step", "log p", logps, 2});
+}
+
 static int render_charts(strbuf *b, const report_metrics *m) {
     const size_t R = m->n_rows;
     double *mem = xmalloc_or_err((2 * REPORT_N_FIELDS + 1) * R * sizeof(double), "report");
@@ -252,6 +284,7 @@ static int render_charts(strbuf *b, const report_metrics *m) {
                           CHART_LINE | CHART_HOVER, SINGLE[i].color};
         chart_render(b, &(chart){SINGLE[i].id, SINGLE[i].title, "step", SINGLE[i].y_label, &s, 1});
     }
+    render_preference_charts(b, x, y, n);
     int rc = render_mcq_charts(b, m, x[0], y[0]);
     strbuf_puts(b, "</section>\n");
     free(mem);

@@ -11,6 +11,8 @@
 
 const char *const REPORT_FIELD_KEYS[REPORT_N_FIELDS] = {
     "loss", "lr", "grad_norm", "tokens", "tok_per_s", "elapsed_s", "val_loss", "val_ppl",
+    "rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies",
+    "logps/chosen", "logps/rejected", "val_rewards/margins", "val_rewards/accuracies",
 };
 
 static const char *skip_ws(const char *p) {

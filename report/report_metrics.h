@@ -18,6 +18,15 @@ typedef enum {
     REPORT_ELAPSED_S,
     REPORT_VAL_LOSS,
     REPORT_VAL_PPL,
+    // Preference objectives (dpo, orpo; docs/training.md): TRL's names, and val_ ones.
+    REPORT_REWARDS_CHOSEN,
+    REPORT_REWARDS_REJECTED,
+    REPORT_REWARDS_MARGINS,
+    REPORT_REWARDS_ACCURACIES,
+    REPORT_LOGPS_CHOSEN,
+    REPORT_LOGPS_REJECTED,
+    REPORT_VAL_REWARDS_MARGINS,
+    REPORT_VAL_REWARDS_ACCURACIES,
     REPORT_N_FIELDS
 } report_field;
 

@@ -1,6 +1,7 @@
-// medtune eval MODEL [--adapter DIR] (--shards DIR ... | --mcq FILE ... | --suite FILE ...):
-// perplexity over a shard directory, log-likelihood accuracy on a multiple-choice benchmark
-// file, or on every task of a suite file (optionally against a second adapter).
+// medtune eval MODEL [--adapter DIR] (--shards DIR ... | --preference DIR ... | --mcq FILE ... |
+// --suite FILE ...): perplexity over a shard directory, DPO rewards and log-probabilities on
+// preference pairs, log-likelihood accuracy on a multiple-choice benchmark file, or on every
+// task of a suite file (optionally against a second adapter).
 #include <cjson/cJSON.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -15,14 +16,16 @@
 #include "tokenizer/tokenizer.h"
 #include "eval/mcq.h"
 #include "eval/perplexity.h"
+#include "eval/preference.h"
 #include "eval/suite.h"
 #include "tools/commands.h"
 #include "model/model.h"
 
 typedef struct {
     const char *model, *adapter, *shards, *split, *doc_attention, *mcq, *format, *gold, *out;
-    const char *suite, *compare, *out_dir;
+    const char *suite, *compare, *out_dir, *preference;
     long long seq_len, batch, max_windows, limit, max_len;
+    double beta;
     int add_special, json, full_forward;
 } eval_args;
 
@@ -33,6 +36,7 @@ static const cli_positional POSITIONALS[] = {
 
 #define PPL "perplexity"
 #define MCQ "multiple choice"
+#define PREF "preference pairs (--split, --seq-len, --batch pairs per pass, --max-windows pairs)"
 #define SUITE "benchmark suite (and the multiple-choice options marked *)"
 static const cli_option OPTIONS[] = {
     {.name = "adapter", .kind = CLI_STRING, .metavar = "DIR",
@@ -59,6 +63,15 @@ static const cli_option OPTIONS[] = {
      .offset = offsetof(eval_args, max_windows),
      .help = "evaluate N evenly spaced windows; 0 = all",
      .min = 0, .max = CLI_UNBOUNDED, .group = PPL},
+    {.name = "preference", .kind = CLI_STRING, .metavar = "DIR",
+     .offset = offsetof(eval_args, preference),
+     .help = "preference-pair shards (`medtune prep` of `preference` inputs): mean log-prob of "
+             "chosen and rejected; with --adapter also DPO rewards against the model without "
+             "it (accuracy, margins)",
+     .group = PREF, .one_of = 1},
+    {.name = "beta", .kind = CLI_FLOAT, .metavar = "B", .offset = offsetof(eval_args, beta),
+     .help = "DPO beta of the rewards (the run's dpo.beta)", .min = 0, .max = 1e6, .min_open = 1,
+     .default_text = "0.1", .group = PREF},
     {.name = "mcq", .kind = CLI_STRING, .metavar = "FILE", .offset = offsetof(eval_args, mcq),
      .help = "benchmark file: PubMedQA .json, MedQA / MedMCQA .jsonl, MMLU .csv or a directory of "
              "MMLU .csv files",
@@ -148,6 +161,55 @@ static int run_perplexity(const eval_args *a, const model *m, const lora_adapter
                r.document_attention ? "document" : "causal");
         printf("loss %.6f  ppl %.4f  (%.1f s)\n", r.loss, r.ppl, secs);
     }
+    return 0;
+}
+
+static int run_preference(const eval_args *a, const model *m, const lora_adapter *lora,
+                          const tokenizer *tok) {
+    pref_eval_options o = {a->split, (int)a->seq_len, (int)a->batch, a->max_windows, a->beta,
+                           isatty(2)};
+    pref_eval_result r;
+    double t0 = clock_now_s();
+    if (preference_eval(m, lora, tokenizer_fingerprint(tok), a->model, a->preference, &o, &r))
+        return cli_fail();
+    double secs = clock_now_s() - t0;
+    if (a->json) {
+        cJSON *j = cJSON_CreateObject();
+        cJSON_AddStringToObject(j, "model", a->model);
+        add_str_or_null(j, "adapter", a->adapter);
+        cJSON_AddStringToObject(j, "preference", a->preference);
+        cJSON_AddStringToObject(j, "split", a->split);
+        cJSON_AddNumberToObject(j, "seq_len", (double)a->seq_len);
+        cJSON_AddNumberToObject(j, "pairs", (double)r.pairs);
+        cJSON_AddNumberToObject(j, "pairs_usable", (double)r.pairs_usable);
+        cJSON_AddNumberToObject(j, "pairs_total", (double)r.pairs_total);
+        cJSON_AddNumberToObject(j, "logps/chosen", r.logps_chosen);
+        cJSON_AddNumberToObject(j, "logps/rejected", r.logps_rejected);
+        if (r.has_rewards) {
+            cJSON_AddNumberToObject(j, "beta", a->beta);
+            cJSON_AddNumberToObject(j, "rewards/chosen", r.rewards_chosen);
+            cJSON_AddNumberToObject(j, "rewards/rejected", r.rewards_rejected);
+            cJSON_AddNumberToObject(j, "rewards/margins", r.margins);
+            cJSON_AddNumberToObject(j, "rewards/accuracies", r.accuracy);
+            cJSON_AddNumberToObject(j, "loss", r.loss);
+        }
+        cJSON_AddNumberToObject(j, "seconds", secs);
+        print_json(j);
+        return 0;
+    }
+    printf("%s split of %s: %lld of %lld pairs (%lld with a response token in %lld + 1 tokens)\n",
+           a->split, a->preference, (long long)r.pairs, (long long)r.pairs_total,
+           (long long)r.pairs_usable, a->seq_len);
+    printf("logps/chosen %.6f  logps/rejected %.6f  (mean summed response log-prob)\n",
+           r.logps_chosen, r.logps_rejected);
+    if (r.has_rewards)
+        printf("beta %g: rewards/accuracies %.4f  rewards/margins %.6f  rewards/chosen %.6f  "
+               "rewards/rejected %.6f  sigmoid DPO loss %.6f\n",
+               a->beta, r.accuracy, r.margins, r.rewards_chosen, r.rewards_rejected, r.loss);
+    else
+        printf("rewards need an adapter: they compare the model with --adapter against the "
+               "model without it\n");
+    printf("%.1f s\n", secs);
     return 0;
 }
 
@@ -263,7 +325,8 @@ static int run_suite(const eval_args *a, eval_suite *s, model *m, const lora_ada
 }
 
 static int run(int argc, char **argv) {
-    eval_args a = {.split = "val", .doc_attention = "auto", .seq_len = 512, .batch = 4};
+    eval_args a = {.split = "val", .doc_attention = "auto", .seq_len = 512, .batch = 4,
+                   .beta = 0.1};
     int rc;
     if (cli_parse(&EVAL_COMMAND, argc, argv, &a, &rc)) return rc;
     if (a.out && !a.mcq) return cli_usage_error("eval", "--out is for --mcq");
@@ -298,7 +361,8 @@ static int run(int argc, char **argv) {
         }
         have_lora = 1;
     }
-    rc = a.shards  ? run_perplexity(&a, &m, have_lora ? &lora : NULL, tok)
+    rc = a.shards       ? run_perplexity(&a, &m, have_lora ? &lora : NULL, tok)
+         : a.preference ? run_preference(&a, &m, have_lora ? &lora : NULL, tok)
          : a.suite ? run_suite(&a, &suite, &m, have_lora ? &lora : NULL, tok)
                    : run_mcq(&a, f, &s, &m, have_lora ? &lora : NULL, tok);
 done:
@@ -318,6 +382,9 @@ const cli_command EVAL_COMMAND = {
         "directory's windows (made by `medtune prep` with this model's tokenizer), and\n"
         "exp(loss). Packed chat documents are scored each on its own (document\n"
         "attention), as training's val loss with doc_attention: document.\n\n"
+        "Preference pairs (--preference): the mean summed log-probability of the chosen\n"
+        "and of the rejected responses, and with --adapter TRL's DPO rewards against the\n"
+        "model without the adapter (reward accuracy, margins).\n\n"
         "Multiple choice (--mcq): log-likelihood scoring as lm-evaluation-harness does it\n"
         "(acc and acc_norm with 95% Wilson intervals); prompts are listed in docs/eval.md.\n\n"
         "Suite (--suite): the tasks of a suite file, a leaderboard table, results.json and\n"

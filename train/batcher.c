@@ -63,6 +63,7 @@ int batcher_init(batcher *b, shard_set *train, shard_set *replay, double replay_
 }
 
 void batcher_free(batcher *b) {
+    free(b->pair_ids);
     free(b->perm);
     free(b->replay_perm);
     free(b->w_tokens);
@@ -142,4 +143,88 @@ int64_t batcher_next(batcher *b, int rows, int32_t *tokens, int32_t *targets,
         b->cur.sample++;
     }
     return trained;
+}
+
+int batcher_usable_pairs(shard_set *s, int T, uint64_t **ids, int64_t *n) {
+    uint64_t total = shard_set_n_pairs(s), start[3], len[3];
+    *n = 0;
+    *ids = malloc((size_t)(total ? total : 1) * sizeof(uint64_t));
+    if (!*ids) return err_set("%s: out of memory for %llu pairs", s->dir, (unsigned long long)total);
+    for (uint64_t i = 0; i < total; i++) {
+        if (shard_set_pair(s, i, start, len)) return -1;
+        if (len[0] < (uint64_t)T + 1) (*ids)[(*n)++] = i;
+    }
+    return 0;
+}
+
+int batcher_init_pairs(batcher *b, shard_set *train, int T, int shuffle, uint64_t seed,
+                       int model_vocab) {
+    memset(b, 0, sizeof *b);
+    b->T = T;
+    b->model_vocab = model_vocab;
+    b->shuffle = shuffle;
+    b->seed = seed;
+    b->train = train;
+    b->pairs = 1;
+    if (shard_set_check_model_vocab(train, model_vocab)) return -1;
+    if (batcher_usable_pairs(train, T, &b->pair_ids, &b->n_train)) return batcher_free(b), -1;
+    if (b->n_train == 0) {
+        batcher_free(b);
+        return err_set("%s: no pair of the %s split has a prompt shorter than seq_len %d + 1 "
+                       "tokens",
+                       train->dir, train->split, T);
+    }
+    b->perm = malloc((size_t)b->n_train * sizeof(uint64_t));
+    b->replay_perm = malloc(sizeof(uint64_t));
+    b->w_tokens = malloc((size_t)2 * (T + 1) * sizeof(uint32_t));
+    b->w_mask = malloc((size_t)2 * T);
+    if (!b->perm || !b->replay_perm || !b->w_tokens || !b->w_mask) {
+        batcher_free(b);
+        return err_set("batcher: out of memory for %lld pairs", (long long)b->n_train);
+    }
+    data_cursor start = {0};
+    return batcher_restore(b, &start);
+}
+
+int64_t batcher_pair(batcher *b, shard_set *s, uint64_t i, int slot, int pairs, int32_t *tokens,
+                     int32_t *targets, int32_t *positions, int32_t *doc_ids, uint8_t *resp) {
+    const int T = b->T;
+    uint64_t start[3], len[3];
+    if (shard_set_check_model_vocab(s, b->model_vocab) || shard_set_pair(s, i, start, len) ||
+        shard_set_pair_rows(s, T, i, b->w_tokens, b->w_mask) != 0)
+        return -1;
+    int64_t chosen_targets = 0;
+    for (int r = 0; r < 2; r++) {
+        uint64_t filled = len[0] + len[1 + r];
+        const uint32_t *w = b->w_tokens + (size_t)r * (T + 1);
+        int64_t o = (int64_t)(r * pairs + slot) * T;
+        for (int t = 0; t < T; t++) {
+            int keep = (uint64_t)t + 1 < filled;
+            tokens[o + t] = (int32_t)w[t];
+            targets[o + t] = keep ? (int32_t)w[t + 1] : -1;
+            resp[o + t] = b->w_mask[(size_t)r * T + t];
+            positions[o + t] = t;
+            doc_ids[o + t] = 0;
+            if (r == 0) chosen_targets += keep;
+        }
+    }
+    return chosen_targets;
+}
+
+int64_t batcher_next_pairs(batcher *b, int pairs, int32_t *tokens, int32_t *targets,
+                           int32_t *positions, int32_t *doc_ids, uint8_t *resp) {
+    int64_t chosen_targets = 0;
+    for (int slot = 0; slot < pairs; slot++) {
+        if (b->cur.index == b->n_train) {
+            b->cur.epoch++;
+            b->cur.index = 0;
+            batcher_permutation(b->perm, b->n_train, b->seed, STREAM_TRAIN, b->cur.epoch, b->shuffle);
+        }
+        int64_t got = batcher_pair(b, b->train, b->pair_ids[b->perm[b->cur.index++]], slot, pairs,
+                                   tokens, targets, positions, doc_ids, resp);
+        if (got < 0) return -1;
+        chosen_targets += got;
+        b->cur.sample++;
+    }
+    return chosen_targets;
 }

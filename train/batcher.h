@@ -24,6 +24,9 @@ typedef struct {
     // one window of scratch
     uint32_t *w_tokens, *w_doc, *w_pos;
     uint8_t *w_mask;
+    // Pair mode (batcher_init_pairs): the "windows" are the usable pairs of the train split.
+    int pairs;
+    uint64_t *pair_ids;  // [n_train] pair index of each usable pair
 } batcher;
 
 // The shard sets stay owned by the caller and must outlive the batcher. Every set it reads
@@ -42,6 +45,27 @@ int64_t batcher_next(batcher *b, int rows, int32_t *tokens, int32_t *targets,
 // Fills row `row` with window `i` of `s` (no cursor involved: evaluation windows).
 int64_t batcher_window(batcher *b, shard_set *s, uint64_t i, int row, int32_t *tokens,
                        int32_t *targets, int32_t *positions, int32_t *doc_ids);
+
+// Pair mode, for the DPO and ORPO objectives: the train split of `train` holds preference
+// pairs, and the batcher deals its usable pairs (those whose prompt leaves room for a response
+// token in seq_len + 1, as TRL's collator keeps them) in the same seeded per-epoch order and
+// with the same cursor as windows. No replay.
+int batcher_init_pairs(batcher *b, shard_set *train, int T, int shuffle, uint64_t seed,
+                       int model_vocab);
+// The usable pairs of `s` for windows of T + 1 tokens: *ids (malloc'd) and *n.
+int batcher_usable_pairs(shard_set *s, int T, uint64_t **ids, int64_t *n);
+// A micro-batch of `pairs` pairs is 2 * pairs rows of T: row j < pairs is prompt + chosen of
+// the j-th pair, row pairs + j its prompt + rejected (TRL's concatenated batch), each cut to
+// T + 1 tokens and padded with the pad id. targets[n] is the next token at every position
+// whose next token is not padding (prompt included: ORPO's NLL term reads them), resp[n] is 1
+// where that target is a response token (the log-probability DPO and ORPO compare).
+// batcher_pair fills slot `slot` (rows slot and pairs + slot) with pair `i` of `s` (which must
+// be usable); batcher_next_pairs fills the whole micro-batch from the cursor. Both return the
+// number of targets in the chosen rows (ORPO's NLL count), or -1 on a read error.
+int64_t batcher_pair(batcher *b, shard_set *s, uint64_t i, int slot, int pairs, int32_t *tokens,
+                     int32_t *targets, int32_t *positions, int32_t *doc_ids, uint8_t *resp);
+int64_t batcher_next_pairs(batcher *b, int pairs, int32_t *tokens, int32_t *targets,
+                           int32_t *positions, int32_t *doc_ids, uint8_t *resp);
 
 // The permutation of `n` windows for `epoch` (identity without shuffle).
 void batcher_permutation(uint64_t *perm, int64_t n, uint64_t seed, uint64_t stream,

@@ -67,8 +67,12 @@ static int finish_line(metrics_log *m) {
 // 17 digits keep the exact double.
 static void write_eval(FILE *f, const metrics_row *r) {
     if (!r->has_val) return;
-    if (r->has_val_loss)
+    if (r->has_val_loss && r->val_pref)
+        fprintf(f, ", \"val_loss\": %.17g", r->val_loss);
+    else if (r->has_val_loss)
         fprintf(f, ", \"val_loss\": %.17g, \"val_ppl\": %.9g", r->val_loss, exp(r->val_loss));
+    for (int i = 0; r->val_pref && i < r->n_pref; i++)
+        fprintf(f, ", \"val_%s\": %.17g", r->pref_names[i], r->val_pref[i]);
     for (int i = 0; i < r->n_mcq; i++)
         fprintf(f, ", \"mcq/%s/acc\": %.17g, \"mcq/%s/acc_norm\": %.17g", r->mcq_sets[i].name,
                 r->mcq_acc[i], r->mcq_sets[i].name, r->mcq_acc_norm[i]);
@@ -82,6 +86,8 @@ int metrics_log_step(metrics_log *m, const metrics_row *r) {
             r->elapsed_s, r->world_size);
     if (r->world_size > 1)
         fprintf(m->f, ", \"comm_ms\": %.3f, \"comm_mb\": %.3f", r->comm_ms, r->comm_mb);
+    for (int i = 0; i < r->n_pref; i++)
+        fprintf(m->f, ", \"%s\": %.17g", r->pref_names[i], r->pref[i]);
     write_eval(m->f, r);
     fputs("}\n", m->f);
     return finish_line(m);

@@ -4,6 +4,9 @@
 // for the other ranks included, and the megabytes it sent; + "val_loss","val_ppl" on evaluation
 // steps; + "mcq/<name>/acc","mcq/<name>/acc_norm" for each eval_mcq set on evaluation steps;
 // the evaluation before the first step is {"step":0,"val_loss","val_ppl",mcq...,"elapsed_s"}).
+// Preference objectives add their metrics under TRL's names ("rewards/chosen", ...,
+// train/preference.h) to every step, and the same with a "val_" prefix on evaluation steps
+// (TRL's "eval_"), where val_loss is the preference loss and val_ppl is left out.
 // Losses are printed with 17 significant digits, so a line holds the exact double.
 #ifndef MEDTUNE_TRAIN_METRICS_H
 #define MEDTUNE_TRAIN_METRICS_H
@@ -24,6 +27,10 @@ typedef struct {
     int n_mcq;
     const train_mcq_set *mcq_sets;  // [n_mcq] their names
     const double *mcq_acc, *mcq_acc_norm;
+    int n_pref;                 // preference metrics of the step (0: none)
+    const double *pref;         // [n_pref] in PREF_METRIC_NAMES order
+    const double *val_pref;     // [n_pref] on evaluation steps (NULL otherwise)
+    const char *const *pref_names;
 } metrics_row;
 
 typedef struct {

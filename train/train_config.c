@@ -17,7 +17,15 @@ static const char *const DECAY_NAMES[] = {[SCHEDULE_CONSTANT] = "constant",
                                            [SCHEDULE_COSINE] = "cosine", NULL};
 static const char *const DOC_ATTENTION_NAMES[] = {
     [DOC_ATTENTION_CAUSAL] = "causal", [DOC_ATTENTION_DOCUMENT] = "document", NULL};
+static const char *const OBJECTIVE_NAMES[] = {[OBJECTIVE_SFT] = "sft", [OBJECTIVE_CPT] = "cpt",
+                                              [OBJECTIVE_DPO] = "dpo",
+                                              [OBJECTIVE_ORPO] = "orpo", NULL};
+static const char *const DPO_LOSS_NAMES[] = {[DPO_LOSS_SIGMOID] = "sigmoid",
+                                             [DPO_LOSS_IPO] = "ipo", [DPO_LOSS_HINGE] = "hinge",
+                                             NULL};
 // CHOICE values are stored through an int.
+_Static_assert(sizeof(objective_kind) == sizeof(int), "objective_kind is stored as an int");
+_Static_assert(sizeof(dpo_loss_kind) == sizeof(int), "dpo_loss_kind is stored as an int");
 _Static_assert(sizeof(schedule_decay) == sizeof(int), "schedule_decay is stored as an int");
 _Static_assert(sizeof(doc_attention_mode) == sizeof(int), "doc_attention_mode is stored as an int");
 
@@ -114,6 +122,19 @@ static const train_config_key KEYS[] = {
     {"best.patience", TRAIN_KEY_INT, "0",
      "stop after this many evaluations without improvement of `best.metric`; 0 = never", 0,
      1 << 30, .offset = OFF(best_patience), .flags = FREE},
+    {"objective", TRAIN_KEY_CHOICE, "`sft`",
+     "`sft` or `cpt` (next-token loss on the tokens prep marked trained), `dpo` or `orpo` "
+     "(preference-pair shards)",
+     .choices = OBJECTIVE_NAMES, .offset = OFF(objective)},
+    {"dpo.beta", TRAIN_KEY_DOUBLE, "0.1", "DPO beta (> 0): strength of the reference constraint",
+     0.0, 1e6, .offset = OFF(dpo_beta)},
+    {"dpo.loss", TRAIN_KEY_CHOICE, "`sigmoid`", "`sigmoid`, `ipo` or `hinge` (TRL's loss_type)",
+     .choices = DPO_LOSS_NAMES, .offset = OFF(dpo_loss)},
+    {"dpo.label_smoothing", TRAIN_KEY_DOUBLE, "0",
+     "conservative DPO: assumed share of flipped labels, in [0, 0.5) (`sigmoid` only)", 0.0, 0.5,
+     .offset = OFF(dpo_label_smoothing), .flags = TRAIN_KEY_MAX_OPEN},
+    {"orpo.beta", TRAIN_KEY_DOUBLE, "0.1", "ORPO beta (> 0): weight of the odds-ratio term", 0.0,
+     1e6, .offset = OFF(orpo_beta)},
 };
 #define N_KEYS (sizeof KEYS / sizeof KEYS[0])
 
@@ -420,6 +441,11 @@ static int parse(train_config *tc, const config *c) {
     if (tc->replay_ratio > 0.0 && !tc->data_replay[0])
         return err_set("%s: data.replay_ratio: set, but data.replay names no shard directory",
                        c->name);
+    if (tc->dpo_beta <= 0.0) return err_set("%s: dpo.beta: %g must be > 0", c->name, tc->dpo_beta);
+    if (tc->orpo_beta <= 0.0)
+        return err_set("%s: orpo.beta: %g must be > 0", c->name, tc->orpo_beta);
+    if (tc->dpo_label_smoothing > 0.0 && tc->dpo_loss != DPO_LOSS_SIGMOID)
+        return err_set("%s: dpo.label_smoothing: applies to dpo.loss sigmoid only", c->name);
     return check_best(tc, c);
 }
 

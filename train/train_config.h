@@ -15,6 +15,11 @@
 #define TRAIN_PATH_MAX 4096
 
 typedef enum { DOC_ATTENTION_CAUSAL, DOC_ATTENTION_DOCUMENT } doc_attention_mode;
+// What a step minimises (docs/training.md, "Objectives"): sft and cpt are the same masked
+// next-token loss (on the tokens prep marked trained: answers of chat shards, all of text
+// shards); dpo and orpo read preference-pair shards.
+typedef enum { OBJECTIVE_SFT, OBJECTIVE_CPT, OBJECTIVE_DPO, OBJECTIVE_ORPO } objective_kind;
+typedef enum { DPO_LOSS_SIGMOID, DPO_LOSS_IPO, DPO_LOSS_HINGE } dpo_loss_kind;
 
 // One multiple-choice set scored at each evaluation (`eval_mcq`, docs/training.md). The
 // format name is checked by the scorer (eval/, a layer above train/) when the run starts.
@@ -53,6 +58,9 @@ typedef struct {
     int n_eval_mcq;
     char best_metric[64];  // "" (none), "val_loss" or "mcq:<name>"
     int best_patience;     // evaluations without improvement before stopping; 0 = never stop
+    objective_kind objective;
+    double dpo_beta, dpo_label_smoothing, orpo_beta;
+    dpo_loss_kind dpo_loss;
 } train_config;
 
 // The config keys, defined once: train_config.c parses, checks and writes the config from this

@@ -22,6 +22,7 @@
 #include "train/metrics.h"
 #include "model/model.h"
 #include "model/transformer.h"
+#include "train/trainer_internal.h"
 
 static volatile sig_atomic_t stop_requested;
 
@@ -39,34 +40,6 @@ void trainer_install_signal_handlers(void) {
     sigaction(SIGTERM, &sa, NULL);
 }
 
-typedef struct {
-    const train_config *tc;
-    dist_ctx *d;
-    int quiet;  // this rank failed along with a lower one, which reports the error
-    model m;
-    lora_adapter lora;
-    adamw_state opt;
-    lm_plan plan;
-    shard_set train, val, replay;
-    int has_val, has_replay;
-    batcher data;
-    train_state st;
-    int64_t total_steps;
-    int64_t n_val_windows;
-    // [(grad_accum + 1) * micro_batch * T]: this rank's micro-batches of the step, then one
-    // slot that receives the micro-batches of the other ranks (read only to keep the cursor).
-    int32_t *tokens, *targets, *positions, *doc_ids;
-    float *grad_sum;    // [n_params] the step's gradient: fold of the micro-batch gradients
-    double *stats;      // [2 * grad_accum] this rank's (loss sum, targets) per micro-batch
-    double *all_stats;  // [2 * grad_accum * N] every micro-batch's, in step order
-    double *gather;     // [2 * max(grad_accum, eval chunks per rank) * N] all-gather scratch
-    double *val_stats;  // [2 * eval chunks] (loss sum, targets) of each evaluation chunk
-    metrics_log log;
-    const trainer_mcq_scorer *mcq;
-    double mcq_acc[TRAIN_MCQ_MAX], mcq_acc_norm[TRAIN_MCQ_MAX];
-    int best_higher, best_mcq;  // best.metric: direction, eval_mcq index or -1 (val_loss)
-    int64_t inject_nan_step;  // MEDTUNE_INJECT_NAN_STEP: fault injection for the test suite
-} trainer;
 
 static int check_tokenizer(trainer *t) {
     tokenizer *tok = tokenizer_load(t->tc->model);
@@ -93,17 +66,24 @@ static int open_data(trainer *t) {
     const char *val_dir = tc->data_val[0] ? tc->data_val : tc->data_train;
     if (shard_set_open(&t->val, val_dir, "val")) return -1;
     t->has_val = 1;
-    t->n_val_windows = shard_set_n_windows(&t->val, tc->seq_len);
-    if (t->n_val_windows < 0) return -1;
     if (tc->data_replay[0]) {
         if (shard_set_open(&t->replay, tc->data_replay, "train")) return -1;
         t->has_replay = 1;
     }
     if (check_tokenizer(t)) return -1;
-    if (batcher_init(&t->data, &t->train, t->has_replay ? &t->replay : NULL, tc->replay_ratio,
+    if (t->pref) {
+        if (trainer_pref_open(t)) return -1;
+    } else if (t->train.pairs || t->val.pairs) {
+        return err_set("%s: holds preference pairs: objective %s trains on documents; set "
+                       "objective to dpo or orpo",
+                       t->train.pairs ? t->train.dir : t->val.dir,
+                       tc->objective == OBJECTIVE_CPT ? "cpt" : "sft");
+    } else if ((t->n_val_windows = shard_set_n_windows(&t->val, tc->seq_len)) < 0 ||
+               batcher_init(&t->data, &t->train, t->has_replay ? &t->replay : NULL, tc->replay_ratio,
                      tc->seq_len, tc->shuffle, tc->seed,
-                     tc->doc_attention == DOC_ATTENTION_DOCUMENT, t->m.cfg.vocab_size))
+                     tc->doc_attention == DOC_ATTENTION_DOCUMENT, t->m.cfg.vocab_size)) {
         return -1;
+    }
     if (tc->steps > 0) {
         t->total_steps = tc->steps;
     } else {
@@ -134,6 +114,19 @@ static int init_adapter(trainer *t) {
                        tc->lora.alpha, tc->lora.use_rslora);
     if (lora_adapter_init(&t->lora, &t->m.cfg, &tc->lora)) return -1;
     return peft_adapter_read_weights(tc->init_adapter, &t->lora);
+}
+
+// DPO's reference is the initial policy (TRL's rule): the base alone, or with init_adapter
+// the base with that adapter frozen, a copy of the adapter's weights only. Rank 0 reads it
+// (init_adapter above); share_state sends it to the others.
+static int init_reference(trainer *t) {
+    const train_config *tc = t->tc;
+    if (tc->objective != OBJECTIVE_DPO || !tc->init_adapter[0]) return 0;
+    if (lora_adapter_init(&t->ref_lora, &t->m.cfg, &tc->lora)) return -1;
+    t->has_ref_lora = 1;
+    if (t->d->rank == 0)
+        memcpy(t->ref_lora.params, t->lora.params, t->lora.n_params * sizeof(float));
+    return 0;
 }
 
 static int restore(trainer *t) {
@@ -216,13 +209,21 @@ static int save_checkpoint(trainer *t, int is_best) {
     return rc;
 }
 
-// Every rank calls this at the same points: when any rank failed, every rank leaves, and only
-// the lowest failing rank keeps its message to report. *stop (may be NULL) becomes global.
-static int sync_point(trainer *t, int rc, int *stop) {
+int trainer_sync_point(trainer *t, int rc, int *stop) {
     int first;
     if (!dist_agree(t->d, rc != 0, &first, stop)) return 0;
     t->quiet = first != t->d->rank;
     return -1;
+}
+
+static int evaluate(trainer *t, double *val_loss);
+
+static int evaluate_loss(trainer *t, metrics_row *r) {
+    if (!t->pref) return evaluate(t, &r->val_loss);
+    r->n_pref = pref_n_metrics(t->tc->objective);
+    r->pref_names = PREF_METRIC_NAMES;
+    r->val_pref = t->val_pref_metrics;
+    return trainer_pref_evaluate(t, &r->val_loss);
 }
 
 static int64_t eval_chunks(const trainer *t) {
@@ -265,7 +266,7 @@ static int evaluate(trainer *t, double *val_loss) {
         mine[1] = (double)count;
     }
     t->plan.training = 1;
-    if (sync_point(t, rc ? -1 : 0, NULL)) return -1;
+    if (trainer_sync_point(t, rc ? -1 : 0, NULL)) return -1;
     dist_gather_dealt(t->d, t->stats, t->val_stats, t->gather, n_chunks, 2);
     double sum = 0.0;
     int64_t count = 0;
@@ -283,11 +284,11 @@ static int evaluate(trainer *t, double *val_loss) {
 static int evaluate_all(trainer *t, metrics_row *r) {
     r->has_val = 1;
     r->has_val_loss = t->n_val_windows > 0;
-    if (r->has_val_loss && evaluate(t, &r->val_loss)) return -1;
+    if (r->has_val_loss && evaluate_loss(t, r)) return -1;
     int n = t->tc->n_eval_mcq, rc = 0;
     for (int i = 0; i < n && t->d->rank == 0 && !rc; i++)
         rc = t->mcq->score(t->mcq->ctx, i, &t->m, &t->lora, &t->mcq_acc[i], &t->mcq_acc_norm[i]);
-    if (sync_point(t, rc, NULL)) return -1;
+    if (trainer_sync_point(t, rc, NULL)) return -1;
     dist_bcast_bytes(t->d, t->mcq_acc, sizeof t->mcq_acc);
     dist_bcast_bytes(t->d, t->mcq_acc_norm, sizeof t->mcq_acc_norm);
     r->n_mcq = n;
@@ -322,7 +323,11 @@ static int patience_out(const trainer *t) {
 }
 
 static void print_eval(const trainer *t, const metrics_row *r) {
-    if (r->has_val_loss)
+    if (r->has_val_loss && r->val_pref)
+        fprintf(stderr, "step %lld: val loss %.4f, reward accuracy %.4f, margin %.4g\n",
+                (long long)r->step, r->val_loss, r->val_pref[PREF_M_REWARDS_ACCURACIES],
+                r->val_pref[PREF_M_REWARDS_MARGINS]);
+    else if (r->has_val_loss)
         fprintf(stderr, "step %lld: val loss %.4f, val ppl %.3f\n", (long long)r->step,
                 r->val_loss, exp(r->val_loss));
     for (int i = 0; i < r->n_mcq; i++)
@@ -355,7 +360,7 @@ static void show_progress(const trainer *t, const metrics_row *r, double rate_st
 // counter and the target count stay global; it runs forward/backward on micro-batches
 // m = k * N + rank only. The step's gradient is ((0 + g_0) + g_1) + ... in m order (the chain
 // in train/dist.c), so N ranks with grad_accum A do the arithmetic of one process with N * A.
-static int train_step(trainer *t, metrics_row *row) {
+static int sft_step(trainer *t, metrics_row *row) {
     const train_config *tc = t->tc;
     const int mb = tc->micro_batch, T = tc->seq_len, ga = tc->grad_accum;
     const int N = t->d->size, me = t->d->rank, M = ga * N;
@@ -371,7 +376,7 @@ static int train_step(trainer *t, metrics_row *row) {
         if (got < 0) rc = -1;
         n_targets += got;
     }
-    if (sync_point(t, rc, NULL)) return -1;
+    if (trainer_sync_point(t, rc, NULL)) return -1;
     const float scale = n_targets ? 1.0f / (float)n_targets : 0.0f;
     for (int k = 0; k < ga; k++) {
         int64_t o = k * rows_tokens;
@@ -395,8 +400,15 @@ static int train_step(trainer *t, metrics_row *row) {
         loss_sum += t->all_stats[2 * m];
         counted += (int64_t)t->all_stats[2 * m + 1];
     }
-    if (t->st.step + 1 == t->inject_nan_step) loss_sum = NAN;
     row->loss = counted ? loss_sum / (double)counted : 0.0;
+    return 0;
+}
+
+static int train_step(trainer *t, metrics_row *row) {
+    const train_config *tc = t->tc;
+    const int N = t->d->size, me = t->d->rank, M = tc->grad_accum * N;
+    if (t->pref ? trainer_pref_step(t, row) : sft_step(t, row)) return -1;
+    if (t->st.step + 1 == t->inject_nan_step) row->loss = NAN;
     row->grad_norm = grad_clip_global_norm(t->grad_sum, t->lora.n_params, tc->grad_clip);
     long long step = (long long)t->st.step + 1;
     if (!isfinite(row->loss) || !isfinite(row->grad_norm)) {
@@ -416,7 +428,7 @@ static int train_step(trainer *t, metrics_row *row) {
     row->lr = schedule_lr(&sc, t->st.step);
     adamw_step(&t->opt, t->lora.params, t->grad_sum, row->lr);
     t->st.step++;
-    t->st.tokens_seen += (int64_t)M * rows_tokens;
+    t->st.tokens_seen += (int64_t)M * t->rows * tc->seq_len;
     row->step = t->st.step;
     row->tokens = t->st.tokens_seen;
     row->world_size = N;
@@ -435,7 +447,7 @@ static int run_loop(trainer *t) {
     int64_t saved_at_step = -1;
     // A signal during start-up: all ranks skip the loop together and save.
     int stop = stop_requested;
-    if (sync_point(t, 0, &stop)) return -1;
+    if (trainer_sync_point(t, 0, &stop)) return -1;
     const int evals = tc->eval_every > 0 && (t->n_val_windows > 0 || tc->n_eval_mcq > 0);
     if (t->st.step == 0 && evals) {
         metrics_row r = {.elapsed_s = t->st.elapsed_s};
@@ -445,7 +457,7 @@ static int run_loop(trainer *t) {
             rc = metrics_log_eval(&t->log, &r);
             if (!rc) print_eval(t, &r);
         }
-        if (sync_point(t, rc, NULL)) return -1;
+        if (trainer_sync_point(t, rc, NULL)) return -1;
     }
     // A run that stopped early and is resumed with the same patience stays stopped.
     int early = patience_out(t);
@@ -456,7 +468,7 @@ static int run_loop(trainer *t) {
         double dt = clock_now_s() - t0;
         session_steps++;
         t->st.elapsed_s = elapsed_base + (clock_now_s() - session_start);
-        row.tok_per_s = (double)tc->grad_accum * N * tc->micro_batch * tc->seq_len / dt;
+        row.tok_per_s = (double)tc->grad_accum * N * t->rows * tc->seq_len / dt;
         row.elapsed_s = t->st.elapsed_s;
         int is_best = 0;
         if (evals && t->st.step % tc->eval_every == 0) {
@@ -478,12 +490,12 @@ static int run_loop(trainer *t) {
             saved_at_step = t->st.step;
         }
         stop = stop_requested;
-        if (sync_point(t, rc, &stop)) return -1;
+        if (trainer_sync_point(t, rc, &stop)) return -1;
     }
     if (tty && is0) fputc('\n', stderr);
     int rc = 0;
     if (is0 && saved_at_step != t->st.step) rc = save_checkpoint(t, 0);
-    if (sync_point(t, rc, NULL)) return -1;
+    if (trainer_sync_point(t, rc, NULL)) return -1;
     if (stop) {
         if (is0)
             fprintf(stderr, "medtune: stopped at step %lld; checkpoint written; continue with "
@@ -497,7 +509,7 @@ static int run_loop(trainer *t) {
                 (long long)t->st.step, tc->best_metric, (long long)t->st.evals_since_best,
                 t->st.best_score, (long long)t->st.best_step);
     if (is0) rc = run_write_final_adapter(tc->out_dir, &t->lora, tc->model);
-    if (sync_point(t, rc, NULL)) return -1;
+    if (trainer_sync_point(t, rc, NULL)) return -1;
     if (is0)
         fprintf(stderr,
                 "medtune: done: %lld steps, %lld tokens in %.1f s on %d rank%s; adapter in "
@@ -525,12 +537,17 @@ static void print_start(const trainer *t, int resume) {
     fprintf(stderr,
             "medtune: training %s: %lld steps of %d x %d x %d tokens, LoRA r=%d on %zu "
             "parameters, %d threads%s%s\n",
-            tc->model, (long long)t->total_steps, tc->grad_accum, tc->micro_batch, tc->seq_len,
+            tc->model, (long long)t->total_steps, tc->grad_accum, t->rows, tc->seq_len,
             tc->lora.r, t->lora.n_params, omp_get_max_threads(),
             t->d->size > 1 ? " per rank" : "", resume ? ", resumed" : "");
     if (t->d->size > 1)
         fprintf(stderr, "medtune: %d ranks: a step is %d micro-batches (grad_accum x ranks)\n",
                 t->d->size, tc->grad_accum * t->d->size);
+    if (t->pref)
+        fprintf(stderr, "medtune: objective %s: a micro-batch is %d pairs (%d rows: chosen, then "
+                        "rejected), %lld usable pairs in the train split\n",
+                tc->objective == OBJECTIVE_DPO ? "dpo" : "orpo", tc->micro_batch, t->rows,
+                (long long)t->data.n_train);
     if (resume) fprintf(stderr, "medtune: resuming at step %lld\n", (long long)t->st.step);
     if (tc->eval_every > 0 && t->n_val_windows == 0)
         fprintf(stderr, "medtune: warning: %s: the val split has no window of %d tokens; "
@@ -549,6 +566,10 @@ static void trainer_free(trainer *t) {
     free(t->all_stats);
     free(t->gather);
     free(t->val_stats);
+    free(t->resp);
+    free(t->val_pairs);
+    pref_ctx_free(&t->pc);
+    if (t->has_ref_lora) lora_adapter_free(&t->ref_lora);
     batcher_free(&t->data);
     if (t->has_replay) shard_set_close(&t->replay);
     if (t->has_val) shard_set_close(&t->val);
@@ -565,19 +586,24 @@ static int alloc_buffers(trainer *t) {
     const int64_t N = t->d->size, ga = tc->grad_accum;
     int64_t per_rank = (eval_chunks(t) + N - 1) / N;
     int64_t own = per_rank > ga ? per_rank : ga;
-    size_t n = (size_t)(ga + 1) * tc->micro_batch * tc->seq_len;
+    const int64_t W = t->stat_width;
+    size_t n = (size_t)(ga + 1) * t->rows * tc->seq_len;
+    t->resp = t->pref ? malloc(n) : NULL;
     t->tokens = malloc(n * sizeof(int32_t));
     t->targets = malloc(n * sizeof(int32_t));
     t->positions = malloc(n * sizeof(int32_t));
     t->doc_ids = malloc(n * sizeof(int32_t));
     t->grad_sum = malloc(t->lora.n_params * sizeof(float));
-    t->stats = calloc((size_t)(2 * own), sizeof(double));
-    t->all_stats = malloc((size_t)(2 * ga * N) * sizeof(double));
-    t->gather = malloc((size_t)(2 * own * N) * sizeof(double));
-    t->val_stats = malloc((size_t)(2 * (eval_chunks(t) + 1)) * sizeof(double));
-    if (!t->tokens || !t->targets || !t->positions || !t->doc_ids || !t->grad_sum || !t->stats ||
+    t->stats = calloc((size_t)(W * own), sizeof(double));
+    t->all_stats = malloc((size_t)(W * ga * N) * sizeof(double));
+    t->gather = malloc((size_t)(W * own * N) * sizeof(double));
+    t->val_stats = malloc((size_t)(W * (eval_chunks(t) + 1)) * sizeof(double));
+    if ((t->pref && !t->resp) || !t->tokens || !t->targets || !t->positions || !t->doc_ids || !t->grad_sum || !t->stats ||
         !t->all_stats || !t->gather || !t->val_stats)
         return err_set("train: out of memory for batches");
+    if (t->pref && pref_ctx_init(&t->pc, tc, tc->micro_batch, tc->seq_len,
+                                 t->has_ref_lora ? &t->ref_lora : NULL))
+        return -1;
     return dist_reserve(t->d, t->lora.n_params);
 }
 
@@ -599,7 +625,7 @@ static int check_same_run(trainer *t, int resume) {
         sha256_final(&c, digest);
     }
     free(text);
-    if (sync_point(t, rc, NULL)) return -1;
+    if (trainer_sync_point(t, rc, NULL)) return -1;
     int differs;
     if (dist_same_digest(t->d, digest, &differs)) return 0;
     t->quiet = t->d->rank != differs;
@@ -613,6 +639,8 @@ static int check_same_run(trainer *t, int resume) {
 static int share_state(trainer *t) {
     if (t->d->size == 1) return 0;
     dist_bcast_bytes(t->d, t->lora.params, t->lora.n_params * sizeof(float));
+    if (t->has_ref_lora)
+        dist_bcast_bytes(t->d, t->ref_lora.params, t->ref_lora.n_params * sizeof(float));
     dist_bcast_bytes(t->d, t->opt.m, t->opt.n * sizeof(float));
     dist_bcast_bytes(t->d, t->opt.v, t->opt.n * sizeof(float));
     dist_bcast_bytes(t->d, &t->opt.step, sizeof t->opt.step);
@@ -625,7 +653,7 @@ static int share_state(trainer *t) {
     dist_bcast_bytes(t->d, &t->st.best_score, sizeof t->st.best_score);
     dist_bcast_bytes(t->d, &t->st.evals_since_best, sizeof t->st.evals_since_best);
     int rc = t->d->rank ? batcher_restore(&t->data, &t->st.cursor) : 0;
-    return sync_point(t, rc, NULL);
+    return trainer_sync_point(t, rc, NULL);
 }
 
 int trainer_run_dist(const train_config *tc, int resume, dist_ctx *d,
@@ -636,6 +664,9 @@ int trainer_run_dist(const train_config *tc, int resume, dist_ctx *d,
     t.d = d;
     t.mcq = mcq;
     t.best_higher = train_config_best_higher(tc, &t.best_mcq);
+    t.pref = tc->objective == OBJECTIVE_DPO || tc->objective == OBJECTIVE_ORPO;
+    t.rows = t.pref ? 2 * tc->micro_batch : tc->micro_batch;
+    t.stat_width = t.pref ? PREF_N_STATS : 2;
     const int is0 = d->rank == 0;
     const char *inject = getenv("MEDTUNE_INJECT_NAN_STEP");
     t.inject_nan_step = inject ? atoll(inject) : 0;
@@ -655,9 +686,9 @@ int trainer_run_dist(const train_config *tc, int resume, dist_ctx *d,
     if (!rc && tc->seq_len > t.m.cfg.max_position_embeddings && t.m.cfg.max_position_embeddings > 0)
         rc = err_set("batch.seq_len: %d exceeds the model's context of %d positions", tc->seq_len,
                      t.m.cfg.max_position_embeddings);
-    rc = rc || open_data(&t) || init_adapter(&t) ||
+    rc = rc || open_data(&t) || init_adapter(&t) || init_reference(&t) ||
              adamw_init(&t.opt, &tc->optim, t.lora.n_params) ||
-             lm_plan_init(&t.plan, &t.m, &t.lora, tc->micro_batch, tc->seq_len) ||
+             lm_plan_init(&t.plan, &t.m, &t.lora, t.rows, tc->seq_len) ||
              alloc_buffers(&t);
     if (!rc) {
         t.plan.training = 1;
@@ -667,16 +698,17 @@ int trainer_run_dist(const train_config *tc, int resume, dist_ctx *d,
         model_fingerprint(&t.m, t.st.model_fingerprint);
         data_fingerprint(&t, t.st.data_fingerprint);
     }
-    int ok = !sync_point(&t, rc, NULL) && !check_same_run(&t, resume);
+    int ok = !trainer_sync_point(&t, rc, NULL) && !check_same_run(&t, resume);
     if (ok) {
         rc = is0 ? (resume ? restore(&t) : checkpoint_clean_partial(tc->out_dir)) : 0;
-        ok = !sync_point(&t, rc, NULL) && !share_state(&t);
+        if (!rc && is0) rc = trainer_pref_check_reference(&t, resume);
+        ok = !trainer_sync_point(&t, rc, NULL) && !share_state(&t);
     }
     if (ok) {
         rc = is0 ? write_resolved_config(&t) : 0;
         // A new run drops every line a killed earlier start left (-1: even its step-0 evaluation).
         if (!rc && is0) rc = metrics_log_open(&t.log, tc->out_dir, resume ? t.st.step : -1);
-        ok = !sync_point(&t, rc, NULL);
+        ok = !trainer_sync_point(&t, rc, NULL);
     }
     if (ok) {
         if (is0) print_start(&t, resume);

@@ -14,7 +14,15 @@ from train_lib import fail, medtune, run  # noqa: E402,F401
 VOID = {"meta", "br", "hr", "img", "input", "link", "area", "base", "col", "embed", "source",
         "track", "wbr"}
 MAX_HOVER = 500
-FIELDS = ["loss", "lr", "grad_norm", "tokens", "tok_per_s", "elapsed_s", "val_loss", "val_ppl"]
+FIELDS = ["loss", "lr", "grad_norm", "tokens", "tok_per_s", "elapsed_s", "val_loss", "val_ppl",
+          "rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies",
+          "logps/chosen", "logps/rejected", "val_rewards/margins", "val_rewards/accuracies"]
+# The preference charts of a DPO/ORPO run: (chart id, [(series key, markers)]).
+PREF_CHARTS = [("chart-rewards", [("rewards/chosen", "hover"), ("rewards/rejected", "hover"),
+                                  ("rewards/margins", "hover"), ("val_rewards/margins", "all")]),
+               ("chart-reward-accuracy", [("rewards/accuracies", "hover"),
+                                          ("val_rewards/accuracies", "all")]),
+               ("chart-logps", [("logps/chosen", "hover"), ("logps/rejected", "hover")])]
 
 
 class Node:
@@ -377,6 +385,14 @@ def check_charts(root, rows):
         counts["val_ppl"] = check_series(root, "chart-ppl", "val_ppl", xs, ys, "all")
     elif root.by_id("chart-ppl") is None or root.by_id("chart-ppl").tag != "p":
         fail("without evaluations, chart-ppl must be a note")
+    if any("rewards/margins" in r for r in rows):
+        for chart_id, series in PREF_CHARTS:
+            for key, markers in series:
+                xs, ys = field(key)
+                if xs:
+                    counts[key] = check_series(root, chart_id, key, xs, ys, markers)
+    elif root.by_id("chart-rewards") is not None:
+        fail("preference charts are drawn for a run without preference metrics")
     for chart_id, f in (("chart-lr", "lr"), ("chart-speed", "tok_per_s"),
                         ("chart-grad", "grad_norm")):
         xs, ys = field(f)
