@@ -38,6 +38,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from export_lib import (BATCH, SEQ, env, fail, medtune_logits, random_adapter, run, skip,  # noqa: E402
                         smollm2, test_tokens, work_dir)
 
+LOG = []  # llama.cpp's log lines, shown when it fails to load a file
+_KEEP = []  # the ctypes log callback must outlive every call into the library
 TOL = {"f32": 1e-4, "f16": 3e-3, "q8_0": 2e-2, "q4_k": 0.12, "same": 0.15}
 TOL_SAME = {"f32": 1e-4, "f16": 1e-3, "q8_0": 1e-2, "q4_k": 1e-2, "same": 1e-2}
 
@@ -59,7 +61,10 @@ def llama_cpp_module():
     pkg.__path__ = [os.path.join(d, "src", "llama_cpp")]
     sys.modules["llama_cpp"] = pkg
     lib = importlib.import_module("llama_cpp.llama_cpp")
-    lib.llama_log_set(lib.llama_log_callback(lambda level, text, data: None), None)
+    def log(level, text, data):
+        LOG.append(text.decode(errors="replace"))
+    _KEEP.append(lib.llama_log_callback(log))
+    lib.llama_log_set(_KEEP[-1], None)
     lib.llama_backend_init()
     return lib
 
@@ -70,7 +75,7 @@ def llama_cpp_logits(L, path):
     mp.n_gpu_layers = 0
     model = L.llama_model_load_from_file(path.encode(), mp)
     if not model:
-        fail(f"llama.cpp could not load {path}")
+        fail(f"llama.cpp could not load {path}:\n{''.join(LOG[-20:])}")
     vocab = L.llama_model_get_vocab(model)
     n_vocab = L.llama_vocab_n_tokens(vocab)
     tokens = test_tokens(n_vocab)
