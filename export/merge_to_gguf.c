@@ -85,8 +85,17 @@ static const void *to_gguf_fetch(void *ctx, int64_t i) {
             merge_add_delta(g->w, g->job->a, o->layer, o->target);
         }
     }
-    if (quant_quantize_row(o->type, g->w, g->out, (int64_t)t->n_elements)) {
-        err_prefix("%s: %s", g->f.path, t->name);
+    // Rows are quantized in parallel (the K-quant searches dominate a merge's time); each row
+    // is whole blocks, so the bytes do not depend on the thread count.
+    int64_t cols = t->ne[0], rows = (int64_t)t->n_elements / cols;
+    size_t row_bytes = quant_row_bytes(o->type, cols);
+    int bad = 0;
+#pragma omp parallel for schedule(static) reduction(| : bad)
+    for (int64_t r = 0; r < rows; r++)
+        bad |= quant_quantize_row(o->type, g->w + r * cols, (uint8_t *)g->out + r * row_bytes,
+                                  cols) != 0;
+    if (bad) {
+        err_set("%s: %s: cannot quantize to %s", g->f.path, t->name, ggml_type_name(o->type));
         return NULL;
     }
     return g->out;
