@@ -127,6 +127,15 @@ def case_types():
         run(["merge", base, adapter, out, "--type", name])
         check_metadata(base, out, FILE_TYPE[name])
         check_merged(base, out, ref, qtype, adapted)
+    # Rows are quantized in parallel: one thread writes the same bytes.
+    one = os.path.join(work, "merged_q4_k_1thread.gguf")
+    import subprocess
+    from testlib import medtune_bin
+    subprocess.run([medtune_bin(), "merge", base, adapter, one, "--type", "q4_k"], check=True,
+                   env=dict(os.environ, OMP_NUM_THREADS="1"), capture_output=True)
+    if open(one, "rb").read() != open(os.path.join(work, "merged_q4_k.gguf"), "rb").read():
+        fail("--type q4_k with OMP_NUM_THREADS=1 differs from the multi-threaded merge")
+    print("ok: q4_k merge with 1 thread is byte-identical")
     out = os.path.join(work, "merged_same.gguf")
     run(["merge", base, adapter, out])
     check_metadata(base, out, None)
