@@ -165,9 +165,12 @@ def run(tmp):
     open(b, "wb").write(b"GGML" + open(g, "rb").read()[4:])
     check("bad gguf magic", b, b, "bad magic")
 
-    q5 = os.path.join(tmp, "q5.gguf")
-    load_ref.write_gguf_from_hf(TINY, q5, load_ref.Q.Q5_0)
-    check("unsupported gguf type", q5, q5, "unsupported tensor type Q5_0")
+    # MXFP4: a type gguf-py writes and medtune does not decode (Q5_0 and the K-quants are
+    # decoded since formats/quant).
+    mx = os.path.join(tmp, "mxfp4.gguf")
+    load_ref.write_gguf_from_hf(TINY, mx, load_ref.Q.MXFP4)
+    check("unsupported gguf type", mx, mx,
+          "tensor type MXFP4 is not supported (nearest supported: Q4_K)")
 
     w = load_ref.gguf.GGUFWriter(a := os.path.join(tmp, "arch.gguf"), "gpt2")
     w.add_tensor("token_embd.weight", load_ref.np.zeros((4, 32), dtype=load_ref.np.float32))
