@@ -9,6 +9,7 @@
 #include "common/error.h"
 #include "common/fileio.h"
 #include "common/strbuf.h"
+#include "formats/gguf.h"
 #include "formats/safetensors.h"
 #include "model/model_load.h"
 #include "tokenizer/tokenizer.h"
@@ -346,7 +347,7 @@ static const char *hf_alias(const hf_weights *w, const weight_slot *s, int tied)
     return NULL;
 }
 
-static int load_slot(const hf_weights *w, const weight_slot *s, int tied, dtype_tally *tally,
+static int load_slot(model *m, const hf_weights *w, const weight_slot *s, int tied, dtype_tally *tally,
                      sha256_ctx *hash) {
     const st_file *f;
     const st_tensor *t = hf_weights_find(w, s->hf_name, &f);
@@ -375,7 +376,24 @@ static int load_slot(const hf_weights *w, const weight_slot *s, int tied, dtype_
     dtype_tally_add(tally, st_dtype_name(t->dtype));
     model_hash_tensor(hash, t->name, st_dtype_name(t->dtype), t->n_dims, t->shape, t->data,
                       t->n_bytes);
-    return st_tensor_to_f32(f, t, s->dst);
+    if (!s->mat) return st_tensor_to_f32(f, t, s->dst);
+    const uint32_t type = t->dtype == ST_F32 ? GGML_TYPE_F32
+                          : t->dtype == ST_F16 ? GGML_TYPE_F16
+                                               : GGML_TYPE_BF16;
+    if (weight_mat_init(s->mat, type, t->data, s->rows, s->cols, f->path, s->hf_name) != 0)
+        return -1;
+    // safetensors aligns data to 8 bytes in practice but the format does not promise it: an
+    // F32 matrix that sgemm would read misaligned is copied once, in its dtype.
+    if (type == GGML_TYPE_F32 && (uintptr_t)t->data % sizeof(float)) {
+        void *copy = model_own(m, t->n_bytes);
+        if (!copy) return -1;
+        memcpy(copy, t->data, t->n_bytes);
+        s->mat->data = copy;
+        m->weight_bytes_owned += t->n_bytes;
+        return 0;
+    }
+    m->weight_bytes_mapped += t->n_bytes;
+    return 0;
 }
 
 // The tokenizer's description (tokenizer_kind), or "none" without tokenizer.json. Read by the
@@ -414,18 +432,21 @@ int model_load_hf(model *m, const char *dir) {
     weight_slot *slots = NULL;
     int n = 0;
     rc = -1;
-    if (model_alloc(m, &cfg) != 0 || weight_slots_list(m, &slots, &n) != 0) goto done;
+    if (model_alloc_stored(m, &cfg) != 0 || weight_slots_list(m, &slots, &n) != 0) goto done;
     dtype_tally tally = {0};
     sha256_ctx hash;
     sha256_init(&hash);
     for (int i = 0; i < n; i++)
-        if (load_slot(&w, &slots[i], cfg.tie_word_embeddings, &tally, &hash) != 0) goto done;
+        if (load_slot(m, &w, &slots[i], cfg.tie_word_embeddings, &tally, &hash) != 0) goto done;
     sha256_final(&hash, m->stored_sha256);
     m->has_stored_sha256 = 1;
     snprintf(m->source_format, sizeof m->source_format, "safetensors");
     dtype_tally_format(&tally, m->source_dtypes, sizeof m->source_dtypes);
     snprintf(m->tokenizer_kind, sizeof m->tokenizer_kind, "%s", tok_kind);
+    if (cfg.tie_word_embeddings) m->lm_head = m->embed;
+    // The matrices point into the shards' mappings: the model keeps them for its life.
     rc = 0;
+    for (int i = 0; i < w.n && !rc; i++) rc = model_keep_map(m, &w.files[i].map);
 done:
     free(slots);
     hf_weights_close(&w);

@@ -1,0 +1,20 @@
+// Dot products of one stored weight row with a few fp32 vectors: the inner loop of decoding.
+// Fused AVX2/FMA kernels read Q8_0, Q4_0, Q4_1 and Q4_K blocks directly (the weights are
+// expanded in registers, never written out); every other type, and CPUs without AVX2/FMA,
+// take the generic kernel (dequantize 256 values into a stack buffer, then dot).
+// The kernel set is chosen once, at run time, so the build stays portable (x86-64-v2).
+#ifndef MEDTUNE_MODEL_WEIGHT_KERNELS_H
+#define MEDTUNE_MODEL_WEIGHT_KERNELS_H
+
+#include <stdint.h>
+
+// acc[n] = sum_c row[c] * x[n * cols + c] for n < N (N <= WEIGHT_GEMV_MAX_ROWS), where row
+// holds `cols` values of ggml type `type`.
+typedef void (*weight_row_dot_fn)(uint32_t type, float *acc, const uint8_t *row, const float *x,
+                                  int64_t cols, int N);
+
+weight_row_dot_fn weight_row_dot_kernel(uint32_t type);
+// "avx2+fma" when this CPU runs the fused kernels, else "scalar".
+const char *weight_kernels_isa(void);
+
+#endif
