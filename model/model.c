@@ -37,6 +37,7 @@ static int alloc_model(model *m, const model_config *cfg, int with_matrices) {
         return err_set("model: out of memory for %zu parameters", n);
     }
     m->n_params = matrices + vectors;
+    m->arena_bytes = n * sizeof(float);
     float *p = m->arena;
 #define MATRIX(w, nr, nc)                                                                   \
     do {                                                                                    \
@@ -108,6 +109,12 @@ size_t model_weight_bytes(const model *m) {
              weight_mat_bytes(&w->w_up) + weight_mat_bytes(&w->w_down);
     }
     return n;
+}
+
+size_t model_memory_bytes(const model *m) {
+    // With model_alloc the matrices are inside the arena: count them once.
+    const int in_arena = m->embed.data == (const void *)m->arena;
+    return m->arena_bytes + (in_arena ? 0 : model_weight_bytes(m));
 }
 
 void model_free(model *m) {

@@ -68,6 +68,7 @@ typedef struct {
     weight_mat lm_head;  // [V, C]; the same matrix as embed when tied
     layer_weights *layers;
     float *arena;       // fp32 tensors: norms and biases, and every matrix with model_alloc
+    size_t arena_bytes;
     size_t n_params;    // distinct parameters (tied lm_head counted once)
     // Where a loaded model's matrices live: read-only mappings of its files, kept for the
     // model's life (the page cache serves repeated runs), and buffers it owns (rows reordered
@@ -103,8 +104,10 @@ int model_alloc_stored(model *m, const model_config *cfg);
 int model_keep_map(model *m, mapped_file *mf);
 // `bytes` of memory freed by model_free, or NULL with an error.
 void *model_own(model *m, size_t bytes);
-// Bytes of all the weight matrices (tied lm_head once) and of the fp32 arena.
+// Bytes of all the weight matrices as held (tied lm_head once).
 size_t model_weight_bytes(const model *m);
+// Bytes the weights take in memory: the matrices as held plus the fp32 arena.
+size_t model_memory_bytes(const model *m);
 
 // Hex SHA-256 identifying the base model, for resume checks: the config and every weight
 // byte, as stored in its file(s) (stored_sha256), or the fp32 weights of a model built in
