@@ -122,9 +122,10 @@ static int check_source(const gguf_file *f, const weight_slot *s, const gguf_ten
         return err_set("%s: %s: ne [%lld, %lld], expected [%lld, %lld]", f->path, t->name,
                        (long long)t->ne[0], (long long)t->ne[1], (long long)want0,
                        (long long)want1);
-    if (!ggml_type_dequantizable(t->type))
-        return err_set("%s: %s: unsupported tensor type %s", f->path, t->name,
-                       ggml_type_name(t->type));
+    if (!quant_can_dequantize(t->type))
+        return err_set("%s: %s: tensor type %s is not supported (nearest supported: %s)",
+                       f->path, t->name, ggml_type_name(t->type),
+                       quant_nearest_supported(t->type));
     *out = t;
     return 0;
 }

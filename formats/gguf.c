@@ -6,40 +6,10 @@
 
 #include "common/error.h"
 #include "common/str.h"
-#include "formats/halfconv.h"
 
 #if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "GGUF files read here are little-endian; this reader assumes a little-endian host"
 #endif
-
-// Block size (elements) and bytes per block of every ggml type id the format defines, so
-// offsets and sizes can be validated even for types that are not dequantized here.
-static const struct {
-    const char *name;
-    uint32_t block, bytes;
-} GGML_TYPES[] = {
-    [0] = {"F32", 1, 4},         [1] = {"F16", 1, 2},         [2] = {"Q4_0", 32, 18},
-    [3] = {"Q4_1", 32, 20},      [6] = {"Q5_0", 32, 22},      [7] = {"Q5_1", 32, 24},
-    [8] = {"Q8_0", 32, 34},      [9] = {"Q8_1", 32, 40},      [10] = {"Q2_K", 256, 84},
-    [11] = {"Q3_K", 256, 110},   [12] = {"Q4_K", 256, 144},   [13] = {"Q5_K", 256, 176},
-    [14] = {"Q6_K", 256, 210},   [15] = {"Q8_K", 256, 292},   [16] = {"IQ2_XXS", 256, 66},
-    [17] = {"IQ2_XS", 256, 74},  [18] = {"IQ3_XXS", 256, 98}, [19] = {"IQ1_S", 256, 50},
-    [20] = {"IQ4_NL", 32, 18},   [21] = {"IQ3_S", 256, 110},  [22] = {"IQ2_S", 256, 82},
-    [23] = {"IQ4_XS", 256, 136}, [24] = {"I8", 1, 1},         [25] = {"I16", 1, 2},
-    [26] = {"I32", 1, 4},        [27] = {"I64", 1, 8},        [28] = {"F64", 1, 8},
-    [29] = {"IQ1_M", 256, 56},   [30] = {"BF16", 1, 2},       [34] = {"TQ1_0", 256, 54},
-    [35] = {"TQ2_0", 256, 66},   [39] = {"MXFP4", 32, 17},
-};
-#define N_GGML_TYPES (sizeof GGML_TYPES / sizeof GGML_TYPES[0])
-
-static int ggml_type_known(uint32_t t) { return t < N_GGML_TYPES && GGML_TYPES[t].name; }
-
-const char *ggml_type_name(uint32_t t) {
-    static _Thread_local char buf[24];
-    if (ggml_type_known(t)) return GGML_TYPES[t].name;
-    snprintf(buf, sizeof buf, "type %u", t);
-    return buf;
-}
 
 static const char *const GGUF_TYPE_NAMES[] = {
     "uint8", "int8", "uint16", "int16", "uint32", "int32", "float32",
@@ -234,13 +204,13 @@ static int parse_tensor_info(cursor *c, gguf_tensor *t, int64_t index) {
     t->n_elements = n;
     if (cur_u32(c, &type, t->name) != 0 || cur_u64(c, &t->offset, t->name) != 0) return -1;
     t->type = type;
-    if (!ggml_type_known(type))
+    if (!quant_type_known(type))
         return err_set("%s: %s: unknown tensor type %u", f->path, t->name, type);
-    uint32_t block = GGML_TYPES[type].block;
+    uint32_t block = quant_block_size(type);
     if (t->ne[0] % block != 0)
         return err_set("%s: %s: ne[0] = %lld is not a multiple of the %s block size %u", f->path,
                        t->name, (long long)t->ne[0], ggml_type_name(type), block);
-    t->n_bytes = n / block * GGML_TYPES[type].bytes;
+    t->n_bytes = quant_row_bytes(type, (int64_t)n);
     return 0;
 }
 
@@ -269,9 +239,9 @@ static int check_tensor_data(gguf_file *f) {
             rc = err_set("%s: %s: data offset %llu is not a multiple of the alignment %u",
                          f->path, t->name, (unsigned long long)t->offset, f->alignment);
         else if (t->offset > avail || t->n_bytes > avail - t->offset)
-            rc = err_set("%s: %s: data [%llu, %llu) runs past the end of the file (%zu bytes of "
-                         "tensor data; truncated?)",
-                         f->path, t->name, (unsigned long long)t->offset,
+            rc = err_set("%s: %s: %s data [%llu, %llu) runs past the end of the file (%zu bytes "
+                         "of tensor data; truncated?)",
+                         f->path, t->name, ggml_type_name(t->type), (unsigned long long)t->offset,
                          (unsigned long long)(t->offset + t->n_bytes), avail);
         else if (i > 0 && t->offset < prev_end)
             rc = err_set("%s: %s: data at offset %llu overlaps tensor %s", f->path, t->name,
@@ -529,64 +499,8 @@ int gguf_arr_str(const gguf_file *f, const gguf_kv *kv, uint64_t i, const char *
     return 0;
 }
 
-// ---- dequantization (block layouts as ggml defines them) ----
-
-static float half_at(const uint8_t *p) { return fp16_to_f32((uint16_t)(p[0] | (p[1] << 8))); }
-
-// Q8_0: fp16 scale d, 32 int8 q; x = q * d.
-static void dequant_q8_0(const uint8_t *src, size_t n_blocks, float *out) {
-    for (size_t b = 0; b < n_blocks; b++) {
-        const uint8_t *blk = src + b * 34;
-        float d = half_at(blk);
-        for (int j = 0; j < 32; j++) out[b * 32 + j] = (float)(int8_t)blk[2 + j] * d;
-    }
-}
-
-// Q4_0: fp16 d, 16 bytes; byte j holds element j (low nibble) and j+16 (high); x = (q-8) d.
-static void dequant_q4_0(const uint8_t *src, size_t n_blocks, float *out) {
-    for (size_t b = 0; b < n_blocks; b++) {
-        const uint8_t *blk = src + b * 18;
-        float d = half_at(blk);
-        float *y = out + b * 32;
-        for (int j = 0; j < 16; j++) {
-            y[j] = (float)((blk[2 + j] & 0x0f) - 8) * d;
-            y[j + 16] = (float)((blk[2 + j] >> 4) - 8) * d;
-        }
-    }
-}
-
-// Q4_1: fp16 d, fp16 m, 16 bytes of nibbles laid out as Q4_0; x = q d + m.
-static void dequant_q4_1(const uint8_t *src, size_t n_blocks, float *out) {
-    for (size_t b = 0; b < n_blocks; b++) {
-        const uint8_t *blk = src + b * 20;
-        float d = half_at(blk), m = half_at(blk + 2);
-        float *y = out + b * 32;
-        for (int j = 0; j < 16; j++) {
-            y[j] = (float)(blk[4 + j] & 0x0f) * d + m;
-            y[j + 16] = (float)(blk[4 + j] >> 4) * d + m;
-        }
-    }
-}
-
-int ggml_type_dequantizable(uint32_t type) {
-    return type == GGML_TYPE_F32 || type == GGML_TYPE_F16 || type == GGML_TYPE_BF16 ||
-           type == GGML_TYPE_Q8_0 || type == GGML_TYPE_Q4_0 || type == GGML_TYPE_Q4_1;
-}
-
 int gguf_tensor_to_f32(const gguf_file *f, const gguf_tensor *t, float *out) {
-    size_t n = t->n_elements;
-    switch (t->type) {
-    case GGML_TYPE_F32:
-        if (n) memcpy(out, t->data, n * 4);
-        return 0;
-    case GGML_TYPE_F16: fp16_buf_to_f32(t->data, n, out); return 0;
-    case GGML_TYPE_BF16: bf16_buf_to_f32(t->data, n, out); return 0;
-    case GGML_TYPE_Q8_0: dequant_q8_0(t->data, n / 32, out); return 0;
-    case GGML_TYPE_Q4_0: dequant_q4_0(t->data, n / 32, out); return 0;
-    case GGML_TYPE_Q4_1: dequant_q4_1(t->data, n / 32, out); return 0;
-    default:
-        return err_set("%s: %s: unsupported tensor type %s (supported: F32, F16, BF16, Q8_0, "
-                       "Q4_0, Q4_1)",
-                       f->path, t->name, ggml_type_name(t->type));
-    }
+    if (quant_dequantize_row(t->type, t->data, out, (int64_t)t->n_elements) != 0)
+        return err_prefix("%s: %s", f->path, t->name);
+    return 0;
 }

@@ -1,5 +1,5 @@
 // GGUF (llama.cpp) v2/v3 reader: header, metadata key/values of every type, tensor infos and
-// dequantization of F32, F16, BF16, Q8_0, Q4_0 and Q4_1 to fp32. The file is mapped and every
+// dequantization of a tensor to fp32 (formats/quant.h lists the types). The file is mapped and every
 // count, string, array, offset and size is checked against the file length while parsing, so
 // accessors never read outside the mapping.
 #ifndef MEDTUNE_FORMATS_GGUF_H
@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "common/fileio.h"
+#include "formats/quant.h"
 
 // The four bytes every GGUF file starts with.
 #define GGUF_MAGIC "GGUF"
@@ -28,16 +29,6 @@ typedef enum {
     GGUF_TYPE_INT64 = 11,
     GGUF_TYPE_FLOAT64 = 12,
 } gguf_type;
-
-// ggml tensor types (the ids are fixed by the file format).
-typedef enum {
-    GGML_TYPE_F32 = 0,
-    GGML_TYPE_F16 = 1,
-    GGML_TYPE_Q4_0 = 2,
-    GGML_TYPE_Q4_1 = 3,
-    GGML_TYPE_Q8_0 = 8,
-    GGML_TYPE_BF16 = 30,
-} ggml_type;
 
 #define GGUF_MAX_DIMS 4
 #define GGUF_DEFAULT_ALIGNMENT 32
@@ -83,8 +74,6 @@ int gguf_open(gguf_file *f, const char *path);
 void gguf_close(gguf_file *f);
 
 const char *gguf_type_name(gguf_type t);
-// "Q4_1", "F32", ...; "type N" for ids the format does not define.
-const char *ggml_type_name(uint32_t type);
 
 // NULL when absent (no error recorded).
 const gguf_kv *gguf_find(const gguf_file *f, const char *key);
@@ -110,10 +99,9 @@ int gguf_arr_int(const gguf_file *f, const gguf_kv *kv, uint64_t i, int64_t *out
 int gguf_arr_float(const gguf_file *f, const gguf_kv *kv, uint64_t i, double *out);
 int gguf_arr_str(const gguf_file *f, const gguf_kv *kv, uint64_t i, const char **s, size_t *len);
 
-// Dequantizes a tensor of type F32, F16, BF16, Q8_0, Q4_0 or Q4_1 into n_elements floats in
-// ggml order (ne[0] fastest). Other types: "<path>: <tensor>: unsupported tensor type X".
+// Dequantizes a tensor of any type quant_can_dequantize accepts into n_elements floats in
+// ggml order (ne[0] fastest). Other types: "<path>: <tensor>: tensor type X is not supported
+// (nearest supported: Y)".
 int gguf_tensor_to_f32(const gguf_file *f, const gguf_tensor *t, float *out);
-// True for the types gguf_tensor_to_f32 handles.
-int ggml_type_dequantizable(uint32_t type);
 
 #endif

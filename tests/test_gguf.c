@@ -160,7 +160,7 @@ static void test_tensor_checks(void) {
     one_tensor(&b, GGML_TYPE_Q4_0, 48, 0, 64);
     expect_error("block", &b, "t: ne[0] = 48 is not a multiple of the Q4_0 block size 32");
     one_tensor(&b, GGML_TYPE_F32, 8, 0, 31);
-    expect_error("short data", &b, "t: data [0, 32) runs past the end");
+    expect_error("short data", &b, "t: F32 data [0, 32) runs past the end");
     one_tensor(&b, GGML_TYPE_F32, 8, 16, 64);
     expect_error("misaligned", &b, "t: data offset 16 is not a multiple of the alignment 32");
     one_tensor(&b, GGML_TYPE_F32, 8, 1ull << 62, 64);
@@ -187,7 +187,7 @@ static void test_tensor_checks(void) {
     expect_error("no data section", &b, "truncated");
 }
 
-// Every value type, custom alignment, a Q4_K tensor (valid size, not dequantizable).
+// Every value type, custom alignment, an IQ4_XS tensor (valid size, not dequantizable).
 static buf good_file(void) {
     buf b = {0};
     header(&b, 3, 2, 15);
@@ -214,14 +214,14 @@ static buf good_file(void) {
     uint64_t ne[2] = {4, 2};
     tensor_info(&b, "w", 2, ne, GGML_TYPE_F32, 0);
     uint64_t ne_k[1] = {256};
-    tensor_info(&b, "k", 1, ne_k, 12 /* Q4_K */, 64);
+    tensor_info(&b, "k", 1, ne_k, 23 /* IQ4_XS */, 64);
     pad_to(&b, 64);
     for (int i = 0; i < 8; i++) {
         float v = (float)i - 2.0f;
         put(&b, &v, 4);
     }
     pad_to(&b, 64);
-    for (int i = 0; i < 144; i++) put(&b, "\x11", 1);
+    for (int i = 0; i < 136; i++) put(&b, "\x11", 1);
     return b;
 }
 
@@ -280,10 +280,11 @@ static void test_good_file(void) {
     float out[8];
     if (gguf_tensor_to_f32(&f, t, out) != 0 || out[7] != 5.0f) test_fail("w data");
     t = gguf_find_tensor(&f, "k");
-    if (!t || t->n_bytes != 144 || t->data != f.map.data + f.data_offset + 64) test_fail("tensor k");
+    if (!t || t->n_bytes != 136 || t->data != f.map.data + f.data_offset + 64) test_fail("tensor k");
     float big[256];
-    if (gguf_tensor_to_f32(&f, t, big) == 0 || !strstr(err_msg(), "k: unsupported tensor type Q4_K"))
-        test_fail("Q4_K should be unsupported: %s", err_msg());
+    if (gguf_tensor_to_f32(&f, t, big) == 0 ||
+        !strstr(err_msg(), "k: tensor type IQ4_XS is not supported (nearest supported: Q4_K)"))
+        test_fail("IQ4_XS should be unsupported: %s", err_msg());
     gguf_close(&f);
     free(b.p);
 }
@@ -322,7 +323,7 @@ static void test_damage(void) {
         for (int64_t i = 0; i < f.n_tensors; i++) {
             const gguf_tensor *t = &f.tensors[i];
             if (t->data + t->n_bytes > f.map.data + f.map.size) test_fail("tensor outside the file");
-            if (ggml_type_dequantizable(t->type) && t->n_elements <= 1024) {
+            if (quant_can_dequantize(t->type) && t->n_elements <= 1024) {
                 float *out = malloc(t->n_elements * sizeof *out + 1);
                 (void)gguf_tensor_to_f32(&f, t, out);
                 free(out);
