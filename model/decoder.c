@@ -101,7 +101,7 @@ void decoder_reset(decoder *d) {
 #define PARALLEL_MIN_WEIGHTS (1 << 18)
 
 // y[n,out] = x[n,in] W^T (+ bias); one row goes through gemv, the shape of a decode step.
-// Stored types other than F32 take weight_matmul_forward (block kernels for n <= 8).
+// Stored types other than F32 take the block kernels (n <= 8) or dequantized panels.
 static void matmul_rows(const decoder *d, float *y, const float *x, const weight_mat *W,
                         const float *bias, int n, int in, int out) {
     const int wide = n == 1 && (int64_t)in * out >= PARALLEL_MIN_WEIGHTS && d->threads > 1;
@@ -111,7 +111,9 @@ static void matmul_rows(const decoder *d, float *y, const float *x, const weight
         for (int i = 0; i < n; i++) memcpy(y + (int64_t)i * out, bias, (size_t)out * sizeof(float));
         beta = 1.0f;
     }
-    if (W->type != GGML_TYPE_F32)
+    if (W->type != GGML_TYPE_F32 && n <= WEIGHT_GEMV_MAX_ROWS)
+        weight_gemv(y, x, W, bias, n);
+    else if (W->type != GGML_TYPE_F32)
         weight_matmul_forward(y, x, W, bias, n);
     else if (n == 1)
         cblas_sgemv(CblasRowMajor, CblasNoTrans, out, in, 1.0f, W->data, in, x, 1, beta, y, 1);

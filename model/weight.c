@@ -117,10 +117,6 @@ void weight_matmul_forward(float *y, const float *x, const weight_mat *W, const 
                     (int)in, W->data, (int)in, beta, y, (int)out);
         return;
     }
-    if (N <= WEIGHT_GEMV_MAX_ROWS) {
-        weight_gemv(y, x, W, b, N);
-        return;
-    }
     float beta = 0.0f;
     if (b) fill_bias(y, b, N, out), beta = 1.0f;
     // Each panel's sgemm sums over the full width, in the order one sgemm on the fp32 matrix

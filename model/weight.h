@@ -18,7 +18,7 @@ typedef struct {
     size_t row_bytes;
 } weight_mat;
 
-// Products with at most this many input rows go through weight_gemv (the shape of decoding).
+// The most input rows weight_gemv takes (the decoder's steps and short prefills).
 #define WEIGHT_GEMV_MAX_ROWS 8
 
 // Fills w for `rows` x `cols` values of `type` at `data`. Fails with "<file>: <name>: <why>"
@@ -38,15 +38,17 @@ void weight_rows_to_f32(const weight_mat *w, int64_t r0, int64_t n, float *dst);
 void weight_gather_f32(const weight_mat *w, const int32_t *ids, int64_t n, float *dst);
 
 // y[N, rows] = x[N, cols] W^T (+ b[rows] when b is non-NULL): forward of a projection.
-// F32 is one sgemm on the stored matrix; other types take panels of rows (N > 8) or
-// weight_gemv (N <= 8).
+// F32 is one sgemm on the stored matrix; other types take panels of rows, each one sgemm over
+// the full width, so every output sums in the order of one sgemm on the dequantized matrix
+// (the result is that of the fp32 path bit for bit, with any N: training uses this).
 void weight_matmul_forward(float *y, const float *x, const weight_mat *W, const float *b, int N);
 // dx[N, cols] += dy[N, rows] W: the input gradient of a frozen projection. For stored types
 // other than F32, tiles of columns are split over threads, each summing its tile's row
 // panels in a fixed order, so the result does not depend on the thread count.
 void weight_matmul_backward(float *dx, const float *dy, const weight_mat *W, int N);
 // y[N, rows] = x[N, cols] W^T (+ b) for N <= WEIGHT_GEMV_MAX_ROWS on any stored type, with
-// AVX2/FMA kernels chosen at run time when the CPU has them.
+// AVX2/FMA kernels chosen at run time when the CPU has them: the decoder's few-row products.
+// Same weights as the panels, other order of the sums (a few float roundings apart).
 void weight_gemv(float *y, const float *x, const weight_mat *W, const float *b, int N);
 
 // "avx2+fma" or "scalar": the kernels weight_gemv runs on this CPU (for logs and benchmarks).

@@ -141,7 +141,7 @@ AVX2 static void row_dot_q4_1(uint32_t type, float *acc, const uint8_t *row, con
         const __m256 d = _mm256_set1_ps(half(row)), m = _mm256_set1_ps(half(row + 2));
         __m256 w[4];
         nibbles32(w, row + 4);
-        for (int k = 0; k < 4; k++) w[k] = _mm256_fmadd_ps(w[k], d, m);
+        for (int k = 0; k < 4; k++) w[k] = _mm256_add_ps(_mm256_mul_ps(w[k], d), m);
         fma_block32(s, w, x + b * 32, cols, N);
     }
     for (int n = 0; n < N; n++) acc[n] = hsum(s[n]);
@@ -184,7 +184,7 @@ AVX2 static void row_dot_q4_k(uint32_t type, float *acc, const uint8_t *row, con
                                _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(lo, 8))),
                                _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(hi)),
                                _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(hi, 8)))};
-                for (int k = 0; k < 4; k++) w[k] = _mm256_fmsub_ps(w[k], ds, dm);
+                for (int k = 0; k < 4; k++) w[k] = _mm256_sub_ps(_mm256_mul_ps(w[k], ds), dm);
                 fma_block32(s, w, x + b * 256 + 64 * i + 32 * h, cols, N);
             }
         }
@@ -208,7 +208,7 @@ weight_row_dot_fn weight_row_dot_kernel(uint32_t type) {
         case GGML_TYPE_Q8_0: return row_dot_q8_0;
         case GGML_TYPE_Q4_0: return row_dot_q4_0;
         case GGML_TYPE_Q4_1: return row_dot_q4_1;
-        case 12 /* Q4_K */: return row_dot_q4_k;
+        case GGML_TYPE_Q4_K: return row_dot_q4_k;
         default: return row_dot_generic_avx2;
         }
     }

@@ -1,7 +1,10 @@
 // Dot products of one stored weight row with a few fp32 vectors: the inner loop of decoding.
 // Fused AVX2/FMA kernels read Q8_0, Q4_0, Q4_1 and Q4_K blocks directly (the weights are
 // expanded in registers, never written out); every other type, and CPUs without AVX2/FMA,
-// take the generic kernel (dequantize 256 values into a stack buffer, then dot).
+// take the generic kernel (dequantize 256 values into a stack buffer, then dot). The fused
+// kernels expand each weight with the arithmetic of formats/quant.c's dequantization (a
+// multiply, then an add, never fused), so they multiply by exactly the dequantized weights;
+// only the order of the sums differs from sgemm's.
 // The kernel set is chosen once, at run time, so the build stays portable (x86-64-v2).
 #ifndef MEDTUNE_MODEL_WEIGHT_KERNELS_H
 #define MEDTUNE_MODEL_WEIGHT_KERNELS_H
