@@ -89,9 +89,16 @@ typedef struct {
     int has_stored_sha256;
 } model;
 
+// The type a Hugging Face base's matrices are held in (config key `base_dtype`): as stored
+// (F32, F16 or BF16, mapped), or converted once at load into memory the model owns.
+typedef enum { BASE_DTYPE_KEEP, BASE_DTYPE_BF16, BASE_DTYPE_Q8_0 } base_dtype;
+
 // Loads a Hugging Face model directory or a .gguf file. On failure returns -1 with
 // "<file>: <field>: <why>" in err_msg() and leaves `m` zeroed.
 int model_load(model *m, const char *path);
+// model_load with the matrices of a Hugging Face base converted to `dtype` (BASE_DTYPE_KEEP:
+// as stored). A GGUF is always kept as stored: another dtype for one is an error.
+int model_load_as(model *m, const char *path, base_dtype dtype);
 void model_free(model *m);
 
 // Allocates the arena and wires the pointers for `cfg` (weights uninitialised): every matrix

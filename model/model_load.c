@@ -18,15 +18,23 @@ const char *model_arch_name(model_arch a) {
     return "?";
 }
 
-int model_load(model *m, const char *path) {
+int model_load(model *m, const char *path) { return model_load_as(m, path, BASE_DTYPE_KEEP); }
+
+int model_load_as(model *m, const char *path, base_dtype dtype) {
     memset(m, 0, sizeof *m);
     if (!path_exists(path)) return err_set("%s: no such file or directory", path);
     int rc;
-    if (path_is_dir(path))
-        rc = model_load_hf(m, path);
-    else if (gguf_path_is_gguf(path))
+    if (path_is_dir(path)) {
+        rc = model_load_hf(m, path, dtype);
+    } else if (gguf_path_is_gguf(path)) {
+        // A GGUF's types were chosen when it was quantized: converting them again would only
+        // lose precision (bf16 of a Q4_K) or memory (q8_0 of a Q4_K).
+        if (dtype != BASE_DTYPE_KEEP)
+            return err_set("%s: base_dtype: %s applies to Hugging Face bases; a GGUF is kept in "
+                           "its stored types (use keep)",
+                           path, dtype == BASE_DTYPE_BF16 ? "bf16" : "q8_0");
         rc = model_load_gguf(m, path);
-    else
+    } else
         return err_set("%s: not a model (expected a Hugging Face directory or a .gguf file)",
                        path);
     if (rc != 0) {

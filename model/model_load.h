@@ -45,7 +45,7 @@ void dtype_tally_format(const dtype_tally *t, char *out, size_t size);
 int model_config_from_hf_json(model_config *cfg, const char *json, size_t len, const char *file);
 const char *model_arch_name(model_arch a);
 
-int model_load_hf(model *m, const char *dir);
+int model_load_hf(model *m, const char *dir, base_dtype dtype);
 // The config of a .gguf file from its metadata alone (no tensor data is read).
 int model_config_load_gguf(model_config *cfg, const char *path);
 int model_load_gguf(model *m, const char *path);

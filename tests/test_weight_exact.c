@@ -1,6 +1,7 @@
-// test_weight_exact STORED.gguf F32.gguf: the model kept in its stored type (quantized, BF16,
-// F16) computes what the fp32 path computes on the same weights dequantized by gguf-py (the
-// F32 file, written by tests/weight/check_exact.py):
+// test_weight_exact STORED TWIN [BASE_DTYPE]: the model kept in its stored type (quantized,
+// BF16, F16), or a Hugging Face F32 base converted at load with base_dtype BASE_DTYPE (bf16,
+// q8_0), computes what the fp32 path computes on the same weights as gguf-py dequantizes them
+// (the F32 TWIN, written by tests/weight/check_exact.py):
 //   - loss and every LoRA gradient of a training step (dequantized panels + sgemm), for a
 //     batch of many rows and of few: relative 1e-6, the loss bit-equal;
 //   - greedy generation through the KV cache (the block kernels of few-row products): the
@@ -132,9 +133,16 @@ static void check_generation(const model *mq, const model *mf) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 3) test_fail("usage: test_weight_exact STORED.gguf F32.gguf");
+    if (argc != 3 && argc != 4) test_fail("usage: test_weight_exact STORED TWIN [BASE_DTYPE]");
+    base_dtype dt = BASE_DTYPE_KEEP;
+    if (argc == 4 && !strcmp(argv[3], "bf16"))
+        dt = BASE_DTYPE_BF16;
+    else if (argc == 4 && !strcmp(argv[3], "q8_0"))
+        dt = BASE_DTYPE_Q8_0;
+    else if (argc == 4)
+        test_fail("unknown base_dtype %s", argv[3]);
     model mq, mf;
-    if (model_load(&mq, argv[1]) || model_load(&mf, argv[2])) test_fail("%s", err_msg());
+    if (model_load_as(&mq, argv[1], dt) || model_load(&mf, argv[2])) test_fail("%s", err_msg());
     printf("%s (%s): %zu weight bytes (%zu mapped, %zu owned), gemv kernels %s\n", argv[1],
            mq.source_dtypes, model_weight_bytes(&mq), mq.weight_bytes_mapped,
            mq.weight_bytes_owned, weight_gemv_isa());

@@ -128,3 +128,44 @@ def write_llama(path, spec, types, f32_twin=False):
         a, raw = stored(rng, qt, rows, cols, gain=4.0 if role == "embed" else 1.0)
         w.write_tensor_data(f32_of(a, raw) if f32_twin else a)
     w.close()
+
+
+def write_hf(out_dir, spec, round_trip=None):
+    """A Hugging Face llama directory (config.json, model.safetensors in F32) of spec's shape
+    with random weights. With round_trip (a GGMLQuantizationType), every matrix is replaced by
+    gguf-py's dequantize(quantize(W)): the fp32 twin of that base converted at load."""
+    import json
+    import os
+    from safetensors.numpy import save_file
+    rng = np.random.default_rng(spec["seed"])
+    C, F, V = spec["hidden_size"], spec["intermediate_size"], spec["vocab_size"]
+    D = C // spec["n_heads"]
+    q, kv = spec["n_heads"] * D, spec["n_kv_heads"] * D
+    os.makedirs(out_dir, exist_ok=True)
+    json.dump({"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": C,
+               "intermediate_size": F, "num_hidden_layers": spec["n_layers"],
+               "num_attention_heads": spec["n_heads"], "num_key_value_heads": spec["n_kv_heads"],
+               "vocab_size": V, "max_position_embeddings": spec["context"], "rms_norm_eps": 1e-5,
+               "rope_theta": 10000.0, "tie_word_embeddings": spec["tied"], "bos_token_id": 1,
+               "eos_token_id": 2}, open(os.path.join(out_dir, "config.json"), "w"))
+
+    def mat(rows, cols, gain=1.0):
+        w = (rng.standard_normal((rows, cols)) * 0.02 * gain).astype(np.float32)
+        if round_trip is not None:
+            w = quants.dequantize(quants.quantize(w, round_trip), round_trip).astype(np.float32)
+        return w.reshape(rows, cols)
+
+    t = {"model.embed_tokens.weight": mat(V, C, 4.0),
+         "model.norm.weight": (1.0 + 0.1 * rng.standard_normal(C)).astype(np.float32)}
+    if not spec["tied"]:
+        t["lm_head.weight"] = mat(V, C)
+    for l in range(spec["n_layers"]):
+        p = f"model.layers.{l}."
+        t[p + "input_layernorm.weight"] = (1.0 + 0.1 * rng.standard_normal(C)).astype(np.float32)
+        t[p + "post_attention_layernorm.weight"] = (1.0 + 0.1 * rng.standard_normal(C)).astype(np.float32)
+        for name, rows, cols in (("self_attn.q_proj", q, C), ("self_attn.k_proj", kv, C),
+                                 ("self_attn.v_proj", kv, C), ("self_attn.o_proj", C, q),
+                                 ("mlp.gate_proj", F, C), ("mlp.up_proj", F, C),
+                                 ("mlp.down_proj", C, F)):
+            t[p + name + ".weight"] = mat(rows, cols)
+    save_file(t, os.path.join(out_dir, "model.safetensors"))
