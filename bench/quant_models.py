@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Random-weight llama GGUF files of real model shapes for the quantized-base benchmarks
 (bench/quant_train.sh, bench/quant_generate.sh), written by tests/weight/weight_lib.py one
-tensor at a time. A file that already exists is kept.
+tensor at a time, with a SentencePiece-style vocabulary so that `medtune generate` and
+llama.cpp load them. A file that already exists is kept.
 
 usage: quant_models.py SHAPE TYPE OUT.gguf
   SHAPE: tinyllama (TinyLlama-1.1B: C 2048, F 5632, L 22, H 32, KV 4, V 32000, untied)
@@ -17,9 +18,11 @@ from gguf import GGMLQuantizationType as Q  # noqa: E402
 
 SHAPES = {
     "tinyllama": {"hidden_size": 2048, "intermediate_size": 5632, "n_layers": 22, "n_heads": 32,
-                  "n_kv_heads": 4, "vocab_size": 32000, "context": 2048, "tied": False, "seed": 1},
+                  "n_kv_heads": 4, "vocab_size": 32000, "context": 2048, "tied": False, "seed": 1,
+                  "vocab": True},
     "llama2-7b": {"hidden_size": 4096, "intermediate_size": 11008, "n_layers": 32, "n_heads": 32,
-                  "n_kv_heads": 32, "vocab_size": 32000, "context": 4096, "tied": False, "seed": 1},
+                  "n_kv_heads": 32, "vocab_size": 32000, "context": 4096, "tied": False, "seed": 1,
+                  "vocab": True},
 }
 
 

@@ -79,6 +79,18 @@ def matrices(spec):
     return out
 
 
+def add_spm_vocab(w, n):
+    """A SentencePiece-style vocabulary of n tokens (<unk>, <s>, </s>, the 256 byte tokens,
+    then "▁t<i>"), so that llama.cpp and `medtune generate` accept the file."""
+    tokens = ["<unk>", "<s>", "</s>"] + [f"<0x{b:02X}>" for b in range(256)]
+    tokens += [f"\u2581t{i}" for i in range(n - len(tokens))]
+    types = [2, 3, 3] + [6] * 256 + [1] * (n - 259)
+    w.add_tokenizer_model("llama")
+    w.add_token_list(tokens)
+    w.add_token_scores([-float(i) for i in range(n)])
+    w.add_token_types(types)
+
+
 def write_llama(path, spec, types, f32_twin=False):
     """A llama GGUF of spec's shape; types maps a role (embed, output, q, k, v, o, gate, up,
     down) or "*" to its GGMLQuantizationType. Norms are F32 around 1. With f32_twin, every
@@ -96,6 +108,8 @@ def write_llama(path, spec, types, f32_twin=False):
     w.add_rope_freq_base(10000.0)
     w.add_bos_token_id(1)
     w.add_eos_token_id(2)
+    if spec.get("vocab"):
+        add_spm_vocab(w, spec["vocab_size"])
     plan = []  # (name, shape, kind, rows, cols, qtype)
     norms = ["output_norm.weight"] + [f"blk.{l}.{n}.weight" for l in range(spec["n_layers"])
                                       for n in ("attn_norm", "ffn_norm")]
