@@ -33,7 +33,10 @@ printf '%-40s %12s %12s %8s   %s\n' file "medtune t/s" "llama.cpp" ratio load
 for f in "${files[@]}"; do
   [ -f "$f" ] || { echo "$f: absent (tools/bootstrap.sh fetches SmolLM2)" >&2; continue; }
   load=$(uptime | sed 's/.*load average: //')
-  m=$("$build/medtune" generate "$f" --prompt "$prompt" --max-new "$tokens" --threads "$threads" \
+  # An instruct model answers a chat turn; a random base continues the plain prompt.
+  how=--prompt
+  case "$f" in *Instruct*) how=--chat ;; esac
+  m=$("$build/medtune" generate "$f" "$how" "$prompt" --max-new "$tokens" --threads "$threads" \
       --json | $py -c 'import json, sys; print(f"{json.load(sys.stdin)[\"tokens_per_s\"]:.1f}")')
   l="-"
   if [ -x "$bench" ]; then
