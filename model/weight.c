@@ -50,21 +50,21 @@ static const uint8_t *row_at(const weight_mat *w, int64_t r) {
 }
 
 void weight_rows_to_f32(const weight_mat *w, int64_t r0, int64_t n, float *dst) {
-    for (int64_t i = 0; i < n; i++)
-        quant_dequantize_row(w->type, row_at(w, r0 + i), dst + i * w->cols, w->cols);
+    const weight_dequant_fn dq = weight_dequant_kernel(w->type);
+    for (int64_t i = 0; i < n; i++) dq(w->type, row_at(w, r0 + i), dst + i * w->cols, w->cols);
 }
 
 void weight_gather_f32(const weight_mat *w, const int32_t *ids, int64_t n, float *dst) {
-    for (int64_t i = 0; i < n; i++)
-        quant_dequantize_row(w->type, row_at(w, ids[i]), dst + i * w->cols, w->cols);
+    const weight_dequant_fn dq = weight_dequant_kernel(w->type);
+    for (int64_t i = 0; i < n; i++) dq(w->type, row_at(w, ids[i]), dst + i * w->cols, w->cols);
 }
 
 // Columns c0..c0+n-1 of rows r0..r0+nr-1 into dst [nr, n]; c0 and n are whole blocks.
 static void tile_to_f32(const weight_mat *w, int64_t r0, int64_t nr, int64_t c0, int64_t n,
                         float *dst) {
     const size_t skip = (size_t)(c0 / quant_block_size(w->type)) * quant_block_bytes(w->type);
-    for (int64_t i = 0; i < nr; i++)
-        quant_dequantize_row(w->type, row_at(w, r0 + i) + skip, dst + i * n, n);
+    const weight_dequant_fn dq = weight_dequant_kernel(w->type);
+    for (int64_t i = 0; i < nr; i++) dq(w->type, row_at(w, r0 + i) + skip, dst + i * n, n);
 }
 
 static int64_t panel_rows(int64_t cols) {

@@ -192,6 +192,69 @@ AVX2 static void row_dot_q4_k(uint32_t type, float *acc, const uint8_t *row, con
     for (int n = 0; n < N; n++) acc[n] = hsum(s[n]);
 }
 
+// Row dequantization with the same expansions (the values of formats/quant.c bit for bit):
+// what the panels and tiles of the large products are filled with.
+AVX2 static void dequant_q8_0_avx2(uint32_t type, const uint8_t *row, float *y, int64_t n) {
+    (void)type;
+    for (int64_t b = 0; b < n / 32; b++, row += 34, y += 32) {
+        const __m256 d = _mm256_set1_ps(half(row));
+        for (int k = 0; k < 4; k++) {
+            const __m128i q8 = _mm_loadl_epi64((const __m128i *)(row + 2 + 8 * k));
+            _mm256_storeu_ps(y + 8 * k,
+                             _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q8)), d));
+        }
+    }
+}
+
+AVX2 static void dequant_q4_0_avx2(uint32_t type, const uint8_t *row, float *y, int64_t n) {
+    (void)type;
+    const __m256 eight = _mm256_set1_ps(8.0f);
+    for (int64_t b = 0; b < n / 32; b++, row += 18, y += 32) {
+        const __m256 d = _mm256_set1_ps(half(row));
+        __m256 w[4];
+        nibbles32(w, row + 2);
+        for (int k = 0; k < 4; k++) _mm256_storeu_ps(y + 8 * k, _mm256_mul_ps(_mm256_sub_ps(w[k], eight), d));
+    }
+}
+
+AVX2 static void dequant_q4_1_avx2(uint32_t type, const uint8_t *row, float *y, int64_t n) {
+    (void)type;
+    for (int64_t b = 0; b < n / 32; b++, row += 20, y += 32) {
+        const __m256 d = _mm256_set1_ps(half(row)), m = _mm256_set1_ps(half(row + 2));
+        __m256 w[4];
+        nibbles32(w, row + 4);
+        for (int k = 0; k < 4; k++)
+            _mm256_storeu_ps(y + 8 * k, _mm256_add_ps(_mm256_mul_ps(w[k], d), m));
+    }
+}
+
+AVX2 static void dequant_q4_k_avx2(uint32_t type, const uint8_t *row, float *y, int64_t n) {
+    (void)type;
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    for (int64_t b = 0; b < n / 256; b++, row += 144) {
+        const float d = half(row), dmin = half(row + 2);
+        const uint8_t *sc = row + 4, *qs = row + 16;
+        for (int i = 0; i < 4; i++) {
+            const __m256i raw = _mm256_loadu_si256((const __m256i *)(qs + 32 * i));
+            const __m256i nib[2] = {_mm256_and_si256(raw, m4),
+                                    _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4)};
+            for (int h = 0; h < 2; h++, y += 32) {
+                int sv, mv;
+                q4_k_scale_min(sc, 2 * i + h, &sv, &mv);
+                const __m256 ds = _mm256_set1_ps(d * (float)sv);
+                const __m256 dm = _mm256_set1_ps(dmin * (float)mv);
+                const __m128i lo = _mm256_castsi256_si128(nib[h]);
+                const __m128i hi = _mm256_extracti128_si256(nib[h], 1);
+                const __m128i parts[4] = {lo, _mm_srli_si128(lo, 8), hi, _mm_srli_si128(hi, 8)};
+                for (int k = 0; k < 4; k++) {
+                    const __m256 q = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(parts[k]));
+                    _mm256_storeu_ps(y + 8 * k, _mm256_sub_ps(_mm256_mul_ps(q, ds), dm));
+                }
+            }
+        }
+    }
+}
+
 static int cpu_has_avx2(void) {
     static int cached = -1;
     if (cached < 0)
@@ -215,6 +278,26 @@ weight_row_dot_fn weight_row_dot_kernel(uint32_t type) {
 #endif
     (void)type;
     return row_dot_generic;
+}
+
+static void dequant_generic(uint32_t type, const uint8_t *row, float *y, int64_t n) {
+    quant_dequantize_row(type, row, y, n);
+}
+
+weight_dequant_fn weight_dequant_kernel(uint32_t type) {
+#ifdef WEIGHT_X86
+    if (cpu_has_avx2()) {
+        switch (type) {
+        case GGML_TYPE_Q8_0: return dequant_q8_0_avx2;
+        case GGML_TYPE_Q4_0: return dequant_q4_0_avx2;
+        case GGML_TYPE_Q4_1: return dequant_q4_1_avx2;
+        case GGML_TYPE_Q4_K: return dequant_q4_k_avx2;
+        default: break;
+        }
+    }
+#endif
+    (void)type;
+    return dequant_generic;
 }
 
 const char *weight_kernels_isa(void) {

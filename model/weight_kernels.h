@@ -17,6 +17,12 @@ typedef void (*weight_row_dot_fn)(uint32_t type, float *acc, const uint8_t *row,
                                   int64_t cols, int N);
 
 weight_row_dot_fn weight_row_dot_kernel(uint32_t type);
+
+// y[0..n) = the n values of ggml type `type` at row (whole blocks): formats/quant.c's
+// quant_dequantize_row, with AVX2 versions for Q8_0, Q4_0, Q4_1 and Q4_K that give the same
+// values bit for bit (the same multiply and add per value, in vector registers).
+typedef void (*weight_dequant_fn)(uint32_t type, const uint8_t *row, float *y, int64_t n);
+weight_dequant_fn weight_dequant_kernel(uint32_t type);
 // "avx2+fma" when this CPU runs the fused kernels, else "scalar".
 const char *weight_kernels_isa(void);
 

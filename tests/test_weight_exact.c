@@ -14,6 +14,7 @@
 
 #include "common/error.h"
 #include "common/rng.h"
+#include "formats/quant.h"
 #include "model/decoder.h"
 #include "model/lora.h"
 #include "model/transformer.h"
@@ -75,6 +76,37 @@ static void check_step(const model *mq, const model *mf, int B, int T) {
     check_rel(what, same ? 0 : 1, 0, rel);
     for (int k = 0; k < 2; k++) lora_adapter_free(&a[k]);
     free(tok), free(tgt);
+}
+
+// The panels' dequantization (AVX2 for some types) equals formats/quant.c's row by row, bit
+// for bit, on every matrix of the model.
+static void check_dequant(const model *m) {
+    const weight_mat *mats[2 + 7 * 64];
+    int n = 0;
+    mats[n++] = &m->embed;
+    mats[n++] = &m->lm_head;
+    for (int l = 0; l < m->cfg.n_layers && l < 64; l++) {
+        const layer_weights *w = &m->layers[l];
+        const weight_mat *ws[7] = {&w->wq, &w->wk, &w->wv, &w->wo, &w->w_gate, &w->w_up,
+                                   &w->w_down};
+        for (int k = 0; k < 7; k++) mats[n++] = ws[k];
+    }
+    size_t rows = 0;
+    for (int i = 0; i < n; i++) {
+        const weight_mat *w = mats[i];
+        float *got = malloc((size_t)w->cols * sizeof *got), *want = malloc((size_t)w->cols * sizeof *want);
+        for (int64_t r = 0; r < w->rows; r++, rows++) {
+            weight_rows_to_f32(w, r, 1, got);
+            if (quant_dequantize_row(w->type, (const uint8_t *)w->data + r * w->row_bytes, want,
+                                     w->cols))
+                test_fail("%s", err_msg());
+            if (memcmp(got, want, (size_t)w->cols * sizeof *got))
+                test_fail("matrix %d row %lld: weight_rows_to_f32 differs from quant_dequantize_row",
+                          i, (long long)r);
+        }
+        free(got), free(want);
+    }
+    printf("  dequantized rows (%zu) equal quant_dequantize_row's bit for bit\n", rows);
 }
 
 static int argmax(const float *x, int n) {
@@ -155,6 +187,7 @@ int main(int argc, char **argv) {
     if (model_weight_bytes(&mq) >= fp32_bytes / 2 + 1)
         test_fail("%zu weight bytes: not below half the fp32 size %zu", model_weight_bytes(&mq),
                   fp32_bytes);
+    check_dequant(&mq);
     check_step(&mq, &mf, 2, 24);
     check_step(&mq, &mf, 1, 6);
     check_generation(&mq, &mf);
