@@ -13,6 +13,7 @@
 #include "checkpoints/peft.h"
 #include "common/error.h"
 #include "common/fileio.h"
+#include "common/str.h"
 #include "formats/halfconv.h"
 
 // ---- helpers shared with merge_gguf.c ----
@@ -304,11 +305,34 @@ uint64_t merge_parse_size(const char *s) {
     return (uint64_t)(v * mult);
 }
 
+static int merge_model_to_gguf(const char *model_path, const char *adapter_dir,
+                               const char *out_path, const merge_options *o, merge_report *rep) {
+    if (path_is_dir(model_path))
+        return err_set("%s: merging into a GGUF file needs a GGUF base; merge a Hugging Face "
+                       "base into a directory",
+                       model_path);
+    if (path_exists(out_path))
+        return err_set("%s: already exists (merge writes a new file)", out_path);
+    model_config mc;
+    if (base_model_config(model_path, &mc)) return -1;
+    if (!dir_is_peft_adapter(adapter_dir))
+        return err_set("%s: not a PEFT adapter directory (no adapter_config.json)", adapter_dir);
+    lora_adapter a;
+    if (peft_adapter_load(adapter_dir, &mc, &a)) return -1;
+    rep->from_gguf = 1;
+    merge_job job = {model_path, NULL, &mc, &a, o, rep};
+    int rc = merge_to_gguf(&job, out_path);
+    lora_adapter_free(&a);
+    return rc;
+}
+
 int merge_model(const char *model_path, const char *adapter_dir, const char *out_dir,
                 const merge_options *opts, merge_report *rep) {
     memset(rep, 0, sizeof *rep);
     merge_options o = *opts;
     if (!o.max_shard_bytes) o.max_shard_bytes = merge_parse_size(MERGE_DEFAULT_MAX_SHARD_SIZE);
+    if (str_has_suffix(out_dir, ".gguf"))
+        return merge_model_to_gguf(model_path, adapter_dir, out_dir, &o, rep);
     if (path_exists(out_dir) && !(path_is_dir(out_dir) && dir_is_empty(out_dir)))
         return err_set("%s: already exists and is not an empty directory (merge writes a new "
                        "model directory)",

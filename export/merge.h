@@ -7,6 +7,9 @@
 //     (default) or F16; config.json, generation_config.json and the tokenizer files
 //     (tokenizer.json, tokenizer_config.json, special_tokens_map.json) are generated from the
 //     GGUF metadata.
+//   GGUF base, OUT ending in .gguf: one GGUF file llama.cpp loads, the base's metadata and
+//     tokenizer copied, llama.cpp's tensor names and Q/K order kept, matrices written in the
+//     --type (or each in its own type), adapted ones merged in fp32 then quantized once.
 // The input is mapped and the output streamed one tensor at a time, so peak memory is about
 // one tensor in fp32 plus one in the output dtype, whatever the model's size.
 #ifndef MEDTUNE_EXPORT_MERGE_H
@@ -23,7 +26,9 @@
 uint64_t merge_parse_size(const char *s);
 
 typedef struct {
-    int gguf_dtype_f16;        // GGUF bases: write F16 instead of F32
+    int gguf_dtype_f16;        // GGUF base into a directory: write F16 instead of F32
+    int gguf_type_same;        // GGUF output: every matrix keeps the base's type ...
+    uint32_t gguf_type;        // ... or else becomes this ggml type (norms stay F32)
     uint64_t max_shard_bytes;  // shard the output above this size (0 = the default, 2 GiB)
 } merge_options;
 
@@ -37,7 +42,9 @@ typedef struct {
 } merge_report;
 
 // Writes the merged model into out_dir, which must not exist or be empty: the files are
-// written into "<out_dir>.partial" and renamed into place once complete.
+// written into "<out_dir>.partial" and renamed into place once complete. An out_dir ending in
+// ".gguf" is a GGUF file instead (the base must be GGUF; the file must not exist), written
+// atomically.
 int merge_model(const char *model_path, const char *adapter_dir, const char *out_dir,
                 const merge_options *opts, merge_report *rep);
 

@@ -35,5 +35,7 @@ int merge_write_text(const merge_job *job, const char *name, const char *text);
 
 int merge_hf(const merge_job *job);
 int merge_gguf(const merge_job *job);
+// GGUF base into one GGUF file at out_path (export/merge_to_gguf.c).
+int merge_to_gguf(const merge_job *job, const char *out_path);
 
 #endif

@@ -117,26 +117,47 @@ void gguf_writer_add_arr_str(gguf_writer *w, const char *key, const char *const 
     for (uint64_t i = 0; i < n; i++) put_str(w, v[i]);
 }
 
-static size_t type_size(uint32_t type) {
-    switch (type) {
-    case GGML_TYPE_F32: return 4;
-    case GGML_TYPE_F16:
-    case GGML_TYPE_BF16: return 2;
-    default: return 0;
+void gguf_writer_copy_kv(gguf_writer *w, const gguf_kv *kv) {
+    put_key(w, kv->key, kv->type);
+    if (kv->type == GGUF_TYPE_STRING) {
+        uint64_t len;
+        memcpy(&len, kv->value, 8);
+        put(w, kv->value, 8 + (size_t)len);
+        return;
+    }
+    if (kv->type != GGUF_TYPE_ARRAY) {
+        put(w, kv->value, scalar_size(kv->type));
+        return;
+    }
+    put_u32(w, (uint32_t)kv->elem_type);
+    put_u64(w, kv->n);
+    if (kv->elem_type != GGUF_TYPE_STRING) {
+        put(w, kv->value, (size_t)kv->n * scalar_size(kv->elem_type));
+        return;
+    }
+    // The parser checked every element: they lie back to back from strs[0] on.
+    for (uint64_t i = 0; i < kv->n; i++) {
+        uint64_t len;
+        memcpy(&len, kv->strs[i], 8);
+        put(w, kv->strs[i], 8 + (size_t)len);
     }
 }
 
 int gguf_writer_add_tensor(gguf_writer *w, const char *name, int n_dims, const int64_t *ne,
                            uint32_t type, const void *data) {
-    size_t size = type_size(type);
-    if (!size) return err_set("%s: tensor type %s is not writable (F32, F16, BF16)", name,
-                              ggml_type_name(type));
+    if (!quant_type_known(type)) return err_set("%s: unknown tensor type %u", name, type);
+    if (!data && !w->fetch) return err_set("%s: no tensor data and no fetch callback", name);
     if (n_dims < 1 || n_dims > GGUF_MAX_DIMS)
         return err_set("%s: %d dimensions (1..%d)", name, n_dims, GGUF_MAX_DIMS);
-    size_t n = size;
+    if (ne[0] % quant_block_size(type) != 0)
+        return err_set("%s: ne[0] = %lld is not a multiple of the %s block size %u", name,
+                       (long long)ne[0], ggml_type_name(type), quant_block_size(type));
+    size_t count = 1;
     for (int d = 0; d < n_dims; d++)
-        if (ne[d] <= 0 || __builtin_mul_overflow(n, (size_t)ne[d], &n))
+        if (ne[d] <= 0 || __builtin_mul_overflow(count, (size_t)ne[d], &count) ||
+            count > (size_t)INT64_MAX / 4)
             return err_set("%s: invalid dimension ne[%d] = %lld", name, d, (long long)ne[d]);
+    size_t n = quant_row_bytes(type, (int64_t)count);
     gguf_write_tensor *grown =
         vec_grow(w->tensors, &w->cap_tensors, (size_t)w->n_tensors + 1, sizeof *grown);
     if (!grown) return err_set("%s: out of memory", name);
@@ -250,7 +271,12 @@ int gguf_writer_write(gguf_writer *w, const char *path) {
     gguf_writer_free(&h);
     for (int64_t i = 0; i < w->n_tensors && !rc; i++) {
         const gguf_write_tensor *t = &w->tensors[i];
-        rc = atomic_writer_write(&aw, t->data, t->n_bytes);
+        const void *data = t->data ? t->data : w->fetch(w->fetch_ctx, i);
+        if (!data) {
+            rc = -1;
+            break;
+        }
+        rc = atomic_writer_write(&aw, data, t->n_bytes);
         size_t tail = (size_t)(align_up(t->n_bytes) - t->n_bytes);
         if (!rc && tail) rc = atomic_writer_write(&aw, zeros, tail);
     }

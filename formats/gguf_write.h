@@ -1,8 +1,10 @@
 // GGUF v3 writer (llama.cpp's file format): metadata key/values (scalars, strings, arrays of
-// numbers or strings) and tensors of type F32/F16/BF16, laid out as the gguf-py writer does:
-// header, KVs in insertion order, tensor infos, data section aligned to 32 bytes with every
-// tensor padded to the alignment. Tensor data is borrowed until gguf_writer_write, which
-// streams the file through an atomic writer.
+// numbers or strings, or copied from an open GGUF file) and tensors of any ggml type
+// formats/quant.h knows, laid out as the gguf-py writer does: header, KVs in insertion order,
+// tensor infos, data section aligned to 32 bytes with every tensor padded to the alignment.
+// Tensor data is borrowed until gguf_writer_write, or produced one tensor at a time by a fetch
+// callback during the write (so a merge never holds more than one tensor); the file is
+// streamed through an atomic writer.
 #ifndef MEDTUNE_FORMATS_GGUF_WRITE_H
 #define MEDTUNE_FORMATS_GGUF_WRITE_H
 
@@ -28,6 +30,10 @@ typedef struct {
     int64_t n_tensors;
     size_t cap_tensors;
     int oom;  // an allocation failed; reported by gguf_writer_write
+    // Called during the write for tensors added with data == NULL: returns tensor i's bytes
+    // (valid until the next call) or NULL after recording an error.
+    const void *(*fetch)(void *ctx, int64_t i);
+    void *fetch_ctx;
 } gguf_writer;
 
 void gguf_writer_init(gguf_writer *w);
@@ -45,8 +51,12 @@ void gguf_writer_add_arr(gguf_writer *w, const char *key, gguf_type elem_type, c
                          uint64_t n);
 void gguf_writer_add_arr_str(gguf_writer *w, const char *key, const char *const *v, uint64_t n);
 
-// A tensor of ggml type F32, F16 or BF16 with dims ne[0..n_dims) (innermost first); `data`
-// must hold the product of ne times the element size and stay valid until the write.
+// Copies key/value `kv` of an open gguf_file (any type, arrays of strings included).
+void gguf_writer_copy_kv(gguf_writer *w, const gguf_kv *kv);
+
+// A tensor of ggml type `type` with dims ne[0..n_dims) (innermost first; ne[0] a multiple of
+// the type's block size); `data` must hold quant_row_bytes(type, product of ne) bytes and stay
+// valid until the write, or be NULL when w->fetch will produce it.
 int gguf_writer_add_tensor(gguf_writer *w, const char *name, int n_dims, const int64_t *ne,
                            uint32_t type, const void *data);
 

@@ -288,14 +288,29 @@ int quant_dequantize_row(uint32_t t, const void *src, float *dst, int64_t n) {
 // sub-block scales are themselves quantized to 6 (Q4_K/Q5_K) or 8 (Q6_K) bits and every
 // element is rounded again against the scale it will really be decoded with.
 
-static int round_int(float x) { return (int)lrintf(x); }
+// Round to nearest (ties to even) for |x| < 2^22: adding 1.5 * 2^23 leaves the integer in the
+// low mantissa bits. Inline and branch-free, unlike lrintf, which the quantizers call per
+// element per candidate scale.
+static int round_int(float x) {
+    float v = x + 12582912.0f;
+    int32_t i;
+    memcpy(&i, &v, 4);
+    return (i & 0x007fffff) - 0x00400000;
+}
+
+// roundf (ties away from zero), which ggml's Q8_0 uses, from floorf (one instruction with
+// SSE4.1): floor(a) + floor(2 (a - floor(a))) is exact where a + 0.5 could round up.
+static float round_away(float x) {
+    float a = fabsf(x), f = floorf(a);
+    return copysignf(f + floorf(2.0f * (a - f)), x);
+}
 
 static void quant_q8_0(const float *x, uint8_t *b) {
     float amax = 0.0f;
     for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[j]));
     float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
     half_put(b, d);
-    for (int j = 0; j < 32; j++) b[2 + j] = (uint8_t)(int8_t)roundf(x[j] * id);
+    for (int j = 0; j < 32; j++) b[2 + j] = (uint8_t)(int8_t)round_away(x[j] * id);
 }
 
 // The element of largest magnitude, sign kept (the first one on ties).

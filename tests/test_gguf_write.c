@@ -44,8 +44,10 @@ int main(void) {
     check(!gguf_writer_add_tensor(&w, "b", 1, (const int64_t[]){7}, GGML_TYPE_F32, b), "add b");
     check(!gguf_writer_add_tensor(&w, "h", 2, (const int64_t[]){3, 2}, GGML_TYPE_F16, h), "add h");
     check(!gguf_writer_add_tensor(&w, "bf", 1, (const int64_t[]){4}, GGML_TYPE_BF16, bf), "add bf");
-    if (gguf_writer_add_tensor(&w, "q", 1, (const int64_t[]){32}, GGML_TYPE_Q8_0, a) == 0)
-        test_fail("a Q8_0 tensor was accepted");
+    if (gguf_writer_add_tensor(&w, "q", 1, (const int64_t[]){33}, GGML_TYPE_Q8_0, a) == 0)
+        test_fail("a Q8_0 tensor of 33 elements was accepted");
+    if (gguf_writer_add_tensor(&w, "u", 1, (const int64_t[]){32}, 5, a) == 0)
+        test_fail("a tensor of unknown type 5 was accepted");
     if (gguf_writer_add_tensor(&w, "z", 1, (const int64_t[]){0}, GGML_TYPE_F32, a) == 0)
         test_fail("a zero-sized dimension was accepted");
     check(!gguf_writer_write(&w, path), "write");

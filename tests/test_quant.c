@@ -127,7 +127,7 @@ static void test_round_trip(void) {
         double e = 0;
         for (int i = 0; i < N; i++) e += ((double)y[i] - x[i]) * ((double)y[i] - x[i]);
         double rel = sqrt(e / ss);
-        printf("%-5s relative RMS error %.5f (bound %.3f)\n", ggml_type_name(t), rel,
+        printf("%-5s relative RMS error %.5f (bound %g)\n", ggml_type_name(t), rel,
                cases[c].bound);
         if (rel > cases[c].bound) test_fail("%s: relative RMS error %g", ggml_type_name(t), rel);
         // A row of zeros must stay zeros (no 0/0 in the scale search).

@@ -5,7 +5,8 @@
 #
 # Layout of the cache:
 #   .cache/llama.cpp/src/          the unpacked sdist (python package llama_cpp/ + vendor/llama.cpp)
-#   .cache/llama.cpp/build/bin/    llama-cli, llama-bench, llama-quantize, libllama.so, libggml*.so
+#   .cache/llama.cpp/build/bin/    llama-completion (the classic CLI), llama-bench, llama-quantize,
+#                                  libllama.so, libggml*.so
 #   .cache/llama.cpp/BUILD_INFO    version, compiler and cmake flags of the build
 #   .cache/llama.cpp/OK            written last: its presence means the build is complete
 # The python package is used straight from src/ (ctypes over build/bin/libllama.so through
@@ -42,17 +43,21 @@ if [ -z "$sdist" ]; then
     skip "pip download llama-cpp-python==$version failed"
   sdist=$(ls "$dest"/dl/llama_cpp_python-"$version".tar.gz)
 fi
-rm -rf "$dest/src.tmp"
-mkdir -p "$dest/src.tmp"
-tar -xzf "$sdist" -C "$dest/src.tmp" --strip-components=1
-rm -rf "$dest/src"
-mv "$dest/src.tmp" "$dest/src"
+# Unpacked once per version: a rerun after a failed build keeps the sources (and their
+# times), so make only redoes what is missing.
+if ! grep -qx "Version: $version" "$dest/src/PKG-INFO" 2> /dev/null; then
+  rm -rf "$dest/src.tmp" "$dest/build"
+  mkdir -p "$dest/src.tmp"
+  tar -xzf "$sdist" -C "$dest/src.tmp" --strip-components=1
+  rm -rf "$dest/src"
+  mv "$dest/src.tmp" "$dest/src"
+fi
 
 flags=(-DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=ON "-DGGML_NATIVE=$native"
   -DGGML_OPENMP=ON -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF)
 cmake -S "$dest/src/vendor/llama.cpp" -B "$dest/build" "${flags[@]}" > "$dest/cmake.log" 2>&1 ||
   skip "cmake configure failed, see $dest/cmake.log"
-cmake --build "$dest/build" -j "$jobs" --target llama llama-cli llama-bench llama-quantize \
+cmake --build "$dest/build" -j "$jobs" --target llama llama-completion llama-bench llama-quantize \
   >> "$dest/cmake.log" 2>&1 || skip "cmake build failed, see $dest/cmake.log"
 {
   echo "llama-cpp-python $version (sdist from PyPI), vendor/llama.cpp"

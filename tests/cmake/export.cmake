@@ -26,3 +26,16 @@ medtune_add_test(NAME export_cli
 # The tokenizer files merge writes for a GGUF base: HF tokenizers, AutoTokenizer, chat template.
 medtune_add_test(NAME export_hf_tokenizer_smollm2
   COMMAND ${MEDTUNE_PYTHON} ${EXPORT_PY}/check_hf_tokenizer.py LABELS export python)
+# `merge BASE.gguf ADAPTER OUT.gguf --type T` against a float64 reference merge (gguf-py).
+foreach(case types same_q8_0 refuse)
+  medtune_add_test(NAME export_merge_gguf_${case}
+    COMMAND ${MEDTUNE_PYTHON} ${EXPORT_PY}/check_merge_gguf.py ${case} LABELS export python)
+endforeach()
+# llama.cpp (tools/llama_cpp.sh, cached in .cache/llama.cpp) loads merged GGUF files and gives
+# the logits of base + adapter; medtune's K-quant quantizers against llama.cpp's. Skipped when
+# the build is absent.
+foreach(case random smollm2 quantizer)
+  medtune_add_test(NAME export_llama_cpp_${case}
+    COMMAND ${MEDTUNE_PYTHON} ${EXPORT_PY}/check_merge_llama_cpp.py ${case}
+    LABELS export python llama_cpp)
+endforeach()

@@ -3,7 +3,7 @@
 set(FORMATS_PY ${CMAKE_CURRENT_SOURCE_DIR}/formats)
 
 medtune_add_test(NAME formats_quant COMMAND test_quant LABELS formats load)
-foreach(case dequant quantize bad_input)
+foreach(case dequant quantize bad_input bad_model)
   medtune_add_test(NAME formats_quant_${case}
     COMMAND ${MEDTUNE_PYTHON} ${FORMATS_PY}/check_quant.py ${case} LABELS formats load python)
 endforeach()

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """formats/quant against gguf-py (pip `gguf`, the reference the GGUF format ships with).
 
-usage: check_quant.py dequant|quantize|bad_input
+usage: check_quant.py dequant|quantize|bad_input|bad_model
 
 dequant:  for every type medtune decodes (F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K,
           Q3_K, Q4_K, Q5_K, Q6_K), a GGUF of random-block tensors (random bytes for the quants
@@ -16,6 +16,8 @@ quantize: medtune's quantizer on Gaussian rows with outliers. Types gguf-py can 
 bad_input: a truncated Q4_K tensor, an element count that is not a multiple of the block, and
           an unsupported type (IQ4_XS) each give one `medtune: error:` line naming the tensor
           and the type.
+bad_model: the same through the model loader (`medtune info` on a llama GGUF with an IQ4_XS
+          matrix, and on one cut inside its last Q8_0 tensor).
 """
 import os
 import struct
@@ -236,7 +238,47 @@ def case_bad_input():
                      "nearest supported: Q4_K")
 
 
-CASES = {"dequant": case_dequant, "quantize": case_quantize, "bad_input": case_bad_input}
+def case_bad_model():
+    """The loader path: `medtune info` on a llama GGUF whose blk.1.ffn_up.weight is IQ4_XS, and
+    on the same model cut inside its last (Q8_0) tensor."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "export"))
+    from merge_gguf_lib import QSPEC, fresh_model, write_base
+    from testlib import expect_error
+    d = work_dir("formats", "quant_bad_model")
+    model = fresh_model(os.path.join(d, "llama"), QSPEC)
+    base = write_base(model, os.path.join(d, "q8_0.gguf"), T.Q8_0)
+    r = gguf.GGUFReader(base)
+    w = gguf.GGUFWriter(os.path.join(d, "iq4_xs.gguf"), "llama")
+    for k, f in r.fields.items():
+        if k.startswith("GGUF.") or k == "general.architecture":
+            continue
+        sub = f.types[-1] if f.types[0] == gguf.GGUFValueType.ARRAY else None
+        w.add_key_value(k, f.contents(), f.types[0], sub_type=sub)
+    rng = np.random.default_rng(9)
+    for t in r.tensors:
+        rows = int(t.shape[1]) if len(t.shape) > 1 else 1
+        if t.name == "blk.1.ffn_up.weight":
+            raw = rng.integers(0, 256, size=(rows, int(t.shape[0]) // 256 * 136), dtype=np.uint8)
+            w.add_tensor(t.name, raw, raw_dtype=T.IQ4_XS)
+        elif t.tensor_type == T.F32:
+            w.add_tensor(t.name, np.asarray(t.data))
+        else:
+            w.add_tensor(t.name, np.asarray(t.data), raw_dtype=t.tensor_type)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    expect_error(["info", os.path.join(d, "iq4_xs.gguf")], "iq4_xs.gguf", "blk.1.ffn_up.weight",
+                 "tensor type IQ4_XS is not supported (nearest supported: Q4_K)")
+    data = open(base, "rb").read()
+    last = r.tensors[-1]
+    cut = os.path.join(d, "cut.gguf")
+    open(cut, "wb").write(data[:-100])
+    expect_error(["info", cut], "cut.gguf", last.name, last.tensor_type.name, "truncated")
+
+
+CASES = {"dequant": case_dequant, "quantize": case_quantize, "bad_input": case_bad_input,
+         "bad_model": case_bad_model}
 
 if __name__ == "__main__":
     if len(sys.argv) != 2 or sys.argv[1] not in CASES:

@@ -165,9 +165,8 @@ def run(tmp):
     open(b, "wb").write(b"GGML" + open(g, "rb").read()[4:])
     check("bad gguf magic", b, b, "bad magic")
 
-    q5 = os.path.join(tmp, "q5.gguf")
-    load_ref.write_gguf_from_hf(TINY, q5, load_ref.Q.Q5_0)
-    check("unsupported gguf type", q5, q5, "unsupported tensor type Q5_0")
+    # Unsupported and truncated tensor types through the loader: tests/formats
+    # (formats_quant_bad_model); Q5_0, the type this case used, loads since formats/quant.c.
 
     w = load_ref.gguf.GGUFWriter(a := os.path.join(tmp, "arch.gguf"), "gpt2")
     w.add_tensor("token_embd.weight", load_ref.np.zeros((4, 32), dtype=load_ref.np.float32))
