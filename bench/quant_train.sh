@@ -8,14 +8,16 @@
 # deleted afterwards), its tok/s next to the FLOP ceiling: the machine's measured sgemm rate
 # over the 4 x 2 x params FLOPs a token costs (forward, plus the input gradient of every
 # frozen product; LoRA and attention are a few percent more).
-# usage: bench/quant_train.sh [--steps N] [--7b] [--types "q4_k q8_0 bf16 f32"]
+# Each measurement is printed to stderr as it completes (with the load average), the table at
+# the end; PyTorch runs after the first two types.
+# usage: bench/quant_train.sh [--steps N] [--7b] [--types "q4_k f32 q8_0 bf16"]
 #   MEDTUNE_BUILD (default build): the build directory with bench_train
 #   QUANT_BENCH_DIR (default .cache/bench-quant): where the model files are written and kept
 set -euo pipefail
 cd "$(dirname "$0")/.."
 steps=2
 big=0
-types="q4_k q8_0 bf16 f32"
+types="q4_k f32 q8_0 bf16"
 while [ $# -gt 0 ]; do
   case "$1" in
     --steps) steps=$2; shift 2 ;;
@@ -48,20 +50,29 @@ print(json.dumps(r))' "$log"
 }
 
 results=()
+# measure NAME COMMAND...: one timed run, kept for the table and echoed with the load now.
+measure() {
+  local name=$1 r
+  shift
+  r=$(timed "$@")
+  echo "$name: $r (load $(uptime | sed 's/.*load average: //'))" >&2
+  results+=("$name|$r")
+}
+n=0
 for t in $types; do
   f=$dir/tinyllama-$t.gguf
   $py bench/quant_models.py tinyllama "$t" "$f"
-  echo "load: $(uptime)" >&2
-  results+=("tinyllama $t|$(timed "$build/bench_train" --model "$f" --batch 1 --seq 256 --steps "$steps")")
+  measure "tinyllama $t" "$build/bench_train" --model "$f" --batch 1 --seq 256 --steps "$steps"
+  n=$((n + 1))
+  if [ "$n" = 2 ]; then
+    measure "tinyllama pytorch fp32" "$py" bench/bench_torch_lora.py --threads 2 "${tiny[@]}" \
+      --batch 1 --seq 256 --steps "$steps" --warmup 1
+  fi
 done
-echo "load: $(uptime)" >&2
-results+=("tinyllama pytorch fp32|$(timed "$py" bench/bench_torch_lora.py --threads 2 "${tiny[@]}" \
-  --batch 1 --seq 256 --steps "$steps" --warmup 1)")
 if [ "$big" = 1 ]; then
   f=$dir/llama2-7b-q4_k.gguf
   $py bench/quant_models.py llama2-7b q4_k "$f"
-  echo "load: $(uptime)" >&2
-  results+=("llama2-7b q4_k|$(timed "$build/bench_train" --model "$f" --batch 1 --seq 256 --steps 1)")
+  measure "llama2-7b q4_k" "$build/bench_train" --model "$f" --batch 1 --seq 256 --steps 1
   rm -f "$f"
 fi
 # The sgemm rate of this machine (OpenBLAS, 2 threads, 2048 x 2048 x 2048) for the ceiling.
@@ -70,7 +81,6 @@ import time, numpy as np
 a = np.random.rand(2048, 2048).astype(np.float32); b = a.copy(); a @ b
 t = time.perf_counter(); [a @ b for _ in range(5)]; dt = (time.perf_counter() - t) / 5
 print(2 * 2048 ** 3 / dt / 1e9)')
-echo "load: $(uptime)" >&2
 printf '%s\n' "${results[@]}" | $py -c '
 import json, sys
 gflops = float(sys.argv[1])
