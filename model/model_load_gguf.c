@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "common/error.h"
 #include "formats/gguf.h"
@@ -137,6 +139,14 @@ int model_config_load_gguf(model_config *cfg, const char *path) {
     return rc;
 }
 
+// The mapped pages of a tensor that has been copied are never read again: drop them from the
+// process (the page cache keeps them), so the copy does not count twice in its memory.
+static void release_pages(const void *data, size_t n) {
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t a = ((uintptr_t)data + page - 1) / page * page, b = ((uintptr_t)data + n) / page * page;
+    if (b > a) madvise((void *)a, b - a, MADV_DONTNEED);
+}
+
 static int load_slot(model *m, const gguf_file *f, const weight_slot *s, int unpermute,
                      float *scratch, dtype_tally *tally, sha256_ctx *hash) {
     const gguf_tensor *t = gguf_find_tensor(f, s->gguf_name);
@@ -172,6 +182,7 @@ static int load_slot(model *m, const gguf_file *f, const weight_slot *s, int unp
         qk_rows_unpermute_bytes(rows, t->data, s->qk_heads, head_dim, s->mat->row_bytes);
         s->mat->data = rows;
         m->weight_bytes_owned += weight_mat_bytes(s->mat);
+        release_pages(t->data, t->n_bytes);
         return 0;
     }
     if (!permute) return gguf_tensor_to_f32(f, t, s->dst);
