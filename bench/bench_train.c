@@ -27,10 +27,12 @@ int main(int argc, char **argv) {
                       .rope_theta = 100000.0f, .tie_word_embeddings = 1, .bos_token_id = 1};
     int B = 4, T = 256, steps = 5, r = 16;
     float alpha = 32.0f;
+    const char *model_path = NULL;  // --model: a file's weights, kept as stored, not random
     for (int i = 1; i + 1 < argc; i += 2) {
         const char *k = argv[i];
         int v = atoi(argv[i + 1]);
-        if (!strcmp(k, "--batch")) B = v;
+        if (!strcmp(k, "--model")) model_path = argv[i + 1];
+        else if (!strcmp(k, "--batch")) B = v;
         else if (!strcmp(k, "--seq")) T = v;
         else if (!strcmp(k, "--steps")) steps = v;
         else if (!strcmp(k, "--layers")) c.n_layers = v;
@@ -51,7 +53,12 @@ int main(int argc, char **argv) {
     lm_plan plan;
     adamw_state opt;
     lora_config lc = {.r = r, .alpha = alpha, .targets = (1u << LORA_N_TARGETS) - 1};
-    if (model_alloc(&m, &c) || lora_adapter_init(&lora, &c, &lc) ||
+    if (model_path ? model_load(&m, model_path) : model_alloc(&m, &c)) {
+        fprintf(stderr, "bench_train: %s\n", err_msg());
+        return 1;
+    }
+    if (model_path) c = m.cfg;
+    if (lora_adapter_init(&lora, &c, &lc) ||
         lm_plan_init(&plan, &m, &lora, B, T) ||
         adamw_init(&opt, &(adamw_config){1e-4f, 0.9f, 0.999f, 1e-8f, 0.0f}, lora.n_params)) {
         fprintf(stderr, "bench_train: %s\n", err_msg());
@@ -59,7 +66,8 @@ int main(int argc, char **argv) {
     }
     rng_state rng;
     rng_init(&rng, 1);
-    for (size_t i = 0; i < m.n_params; i++) m.arena[i] = (rng_uniform(&rng) - 0.5f) * 0.1f;
+    if (!model_path)
+        for (size_t i = 0; i < m.n_params; i++) m.arena[i] = (rng_uniform(&rng) - 0.5f) * 0.1f;
     lora_adapter_init_peft(&lora, 2);
     int N = B * T;
     int32_t *tokens = malloc(sizeof(int32_t) * N), *targets = malloc(sizeof(int32_t) * N);
@@ -85,9 +93,10 @@ int main(int argc, char **argv) {
     getrusage(RUSAGE_SELF, &ru);
     printf("{\"impl\": \"medtune\", \"batch\": %d, \"seq\": %d, \"threads\": %d, "
            "\"tok_per_s\": %.1f, \"step_s\": %.3f, \"peak_rss_gb\": %.2f, "
-           "\"activations_gb\": %.2f, \"loss\": %.4f}\n",
+           "\"activations_gb\": %.2f, \"weights_gb\": %.2f, \"loss\": %.4f}\n",
            B, T, omp_get_max_threads(), N / times[steps / 2], times[steps / 2],
-           ru.ru_maxrss * 1024.0 / 1e9, lm_plan_bytes(&plan) / 1e9, loss);
+           ru.ru_maxrss * 1024.0 / 1e9, lm_plan_bytes(&plan) / 1e9,
+           model_memory_bytes(&m) / 1e9, loss);
     free(times);
     free(tokens);
     free(targets);

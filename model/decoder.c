@@ -10,6 +10,7 @@
 
 #include "common/error.h"
 #include "common/arena.h"
+#include "formats/gguf.h"
 #include "model/ops.h"
 
 // Every buffer of the decoder, once: over a sizing carver this adds up the arena's size, over
@@ -100,7 +101,8 @@ void decoder_reset(decoder *d) {
 #define PARALLEL_MIN_WEIGHTS (1 << 18)
 
 // y[n,out] = x[n,in] W^T (+ bias); one row goes through gemv, the shape of a decode step.
-static void matmul_rows(const decoder *d, float *y, const float *x, const float *W,
+// Stored types other than F32 take the block kernels (n <= 8) or dequantized panels.
+static void matmul_rows(const decoder *d, float *y, const float *x, const weight_mat *W,
                         const float *bias, int n, int in, int out) {
     const int wide = n == 1 && (int64_t)in * out >= PARALLEL_MIN_WEIGHTS && d->threads > 1;
     if (wide) omp_set_num_threads(d->threads);
@@ -109,17 +111,21 @@ static void matmul_rows(const decoder *d, float *y, const float *x, const float 
         for (int i = 0; i < n; i++) memcpy(y + (int64_t)i * out, bias, (size_t)out * sizeof(float));
         beta = 1.0f;
     }
-    if (n == 1)
-        cblas_sgemv(CblasRowMajor, CblasNoTrans, out, in, 1.0f, W, in, x, 1, beta, y, 1);
+    if (W->type != GGML_TYPE_F32 && n <= WEIGHT_GEMV_MAX_ROWS)
+        weight_gemv(y, x, W, bias, n);
+    else if (W->type != GGML_TYPE_F32)
+        weight_matmul_forward(y, x, W, bias, n);
+    else if (n == 1)
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, out, in, 1.0f, W->data, in, x, 1, beta, y, 1);
     else
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out, in, 1.0f, x, in, W, in, beta,
-                    y, out);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out, in, 1.0f, x, in, W->data,
+                    in, beta, y, out);
     if (wide) omp_set_num_threads(1);
 }
 
 // y = x W^T (+ b) + scale * (x A^T) B^T when the adapter targets this projection.
-static void proj(decoder *d, float *y, const float *x, const float *W, const float *bias, int l,
-                 lora_target t, int n, int in, int out) {
+static void proj(decoder *d, float *y, const float *x, const weight_mat *W, const float *bias,
+                 int l, lora_target t, int n, int in, int out) {
     matmul_rows(d, y, x, W, bias, n, in, out);
     const lora_adapter *a = d->lora;
     if (!a || !lora_enabled(a, t)) return;
@@ -184,27 +190,27 @@ static void forward_chunk(decoder *d, const int32_t *tokens, int n, const int *f
     int32_t pos[DECODER_ROWS_LIMIT];
     float rstd[DECODER_ROWS_LIMIT];
     for (int i = 0; i < n; i++) pos[i] = p0 + i - first[i];
-    embedding_forward(d->x, tokens, d->m->embed, n, C);
+    embedding_forward(d->x, tokens, &d->m->embed, n);
     for (int l = 0; l < c->n_layers; l++) {
         const layer_weights *w = &d->m->layers[l];
         rmsnorm_forward(d->xn, rstd, d->x, w->attn_norm, n, C, c->rms_norm_eps);
-        proj(d, d->q, d->xn, w->wq, w->bq, l, LORA_Q, n, C, QD);
-        proj(d, d->k, d->xn, w->wk, w->bk, l, LORA_K, n, C, KD);
-        proj(d, d->v, d->xn, w->wv, w->bv, l, LORA_V, n, C, KD);
+        proj(d, d->q, d->xn, &w->wq, w->bq, l, LORA_Q, n, C, QD);
+        proj(d, d->k, d->xn, &w->wk, w->bk, l, LORA_K, n, C, KD);
+        proj(d, d->v, d->xn, &w->wv, w->bv, l, LORA_V, n, C, KD);
         rope_forward(d->q, pos, d->rope_cos, d->rope_sin, n, H, D);
         rope_forward(d->k, pos, d->rope_cos, d->rope_sin, n, KV, D);
         const int64_t at = ((int64_t)l * n_ctx + p0) * KD;
         memcpy(d->cache.k + at, d->k, (size_t)n * KD * sizeof(float));
         memcpy(d->cache.v + at, d->v, (size_t)n * KD * sizeof(float));
         attention_cached(d, l, n, p0, first);
-        proj(d, d->tmp, d->att, w->wo, NULL, l, LORA_O, n, QD, C);
+        proj(d, d->tmp, d->att, &w->wo, NULL, l, LORA_O, n, QD, C);
         add_rows(d->x, d->tmp, (int64_t)n * C);
 
         rmsnorm_forward(d->xn, rstd, d->x, w->mlp_norm, n, C, c->rms_norm_eps);
-        proj(d, d->g, d->xn, w->w_gate, NULL, l, LORA_GATE, n, C, F);
-        proj(d, d->u, d->xn, w->w_up, NULL, l, LORA_UP, n, C, F);
+        proj(d, d->g, d->xn, &w->w_gate, NULL, l, LORA_GATE, n, C, F);
+        proj(d, d->u, d->xn, &w->w_up, NULL, l, LORA_UP, n, C, F);
         swiglu_forward(d->h, d->g, d->u, (int64_t)n * F);
-        proj(d, d->tmp, d->h, w->w_down, NULL, l, LORA_DOWN, n, F, C);
+        proj(d, d->tmp, d->h, &w->w_down, NULL, l, LORA_DOWN, n, F, C);
         add_rows(d->x, d->tmp, (int64_t)n * C);
     }
     rmsnorm_forward(d->xn, rstd, d->x, d->m->final_norm, n, C, c->rms_norm_eps);
@@ -237,9 +243,9 @@ int decoder_forward(decoder *d, const int32_t *tokens, int n, float *logits, int
         d->cache.n_past += rows;
         if (!logits) continue;
         if (all_logits)
-            matmul_rows(d, logits + (int64_t)i0 * V, d->xn, d->m->lm_head, NULL, rows, C, V);
+            matmul_rows(d, logits + (int64_t)i0 * V, d->xn, &d->m->lm_head, NULL, rows, C, V);
         else if (i0 + rows == n)
-            matmul_rows(d, logits, d->xn + (int64_t)(rows - 1) * C, d->m->lm_head, NULL, 1, C, V);
+            matmul_rows(d, logits, d->xn + (int64_t)(rows - 1) * C, &d->m->lm_head, NULL, 1, C, V);
     }
     omp_set_num_threads(saved_threads);
     return 0;
@@ -266,7 +272,7 @@ int decoder_forward_branches(decoder *d, const int32_t *tokens, const int *branc
     const int saved_threads = omp_get_max_threads();
     omp_set_num_threads(n == 1 ? 1 : d->threads);
     forward_chunk(d, tokens, n, first);
-    matmul_rows(d, logits, d->xn, d->m->lm_head, NULL, n, c->hidden_size, c->vocab_size);
+    matmul_rows(d, logits, d->xn, &d->m->lm_head, NULL, n, c->hidden_size, c->vocab_size);
     omp_set_num_threads(saved_threads);
     return 0;
 }

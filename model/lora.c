@@ -100,20 +100,12 @@ void lora_tensor_name(char *out, size_t n, int layer, lora_target t, int is_b) {
              lora_target_module(t), LORA_TARGET_NAMES[t], is_b ? 'B' : 'A');
 }
 
-void linear_forward(float *y, const float *x, const float *W, const float *b, int N, int in,
-                    int out) {
-    float beta = 0.0f;
-    if (b) {
-        for (int n = 0; n < N; n++) memcpy(y + (int64_t)n * out, b, (size_t)out * sizeof(float));
-        beta = 1.0f;
-    }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, out, in, 1.0f, x, in, W, in, beta, y,
-                out);
+void linear_forward(float *y, const float *x, const weight_mat *W, const float *b, int N) {
+    weight_matmul_forward(y, x, W, b, N);
 }
 
-void linear_backward(float *dx, const float *dy, const float *W, int N, int in, int out) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, in, out, 1.0f, dy, out, W, in, 1.0f,
-                dx, in);
+void linear_backward(float *dx, const float *dy, const weight_mat *W, int N) {
+    weight_matmul_backward(dx, dy, W, N);
 }
 
 void lora_forward(float *y, float *u, const float *xd, const float *A, const float *B,

@@ -68,11 +68,11 @@ float *lora_dB(const lora_adapter *a, int layer, lora_target t);
 // The PEFT tensor name, e.g. "base_model.model.model.layers.3.self_attn.q_proj.lora_A.weight".
 void lora_tensor_name(char *out, size_t n, int layer, lora_target t, int is_b);
 
-// Dense projection: y[N,out] = x[N,in] W[out,in]^T (+ b[out] when b is non-NULL).
-void linear_forward(float *y, const float *x, const float *W, const float *b, int N, int in,
-                    int out);
+// Dense projection on a stored weight W [out, in] (model/weight.h):
+// y[N,out] = x[N,in] W^T (+ b[out] when b is non-NULL).
+void linear_forward(float *y, const float *x, const weight_mat *W, const float *b, int N);
 // dx[N,in] += dy[N,out] W[out,in]. W is frozen, so there is no weight gradient.
-void linear_backward(float *dx, const float *dy, const float *W, int N, int in, int out);
+void linear_backward(float *dx, const float *dy, const weight_mat *W, int N);
 
 // LoRA branch: u[N,r] = xd[N,in] A^T (saved for backward), y[N,out] += scale * u B^T.
 void lora_forward(float *y, float *u, const float *xd, const float *A, const float *B,

@@ -5,23 +5,29 @@
 
 #include "common/error.h"
 #include "common/sha256.h"
+#include "formats/gguf.h"
 #include "model/model_load.h"
 
-static size_t layer_param_count(const model_config *c) {
+static size_t layer_matrix_count(const model_config *c) {
     size_t C = (size_t)c->hidden_size, F = (size_t)c->intermediate_size;
     size_t q = (size_t)c->n_heads * c->head_dim, kv = (size_t)c->n_kv_heads * c->head_dim;
-    size_t n = 2 * C + q * C + 2 * kv * C + C * q + 3 * F * C;
-    if (c->attention_bias) n += q + 2 * kv;
-    return n;
+    return q * C + 2 * kv * C + C * q + 3 * F * C;
 }
 
-int model_alloc(model *m, const model_config *cfg) {
+static size_t layer_vector_count(const model_config *c) {
+    size_t q = (size_t)c->n_heads * c->head_dim, kv = (size_t)c->n_kv_heads * c->head_dim;
+    return 2 * (size_t)c->hidden_size + (c->attention_bias ? q + 2 * kv : 0);
+}
+
+// with_matrices: the arena holds every matrix in fp32 (model_alloc) or only the norms and
+// biases (model_alloc_stored, the matrices are set by the loader).
+static int alloc_model(model *m, const model_config *cfg, int with_matrices) {
     memset(m, 0, sizeof *m);
     m->cfg = *cfg;
-    size_t C = (size_t)cfg->hidden_size, V = (size_t)cfg->vocab_size;
-    size_t per_layer = layer_param_count(cfg);
-    size_t n = V * C + C + (size_t)cfg->n_layers * per_layer;
-    if (!cfg->tie_word_embeddings) n += V * C;
+    size_t C = (size_t)cfg->hidden_size, V = (size_t)cfg->vocab_size, L = (size_t)cfg->n_layers;
+    size_t matrices = V * C * (cfg->tie_word_embeddings ? 1 : 2) + L * layer_matrix_count(cfg);
+    size_t vectors = C + L * layer_vector_count(cfg);
+    size_t n = vectors + (with_matrices ? matrices : 0);
     m->arena = malloc(n * sizeof(float));
     m->layers = calloc((size_t)cfg->n_layers, sizeof(layer_weights));
     if (!m->arena || !m->layers) {
@@ -30,38 +36,92 @@ int model_alloc(model *m, const model_config *cfg) {
         memset(m, 0, sizeof *m);
         return err_set("model: out of memory for %zu parameters", n);
     }
-    m->n_params = n;
+    m->n_params = matrices + vectors;
+    m->arena_bytes = n * sizeof(float);
     float *p = m->arena;
-    m->embed = p, p += V * C;
+#define MATRIX(w, nr, nc)                                                                   \
+    do {                                                                                    \
+        if (with_matrices) {                                                                \
+            (w) = (weight_mat){.type = GGML_TYPE_F32, .data = p, .rows = (int64_t)(nr),     \
+                               .cols = (int64_t)(nc), .row_bytes = (nc) * sizeof(float)};   \
+            p += (nr) * (nc);                                                               \
+        }                                                                                   \
+    } while (0)
+    MATRIX(m->embed, V, C);
     m->final_norm = p, p += C;
-    if (cfg->tie_word_embeddings) {
-        m->lm_head = m->embed;
-    } else {
-        m->lm_head = p, p += V * C;
-    }
+    if (!cfg->tie_word_embeddings) MATRIX(m->lm_head, V, C);
     size_t F = (size_t)cfg->intermediate_size;
     size_t q = (size_t)cfg->n_heads * cfg->head_dim, kv = (size_t)cfg->n_kv_heads * cfg->head_dim;
     for (int l = 0; l < cfg->n_layers; l++) {
         layer_weights *w = &m->layers[l];
         w->attn_norm = p, p += C;
-        w->wq = p, p += q * C;
-        w->wk = p, p += kv * C;
-        w->wv = p, p += kv * C;
+        MATRIX(w->wq, q, C);
+        MATRIX(w->wk, kv, C);
+        MATRIX(w->wv, kv, C);
         if (cfg->attention_bias) {
             w->bq = p, p += q;
             w->bk = p, p += kv;
             w->bv = p, p += kv;
         }
-        w->wo = p, p += C * q;
+        MATRIX(w->wo, C, q);
         w->mlp_norm = p, p += C;
-        w->w_gate = p, p += F * C;
-        w->w_up = p, p += F * C;
-        w->w_down = p, p += C * F;
+        MATRIX(w->w_gate, F, C);
+        MATRIX(w->w_up, F, C);
+        MATRIX(w->w_down, C, F);
     }
+#undef MATRIX
+    if (cfg->tie_word_embeddings) m->lm_head = m->embed;
     return 0;
 }
 
+int model_alloc(model *m, const model_config *cfg) { return alloc_model(m, cfg, 1); }
+
+int model_alloc_stored(model *m, const model_config *cfg) { return alloc_model(m, cfg, 0); }
+
+int model_keep_map(model *m, mapped_file *mf) {
+    mapped_file *maps = realloc(m->maps, (size_t)(m->n_maps + 1) * sizeof *maps);
+    if (!maps) return err_set("model: out of memory");
+    m->maps = maps;
+    m->maps[m->n_maps++] = *mf;
+    // The model owns the mapping now: the source's close must neither unmap nor close it.
+    memset(mf, 0, sizeof *mf);
+    mf->fd = -1;
+    return 0;
+}
+
+void *model_own(model *m, size_t bytes) {
+    void **owned = realloc(m->owned, (size_t)(m->n_owned + 1) * sizeof *owned);
+    if (!owned) return err_set("model: out of memory"), NULL;
+    m->owned = owned;
+    void *p = malloc(bytes ? bytes : 1);
+    if (!p) return err_set("model: out of memory for %zu bytes of weights", bytes), NULL;
+    m->owned[m->n_owned++] = p;
+    return p;
+}
+
+size_t model_weight_bytes(const model *m) {
+    size_t n = weight_mat_bytes(&m->embed);
+    if (!m->cfg.tie_word_embeddings) n += weight_mat_bytes(&m->lm_head);
+    for (int l = 0; l < m->cfg.n_layers && m->layers; l++) {
+        const layer_weights *w = &m->layers[l];
+        n += weight_mat_bytes(&w->wq) + weight_mat_bytes(&w->wk) + weight_mat_bytes(&w->wv) +
+             weight_mat_bytes(&w->wo) + weight_mat_bytes(&w->w_gate) +
+             weight_mat_bytes(&w->w_up) + weight_mat_bytes(&w->w_down);
+    }
+    return n;
+}
+
+size_t model_memory_bytes(const model *m) {
+    // With model_alloc the matrices are inside the arena: count them once.
+    const int in_arena = m->embed.data == (const void *)m->arena;
+    return m->arena_bytes + (in_arena ? 0 : model_weight_bytes(m));
+}
+
 void model_free(model *m) {
+    for (int i = 0; i < m->n_maps; i++) mapped_file_close(&m->maps[i]);
+    for (int i = 0; i < m->n_owned; i++) free(m->owned[i]);
+    free(m->maps);
+    free(m->owned);
     free(m->arena);
     free(m->layers);
     memset(m, 0, sizeof *m);

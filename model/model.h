@@ -1,4 +1,6 @@
-// A decoder-only transformer of the Llama family (llama, mistral, qwen2) held in fp32.
+// A decoder-only transformer of the Llama family (llama, mistral, qwen2). The weight matrices
+// stay in the type their file stores them in (model/weight.h: F32, F16, BF16, Q8_0, Q4_K, ...),
+// read from a read-only mapping of the file; norms and biases are fp32.
 // Weights follow Hugging Face layout and semantics: a projection W is [out, in] row-major
 // and y = x W^T (+ b); Q/K rows are in HF order (llama.cpp's GGUF permutation undone at load).
 #ifndef MEDTUNE_MODEL_MODEL_H
@@ -6,6 +8,9 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "common/fileio.h"
+#include "model/weight.h"
 
 typedef enum { MODEL_ARCH_LLAMA, MODEL_ARCH_MISTRAL, MODEL_ARCH_QWEN2 } model_arch;
 
@@ -42,28 +47,37 @@ typedef struct {
 } model_config;
 
 typedef struct {
-    float *attn_norm;  // [C]
-    float *wq;         // [H*D, C]
-    float *wk;         // [KV*D, C]
-    float *wv;         // [KV*D, C]
-    float *bq;         // [H*D] or NULL
-    float *bk;         // [KV*D] or NULL
-    float *bv;         // [KV*D] or NULL
-    float *wo;         // [C, H*D]
-    float *mlp_norm;   // [C]
-    float *w_gate;     // [F, C]
-    float *w_up;       // [F, C]
-    float *w_down;     // [C, F]
+    float *attn_norm;   // [C]
+    weight_mat wq;      // [H*D, C]
+    weight_mat wk;      // [KV*D, C]
+    weight_mat wv;      // [KV*D, C]
+    float *bq;          // [H*D] or NULL
+    float *bk;          // [KV*D] or NULL
+    float *bv;          // [KV*D] or NULL
+    weight_mat wo;      // [C, H*D]
+    float *mlp_norm;    // [C]
+    weight_mat w_gate;  // [F, C]
+    weight_mat w_up;    // [F, C]
+    weight_mat w_down;  // [C, F]
 } layer_weights;
 
 typedef struct {
     model_config cfg;
-    float *embed;       // [V, C]
-    float *final_norm;  // [C]
-    float *lm_head;     // [V, C]; equals embed when tied
+    weight_mat embed;    // [V, C]
+    float *final_norm;   // [C]
+    weight_mat lm_head;  // [V, C]; the same matrix as embed when tied
     layer_weights *layers;
-    float *arena;       // all weights, one allocation
+    float *arena;       // fp32 tensors: norms and biases, and every matrix with model_alloc
+    size_t arena_bytes;
     size_t n_params;    // distinct parameters (tied lm_head counted once)
+    // Where a loaded model's matrices live: read-only mappings of its files, kept for the
+    // model's life (the page cache serves repeated runs), and buffers it owns (rows reordered
+    // or converted at load). Bytes of the matrices in each, for `medtune info`.
+    mapped_file *maps;
+    int n_maps;
+    void **owned;
+    int n_owned;
+    size_t weight_bytes_mapped, weight_bytes_owned;
     // Description of the source, for `medtune info`.
     char source_path[4096];
     char source_format[16];     // "safetensors" or "gguf"
@@ -75,14 +89,32 @@ typedef struct {
     int has_stored_sha256;
 } model;
 
+// The type a Hugging Face base's matrices are held in (config key `base_dtype`): as stored
+// (F32, F16 or BF16, mapped), or converted once at load into memory the model owns.
+typedef enum { BASE_DTYPE_KEEP, BASE_DTYPE_BF16, BASE_DTYPE_Q8_0 } base_dtype;
+
 // Loads a Hugging Face model directory or a .gguf file. On failure returns -1 with
 // "<file>: <field>: <why>" in err_msg() and leaves `m` zeroed.
 int model_load(model *m, const char *path);
+// model_load with the matrices of a Hugging Face base converted to `dtype` (BASE_DTYPE_KEEP:
+// as stored). A GGUF is always kept as stored: another dtype for one is an error.
+int model_load_as(model *m, const char *path, base_dtype dtype);
 void model_free(model *m);
 
-// Allocates the arena and wires the pointers for `cfg` (weights uninitialised).
-// Used by the loaders and by tests that build models in memory.
+// Allocates the arena and wires the pointers for `cfg` (weights uninitialised): every matrix
+// is fp32 in the arena. Used by tests and tools that build models in memory.
 int model_alloc(model *m, const model_config *cfg);
+// The loaders' allocation: the arena holds the norms and biases only; the loader points each
+// matrix at its stored bytes (a mapping kept with model_keep_map, or model_own memory).
+int model_alloc_stored(model *m, const model_config *cfg);
+// Moves a mapping into the model (closed by model_free); `mf` is left closed.
+int model_keep_map(model *m, mapped_file *mf);
+// `bytes` of memory freed by model_free, or NULL with an error.
+void *model_own(model *m, size_t bytes);
+// Bytes of all the weight matrices as held (tied lm_head once).
+size_t model_weight_bytes(const model *m);
+// Bytes the weights take in memory: the matrices as held plus the fp32 arena.
+size_t model_memory_bytes(const model *m);
 
 // Hex SHA-256 identifying the base model, for resume checks: the config and every weight
 // byte, as stored in its file(s) (stored_sha256), or the fp32 weights of a model built in

@@ -18,15 +18,23 @@ const char *model_arch_name(model_arch a) {
     return "?";
 }
 
-int model_load(model *m, const char *path) {
+int model_load(model *m, const char *path) { return model_load_as(m, path, BASE_DTYPE_KEEP); }
+
+int model_load_as(model *m, const char *path, base_dtype dtype) {
     memset(m, 0, sizeof *m);
     if (!path_exists(path)) return err_set("%s: no such file or directory", path);
     int rc;
-    if (path_is_dir(path))
-        rc = model_load_hf(m, path);
-    else if (gguf_path_is_gguf(path))
+    if (path_is_dir(path)) {
+        rc = model_load_hf(m, path, dtype);
+    } else if (gguf_path_is_gguf(path)) {
+        // A GGUF's types were chosen when it was quantized: converting them again would only
+        // lose precision (bf16 of a Q4_K) or memory (q8_0 of a Q4_K).
+        if (dtype != BASE_DTYPE_KEEP)
+            return err_set("%s: base_dtype: %s applies to Hugging Face bases; a GGUF is kept in "
+                           "its stored types (use keep)",
+                           path, dtype == BASE_DTYPE_BF16 ? "bf16" : "q8_0");
         rc = model_load_gguf(m, path);
-    else
+    } else
         return err_set("%s: not a model (expected a Hugging Face directory or a .gguf file)",
                        path);
     if (rc != 0) {
@@ -47,7 +55,13 @@ static void slot_set(weight_slot *s, float *dst, int64_t rows, int64_t cols, con
     snprintf(s->gguf_name, sizeof s->gguf_name, "%s", gguf);
 }
 
-int weight_slots_list(const model *m, weight_slot **out, int *n_out) {
+// A matrix slot: its fp32 storage is the matrix's data when model_alloc put it in the arena.
+static void slot_mat(weight_slot *s, weight_mat *mat) {
+    s->mat = mat;
+    if (mat->data && mat->type == GGML_TYPE_F32) s->dst = (float *)mat->data;
+}
+
+int weight_slots_list(model *m, weight_slot **out, int *n_out) {
     const model_config *c = &m->cfg;
     int64_t C = c->hidden_size, F = c->intermediate_size, V = c->vocab_size;
     int64_t q = (int64_t)c->n_heads * c->head_dim, kv = (int64_t)c->n_kv_heads * c->head_dim;
@@ -56,11 +70,15 @@ int weight_slots_list(const model *m, weight_slot **out, int *n_out) {
     weight_slot *s = xcalloc_or_err((size_t)cap, sizeof *s, "model");
     if (!s) return -1;
     int n = 0;
-    slot_set(&s[n++], m->embed, V, C, "model.embed_tokens.weight", "token_embd.weight");
+    slot_set(&s[n++], NULL, V, C, "model.embed_tokens.weight", "token_embd.weight");
+    slot_mat(&s[n - 1], &m->embed);
     slot_set(&s[n++], m->final_norm, C, 0, "model.norm.weight", "output_norm.weight");
-    if (!c->tie_word_embeddings) slot_set(&s[n++], m->lm_head, V, C, "lm_head.weight", "output.weight");
+    if (!c->tie_word_embeddings) {
+        slot_set(&s[n++], NULL, V, C, "lm_head.weight", "output.weight");
+        slot_mat(&s[n - 1], &m->lm_head);
+    }
     for (int l = 0; l < c->n_layers; l++) {
-        const layer_weights *w = &m->layers[l];
+        layer_weights *w = &m->layers[l];
         char hf[96], gg[64];
 #define SLOT(dst, rows, cols, hfname, ggname)                                   \
     do {                                                                        \
@@ -68,12 +86,17 @@ int weight_slots_list(const model *m, weight_slot **out, int *n_out) {
         snprintf(gg, sizeof gg, "blk.%d.%s", l, ggname);                        \
         slot_set(&s[n++], dst, rows, cols, hf, gg);                             \
     } while (0)
+#define MSLOT(mat, rows, cols, hfname, ggname)                                  \
+    do {                                                                        \
+        SLOT(NULL, rows, cols, hfname, ggname);                                 \
+        slot_mat(&s[n - 1], &(mat));                                            \
+    } while (0)
         SLOT(w->attn_norm, C, 0, "input_layernorm.weight", "attn_norm.weight");
-        SLOT(w->wq, q, C, "self_attn.q_proj.weight", "attn_q.weight");
+        MSLOT(w->wq, q, C, "self_attn.q_proj.weight", "attn_q.weight");
         s[n - 1].qk_heads = c->n_heads;
-        SLOT(w->wk, kv, C, "self_attn.k_proj.weight", "attn_k.weight");
+        MSLOT(w->wk, kv, C, "self_attn.k_proj.weight", "attn_k.weight");
         s[n - 1].qk_heads = c->n_kv_heads;
-        SLOT(w->wv, kv, C, "self_attn.v_proj.weight", "attn_v.weight");
+        MSLOT(w->wv, kv, C, "self_attn.v_proj.weight", "attn_v.weight");
         if (c->attention_bias) {
             SLOT(w->bq, q, 0, "self_attn.q_proj.bias", "attn_q.bias");
             s[n - 1].qk_heads = c->n_heads;
@@ -81,11 +104,12 @@ int weight_slots_list(const model *m, weight_slot **out, int *n_out) {
             s[n - 1].qk_heads = c->n_kv_heads;
             SLOT(w->bv, kv, 0, "self_attn.v_proj.bias", "attn_v.bias");
         }
-        SLOT(w->wo, C, q, "self_attn.o_proj.weight", "attn_output.weight");
+        MSLOT(w->wo, C, q, "self_attn.o_proj.weight", "attn_output.weight");
         SLOT(w->mlp_norm, C, 0, "post_attention_layernorm.weight", "ffn_norm.weight");
-        SLOT(w->w_gate, F, C, "mlp.gate_proj.weight", "ffn_gate.weight");
-        SLOT(w->w_up, F, C, "mlp.up_proj.weight", "ffn_up.weight");
-        SLOT(w->w_down, C, F, "mlp.down_proj.weight", "ffn_down.weight");
+        MSLOT(w->w_gate, F, C, "mlp.gate_proj.weight", "ffn_gate.weight");
+        MSLOT(w->w_up, F, C, "mlp.up_proj.weight", "ffn_up.weight");
+        MSLOT(w->w_down, C, F, "mlp.down_proj.weight", "ffn_down.weight");
+#undef MSLOT
 #undef SLOT
     }
     *out = s;
@@ -120,13 +144,19 @@ void dtype_tally_format(const dtype_tally *t, char *out, size_t size) {
     }
 }
 
-void qk_rows_unpermute(float *dst, const float *src, int n_heads, int head_dim, int64_t cols) {
+void qk_rows_unpermute_bytes(void *dst, const void *src, int n_heads, int head_dim,
+                             size_t row_bytes) {
     int half = head_dim / 2;
     for (int h = 0; h < n_heads; h++)
         for (int a = 0; a < 2; a++)
             for (int j = 0; j < half; j++) {
-                int64_t hf_row = (int64_t)h * head_dim + a * half + j;
-                int64_t gg_row = (int64_t)h * head_dim + 2 * j + a;
-                memcpy(dst + hf_row * cols, src + gg_row * cols, (size_t)cols * sizeof(float));
+                size_t hf_row = (size_t)h * head_dim + a * half + j;
+                size_t gg_row = (size_t)h * head_dim + 2 * j + a;
+                memcpy((char *)dst + hf_row * row_bytes, (const char *)src + gg_row * row_bytes,
+                       row_bytes);
             }
+}
+
+void qk_rows_unpermute(float *dst, const float *src, int n_heads, int head_dim, int64_t cols) {
+    qk_rows_unpermute_bytes(dst, src, n_heads, head_dim, (size_t)cols * sizeof(float));
 }

@@ -1,8 +1,12 @@
-// GGUF files (llama.cpp): the config from `<arch>.*` metadata, weights dequantized to fp32,
-// and llama.cpp's Q/K row permutation undone for `llama` so the math is HF's rotate_half.
+// GGUF files (llama.cpp): the config from `<arch>.*` metadata, the weight matrices kept as
+// stored in the read-only mapping of the file (norms and biases converted to fp32), and
+// llama.cpp's Q/K row permutation undone for `llama` so the math is HF's rotate_half: the
+// Q/K matrices are copied once, whole rows in their stored type, into HF order.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "common/error.h"
 #include "formats/gguf.h"
@@ -135,8 +139,16 @@ int model_config_load_gguf(model_config *cfg, const char *path) {
     return rc;
 }
 
-static int load_slot(const gguf_file *f, const weight_slot *s, int unpermute, float *scratch,
-                     dtype_tally *tally, sha256_ctx *hash) {
+// The mapped pages of a tensor that has been copied are never read again: drop them from the
+// process (the page cache keeps them), so the copy does not count twice in its memory.
+static void release_pages(const void *data, size_t n) {
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t a = ((uintptr_t)data + page - 1) / page * page, b = ((uintptr_t)data + n) / page * page;
+    if (b > a) madvise((void *)a, b - a, MADV_DONTNEED);
+}
+
+static int load_slot(model *m, const gguf_file *f, const weight_slot *s, int unpermute,
+                     float *scratch, dtype_tally *tally, sha256_ctx *hash) {
     const gguf_tensor *t = gguf_find_tensor(f, s->gguf_name);
     if (!t) return err_set("%s: %s: missing tensor", f->path, s->gguf_name);
     // ggml lists dimensions innermost first: a [rows, cols] matrix has ne = [cols, rows].
@@ -153,10 +165,29 @@ static int load_slot(const gguf_file *f, const weight_slot *s, int unpermute, fl
     dtype_tally_add(tally, ggml_type_name(t->type));
     model_hash_tensor(hash, t->name, ggml_type_name(t->type), t->n_dims, t->ne, t->data,
                       t->n_bytes);
-    if (!unpermute || !s->qk_heads) return gguf_tensor_to_f32(f, t, s->dst);
+    const int permute = unpermute && s->qk_heads;
+    const int head_dim = s->qk_heads ? (int)(s->rows / s->qk_heads) : 0;
+    if (s->mat) {
+        if (weight_mat_init(s->mat, t->type, t->data, s->rows, s->cols, f->path, t->name) != 0)
+            return -1;
+        if (!permute) {
+            m->weight_bytes_mapped += weight_mat_bytes(s->mat);
+            return 0;
+        }
+        // A row permutation moves whole rows, so it works on quantized rows as stored. Copying
+        // once costs the Q and K bytes (about a tenth of a layer) and keeps every product on
+        // contiguous rows; an index read on every access would save the copy but not the time.
+        void *rows = model_own(m, weight_mat_bytes(s->mat));
+        if (!rows) return -1;
+        qk_rows_unpermute_bytes(rows, t->data, s->qk_heads, head_dim, s->mat->row_bytes);
+        s->mat->data = rows;
+        m->weight_bytes_owned += weight_mat_bytes(s->mat);
+        release_pages(t->data, t->n_bytes);
+        return 0;
+    }
+    if (!permute) return gguf_tensor_to_f32(f, t, s->dst);
     if (gguf_tensor_to_f32(f, t, scratch) != 0) return -1;
-    int head_dim = (int)(s->rows / s->qk_heads);
-    qk_rows_unpermute(s->dst, scratch, s->qk_heads, head_dim, s->cols ? s->cols : 1);
+    qk_rows_unpermute(s->dst, scratch, s->qk_heads, head_dim, 1);
     return 0;
 }
 
@@ -167,18 +198,19 @@ int model_load_gguf(model *m, const char *path) {
     weight_slot *slots = NULL;
     float *scratch = NULL;
     int n = 0, rc = -1;
-    if (parse_config(&f, &cfg) != 0 || model_alloc(m, &cfg) != 0 ||
+    if (parse_config(&f, &cfg) != 0 || model_alloc_stored(m, &cfg) != 0 ||
         weight_slots_list(m, &slots, &n) != 0)
         goto done;
     size_t q_rows = (size_t)cfg.n_heads * cfg.head_dim;
-    if (!(scratch = xmalloc_or_err(q_rows * (size_t)cfg.hidden_size * sizeof(float), path)))
+    if (!(scratch = xmalloc_or_err(q_rows * sizeof(float), path)))
         goto done;
     int unpermute = cfg.arch == MODEL_ARCH_LLAMA;
     dtype_tally tally = {0};
     sha256_ctx hash;
     sha256_init(&hash);
     for (int i = 0; i < n; i++)
-        if (load_slot(&f, &slots[i], unpermute, scratch, &tally, &hash) != 0) goto done;
+        if (load_slot(m, &f, &slots[i], unpermute, scratch, &tally, &hash) != 0) goto done;
+    if (cfg.tie_word_embeddings) m->lm_head = m->embed;
     sha256_final(&hash, m->stored_sha256);
     m->has_stored_sha256 = 1;
     snprintf(m->source_format, sizeof m->source_format, "gguf");
@@ -190,7 +222,8 @@ int model_load_gguf(model *m, const char *path) {
         goto done;
     else
         snprintf(m->tokenizer_kind, sizeof m->tokenizer_kind, "%s (gguf)", tok);
-    rc = 0;
+    // The matrices point into the mapping: the model keeps it open for its life.
+    rc = model_keep_map(m, &f.map);
 done:
     free(scratch);
     free(slots);

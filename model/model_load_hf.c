@@ -9,6 +9,7 @@
 #include "common/error.h"
 #include "common/fileio.h"
 #include "common/strbuf.h"
+#include "formats/gguf.h"
 #include "formats/safetensors.h"
 #include "model/model_load.h"
 #include "tokenizer/tokenizer.h"
@@ -346,8 +347,31 @@ static const char *hf_alias(const hf_weights *w, const weight_slot *s, int tied)
     return NULL;
 }
 
-static int load_slot(const hf_weights *w, const weight_slot *s, int tied, dtype_tally *tally,
-                     sha256_ctx *hash) {
+// Converts a matrix held as stored into `to` (bf16 or q8_0), row by row, into owned memory.
+static int convert_matrix(model *m, weight_mat *w, uint32_t to, const char *file,
+                          const char *name) {
+    const size_t rb = weight_row_bytes(to, w->cols);
+    if (!rb)
+        return err_set("%s: %s: base_dtype %s needs rows of whole %u-value blocks, not %lld", file,
+                       name, ggml_type_name(to), quant_block_size(to), (long long)w->cols);
+    uint8_t *dst = model_own(m, rb * (size_t)w->rows);
+    float *row = malloc((size_t)w->cols * sizeof *row);
+    if (!dst || !row) {
+        free(row);
+        return err_set("%s: %s: out of memory converting to %s", file, name, ggml_type_name(to));
+    }
+    for (int64_t r = 0; r < w->rows; r++) {
+        weight_rows_to_f32(w, r, 1, row);
+        quant_quantize_row(to, row, dst + (size_t)r * rb, w->cols);
+    }
+    free(row);
+    *w = (weight_mat){.type = to, .data = dst, .rows = w->rows, .cols = w->cols, .row_bytes = rb};
+    m->weight_bytes_owned += weight_mat_bytes(w);
+    return 0;
+}
+
+static int load_slot(model *m, const hf_weights *w, const weight_slot *s, int tied,
+                     uint32_t convert_to, dtype_tally *tally, sha256_ctx *hash) {
     const st_file *f;
     const st_tensor *t = hf_weights_find(w, s->hf_name, &f);
     if (!t) {
@@ -375,7 +399,26 @@ static int load_slot(const hf_weights *w, const weight_slot *s, int tied, dtype_
     dtype_tally_add(tally, st_dtype_name(t->dtype));
     model_hash_tensor(hash, t->name, st_dtype_name(t->dtype), t->n_dims, t->shape, t->data,
                       t->n_bytes);
-    return st_tensor_to_f32(f, t, s->dst);
+    if (!s->mat) return st_tensor_to_f32(f, t, s->dst);
+    const uint32_t type = t->dtype == ST_F32 ? GGML_TYPE_F32
+                          : t->dtype == ST_F16 ? GGML_TYPE_F16
+                                               : GGML_TYPE_BF16;
+    if (weight_mat_init(s->mat, type, t->data, s->rows, s->cols, f->path, s->hf_name) != 0)
+        return -1;
+    if (convert_to != GGML_TYPE_F32 && convert_to != type)
+        return convert_matrix(m, s->mat, convert_to, f->path, s->hf_name);
+    // safetensors aligns data to 8 bytes in practice but the format does not promise it: an
+    // F32 matrix that sgemm would read misaligned is copied once, in its dtype.
+    if (type == GGML_TYPE_F32 && (uintptr_t)t->data % sizeof(float)) {
+        void *copy = model_own(m, t->n_bytes);
+        if (!copy) return -1;
+        memcpy(copy, t->data, t->n_bytes);
+        s->mat->data = copy;
+        m->weight_bytes_owned += t->n_bytes;
+        return 0;
+    }
+    m->weight_bytes_mapped += t->n_bytes;
+    return 0;
 }
 
 // The tokenizer's description (tokenizer_kind), or "none" without tokenizer.json. Read by the
@@ -392,7 +435,7 @@ static int detect_tokenizer(const char *dir, char *kind, size_t size) {
     return 0;
 }
 
-int model_load_hf(model *m, const char *dir) {
+int model_load_hf(model *m, const char *dir, base_dtype dtype) {
     char cfg_path[4096];
     if (path_join(cfg_path, sizeof cfg_path, dir, "config.json") != 0) return -1;
     if (!path_exists(cfg_path))
@@ -414,18 +457,30 @@ int model_load_hf(model *m, const char *dir) {
     weight_slot *slots = NULL;
     int n = 0;
     rc = -1;
-    if (model_alloc(m, &cfg) != 0 || weight_slots_list(m, &slots, &n) != 0) goto done;
+    if (model_alloc_stored(m, &cfg) != 0 || weight_slots_list(m, &slots, &n) != 0) goto done;
+    const uint32_t convert_to = dtype == BASE_DTYPE_BF16   ? GGML_TYPE_BF16
+                                : dtype == BASE_DTYPE_Q8_0 ? GGML_TYPE_Q8_0
+                                                           : GGML_TYPE_F32;
     dtype_tally tally = {0};
     sha256_ctx hash;
     sha256_init(&hash);
     for (int i = 0; i < n; i++)
-        if (load_slot(&w, &slots[i], cfg.tie_word_embeddings, &tally, &hash) != 0) goto done;
+        if (load_slot(m, &w, &slots[i], cfg.tie_word_embeddings, convert_to, &tally, &hash) != 0)
+            goto done;
+    if (convert_to != GGML_TYPE_F32)
+        fprintf(stderr, "medtune: %s: base_dtype %s: the weight matrices converted at load to %s "
+                        "(%.1f MiB held)\n",
+                dir, dtype == BASE_DTYPE_BF16 ? "bf16" : "q8_0", ggml_type_name(convert_to),
+                (double)model_weight_bytes(m) / (1024.0 * 1024.0));
     sha256_final(&hash, m->stored_sha256);
     m->has_stored_sha256 = 1;
     snprintf(m->source_format, sizeof m->source_format, "safetensors");
     dtype_tally_format(&tally, m->source_dtypes, sizeof m->source_dtypes);
     snprintf(m->tokenizer_kind, sizeof m->tokenizer_kind, "%s", tok_kind);
+    if (cfg.tie_word_embeddings) m->lm_head = m->embed;
+    // The matrices point into the shards' mappings: the model keeps them for its life.
     rc = 0;
+    for (int i = 0; i < w.n && !rc; i++) rc = model_keep_map(m, &w.files[i].map);
 done:
     free(slots);
     hf_weights_close(&w);

@@ -3,9 +3,8 @@
 #include <math.h>
 #include <string.h>
 
-void embedding_forward(float *out, const int32_t *tokens, const float *embed, int N, int C) {
-    for (int n = 0; n < N; n++)
-        memcpy(out + (int64_t)n * C, embed + (int64_t)tokens[n] * C, (size_t)C * sizeof(float));
+void embedding_forward(float *out, const int32_t *tokens, const weight_mat *embed, int N) {
+    weight_gather_f32(embed, tokens, N, out);
 }
 
 void rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w, int N, int C,

@@ -8,8 +8,9 @@
 
 #include "model/model.h"
 
-// out[N,C] = embed[tokens[n], :]. The embedding is frozen: no backward.
-void embedding_forward(float *out, const int32_t *tokens, const float *embed, int N, int C);
+// out[N,C] = embed[tokens[n], :], the rows dequantized from their stored type. The embedding
+// is frozen: no backward.
+void embedding_forward(float *out, const int32_t *tokens, const weight_mat *embed, int N);
 
 // out[N,C] = w[C] * inp[N,C] * rstd[N],  rstd = 1/sqrt(mean(inp^2) + eps)
 void rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w, int N, int C,

@@ -7,6 +7,7 @@
 
 #include "common/error.h"
 #include "common/arena.h"
+#include "formats/gguf.h"
 #include "model/attention.h"
 #include "model/ops.h"
 
@@ -139,9 +140,9 @@ static uint64_t dropout_stream(const lm_plan *p, int l, lora_target t) {
 }
 
 // y[N,out] = x W^T (+ b) + LoRA(x)
-static void proj_forward(lm_plan *p, float *y, const float *x, const float *W, const float *bias,
-                         int l, lora_target t, int in, int out) {
-    linear_forward(y, x, W, bias, p->N, in, out);
+static void proj_forward(lm_plan *p, float *y, const float *x, const weight_mat *W,
+                         const float *bias, int l, lora_target t, int in, int out) {
+    linear_forward(y, x, W, bias, p->N);
     if (!lora_on(p, t)) return;
     const lora_adapter *a = p->lora;
     const float *xd = x;
@@ -155,9 +156,9 @@ static void proj_forward(lm_plan *p, float *y, const float *x, const float *W, c
 }
 
 // dx[N,in] += dy W + LoRA input gradient; LoRA A/B gradients accumulated.
-static void proj_backward(lm_plan *p, float *dx, const float *dy, const float *x, const float *W,
-                          int l, lora_target t, int in, int out) {
-    linear_backward(dx, dy, W, p->N, in, out);
+static void proj_backward(lm_plan *p, float *dx, const float *dy, const float *x,
+                          const weight_mat *W, int l, lora_target t, int in, int out) {
+    linear_backward(dx, dy, W, p->N);
     if (!lora_on(p, t)) return;
     const lora_adapter *a = p->lora;
     const int64_t n = (int64_t)p->N * in;
@@ -191,21 +192,21 @@ static void layer_forward(lm_plan *p, int l, float *x_next) {
     const int H = c->n_heads, KV = c->n_kv_heads, QD = H * D, KD = KV * D;
 
     rmsnorm_forward(s->xn1, s->rstd1, s->x, w->attn_norm, N, C, c->rms_norm_eps);
-    proj_forward(p, s->q, s->xn1, w->wq, w->bq, l, LORA_Q, C, QD);
-    proj_forward(p, s->k, s->xn1, w->wk, w->bk, l, LORA_K, C, KD);
-    proj_forward(p, s->v, s->xn1, w->wv, w->bv, l, LORA_V, C, KD);
+    proj_forward(p, s->q, s->xn1, &w->wq, w->bq, l, LORA_Q, C, QD);
+    proj_forward(p, s->k, s->xn1, &w->wk, w->bk, l, LORA_K, C, KD);
+    proj_forward(p, s->v, s->xn1, &w->wv, w->bv, l, LORA_V, C, KD);
     rope_forward(s->q, p->pos, p->rope_cos, p->rope_sin, N, H, D);
     rope_forward(s->k, p->pos, p->rope_cos, p->rope_sin, N, KV, D);
     attention_forward(s->att, s->probs, s->q, s->k, s->v, p->start, p->B, p->T, H, KV, D);
-    proj_forward(p, p->tmp, s->att, w->wo, NULL, l, LORA_O, QD, C);
+    proj_forward(p, p->tmp, s->att, &w->wo, NULL, l, LORA_O, QD, C);
     memcpy(s->xmid, s->x, (size_t)N * C * sizeof(float));
     add_inplace(s->xmid, p->tmp, (int64_t)N * C);
 
     rmsnorm_forward(s->xn2, s->rstd2, s->xmid, w->mlp_norm, N, C, c->rms_norm_eps);
-    proj_forward(p, s->g, s->xn2, w->w_gate, NULL, l, LORA_GATE, C, F);
-    proj_forward(p, s->u, s->xn2, w->w_up, NULL, l, LORA_UP, C, F);
+    proj_forward(p, s->g, s->xn2, &w->w_gate, NULL, l, LORA_GATE, C, F);
+    proj_forward(p, s->u, s->xn2, &w->w_up, NULL, l, LORA_UP, C, F);
     swiglu_forward(s->h, s->g, s->u, (int64_t)N * F);
-    proj_forward(p, p->tmp, s->h, w->w_down, NULL, l, LORA_DOWN, F, C);
+    proj_forward(p, p->tmp, s->h, &w->w_down, NULL, l, LORA_DOWN, F, C);
     memcpy(x_next, s->xmid, (size_t)N * C * sizeof(float));
     add_inplace(x_next, p->tmp, (int64_t)N * C);
 }
@@ -220,17 +221,17 @@ static void layer_backward(lm_plan *p, int l) {
     const size_t fl = sizeof(float);
 
     memset(p->dh, 0, (size_t)N * F * fl);
-    proj_backward(p, p->dh, p->dres, s->h, w->w_down, l, LORA_DOWN, F, C);
+    proj_backward(p, p->dh, p->dres, s->h, &w->w_down, l, LORA_DOWN, F, C);
     memset(p->dg, 0, (size_t)N * F * fl);
     memset(p->du, 0, (size_t)N * F * fl);
     swiglu_backward(p->dg, p->du, p->dh, s->g, s->u, (int64_t)N * F);
     memset(p->dxn, 0, (size_t)N * C * fl);
-    proj_backward(p, p->dxn, p->dg, s->xn2, w->w_gate, l, LORA_GATE, C, F);
-    proj_backward(p, p->dxn, p->du, s->xn2, w->w_up, l, LORA_UP, C, F);
+    proj_backward(p, p->dxn, p->dg, s->xn2, &w->w_gate, l, LORA_GATE, C, F);
+    proj_backward(p, p->dxn, p->du, s->xn2, &w->w_up, l, LORA_UP, C, F);
     rmsnorm_backward(p->dres, p->dxn, s->xmid, w->mlp_norm, s->rstd2, N, C);
 
     memset(p->datt, 0, (size_t)N * QD * fl);
-    proj_backward(p, p->datt, p->dres, s->att, w->wo, l, LORA_O, QD, C);
+    proj_backward(p, p->datt, p->dres, s->att, &w->wo, l, LORA_O, QD, C);
     memset(p->dk, 0, (size_t)N * KD * fl);
     memset(p->dv, 0, (size_t)N * KD * fl);
     attention_backward(p->dq, p->dk, p->dv, p->attn_scratch, p->max_threads, p->datt, s->probs,
@@ -238,16 +239,16 @@ static void layer_backward(lm_plan *p, int l) {
     rope_backward(p->dq, p->pos, p->rope_cos, p->rope_sin, N, H, D);
     rope_backward(p->dk, p->pos, p->rope_cos, p->rope_sin, N, KV, D);
     memset(p->dxn, 0, (size_t)N * C * fl);
-    proj_backward(p, p->dxn, p->dq, s->xn1, w->wq, l, LORA_Q, C, QD);
-    proj_backward(p, p->dxn, p->dk, s->xn1, w->wk, l, LORA_K, C, KD);
-    proj_backward(p, p->dxn, p->dv, s->xn1, w->wv, l, LORA_V, C, KD);
+    proj_backward(p, p->dxn, p->dq, s->xn1, &w->wq, l, LORA_Q, C, QD);
+    proj_backward(p, p->dxn, p->dk, s->xn1, &w->wk, l, LORA_K, C, KD);
+    proj_backward(p, p->dxn, p->dv, s->xn1, &w->wv, l, LORA_V, C, KD);
     rmsnorm_backward(p->dres, p->dxn, s->x, w->attn_norm, s->rstd1, N, C);
 }
 
 static void trunk_forward(lm_plan *p, const lm_batch *b) {
     const model_config *c = &p->m->cfg;
     batch_layout(p, b);
-    embedding_forward(p->acts[0].x, b->tokens, p->m->embed, p->N, c->hidden_size);
+    embedding_forward(p->acts[0].x, b->tokens, &p->m->embed, p->N);
     for (int l = 0; l < c->n_layers; l++)
         layer_forward(p, l, l + 1 < c->n_layers ? p->acts[l + 1].x : p->x_out);
     rmsnorm_forward(p->xnf, p->rstdf, p->x_out, p->m->final_norm, p->N, c->hidden_size,
@@ -263,20 +264,25 @@ double lm_forward(lm_plan *p, const lm_batch *b, int need_grad, float grad_scale
     for (int n0 = 0; n0 < p->N; n0 += p->chunk_rows) {
         int rows = p->N - n0 < p->chunk_rows ? p->N - n0 : p->chunk_rows;
         const float *xr = p->xnf + (int64_t)n0 * C;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, V, C, 1.0f, xr, C, p->m->lm_head,
-                    C, 0.0f, p->logits, V);
+        weight_matmul_forward(p->logits, xr, &p->m->lm_head, NULL, rows);
         loss += crossentropy_forward_backward(need_grad ? p->logits : NULL, p->logits,
                                               b->targets + n0, rows, V, grad_scale, n_targets);
         // dX of the head in fixed blocks of LM_DX_BLOCK_ROWS rows, one single-threaded sgemm
         // each (OpenBLAS runs single-threaded inside a parallel region): one threaded sgemm
         // gave other sums with 1 and 2 threads for K = V = 397 or 400 (not 512), so a run
         // depended on its thread count (tests/train/check_threads.py, random model).
-        if (need_grad) {
+        // Stored types other than F32 take weight_matmul_backward, whose column tiles do not
+        // depend on the thread count either.
+        if (need_grad && p->m->lm_head.type != GGML_TYPE_F32) {
+            float *dx = p->dxnf + (int64_t)n0 * C;
+            memset(dx, 0, (size_t)rows * C * sizeof(float));
+            weight_matmul_backward(dx, p->logits, &p->m->lm_head, rows);
+        } else if (need_grad) {
 #pragma omp parallel for schedule(static)
             for (int r0 = 0; r0 < rows; r0 += LM_DX_BLOCK_ROWS) {
                 int nr = rows - r0 < LM_DX_BLOCK_ROWS ? rows - r0 : LM_DX_BLOCK_ROWS;
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nr, C, V, 1.0f,
-                            p->logits + (int64_t)r0 * V, V, p->m->lm_head, C, 0.0f,
+                            p->logits + (int64_t)r0 * V, V, p->m->lm_head.data, C, 0.0f,
                             p->dxnf + (int64_t)(n0 + r0) * C, C);
             }
         }
@@ -338,9 +344,6 @@ void lm_backward_weighted(lm_plan *p, const lm_batch *b, const float *weight) {
 }
 
 void lm_logits(lm_plan *p, const lm_batch *b, float *logits) {
-    const model_config *c = &p->m->cfg;
     trunk_forward(p, b);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, p->N, c->vocab_size, c->hidden_size, 1.0f,
-                p->xnf, c->hidden_size, p->m->lm_head, c->hidden_size, 0.0f, logits,
-                c->vocab_size);
+    weight_matmul_forward(logits, p->xnf, &p->m->lm_head, NULL, p->N);
 }

@@ -90,14 +90,25 @@ static void check_config(const model *m, const cJSON *cfg) {
     }
 }
 
-// The model.h field called `name` ("embed", "layers.3.wq", ...) and its length.
-static const float *field_ptr(const model *m, const char *name, size_t *n) {
+// A matrix of the model as fp32, in a malloc'd copy (the model keeps it in its stored type).
+static float *matrix_f32(const weight_mat *w, size_t *n) {
+    *n = (size_t)(w->rows * w->cols);
+    float *out = malloc(*n * sizeof *out);
+    if (!out) test_fail("out of memory");
+    weight_rows_to_f32(w, 0, w->rows, out);
+    return out;
+}
+
+// The model.h field called `name` ("embed", "layers.3.wq", ...) and its length, as fp32:
+// *copy is set when the result is a malloc'd copy the caller frees.
+static const float *field_ptr(const model *m, const char *name, size_t *n, float **copy) {
     const model_config *c = &m->cfg;
-    size_t C = (size_t)c->hidden_size, F = (size_t)c->intermediate_size, V = (size_t)c->vocab_size;
+    size_t C = (size_t)c->hidden_size;
     size_t q = (size_t)c->n_heads * c->head_dim, kv = (size_t)c->n_kv_heads * c->head_dim;
-    if (!strcmp(name, "embed")) return *n = V * C, m->embed;
+    *copy = NULL;
+    if (!strcmp(name, "embed")) return *copy = matrix_f32(&m->embed, n);
     if (!strcmp(name, "final_norm")) return *n = C, m->final_norm;
-    if (!strcmp(name, "lm_head")) return *n = V * C, m->lm_head;
+    if (!strcmp(name, "lm_head")) return *copy = matrix_f32(&m->lm_head, n);
     int l;
     char f[32];
     if (sscanf(name, "layers.%d.%31s", &l, f) != 2 || l < 0 || l >= c->n_layers) return NULL;
@@ -106,18 +117,25 @@ static const float *field_ptr(const model *m, const char *name, size_t *n) {
         const char *name;
         const float *p;
         size_t n;
-    } FIELDS[] = {
-        {"attn_norm", w->attn_norm, C}, {"wq", w->wq, q * C},     {"wk", w->wk, kv * C},
-        {"wv", w->wv, kv * C},          {"bq", w->bq, q},         {"bk", w->bk, kv},
-        {"bv", w->bv, kv},              {"wo", w->wo, C * q},     {"mlp_norm", w->mlp_norm, C},
-        {"w_gate", w->w_gate, F * C},   {"w_up", w->w_up, F * C}, {"w_down", w->w_down, C * F},
+    } VECTORS[] = {
+        {"attn_norm", w->attn_norm, C}, {"bq", w->bq, q},  {"bk", w->bk, kv},
+        {"bv", w->bv, kv},              {"mlp_norm", w->mlp_norm, C},
     };
-    for (size_t i = 0; i < sizeof FIELDS / sizeof FIELDS[0]; i++)
-        if (!strcmp(f, FIELDS[i].name)) return *n = FIELDS[i].n, FIELDS[i].p;
+    const struct {
+        const char *name;
+        const weight_mat *w;
+    } MATRICES[] = {
+        {"wq", &w->wq}, {"wk", &w->wk}, {"wv", &w->wv}, {"wo", &w->wo},
+        {"w_gate", &w->w_gate}, {"w_up", &w->w_up}, {"w_down", &w->w_down},
+    };
+    for (size_t i = 0; i < sizeof VECTORS / sizeof VECTORS[0]; i++)
+        if (!strcmp(f, VECTORS[i].name)) return *n = VECTORS[i].n, VECTORS[i].p;
+    for (size_t i = 0; i < sizeof MATRICES / sizeof MATRICES[0]; i++)
+        if (!strcmp(f, MATRICES[i].name)) return *copy = matrix_f32(MATRICES[i].w, n);
     return NULL;
 }
 
-static void check_tensors(const model *m, const cJSON *tensors, FILE *data) {
+static void check_tensors(model *m, const cJSON *tensors, FILE *data) {
     int count = 0;
     for (const cJSON *t = tensors->child; t; t = t->next, count++) {
         const char *name = cJSON_GetObjectItemCaseSensitive(t, "name")->valuestring;
@@ -126,11 +144,13 @@ static void check_tensors(const model *m, const cJSON *tensors, FILE *data) {
         for (const cJSON *d = cJSON_GetObjectItemCaseSensitive(t, "shape")->child; d; d = d->next)
             want *= (size_t)d->valuedouble;
         size_t n = 0;
-        const float *got = field_ptr(m, name, &n);
+        float *copy;
+        const float *got = field_ptr(m, name, &n, &copy);
         if (!got || n != want) {
             printf("%s: %s in the model (%zu elements, reference %zu)\n", name,
                    got ? "size differs" : "absent", n, want);
             failures++;
+            free(copy);
             continue;
         }
         float *ref = malloc(n * sizeof *ref);
@@ -150,6 +170,7 @@ static void check_tensors(const model *m, const cJSON *tensors, FILE *data) {
             failures++;
         }
         free(ref);
+        free(copy);
     }
     // Every weight of the model must have been covered by the reference.
     weight_slot *slots;

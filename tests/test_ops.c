@@ -484,7 +484,9 @@ static void test_linear(void) {
         float *x = rand_floats(N * IN, -1.0f, 1.0f), *W = rand_floats(OUT * IN, -1.0f, 1.0f);
         float *b = bias ? rand_floats(OUT, -1.0f, 1.0f) : NULL;
         float *R = rand_floats(N * OUT, -1.0f, 1.0f), *y = rand_floats(N * OUT, -9.0f, 9.0f);
-        linear_forward(y, x, W, b, N, IN, OUT);
+        weight_mat Wm;
+        weight_mat_f32(&Wm, W, OUT, IN);
+        linear_forward(y, x, &Wm, b, N);
         linear_ref c = {N, IN, OUT, to_doubles(x, N * IN), to_doubles(W, OUT * IN),
                         b ? to_doubles(b, OUT) : NULL, to_doubles(R, N * OUT), new_doubles(N * OUT)};
         linear_ref_forward(&c);
@@ -492,7 +494,7 @@ static void test_linear(void) {
                                    : "linear_forward (overwritten)",
                               y, NULL, c.y, N * OUT));
         float *dx0 = rand_floats(N * IN, -1.0f, 1.0f), *dx = copy_floats(dx0, N * IN);
-        linear_backward(dx, R, W, N, IN, OUT);
+        linear_backward(dx, R, &Wm, N);
         double *g = new_doubles(N * IN);
         fd_gradient(g, c.x, N * IN, linear_objective, &c);
         bwd = max2(bwd, check(bias ? "linear_backward with bias dx (+=)" : "linear_backward dx (+=)",

@@ -123,17 +123,24 @@ static const char *const NAMES[N_OUT] = {
 // Inputs of layer_run.
 enum { IN_X, IN_NORM, IN_WQ, IN_WK, IN_WV, IN_WUP, IN_WDOWN, IN_A, IN_B, IN_HEAD, IN_DY, N_IN };
 
+// An fp32 matrix view of a test buffer.
+static const weight_mat *mat(weight_mat *w, const float *data, int64_t rows, int64_t cols) {
+    weight_mat_f32(w, data, rows, cols);
+    return w;
+}
+
 // Forward, then backward with the layer's own outputs standing in for incoming gradients.
 static void layer_run(float **o, float *const *in, const int32_t *start, float *scratch) {
+    weight_mat wm;
     for (int i = 0; i < N_OUT; i++) memset(o[i], 0, SIZES[i] * sizeof(float));
     rmsnorm_forward(o[XN], o[RSTD], in[IN_X], in[IN_NORM], N, C, 1e-5f);
-    linear_forward(o[Q], o[XN], in[IN_WQ], NULL, N, C, H * D);
-    linear_forward(o[K], o[XN], in[IN_WK], NULL, N, C, KV * D);
-    linear_forward(o[VV], o[XN], in[IN_WV], NULL, N, C, KV * D);
+    linear_forward(o[Q], o[XN], mat(&wm, in[IN_WQ], H * D, C), NULL, N);
+    linear_forward(o[K], o[XN], mat(&wm, in[IN_WK], KV * D, C), NULL, N);
+    linear_forward(o[VV], o[XN], mat(&wm, in[IN_WV], KV * D, C), NULL, N);
     attention_forward(o[ATT], o[PROBS], o[Q], o[K], o[VV], start, B, T, H, KV, D);
-    linear_forward(o[UP], o[XN], in[IN_WUP], NULL, N, C, F);
+    linear_forward(o[UP], o[XN], mat(&wm, in[IN_WUP], F, C), NULL, N);
     lora_forward(o[UP], o[LU], o[XN], in[IN_A], in[IN_B], 2.0f, N, C, F, R);
-    linear_forward(o[DOWN], o[UP], in[IN_WDOWN], NULL, N, F, C);
+    linear_forward(o[DOWN], o[UP], mat(&wm, in[IN_WDOWN], C, F), NULL, N);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, V, C, 1.0f, o[DOWN], C, in[IN_HEAD],
                 C, 0.0f, o[LOGITS], V);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, V, 1.0f, o[LOGITS], V,
@@ -141,7 +148,7 @@ static void layer_run(float **o, float *const *in, const int32_t *start, float *
     rmsnorm_backward(o[DX], in[IN_DY], in[IN_X], in[IN_NORM], o[RSTD], N, C);
     attention_backward(o[DQ], o[DK], o[DV], scratch, omp_get_max_threads(), o[ATT], o[PROBS],
                        o[Q], o[K], o[VV], start, B, T, H, KV, D);
-    linear_backward(o[DUP], in[IN_DY], in[IN_WDOWN], N, F, C);
+    linear_backward(o[DUP], in[IN_DY], mat(&wm, in[IN_WDOWN], C, F), N);
     lora_backward(o[DXN], o[DA], o[DB], o[DU], o[DUP], o[XN], o[LU], in[IN_A], in[IN_B], 2.0f, N,
                   C, F, R);
 }

@@ -83,7 +83,9 @@ static cJSON *model_json(const model *m) {
     for (int i = 0; i < c->n_eos; i++) cJSON_AddItemToArray(eos, cJSON_CreateNumber(c->eos_token_ids[i]));
     cJSON_AddStringToObject(o, "source_dtypes", m->source_dtypes);
     cJSON_AddStringToObject(o, "tokenizer", m->tokenizer_kind);
-    cJSON_AddNumberToObject(o, "weights_bytes", (double)(m->n_params * sizeof(float)));
+    cJSON_AddNumberToObject(o, "weights_bytes", (double)model_memory_bytes(m));
+    cJSON_AddNumberToObject(o, "weights_mapped_bytes", (double)m->weight_bytes_mapped);
+    cJSON_AddNumberToObject(o, "weights_owned_bytes", (double)m->weight_bytes_owned);
     char hex[65];
     sha256_digest_to_hex(m->stored_sha256, hex);
     cJSON_AddStringToObject(o, "weights_sha256", hex);
@@ -97,8 +99,12 @@ static void print_model_text(const model *m) {
     printf("model                %s\n", m->source_path);
     printf("format               %s (%s)\n", m->source_format, m->source_dtypes);
     printf("architecture         %s\n", model_arch_name(c->arch));
-    printf("parameters           %zu (%.1f MiB as fp32 in memory)\n", m->n_params,
-           (double)m->n_params * sizeof(float) / (1024.0 * 1024.0));
+    const double mib = 1024.0 * 1024.0;
+    printf("parameters           %zu (%.1f MiB in memory: %.1f MiB of matrices mapped from the "
+           "file, %.1f MiB owned, %.1f MiB of fp32 norms and biases)\n",
+           m->n_params, (double)model_memory_bytes(m) / mib,
+           (double)m->weight_bytes_mapped / mib, (double)m->weight_bytes_owned / mib,
+           (double)m->arena_bytes / mib);
     printf("hidden_size          %d\n", c->hidden_size);
     printf("intermediate_size    %d\n", c->intermediate_size);
     printf("layers               %d\n", c->n_layers);
@@ -188,9 +194,10 @@ const cli_command INFO_COMMAND = {
     .summary = "describe a model, adapter, shard directory or checkpoint",
     .description =
         "Describes PATH: a model (Hugging Face directory or .gguf file): architecture,\n"
-        "dimensions, rope, tied embeddings, parameter count, source dtypes, tokenizer kind\n"
-        "the bytes its fp32 weights take in memory, the SHA-256 of its weight tensors as\n"
-        "stored and its fingerprint (what a resume compares). A PEFT adapter directory: r,\n"
+        "dimensions, rope, tied embeddings, parameter count, source dtypes, tokenizer kind,\n"
+        "the bytes its weights take in memory (matrices as stored, mapped from the file or\n"
+        "owned; norms and biases in fp32), the SHA-256 of its weight tensors as stored and\n"
+        "its fingerprint (what a resume compares). A PEFT adapter directory: r,\n"
         "alpha, scale, targets, tensors, parameters. A checkpoint (or run directory: its\n"
         "latest checkpoint): step, tokens seen, config summary and its adapter. A shard\n"
         "directory: splits, documents and tokens, after verifying every frame checksum.\n",

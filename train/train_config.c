@@ -15,6 +15,8 @@
 static const char *const DECAY_NAMES[] = {[SCHEDULE_CONSTANT] = "constant",
                                            [SCHEDULE_LINEAR] = "linear",
                                            [SCHEDULE_COSINE] = "cosine", NULL};
+static const char *const BASE_DTYPE_NAMES[] = {
+    [BASE_DTYPE_KEEP] = "keep", [BASE_DTYPE_BF16] = "bf16", [BASE_DTYPE_Q8_0] = "q8_0", NULL};
 static const char *const DOC_ATTENTION_NAMES[] = {
     [DOC_ATTENTION_CAUSAL] = "causal", [DOC_ATTENTION_DOCUMENT] = "document", NULL};
 static const char *const OBJECTIVE_NAMES[] = {[OBJECTIVE_SFT] = "sft", [OBJECTIVE_CPT] = "cpt",
@@ -28,6 +30,7 @@ _Static_assert(sizeof(objective_kind) == sizeof(int), "objective_kind is stored 
 _Static_assert(sizeof(dpo_loss_kind) == sizeof(int), "dpo_loss_kind is stored as an int");
 _Static_assert(sizeof(schedule_decay) == sizeof(int), "schedule_decay is stored as an int");
 _Static_assert(sizeof(doc_attention_mode) == sizeof(int), "doc_attention_mode is stored as an int");
+_Static_assert(sizeof(base_dtype) == sizeof(int), "base_dtype is stored as an int");
 
 static double alpha_default(const train_config *tc) { return 2.0 * tc->lora.r; }
 
@@ -39,6 +42,10 @@ static double alpha_default(const train_config *tc) { return 2.0 * tc->lora.r; }
 static const train_config_key KEYS[] = {
     {"model", TRAIN_KEY_PATH, "required", "base model: HF directory or `.gguf` file",
      .offset = OFF(model), .flags = FREE},
+    {"base_dtype", TRAIN_KEY_CHOICE, "`keep`",
+     "type a Hugging Face base's matrices are held in: `keep` (as stored: F32, F16 or BF16), "
+     "`bf16` or `q8_0` (converted at load); a GGUF base is always kept as stored",
+     .choices = BASE_DTYPE_NAMES, .offset = OFF(base_dtype)},
     {"init_adapter", TRAIN_KEY_PATH, "none",
      "PEFT adapter directory to start from (r/alpha/targets must match `lora`)",
      .offset = OFF(init_adapter), .flags = FREE},

@@ -33,6 +33,7 @@ typedef struct {
 
 typedef struct {
     char model[TRAIN_PATH_MAX];
+    base_dtype base_dtype;              // the type a Hugging Face base's matrices are held in
     char init_adapter[TRAIN_PATH_MAX];  // "" when training starts from PEFT init
     char data_train[TRAIN_PATH_MAX];
     char data_val[TRAIN_PATH_MAX];     // "" = the train shard directory's val split

@@ -682,7 +682,7 @@ int trainer_run_dist(const train_config *tc, int resume, dist_ctx *d,
                      "continue it, or choose another out_dir",
                      tc->out_dir);
     if (!rc && is0) rc = dir_create(tc->out_dir);
-    if (!rc) rc = model_load(&t.m, tc->model);
+    if (!rc) rc = model_load_as(&t.m, tc->model, tc->base_dtype);
     if (!rc && tc->seq_len > t.m.cfg.max_position_embeddings && t.m.cfg.max_position_embeddings > 0)
         rc = err_set("batch.seq_len: %d exceeds the model's context of %d positions", tc->seq_len,
                      t.m.cfg.max_position_embeddings);

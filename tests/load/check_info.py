@@ -84,8 +84,18 @@ def check_gguf(path):
         "rope_theta": f(f"{arch}.rope.freq_base"),
         "tie_word_embeddings": not any(t.name == "output.weight" for t in r.tensors),
         "bos_token_id": f("tokenizer.ggml.bos_token_id"), "eos_token_ids": [f("tokenizer.ggml.eos_token_id")],
-        "format": "gguf", "tokenizer": f("tokenizer.ggml.model") + " (gguf)", "weights_bytes": 4 * n_params,
+        "format": "gguf", "tokenizer": f("tokenizer.ggml.model") + " (gguf)",
+        # Matrices as the file stores them, 1-D tensors (norms, biases) in fp32.
+        "weights_bytes": sum(int(t.n_bytes) if len(t.shape) == 2 else 4 * int(t.n_elements)
+                             for t in r.tensors),
     }
+    # Every matrix is read from the mapping, except llama's Q and K, whose rows are put in
+    # Hugging Face order once (an owned copy in the stored type).
+    qk = sum(int(t.n_bytes) for t in r.tensors if arch == "llama" and
+             (t.name.endswith("attn_q.weight") or t.name.endswith("attn_k.weight")))
+    expect(f"{path}: weights_owned_bytes", o.get("weights_owned_bytes"), qk)
+    expect(f"{path}: weights_mapped_bytes", o.get("weights_mapped_bytes"),
+           sum(int(t.n_bytes) for t in r.tensors if len(t.shape) == 2) - qk)
     for k, v in want.items():
         expect(f"{path}: {k}", o.get(k), v)
     expect(f"{path}: rms_norm_eps", np.float32(o["rms_norm_eps"]), np.float32(f(f"{arch}.attention.layer_norm_rms_epsilon")))

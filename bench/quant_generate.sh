@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Generation (decode) speed on quantized files, medtune next to llama.cpp on the same file and
+# the same threads: SmolLM2-135M-Instruct Q4_1 (.cache, fetched by tools/bootstrap.sh) and the
+# TinyLlama-1.1B shape in Q4_K (random weights, bench/quant_models.py). medtune's figure is
+# `medtune generate --json`'s tokens_per_s (decode steps after the prompt, greedy); llama.cpp's
+# is llama-bench's tg (token generation) rate, -p 0 -n N. llama.cpp comes from
+# tools/llama_cpp.sh's cache (.cache/llama.cpp/build/bin); without it medtune runs alone.
+# usage: bench/quant_generate.sh [--tokens N] [--threads N]
+#   MEDTUNE_BUILD (default build), QUANT_BENCH_DIR (default .cache/bench-quant)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+tokens=64
+threads=2
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --tokens) tokens=$2; shift 2 ;;
+    --threads) threads=$2; shift 2 ;;
+    *) echo "usage: bench/quant_generate.sh [--tokens N] [--threads N]" >&2; exit 2 ;;
+  esac
+done
+build=${MEDTUNE_BUILD:-build}
+dir=${QUANT_BENCH_DIR:-.cache/bench-quant}
+py=.venv/bin/python
+[ -x "$py" ] || py=python3
+bench=.cache/llama.cpp/build/bin/llama-bench
+mkdir -p "$dir"
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
+$py bench/quant_models.py tinyllama q4_k "$dir/tinyllama-q4_k.gguf"
+files=(".cache/SmolLM2-135M-Instruct.Q4_1.gguf" "$dir/tinyllama-q4_k.gguf")
+prompt="Describe the first-line treatment of community-acquired pneumonia in adults, with doses."
+
+printf '%-40s %12s %12s %8s   %s\n' file "medtune t/s" "llama.cpp" ratio load
+for f in "${files[@]}"; do
+  [ -f "$f" ] || { echo "$f: absent (tools/bootstrap.sh fetches SmolLM2)" >&2; continue; }
+  load=$(uptime | sed 's/.*load average: //')
+  # An instruct model answers a chat turn; a random base continues the plain prompt.
+  how=--prompt
+  case "$f" in *Instruct*) how=--chat ;; esac
+  m=$("$build/medtune" generate "$f" "$how" "$prompt" --max-new "$tokens" --threads "$threads" \
+      --json | $py -c 'import json, sys; print(f"{json.load(sys.stdin)[\"tokens_per_s\"]:.1f}")')
+  l="-"
+  if [ -x "$bench" ]; then
+    l=$("$bench" -m "$f" -p 0 -n "$tokens" -t "$threads" -o json 2>/dev/null |
+        $py -c 'import json, sys; print(f"{json.load(sys.stdin)[0][\"avg_ts\"]:.1f}")')
+  fi
+  ratio=$($py -c "import sys; print('-' if sys.argv[2] == '-' else f'{float(sys.argv[1]) / float(sys.argv[2]):.2f}')" "$m" "$l")
+  printf '%-40s %12s %12s %8s   %s\n' "$(basename "$f")" "$m" "$l" "$ratio" "$load"
+done
