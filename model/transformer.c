@@ -255,6 +255,29 @@ static void trunk_forward(lm_plan *p, const lm_batch *b) {
                     c->rms_norm_eps);
 }
 
+// dX of the head for rows n0.. of the chunk whose dlogits are in p->logits, into p->dxnf.
+// F32: fixed blocks of LM_DX_BLOCK_ROWS rows, one single-threaded sgemm each (OpenBLAS runs
+// single-threaded inside a parallel region): one threaded sgemm gave other sums with 1 and 2
+// threads for K = V = 397 or 400 (not 512), so a run depended on its thread count
+// (tests/train/check_threads.py, random model). Stored types other than F32 take
+// weight_matmul_backward, whose column tiles do not depend on the thread count either.
+static void head_backward(lm_plan *p, int n0, int rows) {
+    const int C = p->m->cfg.hidden_size, V = p->m->cfg.vocab_size;
+    if (p->m->lm_head.type != GGML_TYPE_F32) {
+        float *dx = p->dxnf + (int64_t)n0 * C;
+        memset(dx, 0, (size_t)rows * C * sizeof(float));
+        weight_matmul_backward(dx, p->logits, &p->m->lm_head, rows);
+        return;
+    }
+#pragma omp parallel for schedule(static)
+    for (int r0 = 0; r0 < rows; r0 += LM_DX_BLOCK_ROWS) {
+        int nr = rows - r0 < LM_DX_BLOCK_ROWS ? rows - r0 : LM_DX_BLOCK_ROWS;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nr, C, V, 1.0f,
+                    p->logits + (int64_t)r0 * V, V, p->m->lm_head.data, C, 0.0f,
+                    p->dxnf + (int64_t)(n0 + r0) * C, C);
+    }
+}
+
 double lm_forward(lm_plan *p, const lm_batch *b, int need_grad, float grad_scale,
                   int64_t *n_targets) {
     const model_config *c = &p->m->cfg;
@@ -267,25 +290,7 @@ double lm_forward(lm_plan *p, const lm_batch *b, int need_grad, float grad_scale
         weight_matmul_forward(p->logits, xr, &p->m->lm_head, NULL, rows);
         loss += crossentropy_forward_backward(need_grad ? p->logits : NULL, p->logits,
                                               b->targets + n0, rows, V, grad_scale, n_targets);
-        // dX of the head in fixed blocks of LM_DX_BLOCK_ROWS rows, one single-threaded sgemm
-        // each (OpenBLAS runs single-threaded inside a parallel region): one threaded sgemm
-        // gave other sums with 1 and 2 threads for K = V = 397 or 400 (not 512), so a run
-        // depended on its thread count (tests/train/check_threads.py, random model).
-        // Stored types other than F32 take weight_matmul_backward, whose column tiles do not
-        // depend on the thread count either.
-        if (need_grad && p->m->lm_head.type != GGML_TYPE_F32) {
-            float *dx = p->dxnf + (int64_t)n0 * C;
-            memset(dx, 0, (size_t)rows * C * sizeof(float));
-            weight_matmul_backward(dx, p->logits, &p->m->lm_head, rows);
-        } else if (need_grad) {
-#pragma omp parallel for schedule(static)
-            for (int r0 = 0; r0 < rows; r0 += LM_DX_BLOCK_ROWS) {
-                int nr = rows - r0 < LM_DX_BLOCK_ROWS ? rows - r0 : LM_DX_BLOCK_ROWS;
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nr, C, V, 1.0f,
-                            p->logits + (int64_t)r0 * V, V, p->m->lm_head.data, C, 0.0f,
-                            p->dxnf + (int64_t)(n0 + r0) * C, C);
-            }
-        }
+        if (need_grad) head_backward(p, n0, rows);
     }
     return loss;
 }
@@ -303,8 +308,7 @@ void lm_forward_logps(lm_plan *p, const lm_batch *b, double *logp) {
     trunk_forward(p, b);
     for (int n0 = 0; n0 < p->N; n0 += p->chunk_rows) {
         int rows = p->N - n0 < p->chunk_rows ? p->N - n0 : p->chunk_rows;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, V, C, 1.0f,
-                    p->xnf + (int64_t)n0 * C, C, p->m->lm_head, C, 0.0f, p->logits, V);
+        weight_matmul_forward(p->logits, p->xnf + (int64_t)n0 * C, &p->m->lm_head, NULL, rows);
 #pragma omp parallel for schedule(static)
         for (int r = 0; r < rows; r++) {
             int64_t counted = 0;
@@ -320,8 +324,7 @@ void lm_backward_weighted(lm_plan *p, const lm_batch *b, const float *weight) {
     const int C = c->hidden_size, V = c->vocab_size;
     for (int n0 = 0; n0 < p->N; n0 += p->chunk_rows) {
         int rows = p->N - n0 < p->chunk_rows ? p->N - n0 : p->chunk_rows;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, V, C, 1.0f,
-                    p->xnf + (int64_t)n0 * C, C, p->m->lm_head, C, 0.0f, p->logits, V);
+        weight_matmul_forward(p->logits, p->xnf + (int64_t)n0 * C, &p->m->lm_head, NULL, rows);
 #pragma omp parallel for schedule(static)
         for (int r = 0; r < rows; r++) {
             float *z = p->logits + (int64_t)r * V;
@@ -331,14 +334,7 @@ void lm_backward_weighted(lm_plan *p, const lm_batch *b, const float *weight) {
                 crossentropy_forward_backward(z, z, b->targets + n0 + r, 1, V, weight[n0 + r],
                                               &counted);
         }
-        // Fixed blocks of single-threaded sgemm, as in lm_forward: sums independent of threads.
-#pragma omp parallel for schedule(static)
-        for (int r0 = 0; r0 < rows; r0 += LM_DX_BLOCK_ROWS) {
-            int nr = rows - r0 < LM_DX_BLOCK_ROWS ? rows - r0 : LM_DX_BLOCK_ROWS;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nr, C, V, 1.0f,
-                        p->logits + (int64_t)r0 * V, V, p->m->lm_head, C, 0.0f,
-                        p->dxnf + (int64_t)(n0 + r0) * C, C);
-        }
+        head_backward(p, n0, rows);
     }
     lm_backward(p);
 }
