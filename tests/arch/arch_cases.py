@@ -52,14 +52,14 @@ CASES = {
         "model_class": "Qwen3ForCausalLM", "config_class": "Qwen3Config",
         "config": dict(COMMON, num_hidden_layers=2, rope_theta=10000.0,
                        tie_word_embeddings=False),
-        "lora_targets": LORA_ALL,
+        "lora_targets": LORA_ALL, "gguf_arch": "qwen3",
         "gguf": {"arch": "qwen3", "norms": LLAMA_NORMS, "norm_shift": 0.0},
     },
     "qwen3_tied_bias": {
         "model_class": "Qwen3ForCausalLM", "config_class": "Qwen3Config",
         "config": dict(COMMON, num_hidden_layers=2, rope_theta=50000.0,
                        tie_word_embeddings=True, attention_bias=True),
-        "lora_targets": LORA_ALL,
+        "lora_targets": LORA_ALL, "gguf_arch": "qwen3",
         "gguf": {"arch": "qwen3", "norms": LLAMA_NORMS, "norm_shift": 0.0},
     },
     "gemma3_text": {
@@ -73,7 +73,7 @@ CASES = {
                                               "rope_theta": 1000000.0},
                            "sliding_attention": {"rope_type": "default",
                                                  "rope_theta": 10000.0}}),
-        "lora_targets": LORA_ALL,
+        "lora_targets": LORA_ALL, "gguf_arch": "gemma3",
         "gguf": None,  # query_pre_attn_scalar != head_dim has no GGUF form (see gemma3_gguf)
     },
     "gemma3_softcap": {
@@ -81,7 +81,7 @@ CASES = {
         "config": dict(COMMON, num_hidden_layers=3, query_pre_attn_scalar=22,
                        sliding_window=5, final_logit_softcapping=3.0,
                        layer_types=["sliding_attention", "sliding_attention", "full_attention"]),
-        "lora_targets": LORA_ALL,
+        "lora_targets": LORA_ALL, "gguf_arch": "gemma3",
         "gguf": None,
     },
     # The form llama.cpp can hold: attention scale 1/sqrt(head_dim), every third layer global
@@ -96,7 +96,7 @@ CASES = {
                                               "rope_theta": 1000000.0},
                            "sliding_attention": {"rope_type": "default",
                                                  "rope_theta": 10000.0}}),
-        "lora_targets": LORA_ALL,
+        "lora_targets": LORA_ALL, "gguf_arch": "gemma3",
         "gguf": {"arch": "gemma3", "norms": GEMMA_NORMS, "norm_shift": 1.0,
                  "sliding_window_pattern": 3},
     },

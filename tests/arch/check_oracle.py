@@ -167,6 +167,43 @@ def check_trained(work, model_dir, case, tokens, targets):
         logits, _ = hf_forward(pm, tokens, targets)
     expect_close("exported adapter in PEFT vs medtune", ours["logits"], logits.numpy(),
                  TOL_LOGITS)
+    merged = os.path.join(work, "merged")
+    run(["merge", model_dir, adapter, merged])
+    with torch.no_grad():
+        logits, _ = hf_forward(load_hf(merged), tokens, targets)
+    expect_close("medtune merge loaded by transformers vs medtune base+adapter", logits.numpy(),
+                 ours["logits"], TOL_LOGITS)
+    check_gguf_adapter(work, out, adapter, case)
+
+
+def check_gguf_adapter(work, run_dir, peft_dir, case):
+    """`medtune export --format gguf`: llama.cpp's arch name and tensor names, A and B as PEFT's
+    (qwen3 and gemma3 keep HF's Q/K row order: no permutation), alpha / r as PEFT's scale."""
+    from gguf import GGUFReader
+    from safetensors.numpy import load_file
+    path = os.path.join(work, "adapter.gguf")
+    run(["export", run_dir, path, "--format", "gguf"])
+    r = GGUFReader(path)
+    field = r.fields["general.architecture"]
+    arch = bytes(field.parts[field.data[0]]).decode()
+    if arch != case["gguf_arch"]:
+        fail(f"adapter.gguf: general.architecture {arch!r}, expected {case['gguf_arch']!r}")
+    alpha = float(r.fields["adapter.lora.alpha"].parts[-1][0])
+    peft_w = load_file(os.path.join(peft_dir, "adapter_model.safetensors"))
+    names = {"q_proj": "attn_q", "k_proj": "attn_k", "v_proj": "attn_v", "o_proj": "attn_output",
+             "gate_proj": "ffn_gate", "up_proj": "ffn_up", "down_proj": "ffn_down"}
+    got = {t.name: np.array(t.data) for t in r.tensors}
+    worst = 0.0
+    for key, want in peft_w.items():
+        parts = key.split(".")
+        layer, proj, ab = parts[4], parts[6], parts[7]
+        name = f"blk.{layer}.{names[proj]}.weight.lora_{ab[-1].lower()}"
+        if name not in got:
+            fail(f"adapter.gguf has no {name}")
+        worst = max(worst, float(np.abs(got[name].reshape(want.shape) - want).max()))
+    print(f"adapter.gguf ({arch}, alpha {alpha}): {len(got)} tensors, max |diff| vs PEFT {worst:.3g}")
+    if len(got) != len(peft_w) or worst != 0.0 or alpha != 8.0:
+        fail("adapter.gguf differs from the PEFT adapter")
 
 
 def check_gguf(work, model_dir, hf, case, tokens, targets):
