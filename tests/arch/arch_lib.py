@@ -84,11 +84,11 @@ def tokenizer_dir(out_dir):
     return Tokenizer.from_file(os.path.join(out_dir, "tokenizer.json")).get_vocab_size()
 
 
-def write_gguf(path, sd, cfg, spec):
+def write_gguf(path, sd, cfg, spec, tokenizer_json=None):
     """The model's state dict as llama.cpp's convert_hf_to_gguf.py writes it: F32 tensors under
     gguf-py's names, norm weights shifted by spec["norm_shift"] (gemma: + 1), no Q/K
     permutation (qwen3 and gemma3 keep HF's rotate_half layout), output.weight only when
-    untied."""
+    untied. With tokenizer_json, the vocabulary as a SentencePiece ("llama") GGUF vocabulary."""
     import gguf
     import numpy as np
     from arch_cases import GGUF_NAMES
@@ -118,6 +118,8 @@ def write_gguf(path, sd, cfg, spec):
         w.add_final_logit_softcapping(c["final_logit_softcapping"])
     w.add_bos_token_id(c["bos_token_id"])
     w.add_eos_token_id(c["eos_token_id"])
+    if tokenizer_json:
+        add_spm_vocab(w, tokenizer_json)
     for hf_name, t in sd.items():
         key = hf_name[len("model."):] if hf_name.startswith("model.") else hf_name
         layer = None
@@ -136,3 +138,31 @@ def write_gguf(path, sd, cfg, spec):
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
     w.close()
+
+
+def add_spm_vocab(w, tokenizer_json):
+    """tokenizer.ggml.* of a SentencePiece-style BPE tokenizer.json, as llama.cpp's
+    _set_vocab_sentencepiece writes them: tokens in id order, scores (earlier = preferred),
+    token types (normal 1, unknown 2, control 3, byte 6)."""
+    import json as _json
+    import gguf
+    tj = _json.load(open(tokenizer_json))
+    vocab = tj["model"]["vocab"]
+    tokens = [None] * len(vocab)
+    for tok, i in vocab.items():
+        tokens[i] = tok
+    types = []
+    for i, tok in enumerate(tokens):
+        if tok == "<unk>":
+            types.append(gguf.TokenType.UNKNOWN)
+        elif tok in ("<s>", "</s>"):
+            types.append(gguf.TokenType.CONTROL)
+        elif tok.startswith("<0x") and len(tok) == 6:
+            types.append(gguf.TokenType.BYTE)
+        else:
+            types.append(gguf.TokenType.NORMAL)
+    w.add_tokenizer_model("llama")
+    w.add_token_list(tokens)
+    w.add_token_scores([-float(i) for i in range(len(tokens))])
+    w.add_token_types(types)
+    w.add_unk_token_id(0)

@@ -209,7 +209,8 @@ def check_gguf_adapter(work, run_dir, peft_dir, case):
 def check_gguf(work, model_dir, hf, case, tokens, targets):
     spec = case["gguf"]
     path = os.path.join(work, "model.gguf")
-    write_gguf(path, hf.state_dict(), hf.config.to_dict(), spec)
+    write_gguf(path, hf.state_dict(), hf.config.to_dict(), spec,
+               os.path.join(model_dir, "tokenizer.json"))
     with torch.no_grad():
         logits, _ = hf_forward(hf, tokens, targets)
     ours = medtune_outputs(work, path, None, tokens, targets, "gguf")
@@ -217,6 +218,16 @@ def check_gguf(work, model_dir, hf, case, tokens, targets):
                  ours["logits"], logits.numpy(), TOL_LOGITS)
     expect_close("GGUF decoder logits vs transformers", ours["decoder_logits"], logits.numpy(),
                  TOL_LOGITS)
+    # A GGUF base merged with the trained adapter: transformers loads the directory medtune
+    # writes (its config.json and HF-form weights) and gives medtune's base+adapter logits.
+    adapter = os.path.join(work, "exported")
+    merged = os.path.join(work, "merged_gguf")
+    run(["merge", path, adapter, merged])
+    want = medtune_outputs(work, model_dir, adapter, tokens, targets, "gguf_merge")["logits"]
+    with torch.no_grad():
+        logits, _ = hf_forward(load_hf(merged), tokens, targets)
+    expect_close("GGUF base merged, loaded by transformers, vs medtune HF base+adapter",
+                 logits.numpy(), want, TOL_LOGITS)
 
 
 def main():
