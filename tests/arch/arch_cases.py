@@ -3,7 +3,8 @@
 An entry is the transformers model class and its config (random weights, saved by
 save_pretrained in fp32), the sequence shape, and how llama.cpp's converter writes the model to
 GGUF (arch name, tensor names, what it does to norm weights, extra metadata); "gguf": None skips
-the GGUF part. To add an architecture, add an entry: the harness needs nothing else as long as
+the GGUF part. "train_targets" (default: lora_targets) is what the `medtune train` config's
+lora.targets says ("all-linear" or ["all-linear"] must give lora_targets). To add an architecture, add an entry: the harness needs nothing else as long as
 the HF -> GGUF name map below (GGUF_NAMES) covers its tensors and medtune loads the class.
 
 Sizes are deliberately odd: head_dim != hidden / heads, GQA, nothing a multiple of 8, and for
@@ -59,7 +60,7 @@ CASES = {
         "model_class": "Qwen3ForCausalLM", "config_class": "Qwen3Config",
         "config": dict(COMMON, num_hidden_layers=2, rope_theta=50000.0,
                        tie_word_embeddings=True, attention_bias=True),
-        "lora_targets": LORA_ALL, "gguf_arch": "qwen3",
+        "lora_targets": LORA_ALL, "train_targets": "all-linear", "gguf_arch": "qwen3",
         "gguf": {"arch": "qwen3", "norms": LLAMA_NORMS, "norm_shift": 0.0},
     },
     "gemma3_text": {
@@ -73,7 +74,7 @@ CASES = {
                                               "rope_theta": 1000000.0},
                            "sliding_attention": {"rope_type": "default",
                                                  "rope_theta": 10000.0}}),
-        "lora_targets": LORA_ALL, "gguf_arch": "gemma3",
+        "lora_targets": LORA_ALL, "train_targets": ["all-linear"], "gguf_arch": "gemma3",
         "gguf": None,  # query_pre_attn_scalar != head_dim has no GGUF form (see gemma3_gguf)
     },
     "gemma3_softcap": {

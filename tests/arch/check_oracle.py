@@ -150,12 +150,15 @@ def check_trained(work, model_dir, case, tokens, targets):
     with open(conf, "w") as f:
         json.dump({"model": model_dir, "data": {"train": shards},
                    "lora": {"r": 4, "alpha": 8, "dropout": 0.0,
-                            "targets": case["lora_targets"]},
+                            "targets": case.get("train_targets", case["lora_targets"])},
                    "optim": {"lr": 0.02}, "batch": {"micro_batch": 2, "seq_len": 32},
                    "steps": 4, "save_every": 4, "threads": 2, "out_dir": out}, f)
     run(["train", conf])
     adapter = os.path.join(work, "exported")
     run(["export", out, adapter])
+    written = json.load(open(os.path.join(adapter, "adapter_config.json")))["target_modules"]
+    if sorted(written) != sorted(case["lora_targets"]):
+        fail(f"exported target_modules {written}, expected {case['lora_targets']}")
     ours = medtune_outputs(work, model_dir, adapter, tokens, targets, "trained")
     base = medtune_outputs(work, model_dir, None, tokens, targets, "base2")
     effect = float(np.abs(ours["logits"] - base["logits"]).max())
