@@ -100,5 +100,19 @@ CASES = {
         "lora_targets": LORA_ALL, "gguf_arch": "gemma3",
         "gguf": {"arch": "gemma3", "norms": GEMMA_NORMS, "norm_shift": 1.0,
                  "sliding_window_pattern": 3},
+    },    # A multimodal gemma3 checkpoint (a tiny SigLIP vision tower): medtune loads the text
+    # model from text_config and the language_model weights; logits of text-only input.
+    # "text_only": the LoRA, training and GGUF parts are not run (PEFT names the modules of
+    # the multimodal model differently).
+    "gemma3_multimodal": {
+        "model_class": "Gemma3ForConditionalGeneration", "config_class": "Gemma3Config",
+        "config": {"text_config": dict(COMMON, num_hidden_layers=2, query_pre_attn_scalar=22,
+                                       sliding_window=5,
+                                       layer_types=["sliding_attention", "full_attention"]),
+                   "vision_config": {"hidden_size": 16, "intermediate_size": 20,
+                                     "num_hidden_layers": 1, "num_attention_heads": 2,
+                                     "image_size": 28, "patch_size": 14},
+                   "mm_tokens_per_image": 4},
+        "lora_targets": LORA_ALL, "gguf_arch": "gemma3", "gguf": None, "text_only": True,
     },
 }
