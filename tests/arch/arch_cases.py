@@ -100,7 +100,17 @@ CASES = {
         "lora_targets": LORA_ALL, "gguf_arch": "gemma3",
         "gguf": {"arch": "gemma3", "norms": GEMMA_NORMS, "norm_shift": 1.0,
                  "sliding_window_pattern": 3},
-    },    # A multimodal gemma3 checkpoint (a tiny SigLIP vision tower): medtune loads the text
+    },    # A BF16 checkpoint: medtune rounds the embedding scale to BF16 as transformers does
+    # when it runs the checkpoint in its dtype ("dtype": the weights are saved in it, both
+    # sides then compute in fp32 from them).
+    "gemma3_bf16": {
+        "model_class": "Gemma3ForCausalLM", "config_class": "Gemma3TextConfig",
+        "config": dict(COMMON, num_hidden_layers=2, query_pre_attn_scalar=22,
+                       sliding_window=5, layer_types=["sliding_attention", "full_attention"]),
+        "dtype": "bfloat16", "lora_targets": LORA_ALL, "gguf_arch": "gemma3", "gguf": None,
+        "text_only": True,
+    },
+    # A multimodal gemma3 checkpoint (a tiny SigLIP vision tower): medtune loads the text
     # model from text_config and the language_model weights; logits of text-only input.
     # "text_only": the LoRA, training and GGUF parts are not run (PEFT names the modules of
     # the multimodal model differently).

@@ -41,6 +41,10 @@ from testlib import fail, work_dir  # noqa: E402
 torch.set_num_threads(2)
 transformers.logging.set_verbosity_error()
 TOL_LOGITS, TOL_LOSS, TOL_GRAD = 1e-5, 1e-5, 1e-4
+# The checkpoint's dtype (case "dtype"), set by main: the models are run in fp32 from its
+# weights, with Gemma's embedding scale cast to it as transformers does when it runs the
+# checkpoint in its own dtype (embed_scale.to(weight.dtype): sqrt(68) = 8.2462 -> 8.25 in BF16).
+CHECKPOINT_DTYPE = torch.float32
 
 
 def make_model(case, out_dir):
@@ -61,14 +65,18 @@ def make_model(case, out_dir):
                 p.copy_(p + 0.3 * torch.randn_like(p))
             elif name.endswith(".bias"):
                 p.copy_(0.1 * torch.randn_like(p))
-    model.save_pretrained(out_dir)
+    model.to(CHECKPOINT_DTYPE).save_pretrained(out_dir)
     return load_hf(out_dir), vocab
 
 
 def load_hf(path, dtype=torch.float32):
     import json
     arch = json.load(open(os.path.join(path, "config.json")))["architectures"][0]
-    return getattr(transformers, arch).from_pretrained(path, dtype=dtype).eval()
+    model = getattr(transformers, arch).from_pretrained(path, dtype=dtype).eval()
+    for name, mod in model.named_modules():
+        if hasattr(mod, "embed_scale"):
+            mod.embed_scale = torch.tensor(mod.scalar_embed_scale).to(CHECKPOINT_DTYPE).to(dtype)
+    return model
 
 
 def hf_forward(model, tokens, targets):
@@ -246,6 +254,8 @@ def main():
         sys.exit(2)
     name = sys.argv[1]
     case = CASES[name]
+    global CHECKPOINT_DTYPE
+    CHECKPOINT_DTYPE = getattr(torch, case.get("dtype", "float32"))
     print(f"{name}: transformers {transformers.__version__}, peft {peft.__version__}, "
           f"torch {torch.__version__}")
     work = work_dir("arch", name)
