@@ -8,9 +8,10 @@
 static const char *const NAMES[] = {
     [CHAT_TEMPLATE_CHATML] = "chatml", [CHAT_TEMPLATE_LLAMA2] = "llama2",
     [CHAT_TEMPLATE_LLAMA3] = "llama3", [CHAT_TEMPLATE_ALPACA] = "alpaca",
-    [CHAT_TEMPLATE_ZEPHYR] = "zephyr",
+    [CHAT_TEMPLATE_ZEPHYR] = "zephyr", [CHAT_TEMPLATE_GEMMA] = "gemma",
+    [CHAT_TEMPLATE_QWEN3] = "qwen3",
 };
-#define KNOWN_NAMES "chatml, llama2, llama3, alpaca, zephyr"
+#define KNOWN_NAMES "chatml, llama2, llama3, alpaca, zephyr, gemma, qwen3"
 
 // Stanford Alpaca's preambles; the response header ends with a newline as in alpaca-lora
 // and axolotl.
@@ -71,7 +72,12 @@ static char *chatml_default_system(const char *tpl) {
 }
 
 static int recognise(const char *tpl, chat_template_kind *kind) {
+    // Qwen3's template: ChatML plus <think> blocks placed after the last user query.
+    if (strstr(tpl, "<|im_start|>") && strstr(tpl, "<think>") && strstr(tpl, "last_query_index"))
+        return *kind = CHAT_TEMPLATE_QWEN3, 0;
     if (strstr(tpl, "<|im_start|>")) return *kind = CHAT_TEMPLATE_CHATML, 0;
+    if (strstr(tpl, "<start_of_turn>") && strstr(tpl, "<end_of_turn>"))
+        return *kind = CHAT_TEMPLATE_GEMMA, 0;
     if (strstr(tpl, "<|start_header_id|>")) {
         if (strstr(tpl, "Cutting Knowledge Date"))
             return err_set("the model's chat template is Llama 3.1+ (date header and tools), which "
@@ -107,7 +113,8 @@ int chat_template_init(chat_template *t, const char *name, const tokenizer *tok)
     if (token_string(tok, tokenizer_bos_id(tok), t->bos, sizeof t->bos) ||
         token_string(tok, tokenizer_eos_id(tok), t->eos, sizeof t->eos))
         return -1;
-    if (!t->eos[0] && t->kind != CHAT_TEMPLATE_CHATML && t->kind != CHAT_TEMPLATE_LLAMA3)
+    if (!t->eos[0] && t->kind != CHAT_TEMPLATE_CHATML && t->kind != CHAT_TEMPLATE_LLAMA3 &&
+        t->kind != CHAT_TEMPLATE_GEMMA && t->kind != CHAT_TEMPLATE_QWEN3)
         return err_set("template %s ends answers with the EOS token, but the tokenizer has none",
                        NAMES[t->kind]);
     t->alpaca_bos = tokenizer_adds_bos(tok);
@@ -265,6 +272,129 @@ static int render_alpaca(const chat_template *t, const conversation *c, chat_ren
     return 0;
 }
 
+static int render_gemma(const chat_template *t, const conversation *c, chat_render *r) {
+    size_t first = 0;
+    const char *sys = NULL;
+    if (c->n && c->msgs[0].role == CHAT_ROLE_SYSTEM) sys = c->msgs[0].content, first = 1;
+    if (puts_(r, t->bos, 0)) return -1;
+    strbuf content;
+    strbuf_init(&content);
+    for (size_t i = first; i < c->n; i++) {
+        const chat_message *m = &c->msgs[i];
+        size_t k = i - first;
+        if ((m->role == CHAT_ROLE_USER) != (k % 2 == 0) || m->role == CHAT_ROLE_SYSTEM) {
+            strbuf_free(&content);
+            return err_set("template gemma: roles must alternate user/assistant/user/... "
+                           "(after an optional first system message)");
+        }
+        int train = m->role == CHAT_ROLE_ASSISTANT;
+        // The template trims the content but not the system prefix put before it.
+        strbuf_clear(&content);
+        strbuf_puts(&content, m->content);
+        if (m->input && *m->input) strbuf_printf(&content, "\n\n%s", m->input);
+        if (strbuf_failed(&content)) {
+            strbuf_free(&content);
+            return err_set("chat template: out of memory");
+        }
+        const char *s;
+        size_t n;
+        strip(content.data, &s, &n);
+        int rc = puts_(r, "<start_of_turn>", 0) || puts_(r, train ? "model" : "user", 0) ||
+                 puts_(r, "\n", 0) || (k == 0 && sys && (puts_(r, sys, 0) || puts_(r, "\n\n", 0))) ||
+                 put(r, s, n, train) || puts_(r, "<end_of_turn>", train) || puts_(r, "\n", 0);
+        if (rc) {
+            strbuf_free(&content);
+            return -1;
+        }
+    }
+    strbuf_free(&content);
+    return 0;
+}
+
+// Python's str.lstrip("\n") / rstrip("\n") on [*s, *s + *n).
+static void lstrip_nl(const char **s, size_t *n) {
+    while (*n && **s == '\n') (*s)++, (*n)--;
+}
+static void rstrip_nl(const char *s, size_t *n) {
+    while (*n && s[*n - 1] == '\n') (*n)--;
+}
+
+// A Qwen3 answer as its template writes it: an answer holding "</think>" is split into the
+// reasoning (between "<think>" and "</think>", newlines stripped) and the content after it.
+// think_block: 1 always writes the block, -1 only with reasoning, 0 never (reasoning dropped).
+static int qwen3_answer(chat_render *r, const chat_message *m, int think_block) {
+    strbuf all;
+    strbuf_init(&all);
+    strbuf_puts(&all, m->content);
+    if (m->input && *m->input) strbuf_printf(&all, "\n\n%s", m->input);
+    if (strbuf_failed(&all)) {
+        strbuf_free(&all);
+        return err_set("chat template: out of memory");
+    }
+    const char *content = all.data, *reason = "";
+    size_t n_content = all.len, n_reason = 0;
+    const char *close = strstr(all.data, "</think>");
+    if (close) {
+        // reasoning: before the first </think>, after the last <think> in it
+        n_reason = (size_t)(close - all.data);
+        reason = all.data;
+        rstrip_nl(reason, &n_reason);
+        for (const char *p = reason; (p = strstr(p, "<think>")) && p < reason + n_reason; p++) {
+            n_reason -= (size_t)(p + 7 - reason);
+            reason = p + 7;
+        }
+        lstrip_nl(&reason, &n_reason);
+        // content: after the last </think>
+        const char *last = close;
+        for (const char *p = close; (p = strstr(p + 1, "</think>"));) last = p;
+        content = last + 8;
+        n_content = strlen(content);
+        lstrip_nl(&content, &n_content);
+    }
+    int rc;
+    if (think_block > 0 || (think_block < 0 && n_reason > 0)) {
+        // "<think>\n" + reasoning.strip("\n") + "\n</think>\n\n" + content.lstrip("\n"): the
+        // opening "<think>\n" is prompt (Qwen3's thinking-mode generation prompt ends with it),
+        // an empty block is prompt too (the non-thinking prompt holds it), reasoning is trained.
+        lstrip_nl(&reason, &n_reason);
+        rstrip_nl(reason, &n_reason);
+        lstrip_nl(&content, &n_content);
+        int train_block = n_reason > 0;
+        rc = puts_(r, "<think>\n", 0) || put(r, reason, n_reason, 1) ||
+             puts_(r, "\n</think>\n\n", train_block) || put(r, content, n_content, 1);
+    } else {
+        rc = put(r, content, n_content, 1);
+    }
+    strbuf_free(&all);
+    return rc || puts_(r, "<|im_end|>", 1) || puts_(r, "\n", 0) ? -1 : 0;
+}
+
+static int render_qwen3(const chat_template *t, const conversation *c, chat_render *r) {
+    (void)t;
+    // The template's last_query_index: the last user message (all of them when none).
+    size_t last_query = c->n ? c->n - 1 : 0;
+    for (size_t i = c->n; i-- > 0;)
+        if (c->msgs[i].role == CHAT_ROLE_USER) {
+            last_query = i;
+            break;
+        }
+    for (size_t i = 0; i < c->n; i++) {
+        const chat_message *m = &c->msgs[i];
+        if (m->role != CHAT_ROLE_ASSISTANT) {
+            if (puts_(r, "<|im_start|>", 0) || puts_(r, chat_role_name(m->role), 0) ||
+                puts_(r, "\n", 0) || put_content(r, m, 0) || puts_(r, "<|im_end|>\n", 0))
+                return -1;
+            continue;
+        }
+        if (puts_(r, "<|im_start|>assistant\n", 0)) return -1;
+        // After the last query the final answer always gets a block (empty without reasoning),
+        // an earlier one only when it has reasoning (-1); before it, reasoning is dropped.
+        int block = i > last_query ? (i + 1 == c->n ? 1 : -1) : 0;
+        if (qwen3_answer(r, m, block)) return -1;
+    }
+    return 0;
+}
+
 int chat_template_render(const chat_template *t, const conversation *c, chat_render *r) {
     strbuf_clear(&r->text);
     r->n_segs = 0;
@@ -274,6 +404,8 @@ int chat_template_render(const chat_template *t, const conversation *c, chat_ren
     case CHAT_TEMPLATE_LLAMA3: return render_llama3(t, c, r);
     case CHAT_TEMPLATE_ZEPHYR: return render_zephyr(t, c, r);
     case CHAT_TEMPLATE_ALPACA: return render_alpaca(t, c, r);
+    case CHAT_TEMPLATE_GEMMA: return render_gemma(t, c, r);
+    case CHAT_TEMPLATE_QWEN3: return render_qwen3(t, c, r);
     }
     return err_set("unknown chat template");
 }

@@ -6,9 +6,18 @@
 //   llama3  <|begin_of_text|><|start_header_id|>{role}<|end_header_id|>\n\n{content}<|eot_id|>
 //   zephyr  <|{role}|>\n{content}</s>\n
 //   alpaca  the Stanford Alpaca prompt, "### Instruction:" / "### Input:" / "### Response:"
+//   gemma   <bos><start_of_turn>user\n{system}\n\n{user}<end_of_turn>\n
+//           <start_of_turn>model\n{answer}<end_of_turn>\n   (Gemma 2/3, MedGemma: the system
+//           prompt opens the first user turn, contents trimmed, roles alternate)
+//   qwen3   chatml, with Qwen3's thinking tags: the last answer after the last user turn
+//           opens with "<think>\n{reasoning}\n</think>\n\n" (empty reasoning when the
+//           answer has none); reasoning written as "<think>...</think>" in an earlier answer
+//           is dropped, as the template does
 // The rendering is a sequence of segments; the trainable ones are each assistant answer
-// with its closing token(s) (<|im_end|>, " </s>", <|eot_id|>, </s>), everything else is
-// prompt. Token strings (BOS/EOS) come from the tokenizer, as HF passes them to Jinja.
+// with its closing token(s) (<|im_end|>, " </s>", <|eot_id|>, </s>, <end_of_turn>), everything
+// else is prompt; qwen3's empty "<think>\n\n</think>\n\n" is prompt (add_generation_prompt
+// supplies it when thinking is off), and of a block with reasoning everything after the
+// opening "<think>\n" is trained with the answer. Token strings (BOS/EOS) come from the tokenizer, as HF passes them to Jinja.
 #ifndef MEDTUNE_DATA_PREP_CHAT_TEMPLATE_H
 #define MEDTUNE_DATA_PREP_CHAT_TEMPLATE_H
 
@@ -24,6 +33,8 @@ typedef enum {
     CHAT_TEMPLATE_LLAMA3,
     CHAT_TEMPLATE_ALPACA,
     CHAT_TEMPLATE_ZEPHYR,
+    CHAT_TEMPLATE_GEMMA,
+    CHAT_TEMPLATE_QWEN3,
 } chat_template_kind;
 
 typedef struct {
@@ -33,7 +44,7 @@ typedef struct {
     int alpaca_bos;        // alpaca: start with BOS (the tokenizer adds one by default)
 } chat_template;
 
-// `name`: chatml, llama2, llama3, alpaca, zephyr, or auto (recognise the tokenizer's
+// `name`: chatml, llama2, llama3, alpaca, zephyr, gemma, qwen3, or auto (recognise the tokenizer's
 // chat_template; an error lists the known names when it is none of them).
 int chat_template_init(chat_template *t, const char *name, const tokenizer *tok);
 void chat_template_free(chat_template *t);

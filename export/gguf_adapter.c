@@ -13,8 +13,11 @@
 static const char *const GGUF_TARGET_NAMES[LORA_N_TARGETS] = {
     "attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"};
 
-// llama.cpp's architecture name for a base model ("llama" or "qwen2").
+// llama.cpp's architecture name for a base model ("llama", "qwen2", "qwen3", "gemma3"); only
+// `llama` permutes Q/K rows.
 static const char *gguf_adapter_arch(const model_config *mc) {
+    if (mc->arch == MODEL_ARCH_QWEN3) return "qwen3";
+    if (mc->arch == MODEL_ARCH_GEMMA3) return "gemma3";
     // llama.cpp converts Mistral checkpoints as `llama` (same tensors, same Q/K permutation).
     return mc->arch == MODEL_ARCH_QWEN2 ? "qwen2" : "llama";
 }

@@ -37,6 +37,7 @@ static const void *gguf_fetch(void *ctx, int i) {
                           s->cols ? s->cols : 1);
         w = g->perm;
     }
+    merge_arch_from_gguf(w, s, g->job->mc);
     int layer;
     lora_target target;
     if (merge_target_of(g->job->a, s->hf_name, &layer, &target))
@@ -100,6 +101,7 @@ static char *config_json(const model_config *c, int f16) {
     else cJSON_AddNullToObject(j, "bos_token_id");
     cJSON_AddItemToObject(j, "eos_token_id", token_ids_json(c));
     cJSON_AddStringToObject(j, "torch_dtype", f16 ? "float16" : "float32");
+    merge_arch_config(j, c, json_float);
     char *text = cJSON_Print(j);
     cJSON_Delete(j);
     return text;

@@ -3,11 +3,13 @@
 #ifndef MEDTUNE_EXPORT_MERGE_IMPL_H
 #define MEDTUNE_EXPORT_MERGE_IMPL_H
 
+#include <cjson/cJSON.h>
 #include <stddef.h>
 
 #include "export/merge.h"
 #include "model/lora.h"
 #include "model/model.h"
+#include "model/model_load.h"
 
 typedef struct {
     const char *model_path;
@@ -32,6 +34,13 @@ void merge_release_pages(const void *p, size_t n);
 void merge_report_tensors(merge_report *rep, const st_write_tensor *out, int n);
 // Writes a text file into the job's output directory.
 int merge_write_text(const merge_job *job, const char *name, const char *text);
+
+// config.json keys of the qwen3 and gemma3 architectures, replacing or adding to the Llama ones
+// `j` holds (merge_arch.c); nothing for other architectures. json_float writes a float as the
+// shortest decimal that reads back as the same float.
+void merge_arch_config(cJSON *j, const model_config *c, cJSON *(*json_float)(float));
+// A GGUF base's weight in HF semantics: gemma3 norms, stored by llama.cpp as 1 + w, become w.
+void merge_arch_from_gguf(float *w, const weight_slot *s, const model_config *c);
 
 int merge_hf(const merge_job *job);
 int merge_gguf(const merge_job *job);

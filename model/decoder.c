@@ -11,6 +11,7 @@
 #include "common/error.h"
 #include "common/arena.h"
 #include "formats/gguf.h"
+#include "model/arch.h"
 #include "model/ops.h"
 
 // Every buffer of the decoder, once: over a sizing carver this adds up the arena's size, over
@@ -37,6 +38,10 @@ static void decoder_carve(decoder *d, arena_carver *a) {
     ARENA_CARVE(a, d->scores, H * R * T);
     ARENA_CARVE(a, d->rope_cos, T * D / 2);
     ARENA_CARVE(a, d->rope_sin, T * D / 2);
+    const int local_rope = c->rope_local_theta > 0;
+    ARENA_CARVE(a, d->rope_cos_local, local_rope ? T * D / 2 : 0);
+    ARENA_CARVE(a, d->rope_sin_local, local_rope ? T * D / 2 : 0);
+    ARENA_CARVE(a, d->rstd_heads, c->qk_norm ? R * H : 0);
 }
 
 int decoder_init(decoder *d, const model *m, const lora_adapter *lora, int n_ctx) {
@@ -81,6 +86,8 @@ int decoder_init_rows(decoder *d, const model *m, const lora_adapter *lora, int 
                        carving.used, sizing.used);
     }
     rope_tables_init(d->rope_cos, d->rope_sin, n_ctx, c->head_dim, c);
+    if (c->rope_local_theta > 0)
+        arch_rope_local_init(d->rope_cos_local, d->rope_sin_local, n_ctx, c->head_dim, c);
     return 0;
 }
 
@@ -146,7 +153,10 @@ static void add_rows(float *y, const float *x, int64_t n) {
 // att[n, H*D] for the n new rows (cache slots p0..p0+n-1) of layer l. Row i attends to the
 // slots before p0 and to the new rows first[i]..i: first[i] = 0 everywhere is causal attention,
 // a larger first[i] starts a branch that does not see the rows of the branches before it.
-static void attention_cached(decoder *d, int l, int n, int p0, const int *first) {
+// With a sliding window W > 0, row i also drops the keys more than W - 1 positions before it
+// (positions count from the row's rotary position pos[i], as in the training passes).
+static void attention_cached(decoder *d, int l, int n, int p0, const int *first,
+                             const int32_t *pos, int window) {
     const model_config *c = &d->m->cfg;
     const int H = c->n_heads, KV = c->n_kv_heads, D = c->head_dim, QD = H * D, KD = KV * D;
     const int group = H / KV, T = p0 + n, n_ctx = d->cache.n_ctx;
@@ -163,6 +173,11 @@ static void attention_cached(decoder *d, int l, int n, int p0, const int *first)
             float *row = s + (int64_t)i * T;
             const int last = p0 + i, skip_to = p0 + first[i];
             for (int j = p0; j < skip_to; j++) row[j] = -INFINITY;
+            // Key slot j < p0 is at position j, a slot of this branch at pos[i] - (last - j).
+            for (int j = 0; window > 0 && j <= last; j++) {
+                int key_pos = j < p0 ? j : pos[i] - (last - j);
+                if (key_pos <= pos[i] - window) row[j] = -INFINITY;
+            }
             float mx = -INFINITY;
             for (int j = 0; j <= last; j++) mx = row[j] > mx ? row[j] : mx;
             float sum = 0.0f;
@@ -191,30 +206,54 @@ static void forward_chunk(decoder *d, const int32_t *tokens, int n, const int *f
     float rstd[DECODER_ROWS_LIMIT];
     for (int i = 0; i < n; i++) pos[i] = p0 + i - first[i];
     embedding_forward(d->x, tokens, &d->m->embed, n);
+    if (c->embed_scale > 0) scale_inplace(d->x, (int64_t)n * C, c->embed_scale);
     for (int l = 0; l < c->n_layers; l++) {
         const layer_weights *w = &d->m->layers[l];
+        const int local = arch_layer_local_rope(c, l);
+        const float *rc = local ? d->rope_cos_local : d->rope_cos;
+        const float *rs = local ? d->rope_sin_local : d->rope_sin;
         rmsnorm_forward(d->xn, rstd, d->x, w->attn_norm, n, C, c->rms_norm_eps);
         proj(d, d->q, d->xn, &w->wq, w->bq, l, LORA_Q, n, C, QD);
         proj(d, d->k, d->xn, &w->wk, w->bk, l, LORA_K, n, C, KD);
         proj(d, d->v, d->xn, &w->wv, w->bv, l, LORA_V, n, C, KD);
-        rope_forward(d->q, pos, d->rope_cos, d->rope_sin, n, H, D);
-        rope_forward(d->k, pos, d->rope_cos, d->rope_sin, n, KV, D);
+        if (c->qk_norm) {  // in place: each output element depends on its own input and rstd
+            rmsnorm_forward(d->q, d->rstd_heads, d->q, w->q_norm, n * H, D, c->rms_norm_eps);
+            rmsnorm_forward(d->k, d->rstd_heads, d->k, w->k_norm, n * KV, D, c->rms_norm_eps);
+        }
+        rope_forward(d->q, pos, rc, rs, n, H, D);
+        rope_forward(d->k, pos, rc, rs, n, KV, D);
+        if (c->q_scale > 0) scale_inplace(d->q, (int64_t)n * QD, c->q_scale);
         const int64_t at = ((int64_t)l * n_ctx + p0) * KD;
         memcpy(d->cache.k + at, d->k, (size_t)n * KD * sizeof(float));
         memcpy(d->cache.v + at, d->v, (size_t)n * KD * sizeof(float));
-        attention_cached(d, l, n, p0, first);
-        proj(d, d->tmp, d->att, &w->wo, NULL, l, LORA_O, n, QD, C);
+        attention_cached(d, l, n, p0, first, pos, arch_layer_sliding(c, l) ? c->sliding_window : 0);
+        proj(d, d->tmp, d->att, &w->wo, w->bo, l, LORA_O, n, QD, C);
+        if (c->post_norms)
+            rmsnorm_forward(d->tmp, rstd, d->tmp, w->post_attn_norm, n, C, c->rms_norm_eps);
         add_rows(d->x, d->tmp, (int64_t)n * C);
 
         rmsnorm_forward(d->xn, rstd, d->x, w->mlp_norm, n, C, c->rms_norm_eps);
         proj(d, d->g, d->xn, &w->w_gate, NULL, l, LORA_GATE, n, C, F);
         proj(d, d->u, d->xn, &w->w_up, NULL, l, LORA_UP, n, C, F);
-        swiglu_forward(d->h, d->g, d->u, (int64_t)n * F);
+        if (c->gelu_mlp)
+            geglu_forward(d->h, d->g, d->u, (int64_t)n * F);
+        else
+            swiglu_forward(d->h, d->g, d->u, (int64_t)n * F);
         proj(d, d->tmp, d->h, &w->w_down, NULL, l, LORA_DOWN, n, F, C);
+        if (c->post_norms)
+            rmsnorm_forward(d->tmp, rstd, d->tmp, w->post_ffn_norm, n, C, c->rms_norm_eps);
         add_rows(d->x, d->tmp, (int64_t)n * C);
     }
     rmsnorm_forward(d->xn, rstd, d->x, d->m->final_norm, n, C, c->rms_norm_eps);
     d->n_positions += n;
+}
+
+// logits[n, V] of n final-norm rows, soft-capped when the model says so (gemma3).
+static void head_logits(const decoder *d, float *logits, const float *xn, int n) {
+    const model_config *c = &d->m->cfg;
+    matmul_rows(d, logits, xn, &d->m->lm_head, NULL, n, c->hidden_size, c->vocab_size);
+    if (c->final_softcap > 0)
+        softcap_forward(logits, (int64_t)n * c->vocab_size, c->final_softcap);
 }
 
 static int check_tokens(const decoder *d, const int32_t *tokens, int n) {
@@ -243,9 +282,9 @@ int decoder_forward(decoder *d, const int32_t *tokens, int n, float *logits, int
         d->cache.n_past += rows;
         if (!logits) continue;
         if (all_logits)
-            matmul_rows(d, logits + (int64_t)i0 * V, d->xn, &d->m->lm_head, NULL, rows, C, V);
+            head_logits(d, logits + (int64_t)i0 * V, d->xn, rows);
         else if (i0 + rows == n)
-            matmul_rows(d, logits, d->xn + (int64_t)(rows - 1) * C, &d->m->lm_head, NULL, 1, C, V);
+            head_logits(d, logits, d->xn + (int64_t)(rows - 1) * C, 1);
     }
     omp_set_num_threads(saved_threads);
     return 0;
@@ -253,7 +292,6 @@ int decoder_forward(decoder *d, const int32_t *tokens, int n, float *logits, int
 
 int decoder_forward_branches(decoder *d, const int32_t *tokens, const int *branch_start,
                              int n_branches, float *logits) {
-    const model_config *c = &d->m->cfg;
     if (n_branches <= 0 || branch_start[0] != 0)
         return err_set("decoder: branches must start at row 0");
     const int n = branch_start[n_branches];
@@ -272,7 +310,7 @@ int decoder_forward_branches(decoder *d, const int32_t *tokens, const int *branc
     const int saved_threads = omp_get_max_threads();
     omp_set_num_threads(n == 1 ? 1 : d->threads);
     forward_chunk(d, tokens, n, first);
-    matmul_rows(d, logits, d->xn, &d->m->lm_head, NULL, n, c->hidden_size, c->vocab_size);
+    head_logits(d, logits, d->xn, n);
     omp_set_num_threads(saved_threads);
     return 0;
 }

@@ -40,6 +40,8 @@ typedef struct {
     float *lora_u;        // [R, r], NULL without LoRA
     float *scores;        // [H, R, n_ctx]
     float *rope_cos, *rope_sin;  // [n_ctx, D/2]
+    float *rope_cos_local, *rope_sin_local;  // [n_ctx, D/2] gemma3's sliding layers, or NULL
+    float *rstd_heads;    // [R * H] per-head norm scratch (qwen3, gemma3), or NULL
     // The cache and every buffer above are slices of this one allocation, each rounded up to
     // ARENA_ALIGN bytes (common/arena.h); arena_bytes is its exact size.
     void *arena;

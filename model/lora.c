@@ -24,6 +24,17 @@ float lora_scale(const lora_config *cfg) {
     return cfg->use_rslora ? cfg->alpha / sqrtf((float)cfg->r) : cfg->alpha / (float)cfg->r;
 }
 
+uint32_t lora_arch_targets(const model_config *mc) {
+    switch (mc->arch) {
+    case MODEL_ARCH_LLAMA:
+    case MODEL_ARCH_MISTRAL:
+    case MODEL_ARCH_QWEN2:
+    case MODEL_ARCH_QWEN3:
+    case MODEL_ARCH_GEMMA3: return LORA_ALL_LINEAR;
+    }
+    return 0;
+}
+
 int lora_enabled(const lora_adapter *a, lora_target t) { return (a->cfg.targets >> t) & 1u; }
 
 int lora_adapter_init(lora_adapter *a, const model_config *mc, const lora_config *cfg) {
@@ -34,7 +45,19 @@ int lora_adapter_init(lora_adapter *a, const model_config *mc, const lora_config
     if (cfg->targets == 0 || cfg->targets >> LORA_N_TARGETS)
         return err_set("lora.targets: must name at least one of q_proj k_proj v_proj o_proj "
                        "gate_proj up_proj down_proj");
+    const uint32_t valid = lora_arch_targets(mc);
+    if (cfg->targets != LORA_ALL_LINEAR && (cfg->targets & ~valid)) {
+        char names[256] = "";
+        size_t at = 0;
+        for (int t = 0; t < LORA_N_TARGETS && at < sizeof names; t++)
+            if ((valid >> t) & 1u)
+                at += (size_t)snprintf(names + at, sizeof names - at, " %s", LORA_TARGET_NAMES[t]);
+        int bad = __builtin_ctz(cfg->targets & ~valid);
+        return err_set("lora.targets: the model has no %s (its modules:%s)", LORA_TARGET_NAMES[bad],
+                       names);
+    }
     a->cfg = *cfg;
+    if (cfg->targets == LORA_ALL_LINEAR) a->cfg.targets = valid;
     a->scale = lora_scale(cfg);
     a->n_layers = mc->n_layers;
     int C = mc->hidden_size, F = mc->intermediate_size;

@@ -28,6 +28,12 @@ extern const char *const LORA_TARGET_NAMES[LORA_N_TARGETS];
 const char *lora_target_module(lora_target t);
 // Index of a target name, or -1.
 int lora_target_from_name(const char *name);
+// Every target bit: PEFT's "all-linear", which lora_adapter_init narrows to the targets the
+// model has (every linear layer but the output head).
+#define LORA_ALL_LINEAR ((1u << LORA_N_TARGETS) - 1)
+// The targets (bit per lora_target) an architecture has: its own PEFT module names. llama,
+// mistral, qwen2, qwen3 and gemma3 have all seven.
+uint32_t lora_arch_targets(const model_config *mc);
 
 typedef struct {
     int r;

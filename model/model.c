@@ -16,7 +16,11 @@ static size_t layer_matrix_count(const model_config *c) {
 
 static size_t layer_vector_count(const model_config *c) {
     size_t q = (size_t)c->n_heads * c->head_dim, kv = (size_t)c->n_kv_heads * c->head_dim;
-    return 2 * (size_t)c->hidden_size + (c->attention_bias ? q + 2 * kv : 0);
+    size_t n = 2 * (size_t)c->hidden_size + (c->attention_bias ? q + 2 * kv : 0);
+    if (c->qk_norm) n += 2 * (size_t)c->head_dim;
+    if (c->post_norms) n += 2 * (size_t)c->hidden_size;
+    if (c->out_bias) n += (size_t)c->hidden_size;
+    return n;
 }
 
 // with_matrices: the arena holds every matrix in fp32 (model_alloc) or only the norms and
@@ -68,6 +72,15 @@ static int alloc_model(model *m, const model_config *cfg, int with_matrices) {
         MATRIX(w->w_gate, F, C);
         MATRIX(w->w_up, F, C);
         MATRIX(w->w_down, C, F);
+        if (cfg->qk_norm) {
+            w->q_norm = p, p += cfg->head_dim;
+            w->k_norm = p, p += cfg->head_dim;
+        }
+        if (cfg->post_norms) {
+            w->post_attn_norm = p, p += C;
+            w->post_ffn_norm = p, p += C;
+        }
+        if (cfg->out_bias) w->bo = p, p += C;
     }
 #undef MATRIX
     if (cfg->tie_word_embeddings) m->lm_head = m->embed;
@@ -143,6 +156,10 @@ int model_config_validate(const model_config *c, const char *file) {
     if (!(c->rope_theta > 0)) return err_set("%s: rope_theta: must be positive", file);
     if (c->rope_scaling != ROPE_SCALING_NONE && !(c->rope_factor > 0))
         return err_set("%s: rope_scaling.factor: must be positive", file);
+    if (c->sliding_window < 0) return err_set("%s: sliding_window: must not be negative", file);
+    if (c->sliding_window > 0 && c->n_layers > MODEL_MAX_LAYERS)
+        return err_set("%s: num_hidden_layers: %d layers with sliding-window attention (at most "
+                       "%d)", file, c->n_layers, MODEL_MAX_LAYERS);
     if (c->rope_scaling == ROPE_SCALING_LLAMA3 &&
         (!(c->rope_low_freq_factor > 0) || !(c->rope_high_freq_factor > c->rope_low_freq_factor) ||
          c->rope_original_max_position <= 0))
@@ -194,6 +211,17 @@ void model_fingerprint(const model *m, char hex[65]) {
                               k->rope_low_freq_factor, k->rope_high_freq_factor};
     sha256_update(&c, shape, sizeof shape);
     sha256_update(&c, numerics, sizeof numerics);
+    // The fields of the later architectures, hashed only for them so that the fingerprints of
+    // llama, mistral and qwen2 bases (and the runs that recorded them) stay what they were.
+    if (k->arch == MODEL_ARCH_QWEN3 || k->arch == MODEL_ARCH_GEMMA3) {
+        const int32_t more[] = {k->qk_norm, k->post_norms, k->gelu_mlp, k->out_bias,
+                                k->sliding_window};
+        const float morenum[] = {k->embed_scale, k->q_scale, k->final_softcap,
+                                 k->rope_local_theta};
+        sha256_update(&c, more, sizeof more);
+        sha256_update(&c, morenum, sizeof morenum);
+        if (k->sliding_window > 0) sha256_update(&c, k->sliding_layer, (size_t)k->n_layers);
+    }
     if (m->has_stored_sha256)
         sha256_update(&c, m->stored_sha256, sizeof m->stored_sha256);
     else

@@ -1,6 +1,8 @@
-// A decoder-only transformer of the Llama family (llama, mistral, qwen2). The weight matrices
-// stay in the type their file stores them in (model/weight.h: F32, F16, BF16, Q8_0, Q4_K, ...),
-// read from a read-only mapping of the file; norms and biases are fp32.
+// A decoder-only transformer of the Llama family (llama, mistral, qwen2, qwen3, gemma3). The
+// weight matrices stay in the type their file stores them in (model/weight.h: F32, F16, BF16,
+// Q8_0, Q4_K, ...), read from a read-only mapping of the file; norms and biases are fp32.
+// Gemma's RMSNorm weights are held as the multiplier (1 + w), as llama.cpp's GGUF files store
+// them, so every norm is out = w * x * rstd.
 // Weights follow Hugging Face layout and semantics: a projection W is [out, in] row-major
 // and y = x W^T (+ b); Q/K rows are in HF order (llama.cpp's GGUF permutation undone at load).
 #ifndef MEDTUNE_MODEL_MODEL_H
@@ -12,7 +14,13 @@
 #include "common/fileio.h"
 #include "model/weight.h"
 
-typedef enum { MODEL_ARCH_LLAMA, MODEL_ARCH_MISTRAL, MODEL_ARCH_QWEN2 } model_arch;
+typedef enum {
+    MODEL_ARCH_LLAMA,
+    MODEL_ARCH_MISTRAL,
+    MODEL_ARCH_QWEN2,
+    MODEL_ARCH_QWEN3,   // q/k RMSNorm per head (model/arch.h)
+    MODEL_ARCH_GEMMA3,  // gemma3_text, or the text part of gemma3 (model/arch.h)
+} model_arch;
 
 typedef enum {
     ROPE_SCALING_NONE,
@@ -21,6 +29,8 @@ typedef enum {
 } rope_scaling_type;
 
 #define MODEL_MAX_EOS 8
+// Layers a model may have when some of them use sliding-window attention (sliding_layer).
+#define MODEL_MAX_LAYERS 256
 
 typedef struct {
     model_arch arch;
@@ -44,6 +54,19 @@ typedef struct {
     int bos_token_id;    // -1 when absent
     int eos_token_ids[MODEL_MAX_EOS];
     int n_eos;
+    // Qwen3 / Gemma 3 (docs/design.md, "Architectures"). Zero for llama, mistral, qwen2.
+    int qk_norm;          // RMSNorm over each head of q and k (weights [D]) before RoPE
+    int post_norms;       // gemma3: RMSNorm of the attention and MLP outputs before the residual
+    int gelu_mlp;         // gelu_pytorch_tanh GeGLU instead of SwiGLU
+    int out_bias;         // o_proj bias (qwen3/gemma3 attention_bias)
+    float embed_scale;    // embeddings multiplied by this (0: not scaled)
+    float q_scale;        // q multiplied by this after RoPE: query_pre_attn_scalar^-1/2 * sqrt(D)
+                          // turns attention's 1/sqrt(D) into gemma3's scale (0: not scaled)
+    float final_softcap;  // logits = c * tanh(logits / c) (0: off)
+    int sliding_window;   // keys within this many positions (0: no sliding layers)
+    float rope_local_theta;  // rope base of sliding layers (0: same rope as full layers)
+    int text_of_multimodal;  // read from the text_config of a multimodal checkpoint
+    uint8_t sliding_layer[MODEL_MAX_LAYERS];  // 1: layer l uses the sliding window
 } model_config;
 
 typedef struct {
@@ -59,6 +82,11 @@ typedef struct {
     weight_mat w_gate;  // [F, C]
     weight_mat w_up;    // [F, C]
     weight_mat w_down;  // [C, F]
+    float *q_norm;      // [D] or NULL (qk_norm)
+    float *k_norm;      // [D] or NULL
+    float *post_attn_norm;  // [C] or NULL (post_norms)
+    float *post_ffn_norm;   // [C] or NULL
+    float *bo;              // [C] or NULL (out_bias)
 } layer_weights;
 
 typedef struct {

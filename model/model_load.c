@@ -14,6 +14,8 @@ const char *model_arch_name(model_arch a) {
     case MODEL_ARCH_LLAMA: return "llama";
     case MODEL_ARCH_MISTRAL: return "mistral";
     case MODEL_ARCH_QWEN2: return "qwen2";
+    case MODEL_ARCH_QWEN3: return "qwen3";
+    case MODEL_ARCH_GEMMA3: return "gemma3";
     }
     return "?";
 }
@@ -65,7 +67,8 @@ int weight_slots_list(model *m, weight_slot **out, int *n_out) {
     const model_config *c = &m->cfg;
     int64_t C = c->hidden_size, F = c->intermediate_size, V = c->vocab_size;
     int64_t q = (int64_t)c->n_heads * c->head_dim, kv = (int64_t)c->n_kv_heads * c->head_dim;
-    int per_layer = 9 + (c->attention_bias ? 3 : 0);
+    int per_layer = 9 + (c->attention_bias ? 3 : 0) + (c->qk_norm ? 2 : 0) +
+                    (c->post_norms ? 2 : 0) + (c->out_bias ? 1 : 0);
     int cap = 3 + c->n_layers * per_layer;
     weight_slot *s = xcalloc_or_err((size_t)cap, sizeof *s, "model");
     if (!s) return -1;
@@ -105,10 +108,24 @@ int weight_slots_list(model *m, weight_slot **out, int *n_out) {
             SLOT(w->bv, kv, 0, "self_attn.v_proj.bias", "attn_v.bias");
         }
         MSLOT(w->wo, C, q, "self_attn.o_proj.weight", "attn_output.weight");
-        SLOT(w->mlp_norm, C, 0, "post_attention_layernorm.weight", "ffn_norm.weight");
+        if (c->post_norms)  // gemma3: post_attention_layernorm is the attention output's norm
+            SLOT(w->mlp_norm, C, 0, "pre_feedforward_layernorm.weight", "ffn_norm.weight");
+        else
+            SLOT(w->mlp_norm, C, 0, "post_attention_layernorm.weight", "ffn_norm.weight");
         MSLOT(w->w_gate, F, C, "mlp.gate_proj.weight", "ffn_gate.weight");
         MSLOT(w->w_up, F, C, "mlp.up_proj.weight", "ffn_up.weight");
         MSLOT(w->w_down, C, F, "mlp.down_proj.weight", "ffn_down.weight");
+        if (c->qk_norm) {
+            SLOT(w->q_norm, c->head_dim, 0, "self_attn.q_norm.weight", "attn_q_norm.weight");
+            SLOT(w->k_norm, c->head_dim, 0, "self_attn.k_norm.weight", "attn_k_norm.weight");
+        }
+        if (c->post_norms) {
+            SLOT(w->post_attn_norm, C, 0, "post_attention_layernorm.weight",
+                 "post_attention_norm.weight");
+            SLOT(w->post_ffn_norm, C, 0, "post_feedforward_layernorm.weight",
+                 "post_ffw_norm.weight");
+        }
+        if (c->out_bias) SLOT(w->bo, C, 0, "self_attn.o_proj.bias", "attn_output.bias");
 #undef MSLOT
 #undef SLOT
     }

@@ -10,6 +10,7 @@
 
 #include "common/error.h"
 #include "formats/gguf.h"
+#include "model/arch.h"
 #include "model/model_load.h"
 
 static int arch_int(const gguf_file *f, const char *arch, const char *key, int required, int def,
@@ -89,9 +90,13 @@ static int parse_config(const gguf_file *f, model_config *c) {
         c->arch = MODEL_ARCH_LLAMA;
     else if (!strcmp(arch, "qwen2"))
         c->arch = MODEL_ARCH_QWEN2;
+    else if (!strcmp(arch, "qwen3"))
+        c->arch = MODEL_ARCH_QWEN3;
+    else if (!strcmp(arch, "gemma3"))
+        c->arch = MODEL_ARCH_GEMMA3;
     else
         return err_set("%s: general.architecture: unsupported architecture '%s' (supported: "
-                       "llama, qwen2)",
+                       "llama, qwen2, qwen3, gemma3)",
                        f->path, arch);
     if (arch_int(f, arch, "embedding_length", 1, 0, &c->hidden_size) != 0 ||
         arch_int(f, arch, "feed_forward_length", 1, 0, &c->intermediate_size) != 0 ||
@@ -128,6 +133,7 @@ static int parse_config(const gguf_file *f, model_config *c) {
         return -1;
     c->n_eos = c->eos_token_ids[0] >= 0;
     if (!c->n_eos) c->eos_token_ids[0] = 0;
+    if (arch_gguf_config(f, c) != 0) return -1;
     return model_config_validate(c, f->path);
 }
 

@@ -10,7 +10,9 @@
 #include "common/fileio.h"
 #include "common/strbuf.h"
 #include "formats/gguf.h"
+#include "formats/halfconv.h"
 #include "formats/safetensors.h"
+#include "model/arch.h"
 #include "model/model_load.h"
 #include "tokenizer/tokenizer.h"
 
@@ -74,6 +76,9 @@ static int parse_arch(const cJSON *root, const char *file, model_arch *arch) {
         {"llama", "LlamaForCausalLM", MODEL_ARCH_LLAMA},
         {"mistral", "MistralForCausalLM", MODEL_ARCH_MISTRAL},
         {"qwen2", "Qwen2ForCausalLM", MODEL_ARCH_QWEN2},
+        {"qwen3", "Qwen3ForCausalLM", MODEL_ARCH_QWEN3},
+        {"gemma3_text", "Gemma3ForCausalLM", MODEL_ARCH_GEMMA3},
+        {"gemma3", "Gemma3ForConditionalGeneration", MODEL_ARCH_GEMMA3},
     };
     const cJSON *mt = field(root, "model_type");
     const cJSON *archs = field(root, "architectures");
@@ -92,7 +97,8 @@ static int parse_arch(const cJSON *root, const char *file, model_arch *arch) {
             *arch = ARCHS[i].arch;
             return 0;
         }
-    return err_set("%s: %s: unsupported architecture '%s' (supported: llama, mistral, qwen2)",
+    return err_set("%s: %s: unsupported architecture '%s' (supported: llama, mistral, qwen2, "
+                   "qwen3, gemma3_text, gemma3)",
                    file, key, name);
 }
 
@@ -197,8 +203,12 @@ int model_config_from_hf_json(model_config *c, const char *json, size_t len, con
         err_set("%s: not a JSON object", file);
         goto done;
     }
-    if (parse_arch(root, file, &c->arch) != 0 || check_unsupported(root, file, c->arch) != 0)
+    if (parse_arch(root, file, &c->arch) != 0) goto done;
+    if (c->arch == MODEL_ARCH_GEMMA3) {  // its own defaults and keys (model/arch.c)
+        rc = arch_gemma3_config(c, root, file);
         goto done;
+    }
+    if (check_unsupported(root, file, c->arch) != 0) goto done;
     if (get_int(root, file, "hidden_size", 1, 0, &c->hidden_size) != 0 ||
         get_int(root, file, "intermediate_size", 1, 0, &c->intermediate_size) != 0 ||
         get_int(root, file, "num_hidden_layers", 1, 0, &c->n_layers) != 0 ||
@@ -229,6 +239,7 @@ int model_config_from_hf_json(model_config *c, const char *json, size_t len, con
         if (get_int(root, file, "sliding_window", 0, 0, &window) != 0) goto done;
         if (window > 0 && window < c->max_position_embeddings) c->max_position_embeddings = window;
     }
+    if (arch_hf_config(c, root, file) != 0) goto done;
     rc = model_config_validate(c, file);
 done:
     cJSON_Delete(root);
@@ -371,9 +382,14 @@ static int convert_matrix(model *m, weight_mat *w, uint32_t to, const char *file
 }
 
 static int load_slot(model *m, const hf_weights *w, const weight_slot *s, int tied,
-                     uint32_t convert_to, dtype_tally *tally, sha256_ctx *hash) {
+                     uint32_t convert_to, dtype_tally *tally, sha256_ctx *hash, int multimodal) {
     const st_file *f;
-    const st_tensor *t = hf_weights_find(w, s->hf_name, &f);
+    const st_tensor *t = NULL;
+    char alt[160];
+    // A multimodal gemma3 file names the text model's weights under language_model.
+    for (int k = 0; multimodal && !t && arch_hf_name_variant(alt, sizeof alt, s->hf_name, k); k++)
+        if (safetensors_find(&w->files[0], alt) || w->index) t = hf_weights_find(w, alt, &f);
+    if (!t) t = hf_weights_find(w, s->hf_name, &f);
     if (!t) {
         const char *alias = hf_alias(w, s, tied);
         char saved[2048];
@@ -435,6 +451,37 @@ static int detect_tokenizer(const char *dir, char *kind, size_t size) {
     return 0;
 }
 
+// Gemma 3 after loading: norms held as 1 + w, the embedding scale in the embedding's dtype,
+// and the one-line notice that a multimodal checkpoint's vision tower is left out.
+static int gemma3_finish(model *m, const hf_weights *w, const char *dir) {
+    const model_config *c = &m->cfg;
+    arch_norm_plus_one(m->final_norm, c->hidden_size);
+    for (int l = 0; l < c->n_layers; l++) {
+        layer_weights *lw = &m->layers[l];
+        float *norms[] = {lw->attn_norm, lw->mlp_norm, lw->post_attn_norm, lw->post_ffn_norm};
+        for (int i = 0; i < 4; i++) arch_norm_plus_one(norms[i], c->hidden_size);
+        arch_norm_plus_one(lw->q_norm, c->head_dim);
+        arch_norm_plus_one(lw->k_norm, c->head_dim);
+    }
+    // transformers multiplies by embed_scale.to(weight.dtype): sqrt(C) rounded to BF16 or F16
+    // when the checkpoint holds the embedding so (sqrt(3072) = 55.4256 becomes 55.5 in BF16).
+    const st_file *f = NULL;
+    const st_tensor *t = NULL;
+    char alt[160];
+    for (int k = 0; c->text_of_multimodal && !t && k < 2; k++)
+        if (arch_hf_name_variant(alt, sizeof alt, "model.embed_tokens.weight", k) &&
+            (w->index || safetensors_find(&w->files[0], alt)))
+            t = hf_weights_find(w, alt, &f);
+    if (!t) t = hf_weights_find(w, "model.embed_tokens.weight", &f);
+    err_clear();
+    if (t && t->dtype == ST_BF16) m->cfg.embed_scale = bf16_to_f32(f32_to_bf16(c->embed_scale));
+    if (t && t->dtype == ST_F16) m->cfg.embed_scale = fp16_to_f32(f32_to_fp16(c->embed_scale));
+    if (c->text_of_multimodal)
+        fprintf(stderr, "medtune: note: %s: gemma3: the text model (text_config) is loaded, the "
+                        "vision tower is ignored\n", dir);
+    return 0;
+}
+
 int model_load_hf(model *m, const char *dir, base_dtype dtype) {
     char cfg_path[4096];
     if (path_join(cfg_path, sizeof cfg_path, dir, "config.json") != 0) return -1;
@@ -465,8 +512,10 @@ int model_load_hf(model *m, const char *dir, base_dtype dtype) {
     sha256_ctx hash;
     sha256_init(&hash);
     for (int i = 0; i < n; i++)
-        if (load_slot(m, &w, &slots[i], cfg.tie_word_embeddings, convert_to, &tally, &hash) != 0)
+        if (load_slot(m, &w, &slots[i], cfg.tie_word_embeddings, convert_to, &tally, &hash,
+                      cfg.text_of_multimodal) != 0)
             goto done;
+    if (cfg.arch == MODEL_ARCH_GEMMA3 && gemma3_finish(m, &w, dir) != 0) goto done;
     if (convert_to != GGML_TYPE_F32)
         fprintf(stderr, "medtune: %s: base_dtype %s: the weight matrices converted at load to %s "
                         "(%.1f MiB held)\n",

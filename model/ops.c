@@ -120,6 +120,50 @@ void swiglu_backward(float *dg, float *du, const float *dh, const float *g, cons
     }
 }
 
+// sqrt(2/pi), the constant of the tanh approximation of GELU.
+#define GELU_K 0.7978845608028654f
+
+void geglu_forward(float *h, const float *g, const float *u, int64_t n) {
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i++) {
+        float x = g[i];
+        float t = tanhf(GELU_K * (x + 0.044715f * x * x * x));
+        h[i] = 0.5f * x * (1.0f + t) * u[i];
+    }
+}
+
+void geglu_backward(float *dg, float *du, const float *dh, const float *g, const float *u,
+                    int64_t n) {
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i++) {
+        float x = g[i];
+        float t = tanhf(GELU_K * (x + 0.044715f * x * x * x));
+        float gelu = 0.5f * x * (1.0f + t);
+        float dgelu = 0.5f * (1.0f + t) +
+                      0.5f * x * (1.0f - t * t) * GELU_K * (1.0f + 3.0f * 0.044715f * x * x);
+        dg[i] += dh[i] * u[i] * dgelu;
+        du[i] += dh[i] * gelu;
+    }
+}
+
+void softcap_forward(float *x, int64_t n, float cap) {
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i++) x[i] = tanhf(x[i] / cap) * cap;
+}
+
+void softcap_backward(float *dx, const float *y, int64_t n, float cap) {
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i++) {
+        float t = y[i] / cap;
+        dx[i] *= 1.0f - t * t;
+    }
+}
+
+void scale_inplace(float *x, int64_t n, float s) {
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i++) x[i] *= s;
+}
+
 // exp(x) for the softmax of the cross-entropy, written so the compiler can vectorise the loops
 // over the vocabulary (a call to libm's expf cannot be). x = n ln2 + r with |r| <= ln2/2, then a
 // degree-6 polynomial for exp(r) (Taylor coefficients, relative error below 2e-7) scaled by 2^n

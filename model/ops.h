@@ -35,6 +35,21 @@ void swiglu_forward(float *h, const float *g, const float *u, int64_t n);
 void swiglu_backward(float *dg, float *du, const float *dh, const float *g, const float *u,
                      int64_t n);
 
+// h[n] = gelu_tanh(g[n]) * u[n] (GeGLU with transformers' gelu_pytorch_tanh:
+// 0.5 g (1 + tanh(sqrt(2/pi) (g + 0.044715 g^3))))
+void geglu_forward(float *h, const float *g, const float *u, int64_t n);
+// dg += dh * u * gelu_tanh'(g),  du += dh * gelu_tanh(g)
+void geglu_backward(float *dg, float *du, const float *dh, const float *g, const float *u,
+                    int64_t n);
+
+// x[n] = cap * tanh(x[n] / cap) in place (logit soft-capping).
+void softcap_forward(float *x, int64_t n, float cap);
+// dx[n] *= 1 - (y[n] / cap)^2 in place, y the capped values (the derivative of cap*tanh(x/cap)).
+void softcap_backward(float *dx, const float *y, int64_t n, float cap);
+
+// x[n] *= s in place.
+void scale_inplace(float *x, int64_t n, float s);
+
 // Cross-entropy of logits[N,V] against targets[N] (-1 = masked, no loss).
 // Returns the sum of -log p(target) over unmasked rows and adds their count to *n_targets.
 // When dlogits is non-NULL, it receives (softmax - onehot) * grad_scale for unmasked rows and

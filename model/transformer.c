@@ -8,6 +8,7 @@
 #include "common/error.h"
 #include "common/arena.h"
 #include "formats/gguf.h"
+#include "model/arch.h"
 #include "model/attention.h"
 #include "model/ops.h"
 
@@ -43,6 +44,14 @@ static void plan_carve(lm_plan *p, arena_carver *a) {
         ARENA_CARVE(a, s->h, N * F);
         for (int t = 0; t < LORA_N_TARGETS; t++)
             if (lora && lora_enabled(lora, t)) ARENA_CARVE(a, s->lora_u[t], N * r);
+        ARENA_CARVE(a, s->q_raw, c->qk_norm ? N * QD : 0);
+        ARENA_CARVE(a, s->k_raw, c->qk_norm ? N * KD : 0);
+        ARENA_CARVE(a, s->rstd_q, c->qk_norm ? N * H : 0);
+        ARENA_CARVE(a, s->rstd_k, c->qk_norm ? N * c->n_kv_heads : 0);
+        ARENA_CARVE(a, s->o_raw, c->post_norms ? N * C : 0);
+        ARENA_CARVE(a, s->f_raw, c->post_norms ? N * C : 0);
+        ARENA_CARVE(a, s->rstd_o, c->post_norms ? N : 0);
+        ARENA_CARVE(a, s->rstd_f, c->post_norms ? N : 0);
     }
     ARENA_CARVE(a, p->x_out, N * C);
     ARENA_CARVE(a, p->xnf, N * C);
@@ -68,6 +77,12 @@ static void plan_carve(lm_plan *p, arena_carver *a) {
     ARENA_CARVE(a, p->rope_sin, T * D / 2);
     ARENA_CARVE(a, p->pos, N);
     ARENA_CARVE(a, p->start, N);
+    const int local_rope = c->rope_local_theta > 0;
+    ARENA_CARVE(a, p->rope_cos_local, local_rope ? T * D / 2 : 0);
+    ARENA_CARVE(a, p->rope_sin_local, local_rope ? T * D / 2 : 0);
+    ARENA_CARVE(a, p->start_sw, c->sliding_window > 0 ? N : 0);
+    ARENA_CARVE(a, p->logits_capped,
+                c->final_softcap > 0 ? (int64_t)p->chunk_rows * c->vocab_size : 0);
 }
 
 int lm_plan_init(lm_plan *p, const model *m, const lora_adapter *lora, int B, int T) {
@@ -104,6 +119,8 @@ int lm_plan_init(lm_plan *p, const model *m, const lora_adapter *lora, int B, in
                        carving.used, sizing.used);
     }
     rope_tables_init(p->rope_cos, p->rope_sin, T, c->head_dim, c);
+    if (c->rope_local_theta > 0)
+        arch_rope_local_init(p->rope_cos_local, p->rope_sin_local, T, c->head_dim, c);
     return 0;
 }
 
@@ -126,6 +143,17 @@ static void batch_layout(lm_plan *p, const lm_batch *b) {
             p->pos[n] = b->positions ? b->positions[n] : t;
         }
     }
+    if (p->start_sw)
+        arch_sliding_starts(p->start_sw, p->start, p->B, p->T, p->m->cfg.sliding_window);
+}
+
+// The rope tables and first keys of layer l (gemma3's sliding layers have their own).
+static void layer_rope(const lm_plan *p, int l, const float **cos, const float **sin,
+                       const int32_t **start) {
+    const int local = arch_layer_local_rope(&p->m->cfg, l);
+    *cos = local ? p->rope_cos_local : p->rope_cos;
+    *sin = local ? p->rope_sin_local : p->rope_sin;
+    *start = arch_layer_sliding(&p->m->cfg, l) ? p->start_sw : p->start;
 }
 
 static int lora_on(const lm_plan *p, lora_target t) { return p->lora && lora_enabled(p->lora, t); }
@@ -191,22 +219,38 @@ static void layer_forward(lm_plan *p, int l, float *x_next) {
     const int N = p->N, C = c->hidden_size, F = c->intermediate_size, D = c->head_dim;
     const int H = c->n_heads, KV = c->n_kv_heads, QD = H * D, KD = KV * D;
 
+    const float *rc, *rs;
+    const int32_t *start;
+    layer_rope(p, l, &rc, &rs, &start);
+
     rmsnorm_forward(s->xn1, s->rstd1, s->x, w->attn_norm, N, C, c->rms_norm_eps);
-    proj_forward(p, s->q, s->xn1, &w->wq, w->bq, l, LORA_Q, C, QD);
-    proj_forward(p, s->k, s->xn1, &w->wk, w->bk, l, LORA_K, C, KD);
+    proj_forward(p, c->qk_norm ? s->q_raw : s->q, s->xn1, &w->wq, w->bq, l, LORA_Q, C, QD);
+    proj_forward(p, c->qk_norm ? s->k_raw : s->k, s->xn1, &w->wk, w->bk, l, LORA_K, C, KD);
     proj_forward(p, s->v, s->xn1, &w->wv, w->bv, l, LORA_V, C, KD);
-    rope_forward(s->q, p->pos, p->rope_cos, p->rope_sin, N, H, D);
-    rope_forward(s->k, p->pos, p->rope_cos, p->rope_sin, N, KV, D);
-    attention_forward(s->att, s->probs, s->q, s->k, s->v, p->start, p->B, p->T, H, KV, D);
-    proj_forward(p, p->tmp, s->att, &w->wo, NULL, l, LORA_O, QD, C);
+    if (c->qk_norm) {  // [N*H, D] rows: one norm per head
+        rmsnorm_forward(s->q, s->rstd_q, s->q_raw, w->q_norm, N * H, D, c->rms_norm_eps);
+        rmsnorm_forward(s->k, s->rstd_k, s->k_raw, w->k_norm, N * KV, D, c->rms_norm_eps);
+    }
+    rope_forward(s->q, p->pos, rc, rs, N, H, D);
+    rope_forward(s->k, p->pos, rc, rs, N, KV, D);
+    if (c->q_scale > 0) scale_inplace(s->q, (int64_t)N * QD, c->q_scale);
+    attention_forward(s->att, s->probs, s->q, s->k, s->v, start, p->B, p->T, H, KV, D);
+    proj_forward(p, c->post_norms ? s->o_raw : p->tmp, s->att, &w->wo, w->bo, l, LORA_O, QD, C);
+    if (c->post_norms)
+        rmsnorm_forward(p->tmp, s->rstd_o, s->o_raw, w->post_attn_norm, N, C, c->rms_norm_eps);
     memcpy(s->xmid, s->x, (size_t)N * C * sizeof(float));
     add_inplace(s->xmid, p->tmp, (int64_t)N * C);
 
     rmsnorm_forward(s->xn2, s->rstd2, s->xmid, w->mlp_norm, N, C, c->rms_norm_eps);
     proj_forward(p, s->g, s->xn2, &w->w_gate, NULL, l, LORA_GATE, C, F);
     proj_forward(p, s->u, s->xn2, &w->w_up, NULL, l, LORA_UP, C, F);
-    swiglu_forward(s->h, s->g, s->u, (int64_t)N * F);
-    proj_forward(p, p->tmp, s->h, &w->w_down, NULL, l, LORA_DOWN, F, C);
+    if (c->gelu_mlp)
+        geglu_forward(s->h, s->g, s->u, (int64_t)N * F);
+    else
+        swiglu_forward(s->h, s->g, s->u, (int64_t)N * F);
+    proj_forward(p, c->post_norms ? s->f_raw : p->tmp, s->h, &w->w_down, NULL, l, LORA_DOWN, F, C);
+    if (c->post_norms)
+        rmsnorm_forward(p->tmp, s->rstd_f, s->f_raw, w->post_ffn_norm, N, C, c->rms_norm_eps);
     memcpy(x_next, s->xmid, (size_t)N * C * sizeof(float));
     add_inplace(x_next, p->tmp, (int64_t)N * C);
 }
@@ -219,29 +263,62 @@ static void layer_backward(lm_plan *p, int l) {
     const int N = p->N, C = c->hidden_size, F = c->intermediate_size, D = c->head_dim;
     const int H = c->n_heads, KV = c->n_kv_heads, QD = H * D, KD = KV * D;
     const size_t fl = sizeof(float);
+    const float *rc, *rs;
+    const int32_t *start;
+    layer_rope(p, l, &rc, &rs, &start);
+    // With post-norms the projections' output gradient goes through the norm first; p->tmp
+    // (forward scratch) holds it.
+    const float *dy = p->dres;
+    if (c->post_norms) {
+        memset(p->tmp, 0, (size_t)N * C * fl);
+        rmsnorm_backward(p->tmp, p->dres, s->f_raw, w->post_ffn_norm, s->rstd_f, N, C);
+        dy = p->tmp;
+    }
 
     memset(p->dh, 0, (size_t)N * F * fl);
-    proj_backward(p, p->dh, p->dres, s->h, &w->w_down, l, LORA_DOWN, F, C);
+    proj_backward(p, p->dh, dy, s->h, &w->w_down, l, LORA_DOWN, F, C);
     memset(p->dg, 0, (size_t)N * F * fl);
     memset(p->du, 0, (size_t)N * F * fl);
-    swiglu_backward(p->dg, p->du, p->dh, s->g, s->u, (int64_t)N * F);
+    if (c->gelu_mlp)
+        geglu_backward(p->dg, p->du, p->dh, s->g, s->u, (int64_t)N * F);
+    else
+        swiglu_backward(p->dg, p->du, p->dh, s->g, s->u, (int64_t)N * F);
     memset(p->dxn, 0, (size_t)N * C * fl);
     proj_backward(p, p->dxn, p->dg, s->xn2, &w->w_gate, l, LORA_GATE, C, F);
     proj_backward(p, p->dxn, p->du, s->xn2, &w->w_up, l, LORA_UP, C, F);
     rmsnorm_backward(p->dres, p->dxn, s->xmid, w->mlp_norm, s->rstd2, N, C);
 
+    dy = p->dres;
+    if (c->post_norms) {
+        memset(p->tmp, 0, (size_t)N * C * fl);
+        rmsnorm_backward(p->tmp, p->dres, s->o_raw, w->post_attn_norm, s->rstd_o, N, C);
+        dy = p->tmp;
+    }
     memset(p->datt, 0, (size_t)N * QD * fl);
-    proj_backward(p, p->datt, p->dres, s->att, &w->wo, l, LORA_O, QD, C);
+    proj_backward(p, p->datt, dy, s->att, &w->wo, l, LORA_O, QD, C);
     memset(p->dk, 0, (size_t)N * KD * fl);
     memset(p->dv, 0, (size_t)N * KD * fl);
     attention_backward(p->dq, p->dk, p->dv, p->attn_scratch, p->max_threads, p->datt, s->probs,
-                       s->q, s->k, s->v, p->start, p->B, p->T, H, KV, D);
-    rope_backward(p->dq, p->pos, p->rope_cos, p->rope_sin, N, H, D);
-    rope_backward(p->dk, p->pos, p->rope_cos, p->rope_sin, N, KV, D);
+                       s->q, s->k, s->v, start, p->B, p->T, H, KV, D);
+    if (c->q_scale > 0) scale_inplace(p->dq, (int64_t)N * QD, c->q_scale);
+    rope_backward(p->dq, p->pos, rc, rs, N, H, D);
+    rope_backward(p->dk, p->pos, rc, rs, N, KV, D);
     memset(p->dxn, 0, (size_t)N * C * fl);
-    proj_backward(p, p->dxn, p->dq, s->xn1, &w->wq, l, LORA_Q, C, QD);
-    proj_backward(p, p->dxn, p->dk, s->xn1, &w->wk, l, LORA_K, C, KD);
-    proj_backward(p, p->dxn, p->dv, s->xn1, &w->wv, l, LORA_V, C, KD);
+    if (c->qk_norm) {
+        // Through the per-head norms: datt (consumed above) takes dq_raw; dv, once v's
+        // projection has used it, takes dk_raw.
+        memset(p->datt, 0, (size_t)N * QD * fl);
+        rmsnorm_backward(p->datt, p->dq, s->q_raw, w->q_norm, s->rstd_q, N * H, D);
+        proj_backward(p, p->dxn, p->datt, s->xn1, &w->wq, l, LORA_Q, C, QD);
+        proj_backward(p, p->dxn, p->dv, s->xn1, &w->wv, l, LORA_V, C, KD);
+        memset(p->dv, 0, (size_t)N * KD * fl);
+        rmsnorm_backward(p->dv, p->dk, s->k_raw, w->k_norm, s->rstd_k, N * KV, D);
+        proj_backward(p, p->dxn, p->dv, s->xn1, &w->wk, l, LORA_K, C, KD);
+    } else {
+        proj_backward(p, p->dxn, p->dq, s->xn1, &w->wq, l, LORA_Q, C, QD);
+        proj_backward(p, p->dxn, p->dk, s->xn1, &w->wk, l, LORA_K, C, KD);
+        proj_backward(p, p->dxn, p->dv, s->xn1, &w->wv, l, LORA_V, C, KD);
+    }
     rmsnorm_backward(p->dres, p->dxn, s->x, w->attn_norm, s->rstd1, N, C);
 }
 
@@ -249,6 +326,8 @@ static void trunk_forward(lm_plan *p, const lm_batch *b) {
     const model_config *c = &p->m->cfg;
     batch_layout(p, b);
     embedding_forward(p->acts[0].x, b->tokens, &p->m->embed, p->N);
+    if (c->embed_scale > 0)
+        scale_inplace(p->acts[0].x, (int64_t)p->N * c->hidden_size, c->embed_scale);
     for (int l = 0; l < c->n_layers; l++)
         layer_forward(p, l, l + 1 < c->n_layers ? p->acts[l + 1].x : p->x_out);
     rmsnorm_forward(p->xnf, p->rstdf, p->x_out, p->m->final_norm, p->N, c->hidden_size,
@@ -288,8 +367,14 @@ double lm_forward(lm_plan *p, const lm_batch *b, int need_grad, float grad_scale
         int rows = p->N - n0 < p->chunk_rows ? p->N - n0 : p->chunk_rows;
         const float *xr = p->xnf + (int64_t)n0 * C;
         weight_matmul_forward(p->logits, xr, &p->m->lm_head, NULL, rows);
+        if (c->final_softcap > 0) {
+            softcap_forward(p->logits, (int64_t)rows * V, c->final_softcap);
+            memcpy(p->logits_capped, p->logits, (size_t)rows * V * sizeof(float));
+        }
         loss += crossentropy_forward_backward(need_grad ? p->logits : NULL, p->logits,
                                               b->targets + n0, rows, V, grad_scale, n_targets);
+        if (need_grad && c->final_softcap > 0)
+            softcap_backward(p->logits, p->logits_capped, (int64_t)rows * V, c->final_softcap);
         if (need_grad) head_backward(p, n0, rows);
     }
     return loss;
@@ -309,6 +394,7 @@ void lm_forward_logps(lm_plan *p, const lm_batch *b, double *logp) {
     for (int n0 = 0; n0 < p->N; n0 += p->chunk_rows) {
         int rows = p->N - n0 < p->chunk_rows ? p->N - n0 : p->chunk_rows;
         weight_matmul_forward(p->logits, p->xnf + (int64_t)n0 * C, &p->m->lm_head, NULL, rows);
+        if (c->final_softcap > 0) softcap_forward(p->logits, (int64_t)rows * V, c->final_softcap);
 #pragma omp parallel for schedule(static)
         for (int r = 0; r < rows; r++) {
             int64_t counted = 0;
@@ -325,6 +411,10 @@ void lm_backward_weighted(lm_plan *p, const lm_batch *b, const float *weight) {
     for (int n0 = 0; n0 < p->N; n0 += p->chunk_rows) {
         int rows = p->N - n0 < p->chunk_rows ? p->N - n0 : p->chunk_rows;
         weight_matmul_forward(p->logits, p->xnf + (int64_t)n0 * C, &p->m->lm_head, NULL, rows);
+        if (c->final_softcap > 0) {
+            softcap_forward(p->logits, (int64_t)rows * V, c->final_softcap);
+            memcpy(p->logits_capped, p->logits, (size_t)rows * V * sizeof(float));
+        }
 #pragma omp parallel for schedule(static)
         for (int r = 0; r < rows; r++) {
             float *z = p->logits + (int64_t)r * V;
@@ -334,12 +424,17 @@ void lm_backward_weighted(lm_plan *p, const lm_batch *b, const float *weight) {
                 crossentropy_forward_backward(z, z, b->targets + n0 + r, 1, V, weight[n0 + r],
                                               &counted);
         }
+        if (c->final_softcap > 0)
+            softcap_backward(p->logits, p->logits_capped, (int64_t)rows * V, c->final_softcap);
         head_backward(p, n0, rows);
     }
     lm_backward(p);
 }
 
 void lm_logits(lm_plan *p, const lm_batch *b, float *logits) {
+    const model_config *c = &p->m->cfg;
     trunk_forward(p, b);
     weight_matmul_forward(logits, p->xnf, &p->m->lm_head, NULL, p->N);
+    if (c->final_softcap > 0)
+        softcap_forward(logits, (int64_t)p->N * c->vocab_size, c->final_softcap);
 }

@@ -40,6 +40,11 @@ typedef struct {
     float *u;      // [N, F] up projection
     float *h;      // [N, F] silu(g) * u (down_proj input)
     float *lora_u[LORA_N_TARGETS];  // [N, r] LoRA A outputs, NULL for disabled targets
+    // qwen3 / gemma3 (model/arch.h), NULL otherwise
+    float *q_raw, *k_raw;    // [N, H*D], [N, KV*D] q and k before their per-head norm
+    float *rstd_q, *rstd_k;  // [N*H], [N*KV]
+    float *o_raw, *f_raw;    // [N, C] attention and MLP outputs before their post-norm
+    float *rstd_o, *rstd_f;  // [N]
 } layer_acts;
 
 typedef struct {
@@ -67,6 +72,9 @@ typedef struct {
     float *logits;        // [chunk_rows, V]
     float *rope_cos, *rope_sin;  // [T, D/2]
     int32_t *pos, *start;        // [N]
+    float *rope_cos_local, *rope_sin_local;  // [T, D/2] rope of gemma3's sliding layers
+    int32_t *start_sw;    // [N] first key of sliding-window layers (NULL without them)
+    float *logits_capped;  // [chunk_rows, V] soft-capped logits, NULL without final_softcap
     // Every buffer above (not acts) is a slice of this one allocation, each rounded up to
     // ARENA_ALIGN bytes (common/arena.h); arena_bytes is its exact size.
     void *arena;

@@ -126,8 +126,9 @@ LLAMA3_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{
 # configure them: "gpt2" byte-level BPE (GPT-2, Phi-2), "qwen2" NFC + Qwen2 split + byte level,
 # "llama3" Llama-3 split + byte level with ignore_merges, "spm" SentencePiece-style BPE with
 # byte fallback through a Prepend/Replace normalizer (Llama 2, TinyLlama, Phi-3, tinystories),
-# "spm-metaspace" the same through a Metaspace pre-tokenizer (Mistral).
-TOKENIZER_FLAVOURS = ("gpt2", "qwen2", "llama3", "spm", "spm-metaspace")
+# "spm-metaspace" the same through a Metaspace pre-tokenizer (Mistral); "spm-gemma" the pipeline of
+# transformers' GemmaTokenizer (Gemma 2/3: spaces as ▁, no dummy prefix, <bos> added).
+TOKENIZER_FLAVOURS = ("gpt2", "qwen2", "llama3", "spm", "spm-metaspace", "spm-gemma")
 
 
 def train_tokenizer(flavour, out_dir, vocab_size=700, specials=(), chat_template=None):
@@ -145,12 +146,16 @@ def train_tokenizer(flavour, out_dir, vocab_size=700, specials=(), chat_template
     os.makedirs(out_dir, exist_ok=True)
     extra = specials
     spm = flavour.startswith("spm")
+    gemma = flavour == "spm-gemma"
     if spm:
         specials, bos, eos = ["<unk>", "<s>", "</s>"], "<s>", "</s>"
+        if gemma:  # Gemma's first five ids
+            specials, bos, eos = ["<pad>", "<eos>", "<bos>", "<unk>", "<mask>"], "<bos>", "<eos>"
         tok = Tokenizer(models.BPE(unk_token="<unk>", fuse_unk=True, byte_fallback=True))
         # Trained on ▁-prefixed words; encoding then runs on the whole normalized text, as
-        # Llama 2's file does (no pre-tokenizer).
-        tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="first")
+        # Llama 2's file does (no pre-tokenizer). Gemma adds no dummy prefix.
+        tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581",
+                                                     prepend_scheme="never" if gemma else "first")
         trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials,
                                       show_progress=False)
     else:
@@ -179,7 +184,15 @@ def train_tokenizer(flavour, out_dir, vocab_size=700, specials=(), chat_template
         j["decoder"] = json.loads(decoders.Sequence([
             decoders.Replace("\u2581", " "), decoders.ByteFallback(), decoders.Fuse(),
             decoders.Strip(" ", 1, 0)]).__getstate__())
-        if flavour == "spm":
+        if gemma:
+            # transformers' GemmaTokenizer / GemmaConverter pipeline (Gemma 2 and 3, MedGemma)
+            j["decoder"] = json.loads(decoders.Sequence([
+                decoders.Replace("\u2581", " "), decoders.ByteFallback(),
+                decoders.Fuse()]).__getstate__())
+            j["normalizer"] = json.loads(normalizers.Replace(" ", "\u2581").__getstate__())
+            j["pre_tokenizer"] = json.loads(pre_tokenizers.Split(
+                " ", behavior="merged_with_previous", invert=False).__getstate__())
+        elif flavour == "spm":
             j["pre_tokenizer"] = None
             j["normalizer"] = json.loads(normalizers.Sequence([
                 normalizers.Prepend("\u2581"), normalizers.Replace(" ", "\u2581")]).__getstate__())
@@ -187,7 +200,8 @@ def train_tokenizer(flavour, out_dir, vocab_size=700, specials=(), chat_template
             j["pre_tokenizer"] = json.loads(pre_tokenizers.Metaspace(
                 replacement="\u2581", prepend_scheme="first", split=False).__getstate__())
         tok = Tokenizer.from_str(json.dumps(j))
-        tok.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])
+        tok.post_processor = processors.TemplateProcessing(
+            single=f"{bos} $A", special_tokens=[(bos, j["model"]["vocab"][bos])])
     else:
         tok.decoder = decoders.ByteLevel()
         if flavour == "llama3":

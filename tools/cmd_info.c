@@ -13,6 +13,7 @@
 #include "data_prep/shard_info.h"
 #include "formats/gguf.h"
 #include "tools/commands.h"
+#include "model/arch.h"
 #include "model/model.h"
 #include "model/model_load.h"
 
@@ -78,6 +79,16 @@ static cJSON *model_json(const model *m) {
     }
     cJSON_AddBoolToObject(o, "tie_word_embeddings", c->tie_word_embeddings);
     cJSON_AddBoolToObject(o, "attention_bias", c->attention_bias);
+    if (c->sliding_window > 0) {
+        cJSON *sw = cJSON_AddArrayToObject(o, "sliding_window_layers");
+        for (int l = 0; l < c->n_layers; l++)
+            if (arch_layer_sliding(c, l)) cJSON_AddItemToArray(sw, cJSON_CreateNumber(l));
+        cJSON_AddNumberToObject(o, "sliding_window", c->sliding_window);
+    }
+    if (c->rope_local_theta > 0)
+        cJSON_AddNumberToObject(o, "rope_local_theta", float_for_json(c->rope_local_theta));
+    if (c->final_softcap > 0)
+        cJSON_AddNumberToObject(o, "final_logit_softcapping", float_for_json(c->final_softcap));
     cJSON_AddNumberToObject(o, "bos_token_id", c->bos_token_id);
     cJSON *eos = cJSON_AddArrayToObject(o, "eos_token_ids");
     for (int i = 0; i < c->n_eos; i++) cJSON_AddItemToArray(eos, cJSON_CreateNumber(c->eos_token_ids[i]));
@@ -119,6 +130,15 @@ static void print_model_text(const model *m) {
     printf("\n");
     printf("tied embeddings      %s\n", c->tie_word_embeddings ? "yes" : "no");
     printf("attention bias       %s\n", c->attention_bias ? "yes" : "no");
+    if (c->sliding_window > 0) {
+        int n = 0;
+        for (int l = 0; l < c->n_layers; l++) n += arch_layer_sliding(c, l);
+        printf("sliding window       %d positions on %d of %d layers", c->sliding_window, n,
+               c->n_layers);
+        if (c->rope_local_theta > 0) printf(" (rope theta %g)", (double)c->rope_local_theta);
+        printf("\n");
+    }
+    if (c->final_softcap > 0) printf("logit soft-capping   %g\n", (double)c->final_softcap);
     printf("bos / eos            %d /", c->bos_token_id);
     for (int i = 0; i < c->n_eos; i++) printf("%s%d", i ? "," : " ", c->eos_token_ids[i]);
     printf("%s\n", c->n_eos ? "" : " none");

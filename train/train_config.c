@@ -65,8 +65,8 @@ static const train_config_key KEYS[] = {
     {"lora.dropout", TRAIN_KEY_FLOAT, "0.05", "dropout on the LoRA branch input", 0.0, 0.99,
      .offset = OFF(lora.dropout)},
     {"lora.targets", TRAIN_KEY_TARGETS, "`all-linear`",
-     "list of `q_proj k_proj v_proj o_proj gate_proj up_proj down_proj`, or `all-linear` (all "
-     "seven)",
+     "list of the model's modules (`q_proj k_proj v_proj o_proj gate_proj up_proj down_proj`), "
+     "or `all-linear` / `[\"all-linear\"]` (every linear layer but the output head)",
      .offset = OFF(lora.targets)},
     {"lora.use_rslora", TRAIN_KEY_BOOL, "false", "scale alpha/sqrt(r) instead of alpha/r",
      .offset = OFF(lora.use_rslora)},
@@ -268,8 +268,12 @@ static int store_targets(train_config *tc, const config *c, const train_config_k
                        : cJSON_IsString(arr)       ? arr->valuestring
                                                    : NULL;
     *targets = 0;
+    // PEFT's "all-linear", also as a one-element list.
+    if (!name && cJSON_IsArray(arr) && cJSON_GetArraySize(arr) == 1 &&
+        cJSON_IsString(arr->child) && !strcmp(arr->child->valuestring, "all-linear"))
+        name = arr->child->valuestring;
     if (name && !strcmp(name, "all-linear")) {
-        *targets = (1u << LORA_N_TARGETS) - 1;
+        *targets = LORA_ALL_LINEAR;
         return 0;
     }
     if (name || !cJSON_IsArray(arr) || cJSON_GetArraySize(arr) == 0)

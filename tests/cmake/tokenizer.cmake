@@ -12,7 +12,8 @@ medtune_add_test(NAME tokenizer_invalid_utf8
   COMMAND ${MEDTUNE_PYTHON} ${TOK_PY}/check_adversarial.py invalid-utf8 LABELS tokenizer python)
 # Every data file, line by line and whole, one test per tokenizer: a tokenizer of its family
 # trained on the sample data always, the real one on ../shared/data when present.
-foreach(tok gpt2 phi-2 phi-3-mini mistral-7b-v0.1 llama2 qwen2.5 llama3 tinystories-656k stories260K)
+foreach(tok gpt2 phi-2 phi-3-mini mistral-7b-v0.1 llama2 qwen2.5 llama3 tinystories-656k stories260K
+            gemma3)
   medtune_add_test(NAME tokenizer_data_${tok}
     COMMAND ${MEDTUNE_PYTHON} ${TOK_PY}/check_parity_data.py ${tok} LABELS tokenizer python)
 endforeach()

@@ -126,7 +126,7 @@ def run(tmp):
     check("no weights", d, d, "no model.safetensors")
 
     cases = [
-        ("unknown architecture", {"model_type": "gpt2"}, "model_type: unsupported architecture 'gpt2' (supported: llama, mistral, qwen2)"),
+        ("unknown architecture", {"model_type": "bert"}, "model_type: unsupported architecture 'bert' (supported: llama, mistral, qwen2, qwen3, gemma3_text, gemma3"),
         ("rope yarn", {"rope_scaling": {"rope_type": "yarn", "factor": 4.0}}, "rope_scaling: unsupported rope type 'yarn'"),
         ("rope dynamic", {"rope_scaling": {"type": "dynamic", "factor": 2.0}}, "rope_scaling: unsupported rope type 'dynamic'"),
         ("rope linear no factor", {"rope_scaling": {"type": "linear"}}, "rope_scaling.factor: missing"),
@@ -138,6 +138,18 @@ def run(tmp):
         ("bad field type", {"num_hidden_layers": "two"}, "num_hidden_layers: expected an integer"),
         ("bad kv heads", {"num_key_value_heads": 3}, "num_key_value_heads: 3 does not divide"),
         ("eos list", {"eos_token_id": [1, 2, 3, 4, 5, 6, 7, 8, 9]}, "eos_token_id: more than 8"),
+        ("gemma attention softcap", {"model_type": "gemma3_text", "attn_logit_softcapping": 50.0},
+         "attn_logit_softcapping: attention logit soft-capping (Gemma 2) is unsupported"),
+        ("gemma bidirectional", {"model_type": "gemma3_text", "use_bidirectional_attention": True},
+         "use_bidirectional_attention: true is unsupported"),
+        ("gemma exact gelu", {"model_type": "gemma3_text", "hidden_activation": "gelu"},
+         "hidden_activation: unsupported activation 'gelu' (supported: gelu_pytorch_tanh)"),
+        ("gemma3 without text_config", {"model_type": "gemma3"}, "text_config: missing"),
+        ("gemma rope yarn", {"model_type": "gemma3_text", "hidden_act": None, "rope_scaling": {"rope_type": "yarn", "factor": 8.0}},
+         "rope_scaling.rope_type: unsupported rope type 'yarn' (supported: default, linear)"),
+        ("gemma layer type", {"model_type": "gemma3_text", "hidden_act": None, "num_hidden_layers": 2,
+                              "layer_types": ["sliding_attention", "chunked_attention"]},
+         "layer_types[1]: unsupported layer type 'chunked_attention'"),
     ]
     for i, (name, change, needle) in enumerate(cases):
         d = os.path.join(tmp, f"cfg{i}")

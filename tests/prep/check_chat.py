@@ -22,13 +22,24 @@ from prep_lib import conversations
 
 # chat_template strings as published in the models' tokenizer_config.json:
 # chatml (teknium/OpenHermes and the transformers docs), meta-llama/Llama-2-7b-chat-hf,
-# meta-llama/Meta-Llama-3-8B-Instruct, HuggingFaceH4/zephyr-7b-beta.
+# meta-llama/Meta-Llama-3-8B-Instruct, HuggingFaceH4/zephyr-7b-beta, google/gemma-3-*-it (and
+# MedGemma), Qwen/Qwen3-4B.
 TEMPLATES = {
     "chatml": "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}",
     "llama2": "{% if messages[0]['role'] == 'system' %}{% set loop_messages = messages[1:] %}{% set system_message = messages[0]['content'] %}{% else %}{% set loop_messages = messages %}{% set system_message = false %}{% endif %}{% for message in loop_messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}{% if loop.index0 == 0 and system_message != false %}{% set content = '<<SYS>>\\n' + system_message + '\\n<</SYS>>\\n\\n' + message['content'] %}{% else %}{% set content = message['content'] %}{% endif %}{% if message['role'] == 'user' %}{{ bos_token + '[INST] ' + content.strip() + ' [/INST]' }}{% elif message['role'] == 'assistant' %}{{ ' '  + content.strip() + ' ' + eos_token }}{% endif %}{% endfor %}",
     "llama3": "{% set loop_messages = messages %}{% for message in loop_messages %}{% set content = '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'+ message['content'] | trim + '<|eot_id|>' %}{% if loop.index0 == 0 %}{% set content = bos_token + content %}{% endif %}{{ content }}{% endfor %}{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}",
     "zephyr": "{% for message in messages %}\n{% if message['role'] == 'user' %}\n{{ '<|user|>\n' + message['content'] + eos_token }}\n{% elif message['role'] == 'system' %}\n{{ '<|system|>\n' + message['content'] + eos_token }}\n{% elif message['role'] == 'assistant' %}\n{{ '<|assistant|>\n'  + message['content'] + eos_token }}\n{% endif %}\n{% if loop.last and add_generation_prompt %}\n{{ '<|assistant|>' }}\n{% endif %}\n{% endfor %}",
+    "gemma": "{{ bos_token }}\n{%- if messages[0]['role'] == 'system' -%}\n    {%- if messages[0]['content'] is string -%}\n        {%- set first_user_prefix = messages[0]['content'] + '\\n\\n' -%}\n    {%- else -%}\n        {%- set first_user_prefix = messages[0]['content'][0]['text'] + '\\n\\n' -%}\n    {%- endif -%}\n    {%- set loop_messages = messages[1:] -%}\n{%- else -%}\n    {%- set first_user_prefix = \"\" -%}\n    {%- set loop_messages = messages -%}\n{%- endif -%}\n{%- for message in loop_messages -%}\n    {%- if (message['role'] == 'user') != (loop.index0 % 2 == 0) -%}\n        {{ raise_exception(\"Conversation roles must alternate user/assistant/user/assistant/...\") }}\n    {%- endif -%}\n    {%- if (message['role'] == 'assistant') -%}\n        {%- set role = \"model\" -%}\n    {%- else -%}\n        {%- set role = message['role'] -%}\n    {%- endif -%}\n    {{ '<start_of_turn>' + role + '\\n' + (first_user_prefix if loop.first else \"\") }}\n    {%- if message['content'] is string -%}\n        {{ message['content'] | trim }}\n    {%- elif message['content'] is iterable -%}\n        {%- for item in message['content'] -%}\n            {%- if item['type'] == 'image' -%}\n                {{ '<start_of_image>' }}\n            {%- elif item['type'] == 'text' -%}\n                {{ item['text'] | trim }}\n            {%- endif -%}\n        {%- endfor -%}\n    {%- else -%}\n        {{ raise_exception(\"Invalid content type\") }}\n    {%- endif -%}\n    {{ '<end_of_turn>\\n' }}\n{%- endfor -%}\n{%- if add_generation_prompt -%}\n    {{'<start_of_turn>model\\n'}}\n{%- endif -%}\n",
+    "qwen3": "{%- if tools %}\n    {{- '<|im_start|>system\\n' }}\n    {%- if messages[0].role == 'system' %}\n        {{- messages[0].content + '\\n\\n' }}\n    {%- endif %}\n    {{- \"# Tools\\n\\nYou may call one or more functions to assist with the user query.\\n\\nYou are provided with function signatures within <tools></tools> XML tags:\\n<tools>\" }}\n    {%- for tool in tools %}\n        {{- \"\\n\" }}\n        {{- tool | tojson }}\n    {%- endfor %}\n    {{- \"\\n</tools>\\n\\nFor each function call, return a json object with function name and arguments within <tool_call></tool_call> XML tags:\\n<tool_call>\\n{\\\"name\\\": <function-name>, \\\"arguments\\\": <args-json-object>}\\n</tool_call><|im_end|>\\n\" }}\n{%- else %}\n    {%- if messages[0].role == 'system' %}\n        {{- '<|im_start|>system\\n' + messages[0].content + '<|im_end|>\\n' }}\n    {%- endif %}\n{%- endif %}\n{%- set ns = namespace(multi_step_tool=true, last_query_index=messages|length - 1) %}\n{%- for message in messages[::-1] %}\n    {%- set index = (messages|length - 1) - loop.index0 %}\n    {%- if ns.multi_step_tool and message.role == \"user\" and message.content is string and not(message.content.startswith('<tool_response>') and message.content.endswith('</tool_response>')) %}\n        {%- set ns.multi_step_tool = false %}\n        {%- set ns.last_query_index = index %}\n    {%- endif %}\n{%- endfor %}\n{%- for message in messages %}\n    {%- if message.content is string %}\n        {%- set content = message.content %}\n    {%- else %}\n        {%- set content = '' %}\n    {%- endif %}\n    {%- if (message.role == \"user\") or (message.role == \"system\" and not loop.first) %}\n        {{- '<|im_start|>' + message.role + '\\n' + content + '<|im_end|>' + '\\n' }}\n    {%- elif message.role == \"assistant\" %}\n        {%- set reasoning_content = '' %}\n        {%- if message.reasoning_content is string %}\n            {%- set reasoning_content = message.reasoning_content %}\n        {%- else %}\n            {%- if '</think>' in content %}\n                {%- set reasoning_content = content.split('</think>')[0].rstrip('\\n').split('<think>')[-1].lstrip('\\n') %}\n                {%- set content = content.split('</think>')[-1].lstrip('\\n') %}\n            {%- endif %}\n        {%- endif %}\n        {%- if loop.index0 > ns.last_query_index %}\n            {%- if loop.last or (not loop.last and reasoning_content) %}\n                {{- '<|im_start|>' + message.role + '\\n<think>\\n' + reasoning_content.strip('\\n') + '\\n</think>\\n\\n' + content.lstrip('\\n') }}\n            {%- else %}\n                {{- '<|im_start|>' + message.role + '\\n' + content }}\n            {%- endif %}\n        {%- else %}\n            {{- '<|im_start|>' + message.role + '\\n' + content }}\n        {%- endif %}\n        {%- if message.tool_calls %}\n            {%- for tool_call in message.tool_calls %}\n                {%- if (loop.first and content) or (not loop.first) %}\n                    {{- '\\n' }}\n                {%- endif %}\n                {%- if tool_call.function %}\n                    {%- set tool_call = tool_call.function %}\n                {%- endif %}\n                {{- '<tool_call>\\n{\"name\": \"' }}\n                {{- tool_call.name }}\n                {{- '\", \"arguments\": ' }}\n                {%- if tool_call.arguments is string %}\n                    {{- tool_call.arguments }}\n                {%- else %}\n                    {{- tool_call.arguments | tojson }}\n                {%- endif %}\n                {{- '}\\n</tool_call>' }}\n            {%- endfor %}\n        {%- endif %}\n        {{- '<|im_end|>\\n' }}\n    {%- elif message.role == \"tool\" %}\n        {%- if loop.first or (messages[loop.index0 - 1].role != \"tool\") %}\n            {{- '<|im_start|>user' }}\n        {%- endif %}\n        {{- '\\n<tool_response>\\n' }}\n        {{- content }}\n        {{- '\\n</tool_response>' }}\n        {%- if loop.last or (messages[loop.index0 + 1].role != \"tool\") %}\n            {{- '<|im_end|>\\n' }}\n        {%- endif %}\n    {%- endif %}\n{%- endfor %}\n{%- if add_generation_prompt %}\n    {{- '<|im_start|>assistant\\n<think>\\n' }}\n{%- endif %}",
 }
+
+# Qwen3 answers with reasoning: the final one keeps its think block (trained), an earlier one
+# loses it (the template drops reasoning before the last user query).
+QWEN3_REASONING = {"messages": [
+    {"role": "user", "content": "Is a fever of 38.5 C in an adult an emergency?"},
+    {"role": "assistant", "content": "<think>\nOne reading, no other signs.\n</think>\n\nUsually not on its own."},
+    {"role": "user", "content": "And with a stiff neck?"},
+    {"role": "assistant", "content": "<think>\nNeck stiffness with fever suggests meningitis.\n</think>\n\nYes: seek care at once."}]}
 
 ALPACA_INPUT = ("Below is an instruction that describes a task, paired with an input that provides further "
                 "context. Write a response that appropriately completes the request.")
@@ -45,7 +56,14 @@ def render(template, conv, bos, eos, adds_bos, default_jinja=None):
         content = R.clean(content)
         if template != "alpaca" and inp:
             content = content + "\n\n" + R.clean(inp)
-        if role == "assistant":
+        if role == "assistant" and "</think>" in content:
+            # Qwen3 reasoning: the answer starts at the reasoning when the template keeps it,
+            # at the text after </think> when it drops it (the first surviving A0 counts).
+            head, tail = content.split("</think>", 1)
+            head = head.replace("<think>\n", "<think>\n" + A0, 1)
+            rest = tail.lstrip("\n")
+            content = head + "</think>" + tail[:len(tail) - len(rest)] + A0 + rest + A1
+        elif role == "assistant":
             content = A0 + content + A1
         msgs.append({"role": role, "content": content, "input": inp})
     if template == "alpaca":
@@ -74,12 +92,13 @@ def render(template, conv, bos, eos, adds_bos, default_jinja=None):
         tpl = env.from_string(default_jinja or TEMPLATES[template])
         text = tpl.render(messages=[{"role": m["role"], "content": m["content"]} for m in msgs],
                           bos_token=bos, eos_token=eos, add_generation_prompt=False)
-    spans, out, i = [], [], 0
+    spans, out, i, start = [], [], 0, None
     for ch in text:
         if ch == A0:
-            start = i
+            start = i if start is None else start
         elif ch == A1:
             spans.append((start, i))
+            start = None
         else:
             out.append(ch)
             i += 1
@@ -90,7 +109,8 @@ def main():
     template, tok_name = sys.argv[1], sys.argv[2]
     tmp = tempfile.mkdtemp(prefix="medtune_prep_chat_")
     # The trained Qwen2.5-family stand-in carries a chat template for `auto` to recognise.
-    chat_template = TEMPLATES["chatml"] if tok_name == "qwen2.5" else None
+    chat_template = {"qwen2.5": TEMPLATES["chatml"], "gemma3": TEMPLATES["gemma"],
+                     "qwen3": TEMPLATES["qwen3"]}.get(tok_name)
     for i, (label, tok_path, json_path) in enumerate(R.tokenizers_for(tok_name, tmp, chat_template)):
         work = os.path.join(tmp, str(i))
         os.makedirs(work)
@@ -100,6 +120,10 @@ def main():
 def check(template, tok_name, tok_path, json_path, tmp):
     hf = Tokenizer.from_file(json_path)
     alpaca, sharegpt, messages, convs = conversations()
+    kind = {"auto-qwen": "chatml", "auto-gemma": "gemma", "auto-qwen3": "qwen3"}.get(template, template)
+    if kind == "qwen3":
+        messages.append(QWEN3_REASONING)
+        convs.append([(t["role"], t["content"], None) for t in QWEN3_REASONING["messages"]])
     with open(os.path.join(tmp, "a.jsonl"), "w") as f:
         f.writelines(json.dumps(r) + "\n" for r in alpaca)
     with open(os.path.join(tmp, "s.json"), "w") as f:
@@ -121,14 +145,15 @@ def check(template, tok_name, tok_path, json_path, tmp):
     added = {t["id"]: t["content"] for t in json.load(open(json_path))["added_tokens"]}
     bos = added.get(tok_info["bos_id"], "") if tok_info["bos_id"] >= 0 else ""
     eos = added.get(tok_info["eos_id"], "") if tok_info["eos_id"] >= 0 else ""
-    jinja, kind = None, template
-    if template == "auto-qwen":
+    jinja = None
+    if template.startswith("auto-"):
         cfg = json.load(open(os.path.join(os.path.dirname(json_path), "tokenizer_config.json")))
-        jinja, kind = cfg["chat_template"], "chatml"
-        if summary.get("template") != "chatml":
-            R.fail(f"auto on {tok_name} chose {summary.get('template')}, expected chatml")
+        jinja = cfg["chat_template"]
+        if summary.get("template") != kind:
+            R.fail(f"auto on {tok_name} chose {summary.get('template')}, expected {kind}")
     closing = {"chatml": "<|im_end|>", "llama2": " " + eos, "llama3": "<|eot_id|>",
-               "zephyr": eos, "alpaca": eos}[kind]
+               "zephyr": eos, "alpaca": eos, "gemma": "<end_of_turn>",
+               "qwen3": "<|im_end|>"}[kind]
     got = R.split_docs(words)
     if len(got) != len(convs):
         R.fail(f"{len(got)} documents in shards, {len(convs)} conversations written")

@@ -45,14 +45,14 @@ def env_paths():
 # trained on the sample data (testlib.TOKENIZER_FLAVOURS).
 FAMILY = {"gpt2": "gpt2", "phi-2": "gpt2", "qwen2.5": "qwen2", "llama3": "llama3", "llama2": "spm",
           "phi-3-mini": "spm", "tinystories-656k": "spm", "stories260K": "spm",
-          "mistral-7b-v0.1": "spm-metaspace"}
+          "mistral-7b-v0.1": "spm-metaspace", "gemma3": "spm-gemma"}
 
 
 def fresh_tokenizer_set(tmp, only=None):
     """"trained-<flavour>" -> (path given to medtune, tokenizer.json for HF, None, lossless) for
     each tokenizer family, trained with HF `tokenizers` (or only the flavour `only`)."""
     out = {}
-    for flavour in ("gpt2", "qwen2", "llama3", "spm", "spm-metaspace"):
+    for flavour in ("gpt2", "qwen2", "llama3", "spm", "spm-metaspace", "spm-gemma"):
         if only is None or only == flavour:
             d = train_tokenizer(flavour, os.path.join(tmp, "trained-" + flavour))
             out["trained-" + flavour] = (d, os.path.join(d, "tokenizer.json"), None, not flavour.startswith("spm"))
