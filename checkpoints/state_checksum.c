@@ -80,9 +80,12 @@ int state_checksum_verify(const char *path, int *present) {
     int rc = 0;
     if (mf.size >= sizeof hdf5_signature && !memcmp(mf.data, hdf5_signature, sizeof hdf5_signature))
         rc = 0;  // format 1 or 2: no checksum to check
-    else if (mf.size >= STATE_CHECKSUM_BLOCK && !memcmp(mf.data, MAGIC, strlen(MAGIC))) {
+    else if (mf.size >= strlen(MAGIC) && !memcmp(mf.data, MAGIC, strlen(MAGIC))) {
         *present = 1;
-        rc = verify_block(path, &mf);
+        rc = mf.size < STATE_CHECKSUM_BLOCK
+                 ? err_set("%s: %zu bytes, shorter than its checksum block: truncated checkpoint",
+                           path, mf.size)
+                 : verify_block(path, &mf);
     } else
         rc = err_set("%s: neither a checksum block nor an HDF5 signature at its start: not a "
                      "medtune state file (incomplete or corrupt checkpoint)",

@@ -62,6 +62,7 @@ def main():
         ("middle", flip(STATE_BLOCK + (size - STATE_BLOCK) // 2), "SHA-256", "corrupt"),
         ("last_byte", flip(size - 1), "SHA-256", "corrupt"),
         ("truncated", lambda d: d[:-1], "truncated"),
+        ("truncated_in_block", lambda d: d[:100], "shorter than its checksum block"),
         ("extended", lambda d: d + b"\0", "truncated or corrupt"),
         ("block_padding", flip(STATE_BLOCK - 1), "checksum block"),
         ("block_digest", lambda d: d.replace(b"sha256 ", b"sha256 0", 1)[:len(d)], "checksum block"),
