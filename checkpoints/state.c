@@ -302,6 +302,8 @@ static int read_tensor(void *ctx, const char *name, float *data, hsize_t rows, h
     H5Dclose(ds);
     // The shape is checked first; a dataset of the right shape can still fail to read (a
     // corrupt chunk, a type that does not convert to float): that is not a shape problem.
+    if (rank < 0)
+        return err_set("%s: /%s/%s: dataspace unreadable (corrupt)", c->path, c->group_name, name);
     if (!shaped && rank != 2)
         return err_set("%s: /%s/%s: rank %d, expected a [%llu, %llu] matrix", c->path,
                        c->group_name, name, rank, (unsigned long long)rows,
