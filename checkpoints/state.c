@@ -1,13 +1,12 @@
 #include "checkpoints/state.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <hdf5.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
+#include "checkpoints/state_checksum.h"
 #include "common/error.h"
 
 // HDF5 prints its own error stacks unless told not to; medtune reports one line instead.
@@ -139,19 +138,17 @@ static int write_contents(hid_t f, const train_state *s, const lora_adapter *a,
 int train_state_write(const char *path, const train_state *s, const lora_adapter *a,
                       const adamw_state *opt) {
     h5_quiet();
-    hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    // HDF5 places its data after the user block, which then receives the checksum.
+    hid_t fcpl = H5Pcreate(H5P_FILE_CREATE);
+    hid_t f = fcpl >= 0 && H5Pset_userblock(fcpl, STATE_CHECKSUM_BLOCK) >= 0
+                  ? H5Fcreate(path, H5F_ACC_TRUNC, fcpl, H5P_DEFAULT)
+                  : -1;
+    if (fcpl >= 0) H5Pclose(fcpl);
     if (f < 0) return err_set("%s: cannot create HDF5 file: %s", path, strerror(errno));
     int rc = write_contents(f, s, a, opt);
     if (H5Fclose(f) < 0) rc = -1;
     if (rc) return err_set("%s: writing the training state failed (disk full?)", path);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0 || fsync(fd) != 0) {
-        int e = errno;
-        if (fd >= 0) close(fd);
-        return err_set("%s: fsync failed: %s", path, strerror(e));
-    }
-    close(fd);
-    return 0;
+    return state_checksum_write(path);
 }
 
 static int attr_read(hid_t f, const char *path, const char *name, hid_t mem_type, void *out) {
@@ -206,6 +203,7 @@ static int read_u64_array(hid_t f, const char *path, const char *name, uint64_t 
 
 int train_state_read_meta(const char *path, train_state *s) {
     memset(s, 0, sizeof *s);
+    if (state_checksum_verify(path, &s->checksummed)) return -1;
     h5_quiet();
     if (H5Fis_hdf5(path) <= 0)
         return err_set("%s: not a readable HDF5 file (incomplete or corrupt checkpoint)", path);
@@ -266,6 +264,13 @@ int train_state_read_meta(const char *path, train_state *s) {
     return rc ? -1 : 0;
 }
 
+void train_state_warn_unchecked(const train_state *s, const char *path) {
+    if (!s->checksummed)
+        fprintf(stderr, "medtune: warning: %s: state format %lld has no checksum (written before "
+                        "format 3), read without verifying its integrity\n",
+                path, (long long)s->format_version);
+}
+
 int train_state_check_resume(const train_state *s, const char *ckpt) {
     if (s->format_version < 2)
         return err_set("cannot resume %s: it is in state format %lld, whose model fingerprint "
@@ -289,21 +294,35 @@ static int read_tensor(void *ctx, const char *name, float *data, hsize_t rows, h
     if (ds < 0) return err_set("%s: /%s/%s: missing", c->path, c->group_name, name);
     hid_t space = H5Dget_space(ds);
     hsize_t dims[2] = {0, 0};
-    int ok = H5Sget_simple_extent_ndims(space) == 2 &&
-             H5Sget_simple_extent_dims(space, dims, NULL) == 2 && dims[0] == rows &&
-             dims[1] == cols;
-    int rc = ok && H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0 ? 0 : -1;
+    int rank = H5Sget_simple_extent_ndims(space);
+    int shaped = rank == 2 && H5Sget_simple_extent_dims(space, dims, NULL) == 2 &&
+                 dims[0] == rows && dims[1] == cols;
+    int read = shaped && H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0;
     H5Sclose(space);
     H5Dclose(ds);
-    if (rc)
+    // The shape is checked first; a dataset of the right shape can still fail to read (a
+    // corrupt chunk, a type that does not convert to float): that is not a shape problem.
+    if (rank < 0)
+        return err_set("%s: /%s/%s: dataspace unreadable (corrupt)", c->path, c->group_name, name);
+    if (!shaped && rank != 2)
+        return err_set("%s: /%s/%s: rank %d, expected a [%llu, %llu] matrix", c->path,
+                       c->group_name, name, rank, (unsigned long long)rows,
+                       (unsigned long long)cols);
+    if (!shaped)
         return err_set("%s: /%s/%s: shape [%llu, %llu], expected [%llu, %llu]", c->path,
                        c->group_name, name, (unsigned long long)dims[0],
                        (unsigned long long)dims[1], (unsigned long long)rows,
                        (unsigned long long)cols);
+    if (!read)
+        return err_set("%s: /%s/%s: data unreadable as float32 (corrupt, or not numbers)",
+                       c->path, c->group_name, name);
     return 0;
 }
 
 int train_state_read_tensors(const char *path, lora_adapter *a, adamw_state *opt) {
+    // Checked again: the file is opened anew, and this entry point may be the only one called.
+    int checksummed;
+    if (state_checksum_verify(path, &checksummed)) return -1;
     h5_quiet();
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (f < 0) return err_set("%s: cannot open HDF5 file", path);

@@ -163,6 +163,7 @@ int checkpoint_dir_print(const char *path, int json) {
     snprintf(adapter, sizeof adapter, "%s/adapter", dir);
     train_state st;
     if (train_state_read_meta(state, &st)) return -1;
+    train_state_warn_unchecked(&st, state);
     cJSON *cfg = cJSON_Parse(st.config_json);
     int rc = 0;
     adapter_desc d;

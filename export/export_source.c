@@ -101,6 +101,7 @@ static int load_checkpoint(export_source *s, const char *model) {
     snprintf(state, sizeof state, "%s/state.h5", s->path);
     train_state st;
     if (train_state_read_meta(state, &st)) return -1;
+    train_state_warn_unchecked(&st, state);
     s->step = st.step;
     s->tokens_seen = st.tokens_seen;
     train_config tc;

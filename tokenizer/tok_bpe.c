@@ -366,7 +366,11 @@ void tok_bpe_free(tok_bpe *b) {
     free(b->merges);
     for (int i = 0; i < TOK_CACHE_STRIPES; i++) {
         if (!b->cache[i].slots) continue;
-        for (size_t j = 0; j <= b->cache[i].mask; j++) free((char *)b->cache[i].slots[j].s);
+        // Only stripes that cached words, and only their filled slots: free(NULL) is a no-op,
+        // but under ASan each call records a stack trace, and the 16k empty slots made freeing
+        // a tokenizer cost more than loading it.
+        for (size_t j = 0; b->cache[i].count && j <= b->cache[i].mask; j++)
+            if (b->cache[i].slots[j].s) free((char *)b->cache[i].slots[j].s);
         free(b->cache[i].slots);
         pthread_mutex_destroy(&b->cache[i].lock);
     }

@@ -5,16 +5,24 @@
 #   tools/fuzz.sh ci [SECONDS]              build build-fuzz/ (clang, -DMEDTUNE_FUZZ=ON), replay the
 #                                           regression inputs and seeds, then fuzz every harness for
 #                                           SECONDS (default 20) from its committed seeds: ctest -L fuzz
-#   tools/fuzz.sh campaign [LIMIT] [PARSER...]
-#                                           the long run, one harness after the other (nice -n 10):
-#                                           LIMIT is seconds per harness (default 600) or runs=N;
-#                                           seeds: the committed corpus plus excerpts of ../shared
-#                                           (make_seeds.py --shared); crashes do not stop it
+#   tools/fuzz.sh campaign [LIMIT...] [PARSER...]
+#                                           the long run, one harness after the other (nice -n 19),
+#                                           ACCUMULATED across runs: the corpus and a ledger of the
+#                                           executions of every run stay in .cache/fuzz/. LIMIT:
+#                                           SECONDS (per harness and run; 600 when no runs=) and/or
+#                                           runs=N (until the parser's ledger total reaches N;
+#                                           parsers already there are skipped). Seeds: the
+#                                           committed corpus plus excerpts of ../shared
+#                                           (make_seeds.py --shared), each parser's inputs capped
+#                                           at its max_len (below); crashes do not stop it
 #                                           (-fork=1 -ignore_crashes=1), they are kept as
-#                                           build-fuzz/campaign/artifacts/<parser>-crash-*
-#   tools/fuzz.sh summary                   the table of the last campaign (from its logs)
+#                                           .cache/fuzz/artifacts/<parser>-crash-*
+#   tools/fuzz.sh summary                   per parser: total executions and findings of all runs,
+#                                           then one line per run, then the kept artifacts
 #
-# The build directory is build-fuzz/ unless MEDTUNE_FUZZ_BUILD names another one.
+# The build directory is build-fuzz/ unless MEDTUNE_FUZZ_BUILD names another one; the campaign
+# state is in $MEDTUNE_CACHE/fuzz (default .cache/fuzz): corpus/<parser>/, artifacts/, logs/,
+# ledger.tsv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -22,11 +30,25 @@ BUILD=${MEDTUNE_FUZZ_BUILD:-$ROOT/build-fuzz}
 PARSERS="safetensors gguf tokenizer config prep_records xml shards state metrics"
 PYTHON=${MEDTUNE_PYTHON:-$ROOT/.venv/bin/python}
 [ -x "$PYTHON" ] || PYTHON=python3
-CAMPAIGN=$BUILD/campaign
+CAMPAIGN=${MEDTUNE_CACHE:-$ROOT/.cache}/fuzz
+LEDGER=$CAMPAIGN/ledger.tsv
 
 usage() {
-  sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'
   exit 2
+}
+
+# The longest input libFuzzer makes for each parser: about twice its largest real seed, so
+# mutations have room to grow the file while the fuzzer spends no time on megabyte inputs
+# (unset, libFuzzer takes the largest corpus file: 2 MB for the tokenizers of ../shared,
+# which made every tokenizer execution cost a whole Llama vocabulary). docs/fuzzing.md.
+max_len() {
+  case $1 in
+    safetensors|config|metrics) echo 4096 ;;
+    prep_records|shards) echo 8192 ;;
+    gguf) echo 16384 ;;
+    tokenizer|xml|state) echo 65536 ;;
+  esac
 }
 
 build() {
@@ -40,33 +62,51 @@ build() {
   cmake --build "$BUILD" -j"$(nproc)"
 }
 
-# One line per parser from its campaign log: the last status line libFuzzer printed.
+# Executions, seconds, cov, ft and oom/timeout/crash of one campaign log: its last fork-mode
+# status line "#N: cov: C ft: F corp: K exec/s E oom/timeout/crash: a/b/c time: Ts job: J ..."
+# (the parent prints no stat:: lines in fork mode; N counts every job's executions).
+log_stats() {
+  grep -E '^#[0-9]+: cov:' "$1" | tail -1 | awk '{
+    for (i = 1; i <= NF; i++) {
+      if ($i == "cov:") cov = $(i+1); if ($i == "ft:") ft = $(i+1)
+      if ($i == "oom/timeout/crash:") bad = $(i+1); if ($i == "time:") t = $(i+1)
+    }
+    n = substr($1, 2); sub(":", "", n); sub("s", "", t)
+    printf "%s\t%s\t%s\t%s\t%s\n", n, t, cov, ft, bad
+  }'
+}
+
+# The ledger total of executions of one parser.
+ledger_total() {
+  [ -f "$LEDGER" ] || { echo 0; return; }
+  awk -F'\t' -v p="$1" '$2 == p { n += $3 } END { printf "%d\n", n }' "$LEDGER"
+}
+
+# Ledger columns: end time (UTC), parser, executions, seconds, cov, ft, oom/timeout/crash,
+# commit of the build, load average at the end.
 summary() {
-  printf "%-13s %12s %8s %7s %7s %8s %s\n" parser executions exec/s cov ft seconds "oom/timeout/crash"
-  for p in $PARSERS; do
-    local log=$CAMPAIGN/$p.log
-    [ -f "$log" ] || continue
-    # Fork mode: "#N: cov: C ft: F corp: K exec/s E oom/timeout/crash: a/b/c time: Ts job: J .."
-    local line
-    line=$(grep -E '^#[0-9]+: cov:' "$log" | tail -1 || true)
-    if [ -z "$line" ]; then
-      printf "%-13s (no status line yet)\n" "$p"
-      continue
-    fi
-    echo "$line" | awk -v p="$p" '{
-      for (i = 1; i <= NF; i++) {
-        if ($i == "cov:") cov = $(i+1); if ($i == "ft:") ft = $(i+1)
-        if ($i == "exec/s" || $i == "exec/s:") eps = $(i+1); if ($i == "oom/timeout/crash:") bad = $(i+1)
-        if ($i == "time:") t = $(i+1)
-      }
-      # exec/s over the whole run (the status line shows the rate of the last job).
-      n = substr($1, 2); sub(":", "", n); sub("s", "", t)
-      printf "%-13s %12s %8d %7s %7s %8s %s\n", p, n, (t > 0 ? n / t : 0), cov, ft, t, bad
-    }'
-  done
+  if [ ! -s "$LEDGER" ]; then
+    echo "fuzz.sh: no campaign run recorded in $LEDGER"
+    return
+  fi
+  echo "Totals over all runs ($LEDGER):"
+  printf "%-13s %5s %14s %9s %8s %s\n" parser runs executions seconds exec/s "oom/timeout/crash"
+  awk -F'\t' -v order="$PARSERS" '
+    { runs[$2]++; n[$2] += $3; t[$2] += $4; split($7, b, "/"); oom[$2] += b[1]; to[$2] += b[2]; cr[$2] += b[3] }
+    END {
+      k = split(order, ps, " ")
+      for (i = 1; i <= k; i++) { p = ps[i]; if (!(p in runs)) continue
+        printf "%-13s %5d %14d %9d %8d %d/%d/%d\n", p, runs[p], n[p], t[p], t[p] ? n[p] / t[p] : 0, oom[p], to[p], cr[p] }
+    }' "$LEDGER"
+  echo
+  echo "Runs:"
+  printf "%-20s %-13s %12s %7s %7s %6s %-9s %-12s %s\n" end parser executions seconds cov ft o/t/c commit load
+  awk -F'\t' '{ printf "%-20s %-13s %12s %7s %7s %6s %-9s %-12s %s\n", $1, $2, $3, $4, $5, $6, $7, $8, $9 }' "$LEDGER"
+  echo
   local found
-  found=$(ls "$CAMPAIGN"/artifacts 2>/dev/null | grep -c -E '^[a-z_]+-(crash|leak|timeout|oom)-' || true)
-  echo "artifacts (crash/leak/timeout/oom inputs) in $CAMPAIGN/artifacts: $found"
+  found=$(ls "$CAMPAIGN"/artifacts 2>/dev/null | grep -E '^[a-z_]+-(crash|leak|timeout|oom)-' || true)
+  echo "Artifacts (crash/leak/timeout/oom inputs) in $CAMPAIGN/artifacts: $(printf '%s' "$found" | grep -c . || true)"
+  [ -z "$found" ] || printf '  %s\n' $found
 }
 
 # A harness process that crashed leaves its scratch directory (fuzz_common.c names it after
@@ -83,34 +123,64 @@ remove_stale_scratch() {
 }
 
 campaign() {
-  local limit=${1:-600}
-  shift || true
-  local parsers=${*:-$PARSERS}
-  local stop
-  case $limit in
-    runs=*) stop="-runs=${limit#runs=}" ;;
-    *[!0-9]*|"") usage ;;
-    *) stop="-max_total_time=$limit" ;;
-  esac
+  local seconds="" target="" parsers=""
+  for a in "$@"; do
+    case $a in
+      runs=*[!0-9]*|runs=) usage ;;
+      runs=*) target=${a#runs=} ;;
+      *[!0-9]*|"") parsers="$parsers $a" ;;
+      *) seconds=$a ;;
+    esac
+  done
+  parsers=${parsers:-$PARSERS}
+  # runs=N alone runs until N; neither limit given: 600 s.
+  [ -n "$seconds$target" ] || seconds=600
   build 20
-  mkdir -p "$CAMPAIGN/artifacts"
+  mkdir -p "$CAMPAIGN/artifacts" "$CAMPAIGN/logs"
   local shared=()
   [ -d "$ROOT/../shared" ] && shared=(--shared "$ROOT/../shared")
-  rm -rf "$CAMPAIGN/seeds"
-  "$PYTHON" tests/fuzz/make_seeds.py --medtune "$BUILD/medtune" --out "$CAMPAIGN/seeds" "${shared[@]}"
+  local seeds=$BUILD/campaign-seeds
+  rm -rf "$seeds"
+  "$PYTHON" tests/fuzz/make_seeds.py --medtune "$BUILD/medtune" --out "$seeds" "${shared[@]}"
+  local commit
+  commit=$(git rev-parse --short=10 HEAD 2>/dev/null || echo unknown)
   for p in $parsers; do
+    local len limit=() done_runs
+    [ -z "$seconds" ] || limit+=(-max_total_time="$seconds")
+    len=$(max_len "$p")
+    [ -n "$len" ] || { echo "fuzz.sh: unknown parser $p (one of: $PARSERS)" >&2; exit 2; }
+    if [ -n "$target" ]; then
+      done_runs=$(ledger_total "$p")
+      if [ "$done_runs" -ge "$target" ]; then
+        echo "fuzz.sh: campaign: $p: $done_runs executions in the ledger, target $target reached"
+        continue
+      fi
+      limit+=(-runs=$((target - done_runs)))
+    fi
     mkdir -p "$CAMPAIGN/corpus/$p"
-    cp -n tests/fuzz/corpus/"$p"/* "$CAMPAIGN/seeds/$p"/* "$CAMPAIGN/corpus/$p/" 2>/dev/null || true
-    local dict=()
-    [ -f tests/fuzz/"$p".dict ] && dict=(-dict="$ROOT/tests/fuzz/$p.dict")
+    # Seeds longer than max_len stay out: libFuzzer would cut them into invalid files.
+    find tests/fuzz/corpus/"$p" "$seeds/$p" -maxdepth 1 -type f -size -"$((len + 1))"c \
+      -exec cp -n -t "$CAMPAIGN/corpus/$p" {} + 2>/dev/null || true
+    local extra=(-max_len="$len")
+    [ -f tests/fuzz/"$p".dict ] && extra+=(-dict="$ROOT/tests/fuzz/$p.dict")
     # libhdf5's lazily zero-filled allocations of corrupt sizes (tests/cmake/fuzz.cmake).
-    [ "$p" = state ] && dict+=(-malloc_limit_mb=1048576)
-    echo "fuzz.sh: campaign: $p ($stop), log $CAMPAIGN/$p.log"
-    (cd "$CAMPAIGN" && nice -n 10 "$BUILD/tests/fuzz_$p" "$stop" -fork=1 -ignore_crashes=1 \
+    [ "$p" = state ] && extra+=(-malloc_limit_mb=1048576)
+    local log
+    log=$CAMPAIGN/logs/$p-$(date -u +%Y%m%dT%H%M%S).log
+    echo "fuzz.sh: campaign: $p (${limit[*]}), log $log"
+    (cd "$CAMPAIGN" && nice -n 19 "$BUILD/tests/fuzz_$p" "${limit[@]}" -fork=1 -ignore_crashes=1 \
       -ignore_timeouts=1 -ignore_ooms=1 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
-      -artifact_prefix="$CAMPAIGN/artifacts/$p-" "${dict[@]}" "$CAMPAIGN/corpus/$p" \
-      >"$CAMPAIGN/$p.log" 2>&1) || echo "fuzz.sh: $p exited with $? (see $CAMPAIGN/$p.log)"
+      -artifact_prefix="$CAMPAIGN/artifacts/$p-" "${extra[@]}" "$CAMPAIGN/corpus/$p" \
+      >"$log" 2>&1) || echo "fuzz.sh: $p exited with $? (see $log)"
     remove_stale_scratch
+    local stats
+    stats=$(log_stats "$log")
+    if [ -n "$stats" ]; then
+      printf "%s\t%s\t%s\t%s\t%s\n" "$(date -u +%Y-%m-%dT%H:%M:%S)" "$p" "$stats" "$commit" \
+        "$(cut -d' ' -f1 /proc/loadavg)" >>"$LEDGER"
+    else
+      echo "fuzz.sh: $p: no status line in $log, nothing added to the ledger"
+    fi
   done
   summary
 }

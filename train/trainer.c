@@ -137,6 +137,7 @@ static int restore(trainer *t) {
     snprintf(path, sizeof path, "%s/state.h5", ckpt);
     train_state saved;
     if (train_state_read_meta(path, &saved)) return -1;
+    train_state_warn_unchecked(&saved, path);
     int rc = 0;
     cJSON *json = cJSON_Parse(saved.config_json);
     train_config old;

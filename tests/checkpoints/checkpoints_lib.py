@@ -1,6 +1,7 @@
 """Shared helpers of the checkpoint tests: a small finished run to start from, medtune run
 under the fault-injection library (fault_inject.c, LD_PRELOAD), and the check that
 checkpoints/latest names a complete checkpoint."""
+import hashlib
 import json
 import os
 import shutil
@@ -58,6 +59,47 @@ def train(conf, resume=False, env=None, out_dir=None):
     return subprocess.run(args, capture_output=True, text=True, env=env)
 
 
+# state.h5 (format 3) starts with HDF5's 512-byte user block holding this text, NUL-padded:
+# the SHA-256 and length of the rest of the file (docs/formats.md). Written here from the
+# format's description, independently of checkpoints/state_checksum.c.
+STATE_BLOCK = 512
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def state_checksum_block(body):
+    text = f"medtune state checksum\nsha256 {hashlib.sha256(body).hexdigest()}\nsize {len(body)}\n"
+    return text.encode().ljust(STATE_BLOCK, b"\0")
+
+
+def state_checksum_problem(path):
+    """None when the file's user block records the SHA-256 and size of the rest, else what
+    is wrong."""
+    data = open(path, "rb").read()
+    if len(data) < STATE_BLOCK:
+        return f"{len(data)} bytes"
+    if data[:STATE_BLOCK] != state_checksum_block(data[STATE_BLOCK:]):
+        return f"user block {data[:120]!r} does not match the rest of the file"
+    if data[STATE_BLOCK:STATE_BLOCK + 8] != HDF5_SIGNATURE:
+        return "no HDF5 superblock after the user block"
+    return None
+
+
+def state_reseal(path):
+    """Recomputes the checksum after an edit with h5py (h5py keeps the user block as it was),
+    as medtune would have written the edited file."""
+    data = open(path, "rb").read()
+    with open(path, "wb") as f:
+        f.write(state_checksum_block(data[STATE_BLOCK:]) + data[STATE_BLOCK:])
+
+
+def state_strip(path):
+    """Removes the user block: the file as medtune wrote it before state format 3 (HDF5 finds
+    the superblock at 0 as it found it at 512)."""
+    data = open(path, "rb").read()
+    with open(path, "wb") as f:
+        f.write(data[STATE_BLOCK:])
+
+
 def check_latest_complete(run_dir, want_step, label):
     """checkpoints/latest names a directory holding a readable state.h5 of `want_step` and a
     whole PEFT adapter (safetensors readable by the safetensors package)."""
@@ -70,8 +112,9 @@ def check_latest_complete(run_dir, want_step, label):
     if not os.path.isdir(ckpt):
         fail(f"{label}: latest names {name}, which does not exist")
     state = os.path.join(ckpt, "state.h5")
-    if not os.path.exists(state) or open(state, "rb").read(8) != b"\x89HDF\r\n\x1a\n":
-        fail(f"{label}: {name}/state.h5 is missing or not HDF5")
+    if not os.path.exists(state) or state_checksum_problem(state):
+        fail(f"{label}: {name}/state.h5 is missing or its checksum does not match: "
+             f"{os.path.exists(state) and state_checksum_problem(state)}")
     try:
         tensors = load_file(os.path.join(ckpt, "adapter", "adapter_model.safetensors"))
         json.load(open(os.path.join(ckpt, "adapter", "adapter_config.json")))

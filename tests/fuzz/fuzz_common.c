@@ -1,5 +1,6 @@
 #include "tests/fuzz/fuzz_common.h"
 
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,9 +43,17 @@ void fuzz_path(char *out, size_t n, const char *name) {
 }
 
 void fuzz_write_path(const char *path, const void *data, size_t size) {
-    FILE *f = fopen(path, "wb");
-    if (!f || (size && fwrite(data, 1, size, f) != size) || fclose(f) != 0)
-        fuzz_fail("cannot write %s", path);
+    // open/write rather than stdio: fopen allocates a buffer per input, and under ASan every
+    // allocation records a stack trace.
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) fuzz_fail("cannot write %s", path);
+    const uint8_t *p = data;
+    for (size_t done = 0; done < size;) {
+        ssize_t n = write(fd, p + done, size - done);
+        if (n <= 0) fuzz_fail("cannot write %s", path);
+        done += (size_t)n;
+    }
+    if (close(fd) != 0) fuzz_fail("cannot write %s", path);
 }
 
 void fuzz_write(char *out, size_t n, const char *name, const void *data, size_t size) {

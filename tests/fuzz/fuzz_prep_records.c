@@ -24,6 +24,7 @@ static const char *const TEMPLATES[] = {"chatml", "llama2", "llama3", "alpaca", 
 static const input_format FORMATS[] = {INPUT_JSONL, INPUT_ALPACA, INPUT_SHAREGPT, INPUT_MESSAGES};
 
 static char tiny_dir[4096];
+static char template_dir[4096];  // the tiny model's tokenizer.json; each input's tokenizer_config.json
 static tokenizer *tiny_tok;
 static cJSON *tiny_tok_config;  // the tiny model's tokenizer_config.json
 
@@ -36,6 +37,12 @@ static void init(void) {
         file_read_all(path, &text, &len))
         fuzz_fail("%s", err_msg());
     if (!(tiny_tok_config = cJSON_Parse(text))) fuzz_fail("tiny tokenizer_config.json");
+    free(text);
+    fuzz_path(template_dir, sizeof template_dir, "template");
+    if (dir_create(template_dir) != 0 || path_join(path, sizeof path, tiny_dir, "tokenizer.json") ||
+        file_read_all(path, &text, &len) || path_join(path, sizeof path, template_dir, "tokenizer.json"))
+        fuzz_fail("%s", err_msg());
+    fuzz_write_path(path, text, len);
     free(text);
 }
 
@@ -74,25 +81,16 @@ static void fuzz_records(uint8_t b, const uint8_t *data, size_t size) {
 }
 
 static void fuzz_template(const uint8_t *data, size_t size) {
-    char dir[4096], path[4096];
-    fuzz_path(dir, sizeof dir, "template");
-    if (dir_create(dir) != 0) fuzz_fail("%s", err_msg());
+    char path[4096];
     char *tpl = fuzz_cstr(data, size);
     cJSON_ReplaceItemInObjectCaseSensitive(tiny_tok_config, "chat_template", cJSON_CreateString(tpl));
     free(tpl);
     char *json = cJSON_PrintUnformatted(tiny_tok_config);
     if (!json) fuzz_fail("out of memory");
-    if (path_join(path, sizeof path, dir, "tokenizer_config.json")) fuzz_fail("path");
+    if (path_join(path, sizeof path, template_dir, "tokenizer_config.json")) fuzz_fail("path");
     fuzz_write_path(path, json, strlen(json));
     free(json);
-    char *tok_json;
-    size_t len;
-    if (path_join(path, sizeof path, tiny_dir, "tokenizer.json") || file_read_all(path, &tok_json, &len) ||
-        path_join(path, sizeof path, dir, "tokenizer.json"))
-        fuzz_fail("%s", err_msg());
-    fuzz_write_path(path, tok_json, len);
-    free(tok_json);
-    tokenizer *tok = tokenizer_load(dir);
+    tokenizer *tok = tokenizer_load(template_dir);
     if (!tok) fuzz_fail("tokenizer with a fuzzed chat_template: %s", err_msg());
     chat_template t;
     if (chat_template_init(&t, "auto", tok) != 0) {

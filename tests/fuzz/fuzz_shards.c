@@ -4,15 +4,17 @@
 //             output of `medtune info`
 //   then, repeated: a file name (NUL-terminated, [A-Za-z0-9._-], at most 63 bytes), its
 //             length (u32 little-endian) and its bytes
-// The files are written to a fresh scratch directory (the reader takes a directory path),
-// then both splits are opened and every window (up to 64) is read with masks, document
-// indices and positions, and `medtune info` describes and verifies the directory.
+// The files are written to a scratch directory emptied of the previous input's files (the
+// reader takes a directory path), then both splits are opened and every window (up to 64) is
+// read with masks, document indices and positions, and `medtune info` describes and verifies
+// the directory.
 // Every shard region is CRC-32C protected and the manifest repeats each shard's size, so a
 // mutated file almost always stops at the first checksum. With bit 0 the harness recomputes
 // them as a writer would (each frame's CRC when the frame decodes, the index CRC, the footer
 // CRC, and the manifest's "bytes" of each listed file): the fuzzer then reaches what lies
 // behind them, which is what a deliberately crafted file would reach.
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -156,9 +158,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     err_clear();
     archive_file files[MAX_FILES];
     size_t n = archive_parse(data + 1, size - 1, files);
-    char dir[4096], path[4096];
-    fuzz_path(dir, sizeof dir, "shards");
-    if (dir_remove_recursive(dir) != 0 || dir_create(dir) != 0) fuzz_fail("%s", err_msg());
+    // One directory for every input. The readers only read it, so removing the files of the
+    // previous input leaves it empty: cheaper than removing and recreating the directory.
+    static char dir[4096];
+    static char written[MAX_FILES][64];
+    static size_t n_written;
+    char path[4096];
+    if (!dir[0]) {
+        fuzz_path(dir, sizeof dir, "shards");
+        if (dir_create(dir) != 0) fuzz_fail("%s", err_msg());
+    }
+    for (size_t i = 0; i < n_written; i++)
+        if (path_join(path, sizeof path, dir, written[i]) || (unlink(path) != 0 && errno != ENOENT))
+            fuzz_fail("cannot remove %s", path);
+    n_written = 0;
     for (size_t i = 0; i < n; i++) {
         uint8_t *copy = malloc(files[i].size ? files[i].size : 1);
         if (!copy) fuzz_fail("out of memory");
@@ -170,6 +183,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         char *fixed = (data[0] & 1) && !strcmp(files[i].name, SHARD_MANIFEST) ? manifest_repair(&files[i], files, n) : NULL;
         if (path_join(path, sizeof path, dir, files[i].name)) fuzz_fail("path");
         fuzz_write_path(path, fixed ? fixed : (char *)files[i].data, fixed ? strlen(fixed) : files[i].size);
+        memcpy(written[n_written++], files[i].name, sizeof written[0]);
         free(fixed);
     }
     for (size_t i = 0; i < n; i++) free(files[i].data);

@@ -1,4 +1,9 @@
 // libFuzzer harness: the state.h5 reader (checkpoints/state.h). The input is a state.h5 file.
+// Since state format 3 the reader checks the file's checksum block (checkpoints/state_checksum.h)
+// before libhdf5 opens it: a mutation of a checksummed seed stops there, with one error line,
+// and only files whose checksum matches, or files without the block (formats 1 and 2), reach
+// libhdf5. The seeds are format 3: the corrupt format-2 files on which libhdf5 itself crashes
+// are known (tests/fuzz/known/state/) and not medtune's to fix.
 // It is written to a scratch file rather than opened as an HDF5 file image in memory: the
 // reader's entry points take a path (H5Fopen, as `train --resume` and `info` use them), and an
 // image would need a second open path in the library that only the fuzzer used, so the
@@ -29,8 +34,8 @@ const char *__lsan_default_suppressions(void) { return "leak:libhdf5_serial.so\n
 
 // What this harness tests is medtune's reader, not libhdf5 (Debian's 1.10, not instrumented;
 // ASan sees its memory only through the libc interceptors). Two behaviours of libhdf5 on
-// corrupt files are therefore not reported here; docs/fuzzing.md lists them as findings in
-// libhdf5, with their inputs in tests/fuzz/regress/state/:
+// corrupt files that still reach it are therefore not reported here; docs/fuzzing.md lists
+// them as findings in libhdf5, with their inputs in tests/fuzz/known/state/:
 // - it allocates sizes read from the file (its metadata cache): a corrupt size asks for
 //   petabytes, malloc returns NULL as in a normal build and HDF5 reports an error;
 // - it copies attribute messages past their heap block (memcpy from H5O__msg_iterate_real):

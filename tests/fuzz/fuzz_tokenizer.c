@@ -41,11 +41,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                                    "Ärzte — 糖尿病 <|im_end|> </s>";
     if (size == 0) return 0;
     err_clear();
-    char dir[4096], path[4096];
-    fuzz_path(dir, sizeof dir, data[0] & 1 ? "gguf" : "json");
-    if (dir_create(dir) != 0) fuzz_fail("%s", err_msg());
-    if (path_join(path, sizeof path, dir, data[0] & 1 ? "tokenizer.gguf" : "tokenizer.json"))
-        fuzz_fail("path");
+    // One directory per loader, made once: each input overwrites the file in it.
+    static char paths[2][4096];
+    char *path = paths[data[0] & 1];
+    if (!path[0]) {
+        char dir[4096];
+        fuzz_path(dir, sizeof dir, data[0] & 1 ? "gguf" : "json");
+        if (dir_create(dir) != 0) fuzz_fail("%s", err_msg());
+        if (path_join(path, sizeof paths[0], dir, data[0] & 1 ? "tokenizer.gguf" : "tokenizer.json"))
+            fuzz_fail("path");
+    }
     fuzz_write_path(path, data + 1, size - 1);
     tokenizer *t = tokenizer_load(path);
     if (!t) {
