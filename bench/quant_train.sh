@@ -87,12 +87,13 @@ gflops = float(sys.argv[1])
 params = {"tinyllama": 1.100e9, "llama2-7b": 6.738e9}
 rows = [line.split("|", 1) for line in sys.stdin.read().splitlines() if line]
 f32 = next((json.loads(r)["tok_per_s"] for n, r in rows if n == "tinyllama f32"), None)
-print(f"sgemm {gflops:.0f} GFLOP/s on 2 threads")
-print(f"{\"model\":<26} {\"tok/s\":>7} {\"vs f32\":>7} {\"ceiling\":>8} {\"peak RSS GB\":>12} {\"weights GB\":>11}")
+print("sgemm {:.0f} GFLOP/s on 2 threads".format(gflops))
+fmt = "{:<26} {:>7} {:>7} {:>8} {:>12} {:>11}"
+print(fmt.format("model", "tok/s", "vs f32", "ceiling", "peak RSS GB", "weights GB"))
 for name, r in rows:
     r = json.loads(r)
     ceiling = gflops * 1e9 / (8 * params[name.split()[0]])
-    rel = f"{r[\"tok_per_s\"] / f32:.2f}x" if f32 and "pytorch" not in name else ""
-    print(f"{name:<26} {r[\"tok_per_s\"]:>7.1f} {rel:>7} {ceiling:>8.1f} {r[\"peak_rss_gb\"]:>12.2f} "
-          f"{r.get(\"weights_gb\", float(\"nan\")):>11.2f}")
+    rel = "{:.2f}x".format(r["tok_per_s"] / f32) if f32 and "pytorch" not in name else ""
+    print(fmt.format(name, "{:.1f}".format(r["tok_per_s"]), rel, "{:.1f}".format(ceiling),
+                     "{:.2f}".format(r["peak_rss_gb"]), "{:.2f}".format(r.get("weights_gb", float("nan")))))
 ' "$gflops"
