@@ -3,7 +3,7 @@
 # the same threads: SmolLM2-135M-Instruct Q4_1 (.cache, fetched by tools/bootstrap.sh) and the
 # TinyLlama-1.1B shape in Q4_K (random weights, bench/quant_models.py). medtune's figure is
 # `medtune generate --json`'s tokens_per_s (decode steps after the prompt, greedy); llama.cpp's
-# is llama-bench's tg (token generation) rate, -p 0 -n N. llama.cpp comes from
+# is llama-bench's tg (token generation) rate, -p 0 -n N -r 1. llama.cpp comes from
 # tools/llama_cpp.sh's cache (.cache/llama.cpp/build/bin); without it medtune runs alone.
 # usage: bench/quant_generate.sh [--tokens N] [--threads N]
 #   MEDTUNE_BUILD (default build), QUANT_BENCH_DIR (default .cache/bench-quant)
@@ -40,7 +40,7 @@ for f in "${files[@]}"; do
       --json | $py -c 'import json, sys; print(f"{json.load(sys.stdin)[\"tokens_per_s\"]:.1f}")')
   l="-"
   if [ -x "$bench" ]; then
-    l=$("$bench" -m "$f" -p 0 -n "$tokens" -t "$threads" -o json 2>/dev/null |
+    l=$("$bench" -m "$f" -p 0 -n "$tokens" -t "$threads" -r 1 -o json 2>/dev/null |
         $py -c 'import json, sys; print(f"{json.load(sys.stdin)[0][\"avg_ts\"]:.1f}")')
   fi
   ratio=$($py -c "import sys; print('-' if sys.argv[2] == '-' else f'{float(sys.argv[1]) / float(sys.argv[2]):.2f}')" "$m" "$l")
