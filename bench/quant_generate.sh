@@ -37,12 +37,12 @@ for f in "${files[@]}"; do
   how=--prompt
   case "$f" in *Instruct*) how=--chat ;; esac
   m=$("$build/medtune" generate "$f" "$how" "$prompt" --max-new "$tokens" --threads "$threads" \
-      --json | $py -c 'import json, sys; print(f"{json.load(sys.stdin)[\"tokens_per_s\"]:.1f}")')
+      --json | $py -c 'import json, sys; print("{:.1f}".format(json.load(sys.stdin)["tokens_per_s"]))')
   l="-"
   if [ -x "$bench" ]; then
     l=$("$bench" -m "$f" -p 0 -n "$tokens" -t "$threads" -r 1 -o json 2>/dev/null |
-        $py -c 'import json, sys; print(f"{json.load(sys.stdin)[0][\"avg_ts\"]:.1f}")')
+        $py -c 'import json, sys; print("{:.1f}".format(json.load(sys.stdin)[0]["avg_ts"]))')
   fi
-  ratio=$($py -c "import sys; print('-' if sys.argv[2] == '-' else f'{float(sys.argv[1]) / float(sys.argv[2]):.2f}')" "$m" "$l")
+  ratio=$($py -c "import sys; print('-' if sys.argv[2] == '-' else '{:.2f}'.format(float(sys.argv[1]) / float(sys.argv[2])))" "$m" "$l")
   printf '%-40s %12s %12s %8s   %s\n' "$(basename "$f")" "$m" "$l" "$ratio" "$load"
 done
