@@ -3,7 +3,7 @@
 # the same threads: SmolLM2-135M-Instruct Q4_1 (.cache, fetched by tools/bootstrap.sh) and the
 # TinyLlama-1.1B shape in Q4_K (random weights, bench/quant_models.py). medtune's figure is
 # `medtune generate --json`'s tokens_per_s (decode steps after the prompt, greedy); llama.cpp's
-# is llama-bench's tg (token generation) rate, -p 0 -n N. llama.cpp comes from
+# is llama-bench's tg (token generation) rate, -p 0 -n N -r 1. llama.cpp comes from
 # tools/llama_cpp.sh's cache (.cache/llama.cpp/build/bin); without it medtune runs alone.
 # usage: bench/quant_generate.sh [--tokens N] [--threads N]
 #   MEDTUNE_BUILD (default build), QUANT_BENCH_DIR (default .cache/bench-quant)
@@ -37,12 +37,12 @@ for f in "${files[@]}"; do
   how=--prompt
   case "$f" in *Instruct*) how=--chat ;; esac
   m=$("$build/medtune" generate "$f" "$how" "$prompt" --max-new "$tokens" --threads "$threads" \
-      --json | $py -c 'import json, sys; print(f"{json.load(sys.stdin)[\"tokens_per_s\"]:.1f}")')
+      --json | $py -c 'import json, sys; print("{:.1f}".format(json.load(sys.stdin)["tokens_per_s"]))')
   l="-"
   if [ -x "$bench" ]; then
-    l=$("$bench" -m "$f" -p 0 -n "$tokens" -t "$threads" -o json 2>/dev/null |
-        $py -c 'import json, sys; print(f"{json.load(sys.stdin)[0][\"avg_ts\"]:.1f}")')
+    l=$("$bench" -m "$f" -p 0 -n "$tokens" -t "$threads" -r 1 -o json 2>/dev/null |
+        $py -c 'import json, sys; print("{:.1f}".format(json.load(sys.stdin)[0]["avg_ts"]))')
   fi
-  ratio=$($py -c "import sys; print('-' if sys.argv[2] == '-' else f'{float(sys.argv[1]) / float(sys.argv[2]):.2f}')" "$m" "$l")
+  ratio=$($py -c "import sys; print('-' if sys.argv[2] == '-' else '{:.2f}'.format(float(sys.argv[1]) / float(sys.argv[2])))" "$m" "$l")
   printf '%-40s %12s %12s %8s   %s\n' "$(basename "$f")" "$m" "$l" "$ratio" "$load"
 done

@@ -5,9 +5,9 @@
 # r=16 on all seven projections, 2 threads. tok/s is the median step; peak RSS is
 # /usr/bin/time -v's maximum resident set size of the whole process.
 # With --7b, also the Llama-2-7B shape in Q4_K (C 4096, F 11008, L 32, V 32000; a 3.9 GB file,
-# deleted afterwards), its tok/s next to the FLOP ceiling: the machine's measured sgemm rate
-# over the 4 x 2 x params FLOPs a token costs (forward, plus the input gradient of every
-# frozen product; LoRA and attention are a few percent more).
+# deleted afterwards), its tok/s next to the FLOP ceiling: the machine's sgemm rate measured
+# in the same run over the 4 x params FLOPs a token costs (2 for the forward products, 2 for
+# the input gradient of every frozen product; LoRA and attention are a few percent more).
 # Each measurement is printed to stderr as it completes (with the load average), the table at
 # the end; PyTorch runs after the first two types.
 # usage: bench/quant_train.sh [--steps N] [--7b] [--types "q4_k f32 q8_0 bf16"]
@@ -87,12 +87,13 @@ gflops = float(sys.argv[1])
 params = {"tinyllama": 1.100e9, "llama2-7b": 6.738e9}
 rows = [line.split("|", 1) for line in sys.stdin.read().splitlines() if line]
 f32 = next((json.loads(r)["tok_per_s"] for n, r in rows if n == "tinyllama f32"), None)
-print(f"sgemm {gflops:.0f} GFLOP/s on 2 threads")
-print(f"{\"model\":<26} {\"tok/s\":>7} {\"vs f32\":>7} {\"ceiling\":>8} {\"peak RSS GB\":>12} {\"weights GB\":>11}")
+print("sgemm {:.0f} GFLOP/s on 2 threads".format(gflops))
+fmt = "{:<26} {:>7} {:>7} {:>8} {:>12} {:>11}"
+print(fmt.format("model", "tok/s", "vs f32", "ceiling", "peak RSS GB", "weights GB"))
 for name, r in rows:
     r = json.loads(r)
-    ceiling = gflops * 1e9 / (8 * params[name.split()[0]])
-    rel = f"{r[\"tok_per_s\"] / f32:.2f}x" if f32 and "pytorch" not in name else ""
-    print(f"{name:<26} {r[\"tok_per_s\"]:>7.1f} {rel:>7} {ceiling:>8.1f} {r[\"peak_rss_gb\"]:>12.2f} "
-          f"{r.get(\"weights_gb\", float(\"nan\")):>11.2f}")
+    ceiling = gflops * 1e9 / (4 * params[name.split()[0]])
+    rel = "{:.2f}x".format(r["tok_per_s"] / f32) if f32 and "pytorch" not in name else ""
+    print(fmt.format(name, "{:.1f}".format(r["tok_per_s"]), rel, "{:.1f}".format(ceiling),
+                     "{:.2f}".format(r["peak_rss_gb"]), "{:.2f}".format(r.get("weights_gb", float("nan")))))
 ' "$gflops"
