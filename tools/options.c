@@ -398,18 +398,18 @@ static void print_usage(FILE *out, const cli_command *cmd) {
         n_listed += !o->one_of;
         has_one_of |= o->one_of;
     }
-    if (has_one_of) {
-        strbuf b;
-        strbuf_init(&b);
-        for (const cli_option *o = cmd->options; o && o->name; o++) {
-            if (!o->one_of) continue;
-            char label[128];
-            option_label(o, label, sizeof label);
-            strbuf_printf(&b, "%s%s", b.len ? " | " : "(", label);
-        }
-        strbuf_puts(&b, ")");
-        usage_word(out, &at, indent, strbuf_failed(&b) ? "(...)" : b.data);
-        strbuf_free(&b);
+    // The alternatives of the one-of group go out one word each, so a long group breaks
+    // between alternatives rather than running past CLI_WIDTH.
+    int first = 1;
+    for (const cli_option *o = cmd->options; has_one_of && o->name; o++) {
+        if (!o->one_of) continue;
+        const cli_option *next = o + 1;
+        while (next->name && !next->one_of) next++;
+        char label[128];
+        option_label(o, label, sizeof label);
+        snprintf(word, sizeof word, "%s%s%s", first ? "(" : "| ", label, next->name ? "" : ")");
+        usage_word(out, &at, indent, word);
+        first = 0;
     }
     if (n_listed > USAGE_MAX_LISTED) {
         usage_word(out, &at, indent, "[options]");
