@@ -1,6 +1,7 @@
-// medtune eval MODEL [--adapter DIR] (--shards DIR ... | --preference DIR ... | --mcq FILE ... |
-// --suite FILE ...): perplexity over a shard directory, DPO rewards and log-probabilities on
-// preference pairs, log-likelihood accuracy on a multiple-choice benchmark file, or on every
+// medtune eval MODEL [--adapter DIR] (--shards DIR ... | --preference DIR [--ref-adapter DIR]
+// ... | --mcq FILE ... | --suite FILE ...): perplexity over a shard directory, DPO rewards and
+// log-probabilities on preference pairs (against the model without the adapter or with a
+// reference adapter), log-likelihood accuracy on a multiple-choice benchmark file, or on every
 // task of a suite file (optionally against a second adapter).
 #include <cjson/cJSON.h>
 #include <stddef.h>
@@ -23,7 +24,7 @@
 
 typedef struct {
     const char *model, *adapter, *shards, *split, *doc_attention, *mcq, *format, *gold, *out;
-    const char *suite, *compare, *out_dir, *preference;
+    const char *suite, *compare, *out_dir, *preference, *ref_adapter;
     long long seq_len, batch, max_windows, limit, max_len;
     double beta;
     int add_special, json, full_forward;
@@ -69,6 +70,11 @@ static const cli_option OPTIONS[] = {
              "chosen and rejected; with --adapter also DPO rewards against the model without "
              "it (accuracy, margins)",
      .group = PREF, .one_of = 1},
+    {.name = "ref-adapter", .kind = CLI_STRING, .metavar = "DIR",
+     .offset = offsetof(eval_args, ref_adapter),
+     .help = "the DPO reference is MODEL with this PEFT LoRA adapter (same rank and targets as "
+             "--adapter; a run from init_adapter: that adapter)",
+     .default_text = "MODEL without an adapter", .group = PREF},
     {.name = "beta", .kind = CLI_FLOAT, .metavar = "B", .offset = offsetof(eval_args, beta),
      .help = "DPO beta of the rewards (the run's dpo.beta)", .min = 0, .max = 1e6, .min_open = 1,
      .default_text = "0.1", .group = PREF},
@@ -165,12 +171,13 @@ static int run_perplexity(const eval_args *a, const model *m, const lora_adapter
 }
 
 static int run_preference(const eval_args *a, const model *m, const lora_adapter *lora,
-                          const tokenizer *tok) {
+                          const lora_adapter *ref, const tokenizer *tok) {
     pref_eval_options o = {a->split, (int)a->seq_len, (int)a->batch, a->max_windows, a->beta,
-                           isatty(2)};
+                           isatty(2), a->ref_adapter};
     pref_eval_result r;
     double t0 = clock_now_s();
-    if (preference_eval(m, lora, tokenizer_fingerprint(tok), a->model, a->preference, &o, &r))
+    if (preference_eval(m, lora, ref, tokenizer_fingerprint(tok), a->model, a->preference, &o,
+                        &r))
         return cli_fail();
     double secs = clock_now_s() - t0;
     if (a->json) {
@@ -185,7 +192,13 @@ static int run_preference(const eval_args *a, const model *m, const lora_adapter
         cJSON_AddNumberToObject(j, "pairs_total", (double)r.pairs_total);
         cJSON_AddNumberToObject(j, "logps/chosen", r.logps_chosen);
         cJSON_AddNumberToObject(j, "logps/rejected", r.logps_rejected);
+        cJSON_AddNumberToObject(j, "tokens/chosen", (double)r.tokens_chosen);
+        cJSON_AddNumberToObject(j, "nll/chosen", r.nll_chosen);
         if (r.has_rewards) {
+            add_str_or_null(j, "ref_adapter", a->ref_adapter);
+            cJSON_AddNumberToObject(j, "ref_logps/chosen", r.ref_logps_chosen);
+            cJSON_AddNumberToObject(j, "ref_logps/rejected", r.ref_logps_rejected);
+            cJSON_AddNumberToObject(j, "ref_nll/chosen", r.ref_nll_chosen);
             cJSON_AddNumberToObject(j, "beta", a->beta);
             cJSON_AddNumberToObject(j, "rewards/chosen", r.rewards_chosen);
             cJSON_AddNumberToObject(j, "rewards/rejected", r.rewards_rejected);
@@ -202,13 +215,19 @@ static int run_preference(const eval_args *a, const model *m, const lora_adapter
            (long long)r.pairs_usable, a->seq_len);
     printf("logps/chosen %.6f  logps/rejected %.6f  (mean summed response log-prob)\n",
            r.logps_chosen, r.logps_rejected);
-    if (r.has_rewards)
+    printf("nll/chosen %.6f  (loss per token of the %lld chosen response tokens)\n",
+           r.nll_chosen, (long long)r.tokens_chosen);
+    if (r.has_rewards) {
+        printf("reference %s: ref_logps/chosen %.6f  ref_logps/rejected %.6f  ref_nll/chosen "
+               "%.6f\n", a->ref_adapter ? a->ref_adapter : "MODEL without an adapter",
+               r.ref_logps_chosen, r.ref_logps_rejected, r.ref_nll_chosen);
         printf("beta %g: rewards/accuracies %.4f  rewards/margins %.6f  rewards/chosen %.6f  "
                "rewards/rejected %.6f  sigmoid DPO loss %.6f\n",
                a->beta, r.accuracy, r.margins, r.rewards_chosen, r.rewards_rejected, r.loss);
-    else
+    } else {
         printf("rewards need an adapter: they compare the model with --adapter against the "
-               "model without it\n");
+               "model without it (or with --ref-adapter)\n");
+    }
     printf("%.1f s\n", secs);
     return 0;
 }
@@ -332,6 +351,12 @@ static int run(int argc, char **argv) {
     if (a.out && !a.mcq) return cli_usage_error("eval", "--out is for --mcq");
     if ((a.compare || a.out_dir) && !a.suite)
         return cli_usage_error("eval", "--compare and --out-dir are for --suite");
+    if (a.ref_adapter && !a.preference)
+        return cli_usage_error("eval", "--ref-adapter is for --preference");
+    if (a.ref_adapter && !a.adapter)
+        return cli_usage_error("eval", "--ref-adapter needs --adapter: the rewards compare the "
+                                       "model with --adapter against the model with "
+                                       "--ref-adapter");
     if (a.suite && (a.limit || a.format || a.gold || a.json))
         return cli_usage_error("eval", "--limit, --format, --gold and --json are for --mcq; a "
                                        "suite file gives each task's limit, format and gold");
@@ -343,8 +368,8 @@ static int run(int argc, char **argv) {
     if (a.mcq && read_mcq(&a, &f, &s)) return cli_fail();
     model m;
     tokenizer *tok = NULL;
-    lora_adapter lora;
-    int have_lora = 0, have_model = 0;
+    lora_adapter lora, ref;
+    int have_lora = 0, have_ref = 0, have_model = 0;
     if (model_load(&m, a.model)) {
         rc = cli_fail();
         goto done;
@@ -361,12 +386,21 @@ static int run(int argc, char **argv) {
         }
         have_lora = 1;
     }
+    if (a.ref_adapter) {
+        if (peft_adapter_load(a.ref_adapter, &m.cfg, &ref)) {
+            rc = cli_fail();
+            goto done;
+        }
+        have_ref = 1;
+    }
     rc = a.shards       ? run_perplexity(&a, &m, have_lora ? &lora : NULL, tok)
-         : a.preference ? run_preference(&a, &m, have_lora ? &lora : NULL, tok)
+         : a.preference ? run_preference(&a, &m, have_lora ? &lora : NULL,
+                                         have_ref ? &ref : NULL, tok)
          : a.suite ? run_suite(&a, &suite, &m, have_lora ? &lora : NULL, tok)
                    : run_mcq(&a, f, &s, &m, have_lora ? &lora : NULL, tok);
 done:
     if (have_lora) lora_adapter_free(&lora);
+    if (have_ref) lora_adapter_free(&ref);
     if (tok) tokenizer_free(tok);
     if (have_model) model_free(&m);
     mcq_set_free(&s);
@@ -384,7 +418,7 @@ const cli_command EVAL_COMMAND = {
         "attention), as training's val loss with doc_attention: document.\n\n"
         "Preference pairs (--preference): the mean summed log-probability of the chosen\n"
         "and of the rejected responses, and with --adapter TRL's DPO rewards against the\n"
-        "model without the adapter (reward accuracy, margins).\n\n"
+        "model without the adapter, or with --ref-adapter (reward accuracy, margins).\n\n"
         "Multiple choice (--mcq): log-likelihood scoring as lm-evaluation-harness does it\n"
         "(acc and acc_norm with 95% Wilson intervals); prompts are listed in docs/eval.md.\n\n"
         "Suite (--suite): the tasks of a suite file, a leaderboard table, results.json and\n"

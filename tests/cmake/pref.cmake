@@ -11,3 +11,7 @@ endforeach()
 medtune_add_test(NAME train_pref_trl
   COMMAND ${MEDTUNE_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/pref/check_pref_trl.py
   LABELS train slow)
+# eval --preference with --ref-adapter against the twin (fresh clone, seconds).
+medtune_add_test(NAME eval_pref_ref_adapter
+  COMMAND ${MEDTUNE_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/pref/check_pref_eval.py
+  LABELS eval train)
