@@ -24,29 +24,36 @@ static void plan_carve(lm_plan *p, arena_carver *a) {
     int64_t max_in = 0;  // widest input of an enabled LoRA target
     for (int t = 0; t < LORA_N_TARGETS; t++)
         if (lora && lora_enabled(lora, t) && lora->slots[t].in > max_in) max_in = lora->slots[t].in;
+    // With recompute, layer 0's set is the one every layer shares.
+    const int n_sets = p->recompute ? 1 : c->n_layers;
     for (int l = 0; l < c->n_layers; l++) {
         layer_acts *s = &p->acts[l];
         ARENA_CARVE(a, s->x, N * C);
-        ARENA_CARVE(a, s->xn1, N * C);
+        if (l >= n_sets) continue;
         ARENA_CARVE(a, s->rstd1, N);
         ARENA_CARVE(a, s->q, N * QD);
         ARENA_CARVE(a, s->k, N * KD);
         ARENA_CARVE(a, s->v, N * KD);
-        ARENA_CARVE(a, s->probs, B * H * T * T);
+        ARENA_CARVE(a, s->lse, B * H * T);
         ARENA_CARVE(a, s->att, N * QD);
         ARENA_CARVE(a, s->xmid, N * C);
-        ARENA_CARVE(a, s->xn2, N * C);
         ARENA_CARVE(a, s->rstd2, N);
         ARENA_CARVE(a, s->g, N * F);
         ARENA_CARVE(a, s->u, N * F);
-        ARENA_CARVE(a, s->h, N * F);
         for (int t = 0; t < LORA_N_TARGETS; t++)
             if (lora && lora_enabled(lora, t)) ARENA_CARVE(a, s->lora_u[t], N * r);
+    }
+    for (int l = n_sets; l < c->n_layers; l++) {
+        float *x = p->acts[l].x;
+        p->acts[l] = p->acts[0];
+        p->acts[l].x = x;
     }
     ARENA_CARVE(a, p->x_out, N * C);
     ARENA_CARVE(a, p->xnf, N * C);
     ARENA_CARVE(a, p->rstdf, N);
     ARENA_CARVE(a, p->dxnf, N * C);
+    ARENA_CARVE(a, p->xn, N * C);
+    ARENA_CARVE(a, p->h, N * F);
     ARENA_CARVE(a, p->dres, N * C);
     ARENA_CARVE(a, p->dxn, N * C);
     ARENA_CARVE(a, p->tmp, N * C);
@@ -57,7 +64,8 @@ static void plan_carve(lm_plan *p, arena_carver *a) {
     ARENA_CARVE(a, p->dg, N * F);
     ARENA_CARVE(a, p->du, N * F);
     ARENA_CARVE(a, p->dh, N * F);
-    ARENA_CARVE(a, p->attn_scratch, attention_scratch_floats(p->T) * p->max_threads);
+    ARENA_CARVE(a, p->attn_scratch,
+                attention_scratch_floats(p->B, p->T, (int)H, (int)D, p->max_threads));
     ARENA_CARVE(a, p->lora_du, N * r);
     const int dropout = lora && lora->cfg.dropout > 0.0f;
     ARENA_CARVE(a, p->xd, dropout ? N * max_in : 0);
@@ -69,21 +77,46 @@ static void plan_carve(lm_plan *p, arena_carver *a) {
     ARENA_CARVE(a, p->start, N);
 }
 
-int lm_plan_init(lm_plan *p, const model *m, const lora_adapter *lora, int B, int T) {
+// The plan's fields that plan_carve reads, and the per-layer table it fills.
+static int plan_shape(lm_plan *p, const model *m, const lora_adapter *lora, int B, int T,
+                      int recompute) {
     memset(p, 0, sizeof *p);
     const model_config *c = &m->cfg;
     if (B <= 0 || T <= 0) return err_set("plan: batch %d x seq_len %d must be positive", B, T);
+    if ((int64_t)B * T > INT32_MAX)
+        return err_set("plan: batch %d x seq_len %d is more than 2^31 tokens", B, T);
     p->m = m;
     p->lora = lora;
     p->B = B;
     p->T = T;
     p->N = B * T;
+    p->recompute = recompute != 0;
     p->max_threads = omp_get_max_threads();
     p->chunk_rows = LM_LOGITS_CHUNK_FLOATS / c->vocab_size;
     if (p->chunk_rows < 1) p->chunk_rows = 1;
     if (p->chunk_rows > p->N) p->chunk_rows = p->N;
     p->acts = calloc((size_t)c->n_layers, sizeof(layer_acts));
     if (!p->acts) return err_set("plan: out of memory for %d layers", c->n_layers);
+    return 0;
+}
+
+size_t lm_plan_size(const model *m, const lora_adapter *lora, int B, int T, int recompute) {
+    lm_plan p;
+    if (plan_shape(&p, m, lora, B, T, recompute)) return 0;
+    arena_carver sizing = {0};
+    plan_carve(&p, &sizing);
+    free(p.acts);
+    return sizing.used;
+}
+
+int lm_plan_init(lm_plan *p, const model *m, const lora_adapter *lora, int B, int T) {
+    return lm_plan_init_recompute(p, m, lora, B, T, 0);
+}
+
+int lm_plan_init_recompute(lm_plan *p, const model *m, const lora_adapter *lora, int B, int T,
+                           int recompute) {
+    if (plan_shape(p, m, lora, B, T, recompute)) return -1;
+    const model_config *c = &m->cfg;
     arena_carver sizing = {0};
     plan_carve(p, &sizing);
     p->arena_bytes = sizing.used;
@@ -183,6 +216,8 @@ static void add_inplace(float *y, const float *x, int64_t n) {
     for (int64_t i = 0; i < n; i++) y[i] += x[i];
 }
 
+// Writes layer l's activations into p->acts[l] and its output into x_next; x_next NULL (a
+// recompute inside backward) stops before the last residual add.
 static void layer_forward(lm_plan *p, int l, float *x_next) {
     const model_config *c = &p->m->cfg;
     const layer_weights *w = &p->m->layers[l];
@@ -190,27 +225,32 @@ static void layer_forward(lm_plan *p, int l, float *x_next) {
     const int N = p->N, C = c->hidden_size, F = c->intermediate_size, D = c->head_dim;
     const int H = c->n_heads, KV = c->n_kv_heads, QD = H * D, KD = KV * D;
 
-    rmsnorm_forward(s->xn1, s->rstd1, s->x, w->attn_norm, N, C, c->rms_norm_eps);
-    proj_forward(p, s->q, s->xn1, w->wq, w->bq, l, LORA_Q, C, QD);
-    proj_forward(p, s->k, s->xn1, w->wk, w->bk, l, LORA_K, C, KD);
-    proj_forward(p, s->v, s->xn1, w->wv, w->bv, l, LORA_V, C, KD);
+    rmsnorm_forward(p->xn, s->rstd1, s->x, w->attn_norm, N, C, c->rms_norm_eps);
+    proj_forward(p, s->q, p->xn, w->wq, w->bq, l, LORA_Q, C, QD);
+    proj_forward(p, s->k, p->xn, w->wk, w->bk, l, LORA_K, C, KD);
+    proj_forward(p, s->v, p->xn, w->wv, w->bv, l, LORA_V, C, KD);
     rope_forward(s->q, p->pos, p->rope_cos, p->rope_sin, N, H, D);
     rope_forward(s->k, p->pos, p->rope_cos, p->rope_sin, N, KV, D);
-    attention_forward(s->att, s->probs, s->q, s->k, s->v, p->start, p->B, p->T, H, KV, D);
+    attention_forward(s->att, s->lse, p->attn_scratch, p->max_threads, s->q, s->k, s->v,
+                      p->start, p->B, p->T, H, KV, D);
     proj_forward(p, p->tmp, s->att, w->wo, NULL, l, LORA_O, QD, C);
     memcpy(s->xmid, s->x, (size_t)N * C * sizeof(float));
     add_inplace(s->xmid, p->tmp, (int64_t)N * C);
 
-    rmsnorm_forward(s->xn2, s->rstd2, s->xmid, w->mlp_norm, N, C, c->rms_norm_eps);
-    proj_forward(p, s->g, s->xn2, w->w_gate, NULL, l, LORA_GATE, C, F);
-    proj_forward(p, s->u, s->xn2, w->w_up, NULL, l, LORA_UP, C, F);
-    swiglu_forward(s->h, s->g, s->u, (int64_t)N * F);
-    proj_forward(p, p->tmp, s->h, w->w_down, NULL, l, LORA_DOWN, F, C);
+    rmsnorm_forward(p->xn, s->rstd2, s->xmid, w->mlp_norm, N, C, c->rms_norm_eps);
+    proj_forward(p, s->g, p->xn, w->w_gate, NULL, l, LORA_GATE, C, F);
+    proj_forward(p, s->u, p->xn, w->w_up, NULL, l, LORA_UP, C, F);
+    swiglu_forward(p->h, s->g, s->u, (int64_t)N * F);
+    // down_proj runs in a recompute too: its LoRA intermediate lora_u is needed.
+    proj_forward(p, p->tmp, p->h, w->w_down, NULL, l, LORA_DOWN, F, C);
+    if (!x_next) return;
     memcpy(x_next, s->xmid, (size_t)N * C * sizeof(float));
     add_inplace(x_next, p->tmp, (int64_t)N * C);
 }
 
-// p->dres holds d(loss)/d(layer output) on entry and d(loss)/d(layer input) on return.
+// p->dres holds d(loss)/d(layer output) on entry and d(loss)/d(layer input) on return. The
+// norm outputs and h are recomputed by the forward ops themselves, so they are the bits the
+// forward projections read (rmsnorm_forward rewrites rstd with the same value).
 static void layer_backward(lm_plan *p, int l) {
     const model_config *c = &p->m->cfg;
     const layer_weights *w = &p->m->layers[l];
@@ -219,28 +259,31 @@ static void layer_backward(lm_plan *p, int l) {
     const int H = c->n_heads, KV = c->n_kv_heads, QD = H * D, KD = KV * D;
     const size_t fl = sizeof(float);
 
+    swiglu_forward(p->h, s->g, s->u, (int64_t)N * F);
     memset(p->dh, 0, (size_t)N * F * fl);
-    proj_backward(p, p->dh, p->dres, s->h, w->w_down, l, LORA_DOWN, F, C);
+    proj_backward(p, p->dh, p->dres, p->h, w->w_down, l, LORA_DOWN, F, C);
     memset(p->dg, 0, (size_t)N * F * fl);
     memset(p->du, 0, (size_t)N * F * fl);
     swiglu_backward(p->dg, p->du, p->dh, s->g, s->u, (int64_t)N * F);
+    rmsnorm_forward(p->xn, s->rstd2, s->xmid, w->mlp_norm, N, C, c->rms_norm_eps);
     memset(p->dxn, 0, (size_t)N * C * fl);
-    proj_backward(p, p->dxn, p->dg, s->xn2, w->w_gate, l, LORA_GATE, C, F);
-    proj_backward(p, p->dxn, p->du, s->xn2, w->w_up, l, LORA_UP, C, F);
+    proj_backward(p, p->dxn, p->dg, p->xn, w->w_gate, l, LORA_GATE, C, F);
+    proj_backward(p, p->dxn, p->du, p->xn, w->w_up, l, LORA_UP, C, F);
     rmsnorm_backward(p->dres, p->dxn, s->xmid, w->mlp_norm, s->rstd2, N, C);
 
     memset(p->datt, 0, (size_t)N * QD * fl);
     proj_backward(p, p->datt, p->dres, s->att, w->wo, l, LORA_O, QD, C);
     memset(p->dk, 0, (size_t)N * KD * fl);
     memset(p->dv, 0, (size_t)N * KD * fl);
-    attention_backward(p->dq, p->dk, p->dv, p->attn_scratch, p->max_threads, p->datt, s->probs,
-                       s->q, s->k, s->v, p->start, p->B, p->T, H, KV, D);
+    attention_backward(p->dq, p->dk, p->dv, p->attn_scratch, p->max_threads, p->datt, s->att,
+                       s->lse, s->q, s->k, s->v, p->start, p->B, p->T, H, KV, D);
     rope_backward(p->dq, p->pos, p->rope_cos, p->rope_sin, N, H, D);
     rope_backward(p->dk, p->pos, p->rope_cos, p->rope_sin, N, KV, D);
+    rmsnorm_forward(p->xn, s->rstd1, s->x, w->attn_norm, N, C, c->rms_norm_eps);
     memset(p->dxn, 0, (size_t)N * C * fl);
-    proj_backward(p, p->dxn, p->dq, s->xn1, w->wq, l, LORA_Q, C, QD);
-    proj_backward(p, p->dxn, p->dk, s->xn1, w->wk, l, LORA_K, C, KD);
-    proj_backward(p, p->dxn, p->dv, s->xn1, w->wv, l, LORA_V, C, KD);
+    proj_backward(p, p->dxn, p->dq, p->xn, w->wq, l, LORA_Q, C, QD);
+    proj_backward(p, p->dxn, p->dk, p->xn, w->wk, l, LORA_K, C, KD);
+    proj_backward(p, p->dxn, p->dv, p->xn, w->wv, l, LORA_V, C, KD);
     rmsnorm_backward(p->dres, p->dxn, s->x, w->attn_norm, s->rstd1, N, C);
 }
 
@@ -288,7 +331,11 @@ void lm_backward(lm_plan *p) {
     const model_config *c = &p->m->cfg;
     memset(p->dres, 0, (size_t)p->N * c->hidden_size * sizeof(float));
     rmsnorm_backward(p->dres, p->dxnf, p->x_out, p->m->final_norm, p->rstdf, p->N, c->hidden_size);
-    for (int l = c->n_layers - 1; l >= 0; l--) layer_backward(p, l);
+    for (int l = c->n_layers - 1; l >= 0; l--) {
+        // The shared set still holds the last layer's activations from the forward pass.
+        if (p->recompute && l + 1 < c->n_layers) layer_forward(p, l, NULL);
+        layer_backward(p, l);
+    }
 }
 
 void lm_logits(lm_plan *p, const lm_batch *b, float *logits) {
