@@ -6,7 +6,8 @@
 # Each medtune line gives tok/s, peak RSS, model GFLOP/s next to sgemm's on the step's shapes,
 # attention's share of the step and the per-op-class profile (bench/bench_train.c). The load
 # average is printed before and after: on a shared machine read the ratios, not the figures.
-# usage: bench/bench_long.sh [BUILD_DIR] [STEPS]   (default build, 3 steps; 1 for 8192)
+# usage: bench/bench_long.sh [BUILD_DIR] [STEPS]   (default build, 3 timed steps after a
+# warm-up; STEPS 0 times the first step alone; 8192 always runs that single step)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
@@ -22,6 +23,6 @@ if [ -n "$jemalloc" ]; then
     $py bench/bench_torch_lora.py --threads 2 --batch 4 --seq 256 --steps "$steps"
 fi
 "$build/bench_train" --batch 1 --seq 2048 --steps "$steps"
-"$build/bench_train" --batch 1 --seq 8192 --steps 1 --recompute 1
+"$build/bench_train" --batch 1 --seq 8192 --steps 0 --recompute 1
 "$build/bench_train" --batch 4 --seq 256 --steps "$steps" --recompute 1
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -199,9 +199,13 @@ int main(int argc, char **argv) {
         targets[i] = (int32_t)rng_below(&rng, (uint64_t)c.vocab_size);
     }
     lm_batch batch = {.tokens = tokens, .targets = targets};
+    // The first step warms up caches and page faults; --steps 0 times that one step alone (for
+    // windows whose step takes minutes: peak RSS needs one step, not a median).
+    const int warm = steps > 0;
+    if (!warm) steps = 1;
     double *times = calloc((size_t)steps, sizeof(double));
     double loss = 0;
-    for (int s = 0; s < steps + 1; s++) {  // the first step warms up caches and page faults
+    for (int s = 0; s < steps + warm; s++) {
         double t0 = clock_now_s();
         memset(lora.grads, 0, lora.n_params * sizeof(float));
         int64_t n_tgt = 0;
@@ -209,7 +213,7 @@ int main(int argc, char **argv) {
         lm_backward(&plan);
         grad_clip_global_norm(lora.grads, lora.n_params, 1.0f);
         adamw_step(&opt, lora.params, lora.grads, 1e-4f);
-        if (s > 0) times[s - 1] = clock_now_s() - t0;
+        if (s >= warm) times[s - warm] = clock_now_s() - t0;
     }
     qsort(times, (size_t)steps, sizeof(double), cmp_double);
     struct rusage ru;
