@@ -187,10 +187,11 @@ static void proj_forward(lm_plan *p, float *y, const float *x, const float *W, c
                  in, out, a->cfg.r);
 }
 
-// dx[N,in] += dy W + LoRA input gradient; LoRA A/B gradients accumulated.
+// dx[N,in] += dy W + LoRA input gradient; LoRA A/B gradients accumulated. frozen_dx 0 skips
+// the frozen product dy W where nothing reads dx (the first layer: the embedding is frozen).
 static void proj_backward(lm_plan *p, float *dx, const float *dy, const float *x, const float *W,
-                          int l, lora_target t, int in, int out) {
-    linear_backward(dx, dy, W, p->N, in, out);
+                          int l, lora_target t, int in, int out, int frozen_dx) {
+    if (frozen_dx) linear_backward(dx, dy, W, p->N, in, out);
     if (!lora_on(p, t)) return;
     const lora_adapter *a = p->lora;
     const int64_t n = (int64_t)p->N * in;
@@ -248,7 +249,8 @@ static void layer_forward(lm_plan *p, int l, float *x_next) {
     add_inplace(x_next, p->tmp, (int64_t)N * C);
 }
 
-// p->dres holds d(loss)/d(layer output) on entry and d(loss)/d(layer input) on return. The
+// p->dres holds d(loss)/d(layer output) on entry and d(loss)/d(layer input) on return (not for
+// layer 0, whose input gradient nothing reads). The
 // norm outputs and h are recomputed by the forward ops themselves, so they are the bits the
 // forward projections read (rmsnorm_forward rewrites rstd with the same value).
 static void layer_backward(lm_plan *p, int l) {
@@ -261,18 +263,18 @@ static void layer_backward(lm_plan *p, int l) {
 
     swiglu_forward(p->h, s->g, s->u, (int64_t)N * F);
     memset(p->dh, 0, (size_t)N * F * fl);
-    proj_backward(p, p->dh, p->dres, p->h, w->w_down, l, LORA_DOWN, F, C);
+    proj_backward(p, p->dh, p->dres, p->h, w->w_down, l, LORA_DOWN, F, C, 1);
     memset(p->dg, 0, (size_t)N * F * fl);
     memset(p->du, 0, (size_t)N * F * fl);
     swiglu_backward(p->dg, p->du, p->dh, s->g, s->u, (int64_t)N * F);
     rmsnorm_forward(p->xn, s->rstd2, s->xmid, w->mlp_norm, N, C, c->rms_norm_eps);
     memset(p->dxn, 0, (size_t)N * C * fl);
-    proj_backward(p, p->dxn, p->dg, p->xn, w->w_gate, l, LORA_GATE, C, F);
-    proj_backward(p, p->dxn, p->du, p->xn, w->w_up, l, LORA_UP, C, F);
+    proj_backward(p, p->dxn, p->dg, p->xn, w->w_gate, l, LORA_GATE, C, F, 1);
+    proj_backward(p, p->dxn, p->du, p->xn, w->w_up, l, LORA_UP, C, F, 1);
     rmsnorm_backward(p->dres, p->dxn, s->xmid, w->mlp_norm, s->rstd2, N, C);
 
     memset(p->datt, 0, (size_t)N * QD * fl);
-    proj_backward(p, p->datt, p->dres, s->att, w->wo, l, LORA_O, QD, C);
+    proj_backward(p, p->datt, p->dres, s->att, w->wo, l, LORA_O, QD, C, 1);
     memset(p->dk, 0, (size_t)N * KD * fl);
     memset(p->dv, 0, (size_t)N * KD * fl);
     attention_backward(p->dq, p->dk, p->dv, p->attn_scratch, p->max_threads, p->datt, s->att,
@@ -281,10 +283,11 @@ static void layer_backward(lm_plan *p, int l) {
     rope_backward(p->dk, p->pos, p->rope_cos, p->rope_sin, N, KV, D);
     rmsnorm_forward(p->xn, s->rstd1, s->x, w->attn_norm, N, C, c->rms_norm_eps);
     memset(p->dxn, 0, (size_t)N * C * fl);
-    proj_backward(p, p->dxn, p->dq, p->xn, w->wq, l, LORA_Q, C, QD);
-    proj_backward(p, p->dxn, p->dk, p->xn, w->wk, l, LORA_K, C, KD);
-    proj_backward(p, p->dxn, p->dv, p->xn, w->wv, l, LORA_V, C, KD);
-    rmsnorm_backward(p->dres, p->dxn, s->x, w->attn_norm, s->rstd1, N, C);
+    proj_backward(p, p->dxn, p->dq, p->xn, w->wq, l, LORA_Q, C, QD, l > 0);
+    proj_backward(p, p->dxn, p->dk, p->xn, w->wk, l, LORA_K, C, KD, l > 0);
+    proj_backward(p, p->dxn, p->dv, p->xn, w->wv, l, LORA_V, C, KD, l > 0);
+    // The first layer's input gradient would only reach the frozen embedding.
+    if (l > 0) rmsnorm_backward(p->dres, p->dxn, s->x, w->attn_norm, s->rstd1, N, C);
 }
 
 static void trunk_forward(lm_plan *p, const lm_batch *b) {
