@@ -101,7 +101,7 @@ static int64_t widest_lora_input(const plan_case *k) {
 }
 
 // The plan's buffers as listed in model/transformer.h, counted by hand.
-static size_t expected_plan_bytes(const plan_case *k, int threads) {
+static size_t expected_plan_bytes(const plan_case *k, int threads, int recompute) {
     const int64_t B = k->B, T = k->T, N = B * T, C = k->C, F = k->F, L = k->L, V = k->V;
     const int64_t QD = (int64_t)k->H * k->D, KD = (int64_t)k->KV * k->D, D = k->D;
     const int64_t r = k->targets ? k->r : 0;
@@ -111,14 +111,15 @@ static size_t expected_plan_bytes(const plan_case *k, int threads) {
     if (chunk_rows < 1) chunk_rows = 1;
     if (chunk_rows > N) chunk_rows = N;
     const size_t f = sizeof(float);
-    // per layer: x xn1 xmid xn2, rstd1 rstd2, q att, k v, probs, g u h, lora_u per target
-    size_t layer = 4 * pad(N * C, f) + 2 * pad(N, f) + 2 * pad(N * QD, f) + 2 * pad(N * KD, f) +
-                   pad(B * k->H * T * T, f) + 3 * pad(N * F, f) + (size_t)n_lora * pad(N * r, f);
-    size_t bytes = (size_t)L * layer;
-    bytes += 3 * pad(N * C, f) + pad(N, f);  // x_out xnf dxnf, rstdf
+    // per layer: x; and per layer, or once with recompute: xmid, rstd1 rstd2, q att, k v, lse,
+    // g u, lora_u per target
+    size_t set = pad(N * C, f) + 2 * pad(N, f) + 2 * pad(N * QD, f) + 2 * pad(N * KD, f) +
+                 pad(B * k->H * T, f) + 2 * pad(N * F, f) + (size_t)n_lora * pad(N * r, f);
+    size_t bytes = (size_t)L * pad(N * C, f) + (size_t)(recompute ? 1 : L) * set;
+    bytes += 4 * pad(N * C, f) + pad(N, f) + pad(N * F, f);  // x_out xnf dxnf xn, rstdf, h
     // backward scratch: dres dxn tmp, dq datt, dk dv, dg du dh
     bytes += 3 * pad(N * C, f) + 2 * pad(N * QD, f) + 2 * pad(N * KD, f) + 3 * pad(N * F, f);
-    bytes += pad(threads * attention_scratch_floats(k->T), f);
+    bytes += pad(attention_scratch_floats(k->B, k->T, k->H, k->D, threads), f);
     bytes += pad(N * r, f);                                              // lora_du
     if (k->targets && k->dropout > 0.0f) bytes += 2 * pad(N * widest_lora_input(k), f);  // xd dxd
     bytes += pad(chunk_rows * V, f);                                     // logits
@@ -201,19 +202,27 @@ static void plan_slices(slice_list *sl, const lm_plan *p) {
     for (int l = 0; l < c->n_layers; l++) {
         const layer_acts *s = &p->acts[l];
         slice_add(sl, "x", s->x, N * C, f);
-        slice_add(sl, "xn1", s->xn1, N * C, f);
+        if (p->recompute && l > 0) {
+            // Every layer shares layer 0's set.
+            const layer_acts *s0 = &p->acts[0];
+            int same = s->rstd1 == s0->rstd1 && s->q == s0->q && s->k == s0->k &&
+                       s->v == s0->v && s->lse == s0->lse && s->att == s0->att &&
+                       s->xmid == s0->xmid && s->rstd2 == s0->rstd2 && s->g == s0->g &&
+                       s->u == s0->u;
+            for (int t = 0; t < LORA_N_TARGETS; t++) same &= s->lora_u[t] == s0->lora_u[t];
+            if (!same) test_fail("recompute: layer %d does not share layer 0's buffers", l);
+            continue;
+        }
         slice_add(sl, "rstd1", s->rstd1, N, f);
         slice_add(sl, "q", s->q, N * QD, f);
         slice_add(sl, "k", s->k, N * KD, f);
         slice_add(sl, "v", s->v, N * KD, f);
-        slice_add(sl, "probs", s->probs, B * H * T * T, f);
+        slice_add(sl, "lse", s->lse, B * H * T, f);
         slice_add(sl, "att", s->att, N * QD, f);
         slice_add(sl, "xmid", s->xmid, N * C, f);
-        slice_add(sl, "xn2", s->xn2, N * C, f);
         slice_add(sl, "rstd2", s->rstd2, N, f);
         slice_add(sl, "g", s->g, N * F, f);
         slice_add(sl, "u", s->u, N * F, f);
-        slice_add(sl, "h", s->h, N * F, f);
         for (int t = 0; t < LORA_N_TARGETS; t++)
             slice_add(sl, LORA_TARGET_NAMES[t], s->lora_u[t],
                       p->lora && lora_enabled(p->lora, t) ? N * r : 0, f);
@@ -222,6 +231,8 @@ static void plan_slices(slice_list *sl, const lm_plan *p) {
     slice_add(sl, "xnf", p->xnf, N * C, f);
     slice_add(sl, "rstdf", p->rstdf, N, f);
     slice_add(sl, "dxnf", p->dxnf, N * C, f);
+    slice_add(sl, "xn", p->xn, N * C, f);
+    slice_add(sl, "h", p->h, N * F, f);
     slice_add(sl, "dres", p->dres, N * C, f);
     slice_add(sl, "dxn", p->dxn, N * C, f);
     slice_add(sl, "tmp", p->tmp, N * C, f);
@@ -233,7 +244,7 @@ static void plan_slices(slice_list *sl, const lm_plan *p) {
     slice_add(sl, "du", p->du, N * F, f);
     slice_add(sl, "dh", p->dh, N * F, f);
     slice_add(sl, "attn_scratch", p->attn_scratch,
-              p->max_threads * attention_scratch_floats(p->T), f);
+              attention_scratch_floats(p->B, p->T, (int)H, (int)D, p->max_threads), f);
     slice_add(sl, "lora_du", p->lora_du, N * r, f);
     slice_add(sl, "xd", p->xd, N * max_in, f);
     slice_add(sl, "dxd", p->dxd, N * max_in, f);
@@ -351,8 +362,8 @@ static void check_decoder(const plan_case *k, const model *m, const lora_adapter
     decoder_free(&d);
 }
 
-// Plans at 1 and 3 OpenMP threads (the attention scratch is per thread); the step runs at 1,
-// where every thread's scratch is used.
+// Plans at 1 and 3 OpenMP threads (the attention scratch is per thread), with and without
+// recompute; the step runs at 1, where every thread's scratch is used.
 static void check_case(const plan_case *k) {
     model m;
     make_model(&m, k);
@@ -369,25 +380,30 @@ static void check_case(const plan_case *k) {
     }
     const int saved = omp_get_max_threads();
     const int threads[] = {3, 1};
-    for (int i = 0; i < 2; i++) {
-        omp_set_num_threads(threads[i]);
+    for (int i = 0; i < 4; i++) {
+        const int th = threads[i % 2], rec = i / 2;
+        omp_set_num_threads(th);
         lm_plan p;
-        if (lm_plan_init(&p, &m, lora, k->B, k->T)) test_fail("%s: %s", k->name, err_msg());
-        size_t want = expected_plan_bytes(k, threads[i]);
+        if (lm_plan_init_recompute(&p, &m, lora, k->B, k->T, rec))
+            test_fail("%s: %s", k->name, err_msg());
+        size_t want = expected_plan_bytes(k, th, rec);
         if (lm_plan_bytes(&p) != want)
-            test_fail("%s, %d threads: lm_plan_bytes %zu, the buffers need %zu", k->name,
-                      threads[i], lm_plan_bytes(&p), want);
+            test_fail("%s, %d threads, recompute %d: lm_plan_bytes %zu, the buffers need %zu",
+                      k->name, th, rec, lm_plan_bytes(&p), want);
+        if (lm_plan_size(&m, lora, k->B, k->T, rec) != want)
+            test_fail("%s: lm_plan_size %zu, the plan has %zu bytes", k->name,
+                      lm_plan_size(&m, lora, k->B, k->T, rec), want);
         slice_list sl = {0};
         plan_slices(&sl, &p);
         check_tiling(k->name, &sl, p.arena, p.arena_bytes);
         slice_list_free(&sl);
-        if (threads[i] == 1) check_step_touches_all(k, &p);
+        if (th == 1) check_step_touches_all(k, &p);
         lm_plan_free(&p);
     }
     omp_set_num_threads(saved);
     check_decoder(k, &m, lora);
     printf("%-52s B=%d T=%-2d plan %zu bytes, decoder %zu bytes: ok\n", k->name, k->B, k->T,
-           expected_plan_bytes(k, 1), expected_decoder_bytes(k, DECODER_MAX_ROWS + 11));
+           expected_plan_bytes(k, 1, 0), expected_decoder_bytes(k, DECODER_MAX_ROWS + 11));
     if (lora) lora_adapter_free(&a);
     model_free(&m);
 }
@@ -407,7 +423,7 @@ static void check_benchmark_shape(void) {
     lm_plan p;
     if (model_alloc(&m, &c) || lora_adapter_init(&a, &c, &lc) || lm_plan_init(&p, &m, &a, k.B, k.T))
         test_fail("%s: %s", k.name, err_msg());
-    size_t want = expected_plan_bytes(&k, p.max_threads);
+    size_t want = expected_plan_bytes(&k, p.max_threads, 0);
     if (lm_plan_bytes(&p) != want)
         test_fail("%s: lm_plan_bytes %zu, the buffers need %zu", k.name, lm_plan_bytes(&p), want);
     slice_list sl = {0};

@@ -10,7 +10,7 @@
   are refused with one line;
 - `medtune report` of that run draws TRL's reward, accuracy and log-prob curves (train and
   val) exactly as metrics.jsonl has them;
-- 1 thread gives the 2-thread run bit for bit;
+- 1 thread gives the 2-thread run bit for bit, and so does recompute: true;
 - under mpirun -np 2 (when medtune has MPI and mpirun exists): the same run on 2 ranks with
   grad_accum 1 gives one process's metrics and adapter bytes."""
 import os
@@ -145,6 +145,14 @@ def threads(work, model, shards, adapter):
              "1 thread vs 2 threads")
 
 
+def recompute(work, model, shards, adapter):
+    """recompute: true changes no bit: backward runs each layer again after the reference
+    pass and the policy's log-probabilities used the same plan."""
+    L.run(["train", config(work, "recompute", model, shards, adapter, recompute=True)])
+    same_run(os.path.join(work, "straight"), os.path.join(work, "recompute"),
+             "recompute vs without")
+
+
 def mpi(work, model, shards, adapter):
     if not shutil.which("mpirun"):
         print("note: mpirun is absent; the 2-rank case is not run")
@@ -176,6 +184,7 @@ def main():
     resume(work, model, shards, adapter)
     reference_on_resume(work, model, shards, adapter, cfg)
     threads(work, model, shards, adapter)
+    recompute(work, model, shards, adapter)
     mpi(work, model, shards, adapter)
     print("PASS")
 
