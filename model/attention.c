@@ -165,6 +165,14 @@ static void backward_head(float *dq, float *dk_h, float *dv_h, tile_scratch ws,
                 float *p = P + (int64_t)r * nc;
                 const float *dp = dP + (int64_t)r * nc;
                 const float di = Drow[i0 + r];
+                // A row that sees one key (its document's or window's first token, every row
+                // at T = 1) has P = 1 whatever its score, so its scores get no gradient; dP - D_i
+                // would instead leave the rounding difference of two orders of one sum, which
+                // is all the dq and dk there are when every row is such a row.
+                if (start[i0 + r] == i0 + r) {
+                    memset(p, 0, (size_t)nc * sizeof(float));
+                    continue;
+                }
                 for (int c = 0; c < nc; c++) p[c] *= dp[c] - di;
             }
             // S = scale * Q K^T: dK_j [nc, D] += scale dS^T Q_i ; dQ_i [nr, D] += scale dS K_j

@@ -447,7 +447,14 @@ static void attention_case(const char *name, int B, int T, int H, int KV, const 
     fd_gradient(gv, c.v, nk, attention_objective, &c);
     // dq and dk are normalised by the value gradient's scale as well: the softmax backward
     // uses D_i = rowsum(dO * O) for sum_s P_is dP_is (FlashAttention-2), equal only up to
-    // rounding, so a row with one key gets dq and dk of rounding size (1e-7), not exactly 0.
+    // rounding, so a nearly one-hot row gets dq and dk of rounding size (1e-7), not about 0.
+    // A row with exactly one key has P = 1 and no score gradient at all: its dq must be 0
+    // exactly, as PyTorch's softmax backward gives it (the twin's parity case seq1).
+    for (int64_t n = 0; n < (int64_t)B * T; n++)
+        for (int64_t i = 0; start[n] == n % T && i < (int64_t)H * D; i++)
+            if (dq[n * H * D + i] != 0.0f)
+                test_fail("attention_backward %s: row %lld sees one key, dq[%lld] = %g, not 0",
+                          name, (long long)n, (long long)i, dq[n * H * D + i]);
     double gscale = ERR_FLOOR;
     for (int64_t i = 0; i < nk; i++) gscale = fabs(gv[i]) > gscale ? fabs(gv[i]) : gscale;
     snprintf(what, sizeof what, "attention_backward %s dq (overwritten)", name);
@@ -467,7 +474,7 @@ static void test_attention(void) {
     const int32_t docs[2 * 7] = {0, 0, 0, 3, 4, 4, 4, 0, 0, 2, 2, 2, 5, 5};
     attention_case("documents B=2 T=7 H=4 KV=1", 2, 7, 4, 1, docs, &fwd, &bwd);
     attention_case("documents B=2 T=7 H=4 KV=4", 2, 7, 4, 4, docs, &fwd, &bwd);
-    // One position: out = v, and q and k get zero gradient (up to rounding, see above).
+    // One position: out = v, and q and k get zero gradient (exactly, see above).
     const int32_t one[2] = {0, 0};
     attention_case("B=2 T=1 H=4 KV=2", 2, 1, 4, 2, one, &fwd, &bwd);
     // Three query and key tiles (64, 64, 2 rows): the online softmax across tiles, skipped
