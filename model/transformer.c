@@ -26,22 +26,22 @@ static void plan_carve(lm_plan *p, arena_carver *a) {
     int64_t max_in = 0;  // widest input of an enabled LoRA target
     for (int t = 0; t < LORA_N_TARGETS; t++)
         if (lora && lora_enabled(lora, t) && lora->slots[t].in > max_in) max_in = lora->slots[t].in;
+    // With recompute, layer 0's set is the one every layer shares.
+    const int n_sets = p->recompute ? 1 : c->n_layers;
     for (int l = 0; l < c->n_layers; l++) {
         layer_acts *s = &p->acts[l];
         ARENA_CARVE(a, s->x, N * C);
-        ARENA_CARVE(a, s->xn1, N * C);
+        if (l >= n_sets) continue;
         ARENA_CARVE(a, s->rstd1, N);
         ARENA_CARVE(a, s->q, N * QD);
         ARENA_CARVE(a, s->k, N * KD);
         ARENA_CARVE(a, s->v, N * KD);
-        ARENA_CARVE(a, s->probs, B * H * T * T);
+        ARENA_CARVE(a, s->lse, B * H * T);
         ARENA_CARVE(a, s->att, N * QD);
         ARENA_CARVE(a, s->xmid, N * C);
-        ARENA_CARVE(a, s->xn2, N * C);
         ARENA_CARVE(a, s->rstd2, N);
         ARENA_CARVE(a, s->g, N * F);
         ARENA_CARVE(a, s->u, N * F);
-        ARENA_CARVE(a, s->h, N * F);
         for (int t = 0; t < LORA_N_TARGETS; t++)
             if (lora && lora_enabled(lora, t)) ARENA_CARVE(a, s->lora_u[t], N * r);
         ARENA_CARVE(a, s->q_raw, c->qk_norm ? N * QD : 0);
@@ -53,10 +53,17 @@ static void plan_carve(lm_plan *p, arena_carver *a) {
         ARENA_CARVE(a, s->rstd_o, c->post_norms ? N : 0);
         ARENA_CARVE(a, s->rstd_f, c->post_norms ? N : 0);
     }
+    for (int l = n_sets; l < c->n_layers; l++) {
+        float *x = p->acts[l].x;
+        p->acts[l] = p->acts[0];
+        p->acts[l].x = x;
+    }
     ARENA_CARVE(a, p->x_out, N * C);
     ARENA_CARVE(a, p->xnf, N * C);
     ARENA_CARVE(a, p->rstdf, N);
     ARENA_CARVE(a, p->dxnf, N * C);
+    ARENA_CARVE(a, p->xn, N * C);
+    ARENA_CARVE(a, p->h, N * F);
     ARENA_CARVE(a, p->dres, N * C);
     ARENA_CARVE(a, p->dxn, N * C);
     ARENA_CARVE(a, p->tmp, N * C);
@@ -67,7 +74,8 @@ static void plan_carve(lm_plan *p, arena_carver *a) {
     ARENA_CARVE(a, p->dg, N * F);
     ARENA_CARVE(a, p->du, N * F);
     ARENA_CARVE(a, p->dh, N * F);
-    ARENA_CARVE(a, p->attn_scratch, attention_scratch_floats(p->T) * p->max_threads);
+    ARENA_CARVE(a, p->attn_scratch,
+                attention_scratch_floats(p->B, p->T, (int)H, (int)D, p->max_threads));
     ARENA_CARVE(a, p->lora_du, N * r);
     const int dropout = lora && lora->cfg.dropout > 0.0f;
     ARENA_CARVE(a, p->xd, dropout ? N * max_in : 0);
@@ -85,21 +93,46 @@ static void plan_carve(lm_plan *p, arena_carver *a) {
                 c->final_softcap > 0 ? (int64_t)p->chunk_rows * c->vocab_size : 0);
 }
 
-int lm_plan_init(lm_plan *p, const model *m, const lora_adapter *lora, int B, int T) {
+// The plan's fields that plan_carve reads, and the per-layer table it fills.
+static int plan_shape(lm_plan *p, const model *m, const lora_adapter *lora, int B, int T,
+                      int recompute) {
     memset(p, 0, sizeof *p);
     const model_config *c = &m->cfg;
     if (B <= 0 || T <= 0) return err_set("plan: batch %d x seq_len %d must be positive", B, T);
+    if ((int64_t)B * T > INT32_MAX)
+        return err_set("plan: batch %d x seq_len %d is more than 2^31 tokens", B, T);
     p->m = m;
     p->lora = lora;
     p->B = B;
     p->T = T;
     p->N = B * T;
+    p->recompute = recompute != 0;
     p->max_threads = omp_get_max_threads();
     p->chunk_rows = LM_LOGITS_CHUNK_FLOATS / c->vocab_size;
     if (p->chunk_rows < 1) p->chunk_rows = 1;
     if (p->chunk_rows > p->N) p->chunk_rows = p->N;
     p->acts = calloc((size_t)c->n_layers, sizeof(layer_acts));
     if (!p->acts) return err_set("plan: out of memory for %d layers", c->n_layers);
+    return 0;
+}
+
+size_t lm_plan_size(const model *m, const lora_adapter *lora, int B, int T, int recompute) {
+    lm_plan p;
+    if (plan_shape(&p, m, lora, B, T, recompute)) return 0;
+    arena_carver sizing = {0};
+    plan_carve(&p, &sizing);
+    free(p.acts);
+    return sizing.used;
+}
+
+int lm_plan_init(lm_plan *p, const model *m, const lora_adapter *lora, int B, int T) {
+    return lm_plan_init_recompute(p, m, lora, B, T, 0);
+}
+
+int lm_plan_init_recompute(lm_plan *p, const model *m, const lora_adapter *lora, int B, int T,
+                           int recompute) {
+    if (plan_shape(p, m, lora, B, T, recompute)) return -1;
+    const model_config *c = &m->cfg;
     arena_carver sizing = {0};
     plan_carve(p, &sizing);
     p->arena_bytes = sizing.used;
@@ -183,10 +216,12 @@ static void proj_forward(lm_plan *p, float *y, const float *x, const weight_mat 
                  in, out, a->cfg.r);
 }
 
-// dx[N,in] += dy W + LoRA input gradient; LoRA A/B gradients accumulated.
+// dx[N,in] += dy W + LoRA input gradient; LoRA A/B gradients accumulated. frozen_dx 0 skips
+// the frozen product dy W where nothing reads dx (the first layer: the embedding is frozen).
 static void proj_backward(lm_plan *p, float *dx, const float *dy, const float *x,
-                          const weight_mat *W, int l, lora_target t, int in, int out) {
-    linear_backward(dx, dy, W, p->N);
+                          const weight_mat *W, int l, lora_target t, int in, int out,
+                          int frozen_dx) {
+    if (frozen_dx) linear_backward(dx, dy, W, p->N);
     if (!lora_on(p, t)) return;
     const lora_adapter *a = p->lora;
     const int64_t n = (int64_t)p->N * in;
@@ -212,6 +247,19 @@ static void add_inplace(float *y, const float *x, int64_t n) {
     for (int64_t i = 0; i < n; i++) y[i] += x[i];
 }
 
+// p->h [N, F] = act(g) * u of layer l: GeGLU (gemma3) or SwiGLU. Forward writes it for
+// down_proj; backward writes it again (the same bits) rather than keeping it per layer.
+static void mlp_act_forward(lm_plan *p, int l) {
+    const layer_acts *s = &p->acts[l];
+    const int64_t n = (int64_t)p->N * p->m->cfg.intermediate_size;
+    if (p->m->cfg.gelu_mlp)
+        geglu_forward(p->h, s->g, s->u, n);
+    else
+        swiglu_forward(p->h, s->g, s->u, n);
+}
+
+// Writes layer l's activations into p->acts[l] and its output into x_next; x_next NULL (a
+// recompute inside backward) stops before the last residual add.
 static void layer_forward(lm_plan *p, int l, float *x_next) {
     const model_config *c = &p->m->cfg;
     const layer_weights *w = &p->m->layers[l];
@@ -223,10 +271,10 @@ static void layer_forward(lm_plan *p, int l, float *x_next) {
     const int32_t *start;
     layer_rope(p, l, &rc, &rs, &start);
 
-    rmsnorm_forward(s->xn1, s->rstd1, s->x, w->attn_norm, N, C, c->rms_norm_eps);
-    proj_forward(p, c->qk_norm ? s->q_raw : s->q, s->xn1, &w->wq, w->bq, l, LORA_Q, C, QD);
-    proj_forward(p, c->qk_norm ? s->k_raw : s->k, s->xn1, &w->wk, w->bk, l, LORA_K, C, KD);
-    proj_forward(p, s->v, s->xn1, &w->wv, w->bv, l, LORA_V, C, KD);
+    rmsnorm_forward(p->xn, s->rstd1, s->x, w->attn_norm, N, C, c->rms_norm_eps);
+    proj_forward(p, c->qk_norm ? s->q_raw : s->q, p->xn, &w->wq, w->bq, l, LORA_Q, C, QD);
+    proj_forward(p, c->qk_norm ? s->k_raw : s->k, p->xn, &w->wk, w->bk, l, LORA_K, C, KD);
+    proj_forward(p, s->v, p->xn, &w->wv, w->bv, l, LORA_V, C, KD);
     if (c->qk_norm) {  // [N*H, D] rows: one norm per head
         rmsnorm_forward(s->q, s->rstd_q, s->q_raw, w->q_norm, N * H, D, c->rms_norm_eps);
         rmsnorm_forward(s->k, s->rstd_k, s->k_raw, w->k_norm, N * KV, D, c->rms_norm_eps);
@@ -234,28 +282,35 @@ static void layer_forward(lm_plan *p, int l, float *x_next) {
     rope_forward(s->q, p->pos, rc, rs, N, H, D);
     rope_forward(s->k, p->pos, rc, rs, N, KV, D);
     if (c->q_scale > 0) scale_inplace(s->q, (int64_t)N * QD, c->q_scale);
-    attention_forward(s->att, s->probs, s->q, s->k, s->v, start, p->B, p->T, H, KV, D);
+    attention_forward(s->att, s->lse, p->attn_scratch, p->max_threads, s->q, s->k, s->v, start,
+                      p->B, p->T, H, KV, D);
     proj_forward(p, c->post_norms ? s->o_raw : p->tmp, s->att, &w->wo, w->bo, l, LORA_O, QD, C);
     if (c->post_norms)
         rmsnorm_forward(p->tmp, s->rstd_o, s->o_raw, w->post_attn_norm, N, C, c->rms_norm_eps);
     memcpy(s->xmid, s->x, (size_t)N * C * sizeof(float));
     add_inplace(s->xmid, p->tmp, (int64_t)N * C);
 
-    rmsnorm_forward(s->xn2, s->rstd2, s->xmid, w->mlp_norm, N, C, c->rms_norm_eps);
-    proj_forward(p, s->g, s->xn2, &w->w_gate, NULL, l, LORA_GATE, C, F);
-    proj_forward(p, s->u, s->xn2, &w->w_up, NULL, l, LORA_UP, C, F);
-    if (c->gelu_mlp)
-        geglu_forward(s->h, s->g, s->u, (int64_t)N * F);
-    else
-        swiglu_forward(s->h, s->g, s->u, (int64_t)N * F);
-    proj_forward(p, c->post_norms ? s->f_raw : p->tmp, s->h, &w->w_down, NULL, l, LORA_DOWN, F, C);
+    rmsnorm_forward(p->xn, s->rstd2, s->xmid, w->mlp_norm, N, C, c->rms_norm_eps);
+    proj_forward(p, s->g, p->xn, &w->w_gate, NULL, l, LORA_GATE, C, F);
+    proj_forward(p, s->u, p->xn, &w->w_up, NULL, l, LORA_UP, C, F);
+    mlp_act_forward(p, l);
+    // down_proj runs in a recompute too: its LoRA intermediate lora_u is needed, and so are
+    // f_raw and rstd_f of the post-norm.
+    proj_forward(p, c->post_norms ? s->f_raw : p->tmp, p->h, &w->w_down, NULL, l, LORA_DOWN, F,
+                 C);
     if (c->post_norms)
         rmsnorm_forward(p->tmp, s->rstd_f, s->f_raw, w->post_ffn_norm, N, C, c->rms_norm_eps);
+    if (!x_next) return;
     memcpy(x_next, s->xmid, (size_t)N * C * sizeof(float));
     add_inplace(x_next, p->tmp, (int64_t)N * C);
 }
 
-// p->dres holds d(loss)/d(layer output) on entry and d(loss)/d(layer input) on return.
+// p->dres holds d(loss)/d(layer output) on entry and d(loss)/d(layer input) on return (not for
+// layer 0, whose input gradient nothing reads). The input norms' outputs and h are recomputed
+// by the forward ops themselves, so they are the bits the forward projections read
+// (rmsnorm_forward rewrites rstd with the same value). The other norms' outputs are never
+// read: q and k are kept after their per-head norm and RoPE, and a post-norm's output only
+// went into the residual stream (its backward reads o_raw / f_raw and rstd_o / rstd_f).
 static void layer_backward(lm_plan *p, int l) {
     const model_config *c = &p->m->cfg;
     const layer_weights *w = &p->m->layers[l];
@@ -275,17 +330,19 @@ static void layer_backward(lm_plan *p, int l) {
         dy = p->tmp;
     }
 
+    mlp_act_forward(p, l);
     memset(p->dh, 0, (size_t)N * F * fl);
-    proj_backward(p, p->dh, dy, s->h, &w->w_down, l, LORA_DOWN, F, C);
+    proj_backward(p, p->dh, dy, p->h, &w->w_down, l, LORA_DOWN, F, C, 1);
     memset(p->dg, 0, (size_t)N * F * fl);
     memset(p->du, 0, (size_t)N * F * fl);
     if (c->gelu_mlp)
         geglu_backward(p->dg, p->du, p->dh, s->g, s->u, (int64_t)N * F);
     else
         swiglu_backward(p->dg, p->du, p->dh, s->g, s->u, (int64_t)N * F);
+    rmsnorm_forward(p->xn, s->rstd2, s->xmid, w->mlp_norm, N, C, c->rms_norm_eps);
     memset(p->dxn, 0, (size_t)N * C * fl);
-    proj_backward(p, p->dxn, p->dg, s->xn2, &w->w_gate, l, LORA_GATE, C, F);
-    proj_backward(p, p->dxn, p->du, s->xn2, &w->w_up, l, LORA_UP, C, F);
+    proj_backward(p, p->dxn, p->dg, p->xn, &w->w_gate, l, LORA_GATE, C, F, 1);
+    proj_backward(p, p->dxn, p->du, p->xn, &w->w_up, l, LORA_UP, C, F, 1);
     rmsnorm_backward(p->dres, p->dxn, s->xmid, w->mlp_norm, s->rstd2, N, C);
 
     dy = p->dres;
@@ -295,31 +352,35 @@ static void layer_backward(lm_plan *p, int l) {
         dy = p->tmp;
     }
     memset(p->datt, 0, (size_t)N * QD * fl);
-    proj_backward(p, p->datt, dy, s->att, &w->wo, l, LORA_O, QD, C);
+    proj_backward(p, p->datt, dy, s->att, &w->wo, l, LORA_O, QD, C, 1);
     memset(p->dk, 0, (size_t)N * KD * fl);
     memset(p->dv, 0, (size_t)N * KD * fl);
-    attention_backward(p->dq, p->dk, p->dv, p->attn_scratch, p->max_threads, p->datt, s->probs,
-                       s->q, s->k, s->v, start, p->B, p->T, H, KV, D);
+    attention_backward(p->dq, p->dk, p->dv, p->attn_scratch, p->max_threads, p->datt, s->att,
+                       s->lse, s->q, s->k, s->v, start, p->B, p->T, H, KV, D);
     if (c->q_scale > 0) scale_inplace(p->dq, (int64_t)N * QD, c->q_scale);
     rope_backward(p->dq, p->pos, rc, rs, N, H, D);
     rope_backward(p->dk, p->pos, rc, rs, N, KV, D);
+    rmsnorm_forward(p->xn, s->rstd1, s->x, w->attn_norm, N, C, c->rms_norm_eps);
     memset(p->dxn, 0, (size_t)N * C * fl);
+    // Layer 0's frozen products are skipped (fz 0); its LoRA gradients still need dq and dk.
+    const int fz = l > 0;
     if (c->qk_norm) {
         // Through the per-head norms: datt (consumed above) takes dq_raw; dv, once v's
         // projection has used it, takes dk_raw.
         memset(p->datt, 0, (size_t)N * QD * fl);
         rmsnorm_backward(p->datt, p->dq, s->q_raw, w->q_norm, s->rstd_q, N * H, D);
-        proj_backward(p, p->dxn, p->datt, s->xn1, &w->wq, l, LORA_Q, C, QD);
-        proj_backward(p, p->dxn, p->dv, s->xn1, &w->wv, l, LORA_V, C, KD);
+        proj_backward(p, p->dxn, p->datt, p->xn, &w->wq, l, LORA_Q, C, QD, fz);
+        proj_backward(p, p->dxn, p->dv, p->xn, &w->wv, l, LORA_V, C, KD, fz);
         memset(p->dv, 0, (size_t)N * KD * fl);
         rmsnorm_backward(p->dv, p->dk, s->k_raw, w->k_norm, s->rstd_k, N * KV, D);
-        proj_backward(p, p->dxn, p->dv, s->xn1, &w->wk, l, LORA_K, C, KD);
+        proj_backward(p, p->dxn, p->dv, p->xn, &w->wk, l, LORA_K, C, KD, fz);
     } else {
-        proj_backward(p, p->dxn, p->dq, s->xn1, &w->wq, l, LORA_Q, C, QD);
-        proj_backward(p, p->dxn, p->dk, s->xn1, &w->wk, l, LORA_K, C, KD);
-        proj_backward(p, p->dxn, p->dv, s->xn1, &w->wv, l, LORA_V, C, KD);
+        proj_backward(p, p->dxn, p->dq, p->xn, &w->wq, l, LORA_Q, C, QD, fz);
+        proj_backward(p, p->dxn, p->dk, p->xn, &w->wk, l, LORA_K, C, KD, fz);
+        proj_backward(p, p->dxn, p->dv, p->xn, &w->wv, l, LORA_V, C, KD, fz);
     }
-    rmsnorm_backward(p->dres, p->dxn, s->x, w->attn_norm, s->rstd1, N, C);
+    // The first layer's input gradient would only reach the frozen embedding.
+    if (l > 0) rmsnorm_backward(p->dres, p->dxn, s->x, w->attn_norm, s->rstd1, N, C);
 }
 
 static void trunk_forward(lm_plan *p, const lm_batch *b) {
@@ -384,7 +445,11 @@ void lm_backward(lm_plan *p) {
     const model_config *c = &p->m->cfg;
     memset(p->dres, 0, (size_t)p->N * c->hidden_size * sizeof(float));
     rmsnorm_backward(p->dres, p->dxnf, p->x_out, p->m->final_norm, p->rstdf, p->N, c->hidden_size);
-    for (int l = c->n_layers - 1; l >= 0; l--) layer_backward(p, l);
+    for (int l = c->n_layers - 1; l >= 0; l--) {
+        // The shared set still holds the last layer's activations from the forward pass.
+        if (p->recompute && l + 1 < c->n_layers) layer_forward(p, l, NULL);
+        layer_backward(p, l);
+    }
 }
 
 void lm_forward_logps(lm_plan *p, const lm_batch *b, double *logp) {

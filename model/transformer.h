@@ -24,21 +24,23 @@ typedef struct {
                                // attention stays inside a document), or NULL for causal
 } lm_batch;
 
+// What backward needs from a layer's forward. The input norms' outputs and act(g) * u are not
+// kept: backward recomputes them from x / xmid and g, u (a few element-wise passes, the same
+// bits) into the plan's xn and h. With recompute, only x is kept per layer; every other field
+// of every layer (the qwen3 / gemma3 ones too) points at one shared set that backward refills
+// by running the layer again.
 typedef struct {
     float *x;      // [N, C] layer input (residual stream)
-    float *xn1;    // [N, C] attention norm output
     float *rstd1;  // [N]
     float *q;      // [N, H*D] after RoPE
     float *k;      // [N, KV*D] after RoPE
     float *v;      // [N, KV*D]
-    float *probs;  // [B, H, T, T]
+    float *lse;    // [B, H, T] log-sum-exp of each attention row (model/attention.h)
     float *att;    // [N, H*D] attention output (o_proj input)
     float *xmid;   // [N, C] residual after attention
-    float *xn2;    // [N, C] MLP norm output
     float *rstd2;  // [N]
     float *g;      // [N, F] gate projection
     float *u;      // [N, F] up projection
-    float *h;      // [N, F] silu(g) * u (down_proj input)
     float *lora_u[LORA_N_TARGETS];  // [N, r] LoRA A outputs, NULL for disabled targets
     // qwen3 / gemma3 (model/arch.h), NULL otherwise
     float *q_raw, *k_raw;    // [N, H*D], [N, KV*D] q and k before their per-head norm
@@ -51,6 +53,7 @@ typedef struct {
     const model *m;
     const lora_adapter *lora;  // may be NULL: the base model alone
     int B, T, N;
+    int recompute;      // keep only each layer's input; backward runs the layer again
     int max_threads;
     int chunk_rows;     // rows of logits per chunk: N, at most LM_LOGITS_CHUNK_FLOATS / V, >= 1
     layer_acts *acts;   // [L]
@@ -58,6 +61,8 @@ typedef struct {
     float *xnf;         // [N, C] final norm output
     float *rstdf;       // [N]
     float *dxnf;        // [N, C] gradient at the final norm output (filled by forward)
+    float *xn;          // [N, C] the norm output a projection reads (forward and backward)
+    float *h;           // [N, F] silu(g) * u or gelu(g) * u, down_proj's input (both passes)
     // scratch for backward, reused by every layer
     float *dres;          // [N, C] gradient of the residual stream
     float *dxn;           // [N, C] gradient at a norm output
@@ -65,7 +70,7 @@ typedef struct {
     float *dq, *datt;     // [N, H*D]
     float *dk, *dv;       // [N, KV*D]
     float *dg, *du, *dh;  // [N, F]
-    float *attn_scratch;  // [max_threads, attention_scratch_floats(T)]
+    float *attn_scratch;  // [attention_scratch_floats(B, T, H, D, max_threads)]
     float *lora_du;       // [N, r], NULL without LoRA
     float *xd, *dxd;      // [N, widest input of an enabled LoRA target] dropout copies of a
                           // LoRA input, NULL unless lora->cfg.dropout > 0
@@ -87,9 +92,17 @@ typedef struct {
 } lm_plan;
 
 int lm_plan_init(lm_plan *p, const model *m, const lora_adapter *lora, int B, int T);
+// The same with a choice of recompute: 0 (lm_plan_init) keeps every layer's activations, 1 only
+// each layer's input: about L times less activation memory for one more layer forward per layer
+// in backward, with the same bits.
+int lm_plan_init_recompute(lm_plan *p, const model *m, const lora_adapter *lora, int B, int T,
+                           int recompute);
 void lm_plan_free(lm_plan *p);
 // Bytes of the arena: every activation and scratch buffer of the plan (for memory reports).
 size_t lm_plan_bytes(const lm_plan *p);
+// The arena's size for that shape, without allocating it (memory plans before allocation);
+// 0 when the arguments are invalid.
+size_t lm_plan_size(const model *m, const lora_adapter *lora, int B, int T, int recompute);
 
 // Forward pass over a batch of shape (p->B, p->T). Returns the sum of -log p(target) over
 // unmasked targets and adds their count to *n_targets. With need_grad, also stores the gradient
@@ -100,7 +113,7 @@ double lm_forward(lm_plan *p, const lm_batch *b, int need_grad, float grad_scale
 void lm_backward(lm_plan *p);
 // Preference objectives (train/preference.c) need every sequence's log-probability before
 // they know its gradient weight, so the head runs twice: lm_forward_logps keeps the trunk's
-// activations and gives logp[n] = log p(targets[n]) (0 where targets[n] < 0) for n in
+// activations (as the plan keeps them: with recompute, each layer's input) and gives logp[n] = log p(targets[n]) (0 where targets[n] < 0) for n in
 // [0, B*T); lm_backward_weighted then recomputes the logits, takes the cross-entropy gradient
 // weight[n] * (softmax - onehot(targets[n])) at every position with weight[n] != 0, and runs
 // the backward pass into p->lora->grads. Both use crossentropy_forward_backward row by row.

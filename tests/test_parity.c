@@ -1,6 +1,7 @@
 // Compares medtune's forward, backward and AdamW steps with the PyTorch twin's debug state
 // (tests/twin/twin.py): logits and loss within 1e-4 absolute, every LoRA gradient within 1e-3
-// relative, the losses of the AdamW steps within 1e-4.
+// relative, the losses of the AdamW steps within 1e-4. The gradient and the AdamW steps run
+// again with activation recompute: losses, gradients and the adapter must be the same bits.
 // usage: test_parity MODEL DEBUG.safetensors
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -144,10 +145,23 @@ int main(int argc, char **argv) {
     printf("  loss     %.6f vs %.6f, |diff| %.3g (tol %g)\n", loss, ref_loss[0], d_loss, TOL_LOSS);
     failed |= !(d_loss <= TOL_LOSS);
 
+    // The same step with recompute: the same loss and gradient bits.
+    lm_plan rplan;
+    if (lm_plan_init_recompute(&rplan, &m, &a, B, T, 1)) test_fail("%s", err_msg());
+    float *grads0 = malloc(a.n_params * sizeof(float));
+    memcpy(grads0, a.grads, a.n_params * sizeof(float));
+    memset(a.grads, 0, a.n_params * sizeof(float));
+    counted = 0;
+    double rloss = lm_forward(&rplan, &batch, 1, 1.0f / (float)n_tgt, &counted) / (double)counted;
+    lm_backward(&rplan);
+    int rsame = rloss == loss && !memcmp(grads0, a.grads, a.n_params * sizeof(float));
+    printf("  recompute: loss and gradients %s\n", rsame ? "bit-equal" : "DIFFER");
+    failed |= !rsame;
+
     float *ref_grads = calloc(a.n_params, sizeof(float));
     adapter_tensors(&f, &a, "grad.", ref_grads);
     char worst[256] = "";
-    double g_rel = worst_tensor_rel(&a, a.grads, ref_grads, worst, sizeof worst);
+    double g_rel = worst_tensor_rel(&a, grads0, ref_grads, worst, sizeof worst);
     printf("  grads    worst relative diff %.3g in %s (tol %g)\n", g_rel, worst, TOL_GRAD_REL);
     failed |= !(g_rel <= TOL_GRAD_REL);
 
@@ -157,20 +171,33 @@ int main(int argc, char **argv) {
                            (float)json_num(aj, "beta2", 0.999), (float)json_num(aj, "eps", 1e-8),
                            (float)json_num(aj, "weight_decay", 0.01)};
         float *ref_losses = read_f32(&f, "adam_losses", (size_t)steps);
-        adamw_state opt;
-        if (adamw_init(&opt, &oc, a.n_params) != 0) test_fail("%s", err_msg());
-        adapter_tensors(&f, &a, "init.", a.params);
         double worst_step = 0;
-        for (int s = 0; s < steps; s++) {
-            memset(a.grads, 0, a.n_params * sizeof(float));
-            int64_t c = 0;
-            double l = lm_forward(&plan, &batch, 1, 1.0f / (float)n_tgt, &c) / (double)c;
-            lm_backward(&plan);
-            adamw_step(&opt, a.params, a.grads, oc.lr);
-            double d = fabs(l - ref_losses[s]);
-            if (d > worst_step || d != d) worst_step = d;
-            printf("  adam %2d  %.6f vs %.6f\n", s, l, ref_losses[s]);
+        float *params0 = NULL;
+        for (int rec = 0; rec < 2; rec++) {
+            adamw_state opt;
+            if (adamw_init(&opt, &oc, a.n_params) != 0) test_fail("%s", err_msg());
+            adapter_tensors(&f, &a, "init.", a.params);
+            for (int s = 0; s < steps; s++) {
+                memset(a.grads, 0, a.n_params * sizeof(float));
+                int64_t c = 0;
+                double l = lm_forward(rec ? &rplan : &plan, &batch, 1, 1.0f / (float)n_tgt, &c) /
+                           (double)c;
+                lm_backward(rec ? &rplan : &plan);
+                adamw_step(&opt, a.params, a.grads, oc.lr);
+                double d = fabs(l - ref_losses[s]);
+                if (d > worst_step || d != d) worst_step = d;
+                if (!rec) printf("  adam %2d  %.6f vs %.6f\n", s, l, ref_losses[s]);
+            }
+            adamw_free(&opt);
+            if (!rec) {
+                params0 = malloc(a.n_params * sizeof(float));
+                memcpy(params0, a.params, a.n_params * sizeof(float));
+            }
         }
+        rsame = !memcmp(params0, a.params, a.n_params * sizeof(float));
+        printf("  recompute: adapter after %d steps %s\n", steps, rsame ? "bit-equal" : "DIFFERS");
+        failed |= !rsame;
+        free(params0);
         printf("  adam     worst loss |diff| %.3g over %d steps (tol %g)\n", worst_step, steps,
                TOL_LOSS);
         failed |= !(worst_step <= TOL_LOSS);
@@ -182,8 +209,9 @@ int main(int argc, char **argv) {
         failed |= !(f_rel <= TOL_GRAD_REL);
         free(ref_final);
         free(ref_losses);
-        adamw_free(&opt);
     }
+    free(grads0);
+    lm_plan_free(&rplan);
 
     free(ref_grads);
     free(ref_loss);

@@ -36,23 +36,26 @@ typedef struct {
     int r;
     float dropout;
     int B, T;
+    int gemma;  // gemma3 layers: q/k and post norms, GeGLU, sliding windows, local rope, softcap
 } plan_case;
 
 #define ALL_TARGETS ((1u << LORA_N_TARGETS) - 1)
 #define T_BIT(t) (1u << (t))
 
 static const plan_case CASES[] = {
-    {"base llama, no adapter", 32, 64, 2, 4, 4, 8, 50, 0, 0, 0, 0.0f, 1, 7},
+    {"base llama, no adapter", 32, 64, 2, 4, 4, 8, 50, 0, 0, 0, 0.0f, 1, 7, 0},
     {"qwen2 GQA 6/2, biases, all targets", 48, 80, 2, 6, 2, 12, 97, 1, ALL_TARGETS, 4, 0.0f, 2,
-     16},
+     16, 0},
     {"q,v targets with dropout, H*D wider than C and F", 36, 28, 2, 4, 1, 16, 61, 0,
-     T_BIT(LORA_Q) | T_BIT(LORA_V), 3, 0.1f, 3, 5},
+     T_BIT(LORA_Q) | T_BIT(LORA_V), 3, 0.1f, 3, 5, 0},
     {"o_proj target with dropout, H*D widest input", 36, 28, 1, 4, 2, 16, 61, 0, T_BIT(LORA_O), 2,
-     0.2f, 2, 6},
+     0.2f, 2, 6, 0},
     {"MLP targets with dropout, F widest", 40, 120, 3, 5, 5, 8, 45, 0,
-     T_BIT(LORA_GATE) | T_BIT(LORA_UP) | T_BIT(LORA_DOWN), 8, 0.05f, 4, 3},
+     T_BIT(LORA_GATE) | T_BIT(LORA_UP) | T_BIT(LORA_DOWN), 8, 0.05f, 4, 3, 0},
     {"all targets with dropout, one row of one token", 24, 40, 1, 2, 1, 12, 33, 1, ALL_TARGETS,
-     2, 0.1f, 1, 1},
+     2, 0.1f, 1, 1, 0},
+    {"gemma3 (layers 0, 2 sliding), all targets, dropout", 40, 56, 3, 4, 2, 12, 71, 0,
+     ALL_TARGETS, 4, 0.1f, 2, 20, 1},
 };
 
 // Bytes of a buffer of n elements in the arena: rounded up to the alignment.
@@ -79,6 +82,16 @@ static void make_model(model *m, const plan_case *k) {
     c.rope_theta = 10000.0f;
     c.attention_bias = k->bias;
     c.bos_token_id = -1;
+    if (k->gemma) {
+        c.arch = MODEL_ARCH_GEMMA3;
+        c.qk_norm = c.post_norms = c.gelu_mlp = 1;
+        c.embed_scale = sqrtf((float)k->C);
+        c.q_scale = 0.8f;
+        c.final_softcap = 3.0f;
+        c.sliding_window = 5;
+        c.rope_local_theta = 500.0f;
+        c.sliding_layer[0] = c.sliding_layer[2] = 1;
+    }
     if (model_config_validate(&c, k->name) || model_alloc(m, &c))
         test_fail("%s: %s", k->name, err_msg());
     rng_state r;
@@ -86,8 +99,14 @@ static void make_model(model *m, const plan_case *k) {
     fill(m->arena, m->n_params, 0.1f, 0.0f, &r);
     fill(m->final_norm, (size_t)k->C, 0.1f, 1.0f, &r);
     for (int l = 0; l < k->L; l++) {
-        fill(m->layers[l].attn_norm, (size_t)k->C, 0.1f, 1.0f, &r);
-        fill(m->layers[l].mlp_norm, (size_t)k->C, 0.1f, 1.0f, &r);
+        layer_weights *w = &m->layers[l];
+        fill(w->attn_norm, (size_t)k->C, 0.1f, 1.0f, &r);
+        fill(w->mlp_norm, (size_t)k->C, 0.1f, 1.0f, &r);
+        if (!k->gemma) continue;
+        fill(w->q_norm, (size_t)k->D, 0.1f, 1.0f, &r);
+        fill(w->k_norm, (size_t)k->D, 0.1f, 1.0f, &r);
+        fill(w->post_attn_norm, (size_t)k->C, 0.1f, 1.0f, &r);
+        fill(w->post_ffn_norm, (size_t)k->C, 0.1f, 1.0f, &r);
     }
 }
 
@@ -101,7 +120,7 @@ static int64_t widest_lora_input(const plan_case *k) {
 }
 
 // The plan's buffers as listed in model/transformer.h, counted by hand.
-static size_t expected_plan_bytes(const plan_case *k, int threads) {
+static size_t expected_plan_bytes(const plan_case *k, int threads, int recompute) {
     const int64_t B = k->B, T = k->T, N = B * T, C = k->C, F = k->F, L = k->L, V = k->V;
     const int64_t QD = (int64_t)k->H * k->D, KD = (int64_t)k->KV * k->D, D = k->D;
     const int64_t r = k->targets ? k->r : 0;
@@ -111,19 +130,27 @@ static size_t expected_plan_bytes(const plan_case *k, int threads) {
     if (chunk_rows < 1) chunk_rows = 1;
     if (chunk_rows > N) chunk_rows = N;
     const size_t f = sizeof(float);
-    // per layer: x xn1 xmid xn2, rstd1 rstd2, q att, k v, probs, g u h, lora_u per target
-    size_t layer = 4 * pad(N * C, f) + 2 * pad(N, f) + 2 * pad(N * QD, f) + 2 * pad(N * KD, f) +
-                   pad(B * k->H * T * T, f) + 3 * pad(N * F, f) + (size_t)n_lora * pad(N * r, f);
-    size_t bytes = (size_t)L * layer;
-    bytes += 3 * pad(N * C, f) + pad(N, f);  // x_out xnf dxnf, rstdf
+    // per layer: x; and per layer, or once with recompute: xmid, rstd1 rstd2, q att, k v, lse,
+    // g u, lora_u per target
+    size_t set = pad(N * C, f) + 2 * pad(N, f) + 2 * pad(N * QD, f) + 2 * pad(N * KD, f) +
+                 pad(B * k->H * T, f) + 2 * pad(N * F, f) + (size_t)n_lora * pad(N * r, f);
+    // gemma3: q_raw k_raw, rstd_q rstd_k, o_raw f_raw, rstd_o rstd_f
+    if (k->gemma)
+        set += pad(N * QD, f) + pad(N * KD, f) + pad(N * k->H, f) + pad(N * k->KV, f) +
+               2 * pad(N * C, f) + 2 * pad(N, f);
+    size_t bytes = (size_t)L * pad(N * C, f) + (size_t)(recompute ? 1 : L) * set;
+    bytes += 4 * pad(N * C, f) + pad(N, f) + pad(N * F, f);  // x_out xnf dxnf xn, rstdf, h
     // backward scratch: dres dxn tmp, dq datt, dk dv, dg du dh
     bytes += 3 * pad(N * C, f) + 2 * pad(N * QD, f) + 2 * pad(N * KD, f) + 3 * pad(N * F, f);
-    bytes += pad(threads * attention_scratch_floats(k->T), f);
+    bytes += pad(attention_scratch_floats(k->B, k->T, k->H, k->D, threads), f);
     bytes += pad(N * r, f);                                              // lora_du
     if (k->targets && k->dropout > 0.0f) bytes += 2 * pad(N * widest_lora_input(k), f);  // xd dxd
     bytes += pad(chunk_rows * V, f);                                     // logits
     bytes += 2 * pad(T * (D / 2), f);                                    // rope_cos rope_sin
     bytes += 2 * pad(N, sizeof(int32_t));                                // pos start
+    // gemma3: the sliding layers' rope tables and starts, the soft-capped logits chunk
+    if (k->gemma)
+        bytes += 2 * pad(T * (D / 2), f) + pad(N, sizeof(int32_t)) + pad(chunk_rows * V, f);
     return bytes;
 }
 
@@ -201,27 +228,49 @@ static void plan_slices(slice_list *sl, const lm_plan *p) {
     for (int l = 0; l < c->n_layers; l++) {
         const layer_acts *s = &p->acts[l];
         slice_add(sl, "x", s->x, N * C, f);
-        slice_add(sl, "xn1", s->xn1, N * C, f);
+        if (p->recompute && l > 0) {
+            // Every layer shares layer 0's set.
+            const layer_acts *s0 = &p->acts[0];
+            int same = s->rstd1 == s0->rstd1 && s->q == s0->q && s->k == s0->k &&
+                       s->v == s0->v && s->lse == s0->lse && s->att == s0->att &&
+                       s->xmid == s0->xmid && s->rstd2 == s0->rstd2 && s->g == s0->g &&
+                       s->u == s0->u && s->q_raw == s0->q_raw && s->k_raw == s0->k_raw &&
+                       s->rstd_q == s0->rstd_q && s->rstd_k == s0->rstd_k &&
+                       s->o_raw == s0->o_raw && s->f_raw == s0->f_raw &&
+                       s->rstd_o == s0->rstd_o && s->rstd_f == s0->rstd_f;
+            for (int t = 0; t < LORA_N_TARGETS; t++) same &= s->lora_u[t] == s0->lora_u[t];
+            if (!same) test_fail("recompute: layer %d does not share layer 0's buffers", l);
+            continue;
+        }
         slice_add(sl, "rstd1", s->rstd1, N, f);
         slice_add(sl, "q", s->q, N * QD, f);
         slice_add(sl, "k", s->k, N * KD, f);
         slice_add(sl, "v", s->v, N * KD, f);
-        slice_add(sl, "probs", s->probs, B * H * T * T, f);
+        slice_add(sl, "lse", s->lse, B * H * T, f);
         slice_add(sl, "att", s->att, N * QD, f);
         slice_add(sl, "xmid", s->xmid, N * C, f);
-        slice_add(sl, "xn2", s->xn2, N * C, f);
         slice_add(sl, "rstd2", s->rstd2, N, f);
         slice_add(sl, "g", s->g, N * F, f);
         slice_add(sl, "u", s->u, N * F, f);
-        slice_add(sl, "h", s->h, N * F, f);
         for (int t = 0; t < LORA_N_TARGETS; t++)
             slice_add(sl, LORA_TARGET_NAMES[t], s->lora_u[t],
                       p->lora && lora_enabled(p->lora, t) ? N * r : 0, f);
+        const int qk = c->qk_norm, post = c->post_norms;
+        slice_add(sl, "q_raw", s->q_raw, qk ? N * QD : 0, f);
+        slice_add(sl, "k_raw", s->k_raw, qk ? N * KD : 0, f);
+        slice_add(sl, "rstd_q", s->rstd_q, qk ? N * H : 0, f);
+        slice_add(sl, "rstd_k", s->rstd_k, qk ? N * c->n_kv_heads : 0, f);
+        slice_add(sl, "o_raw", s->o_raw, post ? N * C : 0, f);
+        slice_add(sl, "f_raw", s->f_raw, post ? N * C : 0, f);
+        slice_add(sl, "rstd_o", s->rstd_o, post ? N : 0, f);
+        slice_add(sl, "rstd_f", s->rstd_f, post ? N : 0, f);
     }
     slice_add(sl, "x_out", p->x_out, N * C, f);
     slice_add(sl, "xnf", p->xnf, N * C, f);
     slice_add(sl, "rstdf", p->rstdf, N, f);
     slice_add(sl, "dxnf", p->dxnf, N * C, f);
+    slice_add(sl, "xn", p->xn, N * C, f);
+    slice_add(sl, "h", p->h, N * F, f);
     slice_add(sl, "dres", p->dres, N * C, f);
     slice_add(sl, "dxn", p->dxn, N * C, f);
     slice_add(sl, "tmp", p->tmp, N * C, f);
@@ -233,7 +282,7 @@ static void plan_slices(slice_list *sl, const lm_plan *p) {
     slice_add(sl, "du", p->du, N * F, f);
     slice_add(sl, "dh", p->dh, N * F, f);
     slice_add(sl, "attn_scratch", p->attn_scratch,
-              p->max_threads * attention_scratch_floats(p->T), f);
+              attention_scratch_floats(p->B, p->T, (int)H, (int)D, p->max_threads), f);
     slice_add(sl, "lora_du", p->lora_du, N * r, f);
     slice_add(sl, "xd", p->xd, N * max_in, f);
     slice_add(sl, "dxd", p->dxd, N * max_in, f);
@@ -242,6 +291,12 @@ static void plan_slices(slice_list *sl, const lm_plan *p) {
     slice_add(sl, "rope_sin", p->rope_sin, T * (D / 2), f);
     slice_add(sl, "pos", p->pos, N, sizeof(int32_t));
     slice_add(sl, "start", p->start, N, sizeof(int32_t));
+    const int local = c->rope_local_theta > 0;
+    slice_add(sl, "rope_cos_local", p->rope_cos_local, local ? T * (D / 2) : 0, f);
+    slice_add(sl, "rope_sin_local", p->rope_sin_local, local ? T * (D / 2) : 0, f);
+    slice_add(sl, "start_sw", p->start_sw, c->sliding_window > 0 ? N : 0, sizeof(int32_t));
+    slice_add(sl, "logits_capped", p->logits_capped,
+              c->final_softcap > 0 ? (int64_t)p->chunk_rows * c->vocab_size : 0, f);
 }
 
 static int is_rope(const slice *s) { return !strncmp(s->name, "rope_", 5); }
@@ -297,7 +352,8 @@ static size_t expected_decoder_bytes(const plan_case *k, int n_ctx) {
     return 2 * pad(L * T * KD, f)                                    // cache k v
            + 3 * pad(R * C, f) + 2 * pad(R * QD, f) + 2 * pad(R * KD, f)  // x xn tmp, q att, k v
            + 3 * pad(R * F, f) + pad(R * r, f)                       // g u h, lora_u
-           + pad(H * R * T, f) + 2 * pad(T * (k->D / 2), f);         // scores, rope tables
+           + pad(H * R * T, f) + 2 * pad(T * (k->D / 2), f)          // scores, rope tables
+           + (k->gemma ? 2 * pad(T * (k->D / 2), f) + pad(R * H, f) : 0);  // local rope, rstd
 }
 
 static void check_decoder(const plan_case *k, const model *m, const lora_adapter *a) {
@@ -330,6 +386,10 @@ static void check_decoder(const plan_case *k, const model *m, const lora_adapter
     slice_add(&sl, "scores", d.scores, H * R * n_ctx, f);
     slice_add(&sl, "rope_cos", d.rope_cos, n_ctx * (D / 2), f);
     slice_add(&sl, "rope_sin", d.rope_sin, n_ctx * (D / 2), f);
+    const int local = c->rope_local_theta > 0;
+    slice_add(&sl, "rope_cos_local", d.rope_cos_local, local ? n_ctx * (D / 2) : 0, f);
+    slice_add(&sl, "rope_sin_local", d.rope_sin_local, local ? n_ctx * (D / 2) : 0, f);
+    slice_add(&sl, "rstd_heads", d.rstd_heads, c->qk_norm ? R * H : 0, f);
     check_tiling(k->name, &sl, d.arena, d.arena_bytes);
 
     // Filling the whole context writes every cached key and value.
@@ -351,8 +411,8 @@ static void check_decoder(const plan_case *k, const model *m, const lora_adapter
     decoder_free(&d);
 }
 
-// Plans at 1 and 3 OpenMP threads (the attention scratch is per thread); the step runs at 1,
-// where every thread's scratch is used.
+// Plans at 1 and 3 OpenMP threads (the attention scratch is per thread), with and without
+// recompute; the step runs at 1, where every thread's scratch is used.
 static void check_case(const plan_case *k) {
     model m;
     make_model(&m, k);
@@ -369,25 +429,30 @@ static void check_case(const plan_case *k) {
     }
     const int saved = omp_get_max_threads();
     const int threads[] = {3, 1};
-    for (int i = 0; i < 2; i++) {
-        omp_set_num_threads(threads[i]);
+    for (int i = 0; i < 4; i++) {
+        const int th = threads[i % 2], rec = i / 2;
+        omp_set_num_threads(th);
         lm_plan p;
-        if (lm_plan_init(&p, &m, lora, k->B, k->T)) test_fail("%s: %s", k->name, err_msg());
-        size_t want = expected_plan_bytes(k, threads[i]);
+        if (lm_plan_init_recompute(&p, &m, lora, k->B, k->T, rec))
+            test_fail("%s: %s", k->name, err_msg());
+        size_t want = expected_plan_bytes(k, th, rec);
         if (lm_plan_bytes(&p) != want)
-            test_fail("%s, %d threads: lm_plan_bytes %zu, the buffers need %zu", k->name,
-                      threads[i], lm_plan_bytes(&p), want);
+            test_fail("%s, %d threads, recompute %d: lm_plan_bytes %zu, the buffers need %zu",
+                      k->name, th, rec, lm_plan_bytes(&p), want);
+        if (lm_plan_size(&m, lora, k->B, k->T, rec) != want)
+            test_fail("%s: lm_plan_size %zu, the plan has %zu bytes", k->name,
+                      lm_plan_size(&m, lora, k->B, k->T, rec), want);
         slice_list sl = {0};
         plan_slices(&sl, &p);
         check_tiling(k->name, &sl, p.arena, p.arena_bytes);
         slice_list_free(&sl);
-        if (threads[i] == 1) check_step_touches_all(k, &p);
+        if (th == 1) check_step_touches_all(k, &p);
         lm_plan_free(&p);
     }
     omp_set_num_threads(saved);
     check_decoder(k, &m, lora);
     printf("%-52s B=%d T=%-2d plan %zu bytes, decoder %zu bytes: ok\n", k->name, k->B, k->T,
-           expected_plan_bytes(k, 1), expected_decoder_bytes(k, DECODER_MAX_ROWS + 11));
+           expected_plan_bytes(k, 1, 0), expected_decoder_bytes(k, DECODER_MAX_ROWS + 11));
     if (lora) lora_adapter_free(&a);
     model_free(&m);
 }
@@ -396,7 +461,7 @@ static void check_case(const plan_case *k) {
 // is computed, so the untouched weights and the 1.4 GB arena are never paged in.
 static void check_benchmark_shape(void) {
     const plan_case k = {"SmolLM2-135M shape, all targets", 576, 1536, 30, 9, 3, 64, 49152, 0,
-                         ALL_TARGETS, 16, 0.0f, 4, 256};
+                         ALL_TARGETS, 16, 0.0f, 4, 256, 0};
     model m;
     model_config c = {.arch = MODEL_ARCH_LLAMA, .hidden_size = k.C, .intermediate_size = k.F,
                       .n_layers = k.L, .n_heads = k.H, .n_kv_heads = k.KV, .head_dim = k.D,
@@ -407,7 +472,7 @@ static void check_benchmark_shape(void) {
     lm_plan p;
     if (model_alloc(&m, &c) || lora_adapter_init(&a, &c, &lc) || lm_plan_init(&p, &m, &a, k.B, k.T))
         test_fail("%s: %s", k.name, err_msg());
-    size_t want = expected_plan_bytes(&k, p.max_threads);
+    size_t want = expected_plan_bytes(&k, p.max_threads, 0);
     if (lm_plan_bytes(&p) != want)
         test_fail("%s: lm_plan_bytes %zu, the buffers need %zu", k.name, lm_plan_bytes(&p), want);
     slice_list sl = {0};

@@ -106,17 +106,17 @@ static void check_grad_clip(void) {
 enum { B = 2, T = 256, N = B * T, C = 576, F = 1536, H = 9, KV = 3, D = 64, R = 16, V = 8192 };
 
 // The buffers one layer_run writes, and their sizes.
-enum { XN, RSTD, Q, K, VV, ATT, PROBS, UP, DOWN, LU, LOGITS, DXNF, DX, DQ, DK, DV, DUP, DXN, DA,
+enum { XN, RSTD, Q, K, VV, ATT, LSE, UP, DOWN, LU, LOGITS, DXNF, DX, DQ, DK, DV, DUP, DXN, DA,
        DB, DU, N_OUT };
 static const size_t SIZES[N_OUT] = {
     [XN] = (size_t)N * C, [RSTD] = N, [Q] = (size_t)N * H * D, [K] = (size_t)N * KV * D,
-    [VV] = (size_t)N * KV * D, [ATT] = (size_t)N * H * D, [PROBS] = (size_t)B * H * T * T,
+    [VV] = (size_t)N * KV * D, [ATT] = (size_t)N * H * D, [LSE] = (size_t)B * H * T,
     [UP] = (size_t)N * F, [DOWN] = (size_t)N * C, [LU] = (size_t)N * R, [LOGITS] = (size_t)N * V,
     [DXNF] = (size_t)N * C, [DX] = (size_t)N * C, [DQ] = (size_t)N * H * D,
     [DK] = (size_t)N * KV * D, [DV] = (size_t)N * KV * D, [DUP] = (size_t)N * F,
     [DXN] = (size_t)N * C, [DA] = (size_t)R * C, [DB] = (size_t)F * R, [DU] = (size_t)N * R};
 static const char *const NAMES[N_OUT] = {
-    "rmsnorm", "rstd", "q", "k", "v", "attention", "probs", "up + LoRA", "down", "LoRA u",
+    "rmsnorm", "rstd", "q", "k", "v", "attention", "lse", "up + LoRA", "down", "LoRA u",
     "lm_head logits", "lm_head backward", "rmsnorm backward", "dq", "dk", "dv", "down backward",
     "LoRA dx", "LoRA dA", "LoRA dB", "LoRA du"};
 
@@ -137,7 +137,8 @@ static void layer_run(float **o, float *const *in, const int32_t *start, float *
     linear_forward(o[Q], o[XN], mat(&wm, in[IN_WQ], H * D, C), NULL, N);
     linear_forward(o[K], o[XN], mat(&wm, in[IN_WK], KV * D, C), NULL, N);
     linear_forward(o[VV], o[XN], mat(&wm, in[IN_WV], KV * D, C), NULL, N);
-    attention_forward(o[ATT], o[PROBS], o[Q], o[K], o[VV], start, B, T, H, KV, D);
+    attention_forward(o[ATT], o[LSE], scratch, omp_get_max_threads(), o[Q], o[K], o[VV], start,
+                      B, T, H, KV, D);
     linear_forward(o[UP], o[XN], mat(&wm, in[IN_WUP], F, C), NULL, N);
     lora_forward(o[UP], o[LU], o[XN], in[IN_A], in[IN_B], 2.0f, N, C, F, R);
     linear_forward(o[DOWN], o[UP], mat(&wm, in[IN_WDOWN], C, F), NULL, N);
@@ -146,8 +147,8 @@ static void layer_run(float **o, float *const *in, const int32_t *start, float *
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, V, 1.0f, o[LOGITS], V,
                 in[IN_HEAD], C, 0.0f, o[DXNF], C);
     rmsnorm_backward(o[DX], in[IN_DY], in[IN_X], in[IN_NORM], o[RSTD], N, C);
-    attention_backward(o[DQ], o[DK], o[DV], scratch, omp_get_max_threads(), o[ATT], o[PROBS],
-                       o[Q], o[K], o[VV], start, B, T, H, KV, D);
+    attention_backward(o[DQ], o[DK], o[DV], scratch, omp_get_max_threads(), o[ATT], o[ATT],
+                       o[LSE], o[Q], o[K], o[VV], start, B, T, H, KV, D);
     linear_backward(o[DUP], in[IN_DY], mat(&wm, in[IN_WDOWN], C, F), N);
     lora_backward(o[DXN], o[DA], o[DB], o[DU], o[DUP], o[XN], o[LU], in[IN_A], in[IN_B], 2.0f, N,
                   C, F, R);
@@ -163,7 +164,7 @@ static void check_layer(void) {
     for (int i = 0; i < N_IN; i++) in[i] = random_buf(in_sizes[i], i == IN_NORM ? 1.0f : 0.1f);
     for (int i = 0; i < N_OUT; i++) ref[i] = zero_buf(SIZES[i]), got[i] = zero_buf(SIZES[i]);
     int32_t *start = calloc(N, sizeof(int32_t));  // causal: every row may attend from 0
-    float *scratch = zero_buf((size_t)attention_scratch_floats(T) * MAX_THREADS);
+    float *scratch = zero_buf((size_t)attention_scratch_floats(B, T, H, D, MAX_THREADS));
     if (!start) test_fail("out of memory");
     omp_set_num_threads(1);
     layer_run(ref, in, start, scratch);

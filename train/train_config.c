@@ -119,6 +119,11 @@ static const train_config_key KEYS[] = {
     {"doc_attention", TRAIN_KEY_CHOICE, "`causal`",
      "`causal` or `document` (attention and positions per packed document)",
      .choices = DOC_ATTENTION_NAMES, .offset = OFF(doc_attention)},
+    // Free on resume: recompute changes memory and time, not a bit of any step.
+    {"recompute", TRAIN_KEY_BOOL, "false",
+     "keep only each layer's input and run the layer again in backward (less memory, about "
+     "a third more time)",
+     .offset = OFF(recompute), .flags = FREE},
     {"eval_mcq", TRAIN_KEY_MCQ, "none",
      "list of `{path, format, limit, name}` multiple-choice sets scored at each evaluation",
      .offset = OFF(eval_mcq)},

@@ -55,6 +55,7 @@ typedef struct {
     int keep_last;
     char out_dir[TRAIN_PATH_MAX];
     doc_attention_mode doc_attention;
+    int recompute;  // 1: activation recompute (lm_plan_init_recompute)
     train_mcq_set eval_mcq[TRAIN_MCQ_MAX];
     int n_eval_mcq;
     char best_metric[64];  // "" (none), "val_loss" or "mcq:<name>"

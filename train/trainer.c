@@ -19,6 +19,7 @@
 #include "tokenizer/tokenizer.h"
 #include "train/batcher.h"
 #include "train/dist.h"
+#include "train/mem_plan.h"
 #include "train/metrics.h"
 #include "model/model.h"
 #include "model/transformer.h"
@@ -657,6 +658,15 @@ static int share_state(trainer *t) {
     return trainer_sync_point(t, rc, NULL);
 }
 
+// The memory plan, shown by rank 0 before the large allocations; a machine that cannot hold
+// them refuses here rather than being killed in step 1 (docs/training.md#memory-plan).
+static int check_memory(const trainer *t) {
+    mem_plan mp;
+    if (mem_plan_make(&mp, &t->m, &t->lora, t->tc, t->rows)) return -1;
+    if (t->d->rank == 0) mem_plan_print(&mp, stderr);
+    return mem_plan_check(&mp, t->tc, mem_available("/proc/meminfo"));
+}
+
 int trainer_run_dist(const train_config *tc, int resume, dist_ctx *d,
                      const trainer_mcq_scorer *mcq) {
     trainer t;
@@ -687,9 +697,9 @@ int trainer_run_dist(const train_config *tc, int resume, dist_ctx *d,
     if (!rc && tc->seq_len > t.m.cfg.max_position_embeddings && t.m.cfg.max_position_embeddings > 0)
         rc = err_set("batch.seq_len: %d exceeds the model's context of %d positions", tc->seq_len,
                      t.m.cfg.max_position_embeddings);
-    rc = rc || open_data(&t) || init_adapter(&t) || init_reference(&t) ||
+    rc = rc || open_data(&t) || init_adapter(&t) || init_reference(&t) || check_memory(&t) ||
              adamw_init(&t.opt, &tc->optim, t.lora.n_params) ||
-             lm_plan_init(&t.plan, &t.m, &t.lora, t.rows, tc->seq_len) ||
+             lm_plan_init_recompute(&t.plan, &t.m, &t.lora, t.rows, tc->seq_len, tc->recompute) ||
              alloc_buffers(&t);
     if (!rc) {
         t.plan.training = 1;

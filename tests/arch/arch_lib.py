@@ -68,7 +68,10 @@ def medtune_outputs(work, model, adapter, tokens, targets, tag):
     case = os.path.join(work, f"{tag}_case.safetensors")
     out = os.path.join(work, f"{tag}_out.safetensors")
     save_file({"tokens": tokens, "targets": targets}, case)
-    run(["run", model, adapter or "-", case, out], exe=helper_bin())
+    p = run(["run", model, adapter or "-", case, out], exe=helper_bin())
+    for line in p.stdout.splitlines():
+        if line.startswith("recompute:"):
+            print(f"{tag}: {line}")
     return load_file(out)
 
 

@@ -14,3 +14,9 @@ endforeach()
 medtune_add_test(NAME twin_selfcheck
   COMMAND ${MEDTUNE_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/twin/check_self.py
   LABELS twin parity)
+
+# Attention alone against a float64 PyTorch reference: random per-row lower bounds (sliding
+# windows inside documents), many short documents, a 2048-token row; 1 and 2 threads bit-equal.
+medtune_add_test(NAME parity_attention
+  COMMAND ${MEDTUNE_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/twin/check_attention.py
+  LABELS parity)

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
 """DPO/ORPO runs on a fresh clone (random-weight llama, the quickstart Q&A as preference pairs):
+- the memory plan of a DPO micro-batch counts its 2 micro_batch rows;
 - refusals, one line each: objective dpo/orpo on document shards, sft on pair shards,
   dpo.beta 0, orpo.beta < 0, label smoothing without sigmoid; eval --preference on document
   shards and eval --shards on pair shards;
@@ -10,7 +11,7 @@
   are refused with one line;
 - `medtune report` of that run draws TRL's reward, accuracy and log-prob curves (train and
   val) exactly as metrics.jsonl has them;
-- 1 thread gives the 2-thread run bit for bit;
+- 1 thread gives the 2-thread run bit for bit, and so does recompute: true;
 - under mpirun -np 2 (when medtune has MPI and mpirun exists): the same run on 2 ranks with
   grad_accum 1 gives one process's metrics and adapter bytes."""
 import os
@@ -55,6 +56,28 @@ def refusals(work, model, shards):
     expect_error(["train", L.train_config(work, "r6", model, shards, objective="dpo",
                                           dpo__loss="ipo", dpo__label_smoothing=0.1)],
                  "dpo.label_smoothing")
+
+
+def memory_plan(work, model, shards):
+    """A DPO micro-batch of P pairs is 2 P rows (chosen, rejected): the memory plan's
+    activations are those of an SFT plan of 2 P windows. Batches too large for the machine, so
+    both runs stop at the plan, before any large allocation."""
+    import re
+    plan = re.compile(r"^medtune: memory plan: .* activations ([\d.]+) MB", re.M)
+    got = {}
+    for objective, data, mb in (("dpo", shards, 32768), ("sft", os.path.join(work, "docs"),
+                                                          65536)):
+        conf = L.train_config(work, f"plan_{objective}", model, data, objective=objective,
+                              batch__micro_batch=mb, batch__seq_len=512)
+        p = L.run(["train", conf], expect=1)
+        m = plan.search(p.stderr)
+        if not m or "MemAvailable" not in p.stderr:
+            L.fail(f"{objective}: no memory plan and refusal in: {p.stderr[-1500:]}")
+        got[objective] = float(m.group(1))
+    print(f"memory plan activations: dpo 32768 pairs {got['dpo']} MB, sft 65536 windows "
+          f"{got['sft']} MB")
+    if got["dpo"] != got["sft"]:
+        L.fail("the DPO memory plan does not count 2 rows per pair")
 
 
 def config(work, name, model, shards, adapter, **over):
@@ -145,6 +168,14 @@ def threads(work, model, shards, adapter):
              "1 thread vs 2 threads")
 
 
+def recompute(work, model, shards, adapter):
+    """recompute: true changes no bit: backward runs each layer again after the reference
+    pass and the policy's log-probabilities used the same plan."""
+    L.run(["train", config(work, "recompute", model, shards, adapter, recompute=True)])
+    same_run(os.path.join(work, "straight"), os.path.join(work, "recompute"),
+             "recompute vs without")
+
+
 def mpi(work, model, shards, adapter):
     if not shutil.which("mpirun"):
         print("note: mpirun is absent; the 2-rank case is not run")
@@ -168,6 +199,7 @@ def main():
     work = L.work_dir("runs")
     model, shards = L.fresh_pairs(work, val_fraction=0.2)
     refusals(work, model, shards)
+    memory_plan(work, model, shards)
     cfg, _ = load_model(model)
     lora0 = lora_init(cfg, 4, ["q_proj", "v_proj"], seed=9, b_std=0.05)
     adapter = write_peft_adapter(os.path.join(work, "init_adapter"), lora0, r=4, lora_alpha=8,
@@ -176,6 +208,7 @@ def main():
     resume(work, model, shards, adapter)
     reference_on_resume(work, model, shards, adapter, cfg)
     threads(work, model, shards, adapter)
+    recompute(work, model, shards, adapter)
     mpi(work, model, shards, adapter)
     print("PASS")
 
