@@ -37,7 +37,7 @@ static const cli_positional POSITIONALS[] = {
 
 #define PPL "perplexity"
 #define MCQ "multiple choice"
-#define PREF "preference pairs (--split, --seq-len, --batch pairs per pass, --max-windows pairs)"
+#define PREF "preference pairs (--split, --seq-len; --batch and --max-windows count pairs)"
 #define SUITE "benchmark suite (and the multiple-choice options marked *)"
 static const cli_option OPTIONS[] = {
     {.name = "adapter", .kind = CLI_STRING, .metavar = "DIR",

@@ -399,17 +399,18 @@ static void print_usage(FILE *out, const cli_command *cmd) {
         has_one_of |= o->one_of;
     }
     if (has_one_of) {
-        strbuf b;
-        strbuf_init(&b);
+        // One word per alternative, so a long choice wraps between alternatives.
+        int first = 1;
         for (const cli_option *o = cmd->options; o && o->name; o++) {
             if (!o->one_of) continue;
             char label[128];
             option_label(o, label, sizeof label);
-            strbuf_printf(&b, "%s%s", b.len ? " | " : "(", label);
+            int last = 1;
+            for (const cli_option *q = o + 1; q->name; q++) last &= !q->one_of;
+            snprintf(word, sizeof word, "%s%s%s", first ? "(" : "| ", label, last ? ")" : "");
+            usage_word(out, &at, indent, word);
+            first = 0;
         }
-        strbuf_puts(&b, ")");
-        usage_word(out, &at, indent, strbuf_failed(&b) ? "(...)" : b.data);
-        strbuf_free(&b);
     }
     if (n_listed > USAGE_MAX_LISTED) {
         usage_word(out, &at, indent, "[options]");

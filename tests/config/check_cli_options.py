@@ -99,7 +99,7 @@ def main():
                 "an integer in [1, 4096]", "'0'")
     usage_error(["eval", "m", "--shards", "d", "--seq-len", "12x"], "--seq-len", "'12x'")
     usage_error(["eval", "m", "--mcq"], "--mcq needs a value")
-    usage_error(["eval", "m", "--shards", "d", "--mcq", "f"], "exactly one of --shards, --mcq and --suite")
+    usage_error(["eval", "m", "--shards", "d", "--mcq", "f"], "exactly one of --shards, --preference, --mcq and --suite")
     usage_error(["eval", "--shards", "d"], "MODEL is required")
     usage_error(["export", "a", "b", "--format", "peft", "--format=gguf"], "--format given twice")
     usage_error(["info", "x", "--json=yes"], "--json takes no value")
