@@ -203,11 +203,14 @@ def case_smollm2():
     e_ref = np.abs(with_adapter - exact).max()
     e_merged = np.abs(got - exact).max()
     d = np.abs(got - with_adapter).max()
-    tol = max(1e-4, 2 * e_ref)
+    # fp32 budget of these logits (max |logit| ~ 30, sums over up to 1536 terms): both paths
+    # measured 0.8-1.25e-4 from the float64 twin, summed in different orders (W + BA first, or
+    # the LoRA product added after), so their difference may approach the sum of the two.
+    tol = 2e-4
     effect = np.abs(medtune_logits(work, model, tag="base") - with_adapter).max()
-    print(f"merged vs base+adapter {d:.3g} (tol {tol:.3g}); vs float64 twin: base+adapter "
-          f"{e_ref:.3g}, merged {e_merged:.3g}; adapter effect {effect:.3g}")
-    if d > tol or e_merged > tol or effect < 100 * tol:
+    print(f"merged vs base+adapter {d:.3g}; vs float64 twin: base+adapter {e_ref:.3g}, merged "
+          f"{e_merged:.3g} (each within {tol:.3g}); adapter effect {effect:.3g}")
+    if d > tol or e_ref > tol or e_merged > tol or effect < 100 * tol:
         fail("merged GGUF model does not match base+adapter")
     f16 = os.path.join(work, "merged_f16")
     run(["merge", model, adapter, f16, "--dtype", "f16"])

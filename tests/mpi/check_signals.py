@@ -74,8 +74,10 @@ def main():
 
     # (a) SIGTERM to mpirun, which forwards it SIGNAL_GRACE_S later: the run must still be
     # going then, so on a fast machine it gets more steps (and its own straight reference).
+    # The margin is 10x: the reference may have run under a load that lifts before this run
+    # (a 3x margin let a run finish first when the load fell from 10 to 2).
     s_per_step = metric_rows(ref)[-1]["elapsed_s"] / STEPS
-    steps_a = max(STEPS, int(10 + 3 * SIGNAL_GRACE_S / max(s_per_step, 1e-3)))
+    steps_a = max(STEPS, int(10 + 10 * SIGNAL_GRACE_S / max(s_per_step, 1e-3)))
     ref_a = ref
     if steps_a > STEPS:
         ref_a = config(work, "straight_a", data, steps_a, 1, save_every=10)[:-5]
