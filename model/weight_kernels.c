@@ -7,6 +7,7 @@
 #include "model/weight.h"
 
 #if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
 #include <immintrin.h>
 #define WEIGHT_X86 1
 #endif
@@ -255,11 +256,17 @@ AVX2 static void dequant_q4_k_avx2(uint32_t type, const uint8_t *row, float *y, 
     }
 }
 
+// From CPUID leaf 1 (ECX bit 29): clang 14's __builtin_cpu_supports does not know "f16c".
+static int cpu_has_f16c(void) {
+    unsigned eax, ebx, ecx, edx;
+    return __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & bit_F16C);
+}
+
 static int cpu_has_avx2(void) {
     static int cached = -1;
     if (cached < 0)
         cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                 __builtin_cpu_supports("f16c");
+                 cpu_has_f16c();
     return cached;
 }
 #endif
