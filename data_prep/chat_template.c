@@ -180,6 +180,15 @@ static int render_chatml(const chat_template *t, const conversation *c, chat_ren
     return 0;
 }
 
+// Templates without a system turn of their own (llama2, gemma): after an optional first
+// system message, turn k must be a user turn when k is even and an assistant turn when odd.
+static int turn_out_of_order(const chat_message *m, size_t k, const char *name) {
+    if ((m->role == CHAT_ROLE_USER) == (k % 2 == 0) && m->role != CHAT_ROLE_SYSTEM) return 0;
+    return err_set("template %s: roles must alternate user/assistant/user/... (after an optional "
+                   "first system message)",
+                   name);
+}
+
 static int render_llama2(const chat_template *t, const conversation *c, chat_render *r) {
     size_t first = 0;
     const char *sys = NULL;
@@ -189,10 +198,9 @@ static int render_llama2(const chat_template *t, const conversation *c, chat_ren
     for (size_t i = first; i < c->n; i++) {
         const chat_message *m = &c->msgs[i];
         size_t k = i - first;
-        if ((m->role == CHAT_ROLE_USER) != (k % 2 == 0) || m->role == CHAT_ROLE_SYSTEM) {
+        if (turn_out_of_order(m, k, "llama2")) {
             strbuf_free(&content);
-            return err_set("template llama2: roles must alternate user/assistant/user/... "
-                           "(after an optional first system message)");
+            return -1;
         }
         strbuf_clear(&content);
         if (k == 0 && sys) strbuf_printf(&content, "<<SYS>>\n%s\n<</SYS>>\n\n", sys);
@@ -282,10 +290,9 @@ static int render_gemma(const chat_template *t, const conversation *c, chat_rend
     for (size_t i = first; i < c->n; i++) {
         const chat_message *m = &c->msgs[i];
         size_t k = i - first;
-        if ((m->role == CHAT_ROLE_USER) != (k % 2 == 0) || m->role == CHAT_ROLE_SYSTEM) {
+        if (turn_out_of_order(m, k, "gemma")) {
             strbuf_free(&content);
-            return err_set("template gemma: roles must alternate user/assistant/user/... "
-                           "(after an optional first system message)");
+            return -1;
         }
         int train = m->role == CHAT_ROLE_ASSISTANT;
         // The template trims the content but not the system prefix put before it.

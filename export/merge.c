@@ -305,6 +305,15 @@ uint64_t merge_parse_size(const char *s) {
     return (uint64_t)(v * mult);
 }
 
+// The base's config and the adapter checked against it, for both kinds of merge output.
+static int base_and_adapter_load(const char *model_path, const char *adapter_dir,
+                                 model_config *mc, lora_adapter *a) {
+    if (base_model_config(model_path, mc)) return -1;
+    if (!dir_is_peft_adapter(adapter_dir))
+        return err_set("%s: not a PEFT adapter directory (no adapter_config.json)", adapter_dir);
+    return peft_adapter_load(adapter_dir, mc, a);
+}
+
 static int merge_model_to_gguf(const char *model_path, const char *adapter_dir,
                                const char *out_path, const merge_options *o, merge_report *rep) {
     if (path_is_dir(model_path))
@@ -314,11 +323,8 @@ static int merge_model_to_gguf(const char *model_path, const char *adapter_dir,
     if (path_exists(out_path))
         return err_set("%s: already exists (merge writes a new file)", out_path);
     model_config mc;
-    if (base_model_config(model_path, &mc)) return -1;
-    if (!dir_is_peft_adapter(adapter_dir))
-        return err_set("%s: not a PEFT adapter directory (no adapter_config.json)", adapter_dir);
     lora_adapter a;
-    if (peft_adapter_load(adapter_dir, &mc, &a)) return -1;
+    if (base_and_adapter_load(model_path, adapter_dir, &mc, &a)) return -1;
     rep->from_gguf = 1;
     merge_job job = {model_path, NULL, &mc, &a, o, rep};
     int rc = merge_to_gguf(&job, out_path);
@@ -338,11 +344,8 @@ int merge_model(const char *model_path, const char *adapter_dir, const char *out
                        "model directory)",
                        out_dir);
     model_config mc;
-    if (base_model_config(model_path, &mc)) return -1;
-    if (!dir_is_peft_adapter(adapter_dir))
-        return err_set("%s: not a PEFT adapter directory (no adapter_config.json)", adapter_dir);
     lora_adapter a;
-    if (peft_adapter_load(adapter_dir, &mc, &a)) return -1;
+    if (base_and_adapter_load(model_path, adapter_dir, &mc, &a)) return -1;
     char partial[4096];
     int rc = dir_partial_begin(partial, sizeof partial, out_dir);
     if (!rc) {

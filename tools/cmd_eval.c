@@ -134,6 +134,17 @@ static void print_json(cJSON *o) {
     cJSON_Delete(o);
 }
 
+// The fields every --json output of the shard-based modes starts with.
+static cJSON *json_header(const eval_args *a, const char *input_key, const char *input) {
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "model", a->model);
+    add_str_or_null(j, "adapter", a->adapter);
+    cJSON_AddStringToObject(j, input_key, input);
+    cJSON_AddStringToObject(j, "split", a->split);
+    cJSON_AddNumberToObject(j, "seq_len", (double)a->seq_len);
+    return j;
+}
+
 static int run_perplexity(const eval_args *a, const model *m, const lora_adapter *lora,
                           const tokenizer *tok) {
     ppl_attention att = !strcmp(a->doc_attention, "causal")     ? PPL_ATTENTION_CAUSAL
@@ -146,12 +157,7 @@ static int run_perplexity(const eval_args *a, const model *m, const lora_adapter
         return cli_fail();
     double secs = clock_now_s() - t0;
     if (a->json) {
-        cJSON *j = cJSON_CreateObject();
-        cJSON_AddStringToObject(j, "model", a->model);
-        add_str_or_null(j, "adapter", a->adapter);
-        cJSON_AddStringToObject(j, "shards", a->shards);
-        cJSON_AddStringToObject(j, "split", a->split);
-        cJSON_AddNumberToObject(j, "seq_len", (double)a->seq_len);
+        cJSON *j = json_header(a, "shards", a->shards);
         cJSON_AddStringToObject(j, "doc_attention", r.document_attention ? "document" : "causal");
         cJSON_AddNumberToObject(j, "windows", (double)r.windows);
         cJSON_AddNumberToObject(j, "windows_total", (double)r.windows_total);
@@ -181,12 +187,7 @@ static int run_preference(const eval_args *a, const model *m, const lora_adapter
         return cli_fail();
     double secs = clock_now_s() - t0;
     if (a->json) {
-        cJSON *j = cJSON_CreateObject();
-        cJSON_AddStringToObject(j, "model", a->model);
-        add_str_or_null(j, "adapter", a->adapter);
-        cJSON_AddStringToObject(j, "preference", a->preference);
-        cJSON_AddStringToObject(j, "split", a->split);
-        cJSON_AddNumberToObject(j, "seq_len", (double)a->seq_len);
+        cJSON *j = json_header(a, "preference", a->preference);
         cJSON_AddNumberToObject(j, "pairs", (double)r.pairs);
         cJSON_AddNumberToObject(j, "pairs_usable", (double)r.pairs_usable);
         cJSON_AddNumberToObject(j, "pairs_total", (double)r.pairs_total);
