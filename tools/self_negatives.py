@@ -110,14 +110,18 @@ def generate(args, question):
     return json.loads(p.stdout)
 
 
-def write_jsonl(path, rows):
+def write_atomic(path, text):
+    """Temporary file, fsync, rename: a killed run never leaves a file that looks complete."""
     tmp = path + ".partial"
     with open(tmp, "w", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        f.write(text)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+def write_jsonl(path, rows):
+    write_atomic(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
 
 
 def main():
@@ -177,8 +181,7 @@ def main():
               "sources": sources, "train_pairs": len(train), "val_pairs": len(val),
               "skipped_identical_or_empty": identical,
               "seconds": round(time.time() - t0, 1)}
-    with open(os.path.join(args.out, "recipe.json"), "w") as f:
-        json.dump(recipe, f, indent=1)
+    write_atomic(os.path.join(args.out, "recipe.json"), json.dumps(recipe, indent=1) + "\n")
     print(f"{len(train)} train and {len(val)} val pairs in {args.out} "
           f"({identical} skipped, {recipe['seconds']} s)", file=sys.stderr)
 
