@@ -106,7 +106,9 @@ def generate(args, question):
         cmd += ["--adapter", args.adapter]
     p = subprocess.run(cmd, capture_output=True, text=True)
     if p.returncode != 0:
-        die(f"{args.model}: medtune generate failed: {p.stderr.strip()}")
+        # medtune's own line already names the file and the problem: pass it on as it is.
+        lines = p.stderr.strip().splitlines() or [f"medtune generate exited {p.returncode}"]
+        die(lines[-1].removeprefix("medtune: error: "))
     return json.loads(p.stdout)
 
 
