@@ -1,5 +1,6 @@
 """Helpers shared by the Python test drivers (the counterpart of tests/testlib.h): skipping,
 failing, the paths ctest passes in the environment, and fresh working directories."""
+import json
 import os
 import subprocess
 import sys
@@ -50,6 +51,13 @@ def work_dir(area, name):
     subprocess.run(["rm", "-rf", d], check=True)
     os.makedirs(d)
     return d
+
+
+def write_json(path, obj):
+    """obj as indented JSON at path; returns path."""
+    with open(path, "w") as f:
+        json.dump(obj, f, indent=1)
+    return path
 
 
 def run(args, expect=0, **kw):

@@ -1,6 +1,5 @@
 """Helpers of the architecture oracle tests: the oracle venv, models written by transformers,
 medtune's outputs (tests/test_arch.c) and GGUF files written with gguf-py."""
-import json
 import os
 import subprocess
 import sys
@@ -8,6 +7,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 from testlib import env, fail, medtune_bin, skip, train_tokenizer  # noqa: E402
+from testlib import write_json  # noqa: E402,F401
 
 B, T = 2, 24  # the test batch
 
@@ -73,11 +73,6 @@ def medtune_outputs(work, model, adapter, tokens, targets, tag):
         if line.startswith("recompute:"):
             print(f"{tag}: {line}")
     return load_file(out)
-
-
-def write_json(path, obj):
-    with open(path, "w") as f:
-        json.dump(obj, f, indent=1)
 
 
 def tokenizer_dir(out_dir):

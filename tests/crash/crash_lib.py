@@ -2,7 +2,6 @@
 and text shards they run on, killing medtune at a chosen syscall (strace's SIGKILL injection),
 a full disk (a small tmpfs), and whole-directory snapshots for byte-for-byte comparisons."""
 import contextlib
-import json
 import os
 import re
 import shutil
@@ -11,6 +10,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from testlib import fail, medtune_bin, run, skip  # noqa: E402,F401
+from testlib import write_json  # noqa: E402,F401
 from testlib import work_dir as _work_dir  # noqa: E402
 
 # The syscalls that change files: a kill just before any of them is a moment "during a write".
@@ -21,11 +21,6 @@ SAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../config
 
 def work_dir(name):
     return _work_dir("crash_tests", name)
-
-
-def write_json(path, obj):
-    with open(path, "w") as f:
-        json.dump(obj, f, indent=1)
 
 
 def tiny_model(work):

@@ -16,6 +16,7 @@ import zstandard
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 from testlib import fail, run, work_dir as _work_dir  # noqa: E402,F401
+from testlib import write_json  # noqa: E402,F401
 sys.path.insert(0, os.path.join(HERE, "..", "prep"))
 from prep_ref import crc32c  # noqa: E402
 from fresh_lib import LLAMA, fresh_model, quickstart_dir  # noqa: E402,F401
@@ -24,12 +25,6 @@ from make_model import write_model  # noqa: E402  (tests/twin, put on sys.path b
 
 def work_dir(name):
     return _work_dir("eval_tests", name)
-
-
-def write_json(path, obj):
-    with open(path, "w") as f:
-        json.dump(obj, f, indent=1)
-    return path
 
 
 def tiny_model(out_dir, vocab_size, tokenizer_json=None, seed=1):

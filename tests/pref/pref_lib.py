@@ -9,18 +9,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 sys.path.insert(0, os.path.join(HERE, "..", "prep"))
 from testlib import fail, run, work_dir as _work_dir  # noqa: E402,F401
+from testlib import write_json  # noqa: E402,F401
 from fresh_lib import fresh_model, quickstart_dir  # noqa: E402
 import prep_ref  # noqa: E402
 
 
 def work_dir(name):
     return _work_dir("pref_tests", name)
-
-
-def write_json(path, obj):
-    with open(path, "w") as f:
-        json.dump(obj, f, indent=1)
-    return path
 
 
 def pair_records():

@@ -6,17 +6,13 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from testlib import env, fail, run, shared_dir, skip  # noqa: E402,F401
+from testlib import write_json  # noqa: E402,F401
 from testlib import medtune_bin as medtune  # noqa: E402,F401
 from testlib import work_dir as _work_dir  # noqa: E402
 
 
 def work_dir(name):
     return _work_dir("train_tests", name)
-
-
-def write_json(path, obj):
-    with open(path, "w") as f:
-        json.dump(obj, f, indent=1)
 
 
 def write_peft_adapter(adapter_dir, lora, **config):
