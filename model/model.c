@@ -12,6 +12,7 @@ static size_t layer_param_count(const model_config *c) {
     size_t q = (size_t)c->n_heads * c->head_dim, kv = (size_t)c->n_kv_heads * c->head_dim;
     size_t n = 2 * C + q * C + 2 * kv * C + C * q + 3 * F * C;
     if (c->attention_bias) n += q + 2 * kv;
+    if (c->arch == MODEL_ARCH_GPT2) n += 4 * C + F - F * C;  // biases; no gate projection
     return n;
 }
 
@@ -22,6 +23,8 @@ int model_alloc(model *m, const model_config *cfg) {
     size_t per_layer = layer_param_count(cfg);
     size_t n = V * C + C + (size_t)cfg->n_layers * per_layer;
     if (!cfg->tie_word_embeddings) n += V * C;
+    const int gpt2 = cfg->arch == MODEL_ARCH_GPT2;
+    if (gpt2) n += C + (size_t)cfg->max_position_embeddings * C;
     m->arena = malloc(n * sizeof(float));
     m->layers = calloc((size_t)cfg->n_layers, sizeof(layer_weights));
     if (!m->arena || !m->layers) {
@@ -39,11 +42,16 @@ int model_alloc(model *m, const model_config *cfg) {
     } else {
         m->lm_head = p, p += V * C;
     }
+    if (gpt2) {
+        m->final_norm_b = p, p += C;
+        m->pos_embed = p, p += (size_t)cfg->max_position_embeddings * C;
+    }
     size_t F = (size_t)cfg->intermediate_size;
     size_t q = (size_t)cfg->n_heads * cfg->head_dim, kv = (size_t)cfg->n_kv_heads * cfg->head_dim;
     for (int l = 0; l < cfg->n_layers; l++) {
         layer_weights *w = &m->layers[l];
         w->attn_norm = p, p += C;
+        // wq, wk, wv adjacent (and bq, bk, bv): phi3's qkv_proj and gpt2's c_attn as one matrix.
         w->wq = p, p += q * C;
         w->wk = p, p += kv * C;
         w->wv = p, p += kv * C;
@@ -54,9 +62,17 @@ int model_alloc(model *m, const model_config *cfg) {
         }
         w->wo = p, p += C * q;
         w->mlp_norm = p, p += C;
-        w->w_gate = p, p += F * C;
+        // phi3's gate_up_proj is [gate; up]: w_gate and w_up adjacent hold it as stored.
+        if (!gpt2) w->w_gate = p, p += F * C;
         w->w_up = p, p += F * C;
         w->w_down = p, p += C * F;
+        if (gpt2) {
+            w->attn_norm_b = p, p += C;
+            w->bo = p, p += C;
+            w->mlp_norm_b = p, p += C;
+            w->b_up = p, p += F;
+            w->b_down = p, p += C;
+        }
     }
     return 0;
 }
@@ -89,6 +105,15 @@ int model_config_validate(const model_config *c, const char *file) {
         return err_set("%s: rope_scaling: llama3 needs low_freq_factor < high_freq_factor and "
                        "original_max_position_embeddings",
                        file);
+    if (c->rotary_dim < 0 || c->rotary_dim > c->head_dim || c->rotary_dim % 2 != 0)
+        return err_set("%s: partial_rotary_factor: %d rotary dims of head_dim %d must be even and "
+                       "at most head_dim",
+                       file, c->rotary_dim, c->head_dim);
+    if (c->rope_scaling == ROPE_SCALING_LONGROPE && c->rope_original_max_position <= 0)
+        return err_set("%s: original_max_position_embeddings: longrope needs a positive value",
+                       file);
+    if (c->arch == MODEL_ARCH_GPT2 && c->max_position_embeddings <= 0)
+        return err_set("%s: n_positions: must be positive", file);
     return 0;
 }
 
@@ -134,6 +159,15 @@ void model_fingerprint(const model *m, char hex[65]) {
                               k->rope_low_freq_factor, k->rope_high_freq_factor};
     sha256_update(&c, shape, sizeof shape);
     sha256_update(&c, numerics, sizeof numerics);
+    // Only the architectures that have them hash these, so earlier fingerprints stay valid.
+    if (k->arch == MODEL_ARCH_PHI3 || k->arch == MODEL_ARCH_GPT2) {
+        const int32_t more[] = {k->rotary_dim, k->rope_original_max_position,
+                                k->attn_scale_inverse_layer, k->max_position_embeddings};
+        sha256_update(&c, more, sizeof more);
+        sha256_update(&c, &k->rope_attention_factor, sizeof k->rope_attention_factor);
+        sha256_update(&c, k->rope_short_factor, sizeof k->rope_short_factor);
+        sha256_update(&c, k->rope_long_factor, sizeof k->rope_long_factor);
+    }
     if (m->has_stored_sha256)
         sha256_update(&c, m->stored_sha256, sizeof m->stored_sha256);
     else

@@ -1,4 +1,5 @@
-// A decoder-only transformer of the Llama family (llama, mistral, qwen2) held in fp32.
+// A decoder-only transformer of the Llama family (llama, mistral, qwen2), Phi-3 or GPT-2,
+// held in fp32.
 // Weights follow Hugging Face layout and semantics: a projection W is [out, in] row-major
 // and y = x W^T (+ b); Q/K rows are in HF order (llama.cpp's GGUF permutation undone at load).
 #ifndef MEDTUNE_MODEL_MODEL_H
@@ -7,13 +8,23 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef enum { MODEL_ARCH_LLAMA, MODEL_ARCH_MISTRAL, MODEL_ARCH_QWEN2 } model_arch;
+typedef enum {
+    MODEL_ARCH_LLAMA,
+    MODEL_ARCH_MISTRAL,
+    MODEL_ARCH_QWEN2,
+    MODEL_ARCH_PHI3,  // fused qkv_proj / gate_up_proj, partial rotary, longrope (model/arch_phi3.c)
+    MODEL_ARCH_GPT2,  // LayerNorm, learned positions, GELU MLP, biases (model/arch_gpt2.c)
+} model_arch;
 
 typedef enum {
     ROPE_SCALING_NONE,
     ROPE_SCALING_LINEAR,  // positions divided by factor
     ROPE_SCALING_LLAMA3,  // frequency-dependent scaling of Llama 3.1/3.2
+    ROPE_SCALING_LONGROPE,  // Phi-3 LongRoPE: per-frequency short/long factors, cos/sin scaled
 } rope_scaling_type;
+
+// LongRoPE factors per rotary frequency: rotary_dim / 2 of them (head_dim <= 512).
+#define MODEL_MAX_ROPE_FACTORS 256
 
 #define MODEL_MAX_EOS 8
 
@@ -39,6 +50,17 @@ typedef struct {
     int bos_token_id;    // -1 when absent
     int eos_token_ids[MODEL_MAX_EOS];
     int n_eos;
+    // phi3: rotary dims of each head (partial_rotary_factor * head_dim); 0 means head_dim.
+    int rotary_dim;
+    // longrope: the short factors serve sequences up to rope_original_max_position, the long
+    // ones longer sequences; cos and sin are multiplied by rope_attention_factor.
+    float rope_short_factor[MODEL_MAX_ROPE_FACTORS];
+    float rope_long_factor[MODEL_MAX_ROPE_FACTORS];
+    float rope_attention_factor;
+    // gpt2: LayerNorm with bias (eps in rms_norm_eps), learned positions for
+    // max_position_embeddings rows, GELU-tanh MLP in w_up / w_down; scale_attn_by_inverse_layer_idx
+    // divides the scores of layer l by l + 1.
+    int attn_scale_inverse_layer;
 } model_config;
 
 typedef struct {
@@ -54,6 +76,12 @@ typedef struct {
     float *w_gate;     // [F, C]
     float *w_up;       // [F, C]
     float *w_down;     // [C, F]
+    // gpt2 only (NULL otherwise): LayerNorm biases and the biases of the other projections.
+    float *attn_norm_b;  // [C]
+    float *bo;           // [C]
+    float *mlp_norm_b;   // [C]
+    float *b_up;         // [F]
+    float *b_down;       // [C]
 } layer_weights;
 
 typedef struct {
@@ -62,6 +90,8 @@ typedef struct {
     float *final_norm;  // [C]
     float *lm_head;     // [V, C]; equals embed when tied
     layer_weights *layers;
+    float *final_norm_b;  // [C] gpt2's ln_f bias, NULL otherwise
+    float *pos_embed;     // [max_position_embeddings, C] gpt2's wpe, NULL otherwise
     float *arena;       // all weights, one allocation
     size_t n_params;    // distinct parameters (tied lm_head counted once)
     // Description of the source, for `medtune info`.

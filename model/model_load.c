@@ -8,12 +8,15 @@
 #include "common/error.h"
 #include "common/fileio.h"
 #include "formats/gguf.h"
+#include "model/arch.h"
 
 const char *model_arch_name(model_arch a) {
     switch (a) {
     case MODEL_ARCH_LLAMA: return "llama";
     case MODEL_ARCH_MISTRAL: return "mistral";
     case MODEL_ARCH_QWEN2: return "qwen2";
+    case MODEL_ARCH_PHI3: return "phi3";
+    case MODEL_ARCH_GPT2: return "gpt2";
     }
     return "?";
 }
@@ -47,8 +50,15 @@ static void slot_set(weight_slot *s, float *dst, int64_t rows, int64_t cols, con
     snprintf(s->gguf_name, sizeof s->gguf_name, "%s", gguf);
 }
 
+void weight_slot_set(weight_slot *s, float *dst, int64_t rows, int64_t cols, const char *hf,
+                     const char *gguf) {
+    slot_set(s, dst, rows, cols, hf, gguf);
+}
+
 int weight_slots_list(const model *m, weight_slot **out, int *n_out) {
     const model_config *c = &m->cfg;
+    if (c->arch == MODEL_ARCH_PHI3) return phi3_weight_slots(m, out, n_out);
+    if (c->arch == MODEL_ARCH_GPT2) return gpt2_weight_slots(m, out, n_out);
     int64_t C = c->hidden_size, F = c->intermediate_size, V = c->vocab_size;
     int64_t q = (int64_t)c->n_heads * c->head_dim, kv = (int64_t)c->n_kv_heads * c->head_dim;
     int per_layer = 9 + (c->attention_bias ? 3 : 0);

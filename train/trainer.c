@@ -126,7 +126,10 @@ static int init_adapter(trainer *t) {
     }
     lora_config ac;
     if (peft_adapter_read_config(tc->init_adapter, &ac)) return -1;
-    if (ac.r != tc->lora.r || ac.targets != tc->lora.targets || ac.alpha != tc->lora.alpha ||
+    model_arch arch = t->m.cfg.arch;
+    if (ac.r != tc->lora.r ||
+        lora_targets_resolve(ac.targets, arch) != lora_targets_resolve(tc->lora.targets, arch) ||
+        ac.alpha != tc->lora.alpha ||
         ac.use_rslora != tc->lora.use_rslora)
         return err_set("%s: the adapter has r=%d alpha=%g rslora=%d and other targets than the "
                        "config's lora section (r=%d alpha=%g rslora=%d): make lora.* match it",

@@ -1,0 +1,199 @@
+"""The transformers + PEFT side of check_phi3_gpt2.py, run in the oracle venv:
+  make WORK     random small phi3 and gpt2 models (transformers' save_pretrained), a PEFT
+                adapter with random A and B for each, test batches, and the reference logits,
+                loss (fp32 forward) and LoRA gradients (float64 autograd) in WORK/<case>/ref*
+  check WORK    compares medtune's outputs (WORK/<case>/out*.safetensors) with the references,
+                and the adapter medtune trained and exported (WORK/<case>/trained) loaded by
+                PEFT onto the transformers model with medtune's logits after training.
+Prints one line per comparison; exits 1 on the first failure."""
+import json
+import os
+import sys
+
+import torch
+from peft import LoraConfig, PeftModel, get_peft_model
+from safetensors.torch import load_file, save_file
+from transformers import GPT2Config, GPT2LMHeadModel, Phi3Config, Phi3ForCausalLM
+
+TOL_LOGITS = 1e-5
+TOL_LOSS = 1e-5
+TOL_GRAD_REL = 1e-4
+
+
+def phi3_longrope():
+    # head_dim 10 with partial_rotary_factor 0.6: 6 rotated dims, 3 short and long factors;
+    # GQA 6 / 2; original_max_position_embeddings 16 below the 24-token batch (long factors)
+    # and above the 12-token one (short factors).
+    cfg = Phi3Config(vocab_size=203, hidden_size=60, intermediate_size=37, num_hidden_layers=2,
+                     num_attention_heads=6, num_key_value_heads=2, max_position_embeddings=64,
+                     original_max_position_embeddings=16, partial_rotary_factor=0.6,
+                     rope_parameters={"rope_type": "longrope", "rope_theta": 10000.0,
+                                      "partial_rotary_factor": 0.6,
+                                      "short_factor": [1.0, 1.3, 2.1],
+                                      "long_factor": [1.7, 3.9, 7.5]},
+                     sliding_window=None, tie_word_embeddings=False, pad_token_id=0,
+                     bos_token_id=1, eos_token_id=2)
+    targets = ["qkv_proj", "o_proj", "gate_up_proj", "down_proj"]
+    return Phi3ForCausalLM(cfg), targets, False
+
+
+def phi3_default():
+    cfg = Phi3Config(vocab_size=157, hidden_size=60, intermediate_size=45, num_hidden_layers=2,
+                     num_attention_heads=3, num_key_value_heads=3, max_position_embeddings=64,
+                     rope_parameters={"rope_type": "default", "rope_theta": 500.0},
+                     sliding_window=None, tie_word_embeddings=True, pad_token_id=0,
+                     bos_token_id=1, eos_token_id=2)
+    return Phi3ForCausalLM(cfg), ["qkv_proj", "down_proj"], False
+
+
+def gpt2_plain():
+    cfg = GPT2Config(vocab_size=211, n_embd=60, n_layer=2, n_head=5, n_inner=74, n_positions=40,
+                     layer_norm_epsilon=1e-5, activation_function="gelu_new")
+    return GPT2LMHeadModel(cfg), ["c_attn", "c_proj", "c_fc"], True
+
+
+def gpt2_biomedlm():
+    # BioMedLM's attention settings: scores of layer l divided by l + 1, fp32 upcast order.
+    cfg = GPT2Config(vocab_size=173, n_embd=36, n_layer=3, n_head=3, n_positions=32,
+                     scale_attn_by_inverse_layer_idx=True, reorder_and_upcast_attn=True,
+                     activation_function="gelu_new")
+    return GPT2LMHeadModel(cfg), ["c_attn", "c_proj"], True
+
+
+CASES = {"phi3_longrope": phi3_longrope, "phi3_default": phi3_default,
+         "gpt2_plain": gpt2_plain, "gpt2_biomedlm": gpt2_biomedlm}
+# The batches of each case: (B, T).
+BATCHES = {"phi3_longrope": [(2, 24), (2, 12)], "phi3_default": [(2, 19)],
+           "gpt2_plain": [(2, 23)], "gpt2_biomedlm": [(3, 17)]}
+
+
+def batch(vocab, B, T, seed):
+    g = torch.Generator().manual_seed(seed)
+    tokens = torch.randint(0, vocab, (B, T), generator=g, dtype=torch.int32)
+    targets = torch.cat([tokens[:, 1:], torch.full((B, 1), -1, dtype=torch.int32)], dim=1)
+    targets[0, :3] = -1  # a masked prompt
+    return tokens, targets
+
+
+def randomize(model, seed):
+    """Random weights with a spread that makes every part of the block matter."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "norm" in name or ".ln_" in name:
+                p.copy_(1.0 + 0.2 * torch.randn(p.shape, generator=g) if name.endswith("weight")
+                        else 0.1 * torch.randn(p.shape, generator=g))
+            else:
+                p.copy_(0.1 * torch.randn(p.shape, generator=g))
+
+
+def loss_of(logits, targets):
+    return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]),
+                                             targets.reshape(-1).long(), ignore_index=-1)
+
+
+def make(work):
+    torch.manual_seed(0)
+    for i, (case, build) in enumerate(CASES.items()):
+        d = os.path.join(work, case)
+        os.makedirs(d, exist_ok=True)
+        model, targets, conv1d = build()
+        randomize(model, 100 + i)
+        model.save_pretrained(os.path.join(d, "model"), safe_serialization=True)
+        # The references use the model as read back: what a user of the directory gets (tied
+        # heads are tied at load).
+        model = type(model).from_pretrained(os.path.join(d, "model"), dtype=torch.float32)
+        lcfg = LoraConfig(r=3, lora_alpha=7, target_modules=targets, lora_dropout=0.0,
+                          fan_in_fan_out=conv1d, bias="none", task_type="CAUSAL_LM")
+        peft = get_peft_model(model, lcfg)
+        g = torch.Generator().manual_seed(200 + i)
+        with torch.no_grad():
+            for name, p in peft.named_parameters():
+                if "lora_" in name:
+                    p.copy_(0.1 * torch.randn(p.shape, generator=g))
+        peft.save_pretrained(os.path.join(d, "adapter"))
+        vocab = model.config.vocab_size
+        for j, (B, T) in enumerate(BATCHES[case]):
+            tokens, tgt = batch(vocab, B, T, 300 + 10 * i + j)
+            save_file({"tokens": tokens, "targets": tgt}, os.path.join(d, f"batch{j}.safetensors"))
+            peft.float()
+            with torch.no_grad():
+                logits = peft(input_ids=tokens.long()).logits
+            ref = {"logits": logits.reshape(B * T, -1).contiguous(),
+                   "loss": loss_of(logits, tgt).reshape(1)}
+            peft.double()
+            peft.zero_grad()
+            logits64 = peft(input_ids=tokens.long()).logits
+            ref["logits64"] = logits64.detach().reshape(B * T, -1).float().contiguous()
+            loss = loss_of(logits64, tgt)
+            loss.backward()
+            for name, p in peft.named_parameters():
+                if "lora_" in name:
+                    # PEFT names parameters "...lora_A.default.weight", saves "...lora_A.weight"
+                    ref["grad." + name.replace(".default", "")] = p.grad.float().contiguous()
+            peft.float()
+            save_file(ref, os.path.join(d, f"ref{j}.safetensors"))
+        print(f"made {case}: {sum(p.numel() for p in model.parameters())} parameters")
+
+
+def compare(what, got, want, tol, relative=False):
+    got, want = got.double(), want.double()
+    if got.shape != want.shape:
+        print(f"FAIL: {what}: shape {tuple(got.shape)}, expected {tuple(want.shape)}")
+        sys.exit(1)
+    if relative:
+        err = ((got - want).norm() / max(want.norm().item(), 1e-30)).item()
+    else:
+        err = (got - want).abs().max().item()
+    print(f"{what}: {'relative' if relative else 'max abs'} error {err:.2e} (tolerance {tol:g})")
+    if not err <= tol:
+        print(f"FAIL: {what} differs from transformers/PEFT by {err:.3e} > {tol:g}")
+        sys.exit(1)
+    return err
+
+
+def check(work):
+    for i, (case, build) in enumerate(CASES.items()):
+        d = os.path.join(work, case)
+        for j, _ in enumerate(BATCHES[case]):
+            ref = load_file(os.path.join(d, f"ref{j}.safetensors"))
+            out = load_file(os.path.join(d, f"out{j}.safetensors"))
+            compare(f"{case} batch {j} logits", out["logits"], ref["logits"], TOL_LOGITS)
+            compare(f"{case} batch {j} logits vs float64", out["logits"], ref["logits64"],
+                    TOL_LOGITS)
+            compare(f"{case} batch {j} loss", out["loss"], ref["loss"], TOL_LOSS)
+            grads = sorted(k for k in ref if k.startswith("grad."))
+            if sorted(k for k in out if k.startswith("grad.")) != grads:
+                print(f"FAIL: {case}: gradient names {sorted(k for k in out if k.startswith('grad.'))}"
+                      f" differ from PEFT's {grads}")
+                sys.exit(1)
+            worst = max(compare(f"{case} batch {j} {k}", out[k], ref[k], TOL_GRAD_REL, True)
+                        for k in grads)
+            print(f"{case} batch {j}: {len(grads)} LoRA gradients, worst relative error {worst:.2e}")
+        # The adapter medtune trained and exported, loaded by PEFT itself.
+        conf = json.load(open(os.path.join(d, "trained", "adapter_config.json")))
+        conv1d = case.startswith("gpt2")
+        if conf.get("fan_in_fan_out") is not conv1d:
+            print(f"FAIL: {case}: adapter_config.json fan_in_fan_out is "
+                  f"{conf.get('fan_in_fan_out')}, PEFT needs {conv1d}")
+            sys.exit(1)
+        base = type(build()[0]).from_pretrained(os.path.join(d, "model"), dtype=torch.float32)
+        peft = PeftModel.from_pretrained(base, os.path.join(d, "trained"))
+        b = load_file(os.path.join(d, "batch0.safetensors"))
+        with torch.no_grad():
+            logits = peft(input_ids=b["tokens"].long()).logits
+        out = load_file(os.path.join(d, "trained_out.safetensors"))
+        B, T = b["tokens"].shape
+        moved = (out["logits"] - load_file(os.path.join(d, "ref0.safetensors"))["logits"]).abs().max()
+        if not moved > 1e-3:
+            print(f"FAIL: {case}: training changed the logits by only {moved:.2e}")
+            sys.exit(1)
+        compare(f"{case} trained adapter (PEFT load) logits", out["logits"],
+                logits.reshape(B * T, -1), TOL_LOGITS)
+        compare(f"{case} trained adapter (PEFT load) loss", out["loss"],
+                loss_of(logits, b["targets"]).reshape(1), TOL_LOSS)
+    print("all comparisons passed")
+
+
+if __name__ == "__main__":
+    {"make": make, "check": check}[sys.argv[1]](sys.argv[2])
