@@ -1,6 +1,9 @@
 // medtune's side of the architecture oracle tests (tests/arch/check_phi3_gpt2.py), which
 // compare it with transformers + PEFT:
 //   forward MODEL ADAPTER_DIR IN OUT   logits, mean loss and every LoRA gradient of the batch
+//   decode MODEL ADAPTER_DIR IN OUT    the KV-cache decoder on row 0: a 5-token prefill,
+//                                      then one token per step; "logits" [T, V] holds the
+//                                      logits of each position when it was the last one
 //   train MODEL ADAPTER_DIR IN STEPS LR OUT_ADAPTER OUT
 //                                      STEPS AdamW steps on the batch, the adapter exported to
 //                                      OUT_ADAPTER (PEFT), then the logits with it
@@ -13,6 +16,7 @@
 #include "checkpoints/peft.h"
 #include "common/error.h"
 #include "formats/safetensors.h"
+#include "model/decoder.h"
 #include "model/lora.h"
 #include "model/model.h"
 #include "model/transformer.h"
@@ -100,11 +104,28 @@ static void write_out(const char *path, const model *m, const lora_adapter *a, c
     free(names);
 }
 
+static void decode(const model *m, const lora_adapter *a, const batch_in *in, const char *out) {
+    const int T = in->T, V = m->cfg.vocab_size, prefill = T < 5 ? T : 5;
+    decoder d;
+    if (decoder_init(&d, m, a, T)) test_fail("decoder: %s", err_msg());
+    float *logits = malloc((size_t)T * V * sizeof(float));
+    if (!logits) test_fail("out of memory");
+    if (decoder_forward(&d, in->tokens, prefill, logits, 1)) test_fail("%s", err_msg());
+    for (int t = prefill; t < T; t++)
+        if (decoder_forward(&d, in->tokens + t, 1, logits + (int64_t)t * V, 0))
+            test_fail("%s", err_msg());
+    decoder_free(&d);
+    st_write_tensor t = {"logits", ST_F32, 2, {T, V}, logits};
+    if (safetensors_write(out, &t, 1, NULL, 0)) test_fail("%s", err_msg());
+    free(logits);
+}
+
 int main(int argc, char **argv) {
     int train = argc == 9 && !strcmp(argv[1], "train");
-    if (!train && !(argc == 6 && !strcmp(argv[1], "forward"))) {
-        fprintf(stderr, "usage: %s forward MODEL ADAPTER IN OUT | train MODEL ADAPTER IN STEPS "
-                        "LR OUT_ADAPTER OUT\n", argv[0]);
+    int dec = argc == 6 && !strcmp(argv[1], "decode");
+    if (!train && !dec && !(argc == 6 && !strcmp(argv[1], "forward"))) {
+        fprintf(stderr, "usage: %s forward|decode MODEL ADAPTER IN OUT | train MODEL ADAPTER IN "
+                        "STEPS LR OUT_ADAPTER OUT\n", argv[0]);
         return 2;
     }
     model m;
@@ -112,7 +133,9 @@ int main(int argc, char **argv) {
     lora_adapter a;
     if (peft_adapter_load(argv[3], &m.cfg, &a)) test_fail("%s", err_msg());
     batch_in in = batch_read(argv[4]);
-    if (!train) {
+    if (dec) {
+        decode(&m, &a, &in, argv[5]);
+    } else if (!train) {
         float loss = (float)loss_and_grads(&m, &a, &in, 1);
         float *logits = logits_of(&m, &a, &in);
         write_out(argv[5], &m, &a, &in, logits, loss, 1);

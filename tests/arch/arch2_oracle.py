@@ -121,6 +121,13 @@ def make(work):
                 logits = peft(input_ids=tokens.long()).logits
             ref = {"logits": logits.reshape(B * T, -1).contiguous(),
                    "loss": loss_of(logits, tgt).reshape(1)}
+            if j == 0:
+                # What generation sees: position t's logits from the forward of tokens 0..t
+                # (phi3 longrope: short factors up to original_max_position_embeddings).
+                with torch.no_grad():
+                    ref["prefix_logits"] = torch.stack([
+                        peft(input_ids=tokens[:1, :t + 1].long()).logits[0, -1]
+                        for t in range(T)])
             peft.double()
             peft.zero_grad()
             logits64 = peft(input_ids=tokens.long()).logits
@@ -170,6 +177,10 @@ def check(work):
             worst = max(compare(f"{case} batch {j} {k}", out[k], ref[k], TOL_GRAD_REL, True)
                         for k in grads)
             print(f"{case} batch {j}: {len(grads)} LoRA gradients, worst relative error {worst:.2e}")
+        ref = load_file(os.path.join(d, "ref0.safetensors"))
+        out = load_file(os.path.join(d, "decode.safetensors"))
+        compare(f"{case} KV-cache decoder logits (row 0, step by step)", out["logits"],
+                ref["prefix_logits"], TOL_LOGITS)
         # The adapter medtune trained and exported, loaded by PEFT itself.
         conf = json.load(open(os.path.join(d, "trained", "adapter_config.json")))
         conv1d = case.startswith("gpt2")

@@ -6,7 +6,10 @@ random A and B on the models' own module names (qkv_proj, o_proj, gate_up_proj, 
 c_attn, c_proj, c_fc with fan_in_fan_out). medtune (tests/test_arch_run.c) must give:
 logits and loss within 1e-5 of transformers' fp32 forward, every LoRA gradient within 1e-4
 relative of PEFT + autograd (float64), and after 3 AdamW steps an exported adapter that PEFT
-loads onto the transformers model with medtune's logits within 1e-5.
+loads onto the transformers model with medtune's logits within 1e-5. The KV-cache decoder
+(generate, eval), fed one token at a time, gives each position the logits of transformers'
+forward over the prefix within 1e-5 (for phi3's LongRoPE: the switch to the long factors
+past original_max_position_embeddings recomputes the cache, as transformers' generation).
 The transformers side runs in the oracle venv ($MEDTUNE_ORACLE_VENV or
 $MEDTUNE_CACHE/venv-oracle, tests/arch/arch2_oracle.py); the test skips when it is absent."""
 import os
@@ -51,6 +54,8 @@ def main():
         for j in range(n_batches):
             call([runner, "forward", os.path.join(d, "model"), os.path.join(d, "adapter"),
                   os.path.join(d, f"batch{j}.safetensors"), os.path.join(d, f"out{j}.safetensors")])
+        call([runner, "decode", os.path.join(d, "model"), os.path.join(d, "adapter"),
+              os.path.join(d, "batch0.safetensors"), os.path.join(d, "decode.safetensors")])
         call([runner, "train", os.path.join(d, "model"), os.path.join(d, "adapter"),
               os.path.join(d, "batch0.safetensors"), "3", "0.01", os.path.join(d, "trained"),
               os.path.join(d, "trained_out.safetensors")])
