@@ -16,13 +16,16 @@ int gpt2_weight_slots(const model *m, weight_slot **out, int *n_out) {
     const model_config *c = &m->cfg;
     int64_t C = c->hidden_size, F = c->intermediate_size, V = c->vocab_size;
     int64_t P = c->max_position_embeddings;
-    weight_slot *s = xcalloc_or_err((size_t)(4 + 12 * c->n_layers), sizeof *s, "model");
+    weight_slot *s = xcalloc_or_err((size_t)(5 + 12 * c->n_layers), sizeof *s, "model");
     if (!s) return -1;
     int n = 0;
     weight_slot_set(&s[n++], m->embed, V, C, "transformer.wte.weight", "token_embd.weight");
     weight_slot_set(&s[n++], m->pos_embed, P, C, "transformer.wpe.weight", "position_embd.weight");
     weight_slot_set(&s[n++], m->final_norm, C, 0, "transformer.ln_f.weight", "output_norm.weight");
     weight_slot_set(&s[n++], m->final_norm_b, C, 0, "transformer.ln_f.bias", "output_norm.bias");
+    // Only GGUF files can be untied (a separate output.weight); HF gpt2 configs are refused.
+    if (!c->tie_word_embeddings)
+        weight_slot_set(&s[n++], m->lm_head, V, C, "lm_head.weight", "output.weight");
     for (int l = 0; l < c->n_layers; l++) {
         const layer_weights *w = &m->layers[l];
         char hf[96], gg[64];

@@ -7,9 +7,12 @@
                 PEFT onto the transformers model with medtune's logits after training.
 Prints one line per comparison; exits 1 on the first failure."""
 import json
+import math
 import os
 import sys
 
+import gguf
+import numpy as np
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model
 from safetensors.torch import load_file, save_file
@@ -62,6 +65,7 @@ def gpt2_biomedlm():
 
 CASES = {"phi3_longrope": phi3_longrope, "phi3_default": phi3_default,
          "gpt2_plain": gpt2_plain, "gpt2_biomedlm": gpt2_biomedlm}
+NO_GGUF_EQUIVALENT = {"gpt2_biomedlm"}
 # The batches of each case: (B, T).
 BATCHES = {"phi3_longrope": [(2, 24), (2, 12)], "phi3_default": [(2, 19)],
            "gpt2_plain": [(2, 23)], "gpt2_biomedlm": [(3, 17)]}
@@ -92,6 +96,79 @@ def loss_of(logits, targets):
                                              targets.reshape(-1).long(), ignore_index=-1)
 
 
+def write_gguf(model, path):
+    """The model as llama.cpp's convert_hf_to_gguf.py writes it (F32): phi3 keeps qkv_proj and
+    gate_up_proj fused (attn_qkv, ffn_up), partial rotary in rope.dimension_count, LongRoPE as
+    rope_factors_long/short with the original context length and attention factor; gpt2's
+    Conv1D weights transposed, context_length = n_positions, feed_forward_length = 4 * n_embd."""
+    cfg = model.config
+    sd = {k: v.detach().float().numpy() for k, v in model.state_dict().items()}
+    if cfg.model_type == "phi3":
+        w = gguf.GGUFWriter(path, "phi3")
+        rp = cfg.rope_parameters
+        head_dim = cfg.hidden_size // cfg.num_attention_heads
+        rope_dims = int(rp.get("partial_rotary_factor", 1.0) * cfg.hidden_size) // cfg.num_attention_heads
+        orig = getattr(cfg, "original_max_position_embeddings", cfg.max_position_embeddings)
+        w.add_context_length(cfg.max_position_embeddings)
+        w.add_rope_scaling_orig_ctx_len(orig)
+        w.add_embedding_length(cfg.hidden_size)
+        w.add_feed_forward_length(cfg.intermediate_size)
+        w.add_block_count(cfg.num_hidden_layers)
+        w.add_head_count(cfg.num_attention_heads)
+        w.add_head_count_kv(cfg.num_key_value_heads)
+        w.add_layer_norm_rms_eps(cfg.rms_norm_eps)
+        w.add_rope_dimension_count(rope_dims)
+        w.add_rope_freq_base(rp["rope_theta"])
+        w.add_sliding_window(0)
+        assert head_dim >= rope_dims
+        if rp.get("rope_type") == "longrope":
+            scale = cfg.max_position_embeddings / orig
+            w.add_rope_scaling_attn_factors(math.sqrt(1 + math.log(scale) / math.log(orig))
+                                            if scale > 1.0 else 1.0)
+            w.add_tensor("rope_factors_long.weight", np.array(rp["long_factor"], dtype=np.float32))
+            w.add_tensor("rope_factors_short.weight", np.array(rp["short_factor"], dtype=np.float32))
+        names = {"model.embed_tokens.weight": "token_embd.weight", "model.norm.weight": "output_norm.weight",
+                 "lm_head.weight": "output.weight"}
+        per = {"input_layernorm.weight": "attn_norm.weight", "self_attn.qkv_proj.weight": "attn_qkv.weight",
+               "self_attn.o_proj.weight": "attn_output.weight",
+               "post_attention_layernorm.weight": "ffn_norm.weight",
+               "mlp.gate_up_proj.weight": "ffn_up.weight", "mlp.down_proj.weight": "ffn_down.weight"}
+        prefix = "model.layers."
+        if cfg.tie_word_embeddings:
+            sd.pop("lm_head.weight", None)
+    else:
+        w = gguf.GGUFWriter(path, "gpt2")
+        w.add_block_count(cfg.n_layer)
+        w.add_context_length(cfg.n_positions)
+        w.add_embedding_length(cfg.n_embd)
+        w.add_feed_forward_length(4 * cfg.n_embd)
+        w.add_head_count(cfg.n_head)
+        w.add_layer_norm_eps(cfg.layer_norm_epsilon)
+        names = {"transformer.wte.weight": "token_embd.weight", "transformer.wpe.weight": "position_embd.weight",
+                 "transformer.ln_f.weight": "output_norm.weight", "transformer.ln_f.bias": "output_norm.bias"}
+        per = {}
+        for hf, gg in [("ln_1", "attn_norm"), ("attn.c_attn", "attn_qkv"), ("attn.c_proj", "attn_output"),
+                       ("ln_2", "ffn_norm"), ("mlp.c_fc", "ffn_up"), ("mlp.c_proj", "ffn_down")]:
+            per[hf + ".weight"] = gg + ".weight"
+            per[hf + ".bias"] = gg + ".bias"
+        prefix = "transformer.h."
+        sd.pop("lm_head.weight", None)  # tied to wte: llama.cpp then uses token_embd
+    for k, v in sd.items():
+        if k in names:
+            w.add_tensor(names[k], np.ascontiguousarray(v))
+            continue
+        if not k.startswith(prefix) or k.endswith((".attn.bias", ".attn.masked_bias")):
+            continue
+        layer, rest = k[len(prefix):].split(".", 1)
+        if cfg.model_type == "gpt2" and rest.endswith(".weight") and not rest.startswith("ln_"):
+            v = v.T  # Conv1D [in, out] -> [out, in]
+        w.add_tensor(f"blk.{layer}.{per[rest]}", np.ascontiguousarray(v))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
 def make(work):
     torch.manual_seed(0)
     for i, (case, build) in enumerate(CASES.items()):
@@ -103,6 +180,7 @@ def make(work):
         # The references use the model as read back: what a user of the directory gets (tied
         # heads are tied at load).
         model = type(model).from_pretrained(os.path.join(d, "model"), dtype=torch.float32)
+        write_gguf(model, os.path.join(d, "model.gguf"))
         lcfg = LoraConfig(r=3, lora_alpha=7, target_modules=targets, lora_dropout=0.0,
                           fan_in_fan_out=conv1d, bias="none", task_type="CAUSAL_LM")
         peft = get_peft_model(model, lcfg)
@@ -178,6 +256,18 @@ def check(work):
                         for k in grads)
             print(f"{case} batch {j}: {len(grads)} LoRA gradients, worst relative error {worst:.2e}")
         ref = load_file(os.path.join(d, "ref0.safetensors"))
+        out = load_file(os.path.join(d, "gguf_out0.safetensors"))
+        if case in NO_GGUF_EQUIVALENT:
+            # llama.cpp's gpt2 has no key for scale_attn_by_inverse_layer_idx: its GGUF is plain
+            # GPT-2 attention, in llama.cpp as in medtune, so the logits must differ.
+            if not (out["logits"] - ref["logits"]).abs().max() > 1e-3:
+                print(f"FAIL: {case}: the GGUF gives the HF logits although it cannot carry "
+                      "scale_attn_by_inverse_layer_idx")
+                sys.exit(1)
+            print(f"{case} GGUF: plain GPT-2 attention, as llama.cpp reads it")
+        else:
+            compare(f"{case} GGUF (llama.cpp conventions) logits", out["logits"], ref["logits"],
+                    TOL_LOGITS)
         out = load_file(os.path.join(d, "decode.safetensors"))
         compare(f"{case} KV-cache decoder logits (row 0, step by step)", out["logits"],
                 ref["prefix_logits"], TOL_LOGITS)

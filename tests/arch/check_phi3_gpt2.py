@@ -10,6 +10,8 @@ loads onto the transformers model with medtune's logits within 1e-5. The KV-cach
 (generate, eval), fed one token at a time, gives each position the logits of transformers'
 forward over the prefix within 1e-5 (for phi3's LongRoPE: the switch to the long factors
 past original_max_position_embeddings recomputes the cache, as transformers' generation).
+A GGUF of each model, written with gguf-py as llama.cpp's convert_hf_to_gguf.py does, gives
+the logits of the HF directory within 1e-5.
 The transformers side runs in the oracle venv ($MEDTUNE_ORACLE_VENV or
 $MEDTUNE_CACHE/venv-oracle, tests/arch/arch2_oracle.py); the test skips when it is absent."""
 import os
@@ -54,6 +56,8 @@ def main():
         for j in range(n_batches):
             call([runner, "forward", os.path.join(d, "model"), os.path.join(d, "adapter"),
                   os.path.join(d, f"batch{j}.safetensors"), os.path.join(d, f"out{j}.safetensors")])
+        call([runner, "forward", os.path.join(d, "model.gguf"), os.path.join(d, "adapter"),
+              os.path.join(d, "batch0.safetensors"), os.path.join(d, "gguf_out0.safetensors")])
         call([runner, "decode", os.path.join(d, "model"), os.path.join(d, "adapter"),
               os.path.join(d, "batch0.safetensors"), os.path.join(d, "decode.safetensors")])
         call([runner, "train", os.path.join(d, "model"), os.path.join(d, "adapter"),
