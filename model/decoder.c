@@ -37,7 +37,7 @@ static void decoder_carve(decoder *d, arena_carver *a) {
     ARENA_CARVE(a, d->scores, H * R * T);
     ARENA_CARVE(a, d->rope_cos, T * D / 2);
     ARENA_CARVE(a, d->rope_sin, T * D / 2);
-    ARENA_CARVE(a, d->tokens, T);
+    ARENA_CARVE(a, d->tokens, c->rope_scaling == ROPE_SCALING_LONGROPE ? T : 0);
 }
 
 int decoder_init(decoder *d, const model *m, const lora_adapter *lora, int n_ctx) {
@@ -214,7 +214,8 @@ static void forward_chunk(decoder *d, const int32_t *tokens, int n, const int *f
     int32_t pos[DECODER_ROWS_LIMIT];
     float rstd[DECODER_ROWS_LIMIT];
     for (int i = 0; i < n; i++) pos[i] = p0 + i - first[i];
-    memcpy(d->tokens + p0, tokens, (size_t)n * sizeof(int32_t));
+    if (c->rope_scaling == ROPE_SCALING_LONGROPE)
+        memcpy(d->tokens + p0, tokens, (size_t)n * sizeof(int32_t));
     const int gpt2 = c->arch == MODEL_ARCH_GPT2;
     embedding_forward(d->x, tokens, d->m->embed, n, C);
     if (d->m->pos_embed) pos_embedding_add(d->x, pos, d->m->pos_embed, n, C);

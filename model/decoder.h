@@ -51,7 +51,7 @@ typedef struct {
     // longrope (phi3): the tokens of the cached positions [n_ctx], and whether the cache was
     // computed with the long factors. Like transformers' Phi-3 generation, crossing the
     // pretraining length recomputes the whole cache with the long factors.
-    int32_t *tokens;
+    int32_t *tokens;  // [n_ctx] with longrope, else empty
     int rope_long;
 } decoder;
 
