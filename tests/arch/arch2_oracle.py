@@ -293,7 +293,61 @@ def check(work):
                 logits.reshape(B * T, -1), TOL_LOGITS)
         compare(f"{case} trained adapter (PEFT load) loss", out["loss"],
                 loss_of(logits, b["targets"]).reshape(1), TOL_LOSS)
+        merged = type(build()[0]).from_pretrained(os.path.join(d, "merged"),
+                                                  dtype=torch.float32)
+        with torch.no_grad():
+            m_logits = merged(input_ids=b["tokens"].long()).logits
+        compare(f"{case} medtune merge (transformers load) logits", m_logits, logits, TOL_LOGITS)
+        check_gguf_adapter(case, d, peft)
     print("all comparisons passed")
+
+
+def check_gguf_adapter(case, d, peft):
+    """Every lora_a/lora_b pair of the exported GGUF adapter: llama.cpp's names, ne that fit
+    the base GGUF tensor, and scale * B A equal to PEFT's delta in GGUF's [out, in] layout."""
+    r = gguf.GGUFReader(os.path.join(d, "adapter.gguf"))
+    arch = bytes(r.fields["general.architecture"].parts[-1]).decode()
+    want_arch = "gpt2" if case.startswith("gpt2") else "phi3"
+    if arch != want_arch:
+        print(f"FAIL: {case}: adapter.gguf general.architecture {arch}, expected {want_arch}")
+        sys.exit(1)
+    alpha = float(r.fields["adapter.lora.alpha"].parts[-1][0])
+    base = {t.name: t for t in gguf.GGUFReader(os.path.join(d, "model.gguf")).tensors}
+    t = {x.name: x for x in r.tensors}
+    deltas = {}
+    for name, module in peft.named_modules():
+        if hasattr(module, "get_delta_weight") and "default" in getattr(module, "lora_A", {}):
+            delta = module.get_delta_weight("default").detach().float()
+            if case.startswith("gpt2"):
+                delta = delta.T  # PEFT's delta follows Conv1D's [in, out]
+            deltas[name] = delta
+    gg = {"qkv_proj": "attn_qkv", "o_proj": "attn_output", "gate_up_proj": "ffn_up",
+          "down_proj": "ffn_down", "attn.c_attn": "attn_qkv", "attn.c_proj": "attn_output",
+          "mlp.c_fc": "ffn_up", "mlp.c_proj": "ffn_down"}
+    n = 0
+    for name, delta in deltas.items():
+        layer = int(name.split(".layers.")[-1].split(".")[0]) if ".layers." in name else \
+            int(name.split(".h.")[-1].split(".")[0])
+        key = next(v for k, v in gg.items() if name.endswith(k))
+        a, b = t.get(f"blk.{layer}.{key}.weight.lora_a"), t.get(f"blk.{layer}.{key}.weight.lora_b")
+        w = base[f"blk.{layer}.{key}.weight"]
+        if a is None or b is None:
+            print(f"FAIL: {case}: adapter.gguf lacks blk.{layer}.{key}.weight.lora_a/b")
+            sys.exit(1)
+        rank = int(a.shape[1])
+        if list(a.shape) != [w.shape[0], rank] or list(b.shape) != [rank, w.shape[1]]:
+            print(f"FAIL: {case}: {key} ne a {list(a.shape)} b {list(b.shape)} do not fit the "
+                  f"base ne {list(w.shape)}")
+            sys.exit(1)
+        A = torch.tensor(np.array(a.data)).reshape(rank, -1)
+        B = torch.tensor(np.array(b.data)).reshape(-1, rank)
+        got = (alpha / rank) * (B @ A)
+        if (got - delta).abs().max() > 1e-6:
+            print(f"FAIL: {case}: adapter.gguf {key} layer {layer}: scale * B A differs from PEFT's "
+                  f"delta by {(got - delta).abs().max():.2e}")
+            sys.exit(1)
+        n += 1
+    print(f"{case} adapter.gguf: {n} LoRA pairs with llama.cpp names, deltas equal PEFT's")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,10 @@ loads onto the transformers model with medtune's logits within 1e-5. The KV-cach
 forward over the prefix within 1e-5 (for phi3's LongRoPE: the switch to the long factors
 past original_max_position_embeddings recomputes the cache, as transformers' generation).
 A GGUF of each model, written with gguf-py as llama.cpp's convert_hf_to_gguf.py does, gives
-the logits of the HF directory within 1e-5.
+the logits of the HF directory within 1e-5. `medtune merge` of the trained adapter gives a
+directory whose transformers logits equal PEFT's; `medtune export --format gguf` writes
+llama.cpp's tensor names (attn_qkv, ffn_up, attn_output, ffn_down) whose scale * B A is PEFT's
+delta in the GGUF base's [out, in] layout.
 The transformers side runs in the oracle venv ($MEDTUNE_ORACLE_VENV or
 $MEDTUNE_CACHE/venv-oracle, tests/arch/arch2_oracle.py); the test skips when it is absent."""
 import os
@@ -63,6 +66,12 @@ def main():
         call([runner, "train", os.path.join(d, "model"), os.path.join(d, "adapter"),
               os.path.join(d, "batch0.safetensors"), "3", "0.01", os.path.join(d, "trained"),
               os.path.join(d, "trained_out.safetensors")])
+        # The CLI on the trained adapter: HF merge, GGUF adapter export.
+        call([env("MEDTUNE_BIN", "medtune"), "merge", os.path.join(d, "model"),
+              os.path.join(d, "trained"), os.path.join(d, "merged")])
+        call([env("MEDTUNE_BIN", "medtune"), "export", os.path.join(d, "trained"),
+              os.path.join(d, "adapter.gguf"), "--format", "gguf", "--model",
+              os.path.join(d, "model")])
     call([py, ORACLE, "check", work])
 
 
