@@ -6,8 +6,9 @@
 //   llama3  <|begin_of_text|><|start_header_id|>{role}<|end_header_id|>\n\n{content}<|eot_id|>
 //   zephyr  <|{role}|>\n{content}</s>\n
 //   alpaca  the Stanford Alpaca prompt, "### Instruction:" / "### Input:" / "### Response:"
+//   phi3    <|{role}|>\n{content}<|end|>\n per message, then the EOS token (Phi-3/3.5-mini)
 // The rendering is a sequence of segments; the trainable ones are each assistant answer
-// with its closing token(s) (<|im_end|>, " </s>", <|eot_id|>, </s>), everything else is
+// with its closing token(s) (<|im_end|>, " </s>", <|eot_id|>, </s>, <|end|>), everything else is
 // prompt. Token strings (BOS/EOS) come from the tokenizer, as HF passes them to Jinja.
 #ifndef MEDTUNE_DATA_PREP_CHAT_TEMPLATE_H
 #define MEDTUNE_DATA_PREP_CHAT_TEMPLATE_H
@@ -24,6 +25,7 @@ typedef enum {
     CHAT_TEMPLATE_LLAMA3,
     CHAT_TEMPLATE_ALPACA,
     CHAT_TEMPLATE_ZEPHYR,
+    CHAT_TEMPLATE_PHI3,
 } chat_template_kind;
 
 typedef struct {
@@ -33,7 +35,7 @@ typedef struct {
     int alpaca_bos;        // alpaca: start with BOS (the tokenizer adds one by default)
 } chat_template;
 
-// `name`: chatml, llama2, llama3, alpaca, zephyr, or auto (recognise the tokenizer's
+// `name`: chatml, llama2, llama3, alpaca, zephyr, phi3, or auto (recognise the tokenizer's
 // chat_template; an error lists the known names when it is none of them).
 int chat_template_init(chat_template *t, const char *name, const tokenizer *tok);
 void chat_template_free(chat_template *t);

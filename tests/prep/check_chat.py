@@ -7,7 +7,7 @@ overlapping an assistant answer and its closing token.
 Each case runs on a tokenizer of the TOKENIZER's family trained on the sample data (with its
 chat markers as special tokens), then on the staged tokenizer of $MEDTUNE_SHARED when present.
 
-usage: check_chat.py TEMPLATE TOKENIZER     (TEMPLATE auto-qwen = "auto" on Qwen2.5)"""
+usage: check_chat.py TEMPLATE TOKENIZER     (TEMPLATE auto-qwen, auto-phi3 = "auto" on Qwen2.5, Phi-3)"""
 
 import json
 import os
@@ -22,11 +22,12 @@ from prep_lib import conversations
 
 # chat_template strings as published in the models' tokenizer_config.json:
 # chatml (teknium/OpenHermes and the transformers docs), meta-llama/Llama-2-7b-chat-hf,
-# meta-llama/Meta-Llama-3-8B-Instruct, HuggingFaceH4/zephyr-7b-beta.
+# meta-llama/Meta-Llama-3-8B-Instruct, HuggingFaceH4/zephyr-7b-beta, microsoft/Phi-3-mini-4k-instruct.
 TEMPLATES = {
     "chatml": "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}",
     "llama2": "{% if messages[0]['role'] == 'system' %}{% set loop_messages = messages[1:] %}{% set system_message = messages[0]['content'] %}{% else %}{% set loop_messages = messages %}{% set system_message = false %}{% endif %}{% for message in loop_messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}{% if loop.index0 == 0 and system_message != false %}{% set content = '<<SYS>>\\n' + system_message + '\\n<</SYS>>\\n\\n' + message['content'] %}{% else %}{% set content = message['content'] %}{% endif %}{% if message['role'] == 'user' %}{{ bos_token + '[INST] ' + content.strip() + ' [/INST]' }}{% elif message['role'] == 'assistant' %}{{ ' '  + content.strip() + ' ' + eos_token }}{% endif %}{% endfor %}",
     "llama3": "{% set loop_messages = messages %}{% for message in loop_messages %}{% set content = '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'+ message['content'] | trim + '<|eot_id|>' %}{% if loop.index0 == 0 %}{% set content = bos_token + content %}{% endif %}{{ content }}{% endfor %}{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}",
+    "phi3": "{% for message in messages %}{% if message['role'] == 'system' %}{{'<|system|>\n' + message['content'] + '<|end|>\n'}}{% elif message['role'] == 'user' %}{{'<|user|>\n' + message['content'] + '<|end|>\n'}}{% elif message['role'] == 'assistant' %}{{'<|assistant|>\n' + message['content'] + '<|end|>\n'}}{% endif %}{% endfor %}{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% else %}{{ eos_token }}{% endif %}",
     "zephyr": "{% for message in messages %}\n{% if message['role'] == 'user' %}\n{{ '<|user|>\n' + message['content'] + eos_token }}\n{% elif message['role'] == 'system' %}\n{{ '<|system|>\n' + message['content'] + eos_token }}\n{% elif message['role'] == 'assistant' %}\n{{ '<|assistant|>\n'  + message['content'] + eos_token }}\n{% endif %}\n{% if loop.last and add_generation_prompt %}\n{{ '<|assistant|>' }}\n{% endif %}\n{% endfor %}",
 }
 
@@ -89,8 +90,8 @@ def render(template, conv, bos, eos, adds_bos, default_jinja=None):
 def main():
     template, tok_name = sys.argv[1], sys.argv[2]
     tmp = tempfile.mkdtemp(prefix="medtune_prep_chat_")
-    # The trained Qwen2.5-family stand-in carries a chat template for `auto` to recognise.
-    chat_template = TEMPLATES["chatml"] if tok_name == "qwen2.5" else None
+    # The trained Qwen2.5- and Phi-3-family stand-ins carry a chat template for `auto` to recognise.
+    chat_template = {"qwen2.5": TEMPLATES["chatml"], "phi-3-mini": TEMPLATES["phi3"]}.get(tok_name)
     for i, (label, tok_path, json_path) in enumerate(R.tokenizers_for(tok_name, tmp, chat_template)):
         work = os.path.join(tmp, str(i))
         os.makedirs(work)
@@ -122,13 +123,18 @@ def check(template, tok_name, tok_path, json_path, tmp):
     bos = added.get(tok_info["bos_id"], "") if tok_info["bos_id"] >= 0 else ""
     eos = added.get(tok_info["eos_id"], "") if tok_info["eos_id"] >= 0 else ""
     jinja, kind = None, template
-    if template == "auto-qwen":
+    if template in ("auto-qwen", "auto-phi3"):
         cfg = json.load(open(os.path.join(os.path.dirname(json_path), "tokenizer_config.json")))
-        jinja, kind = cfg["chat_template"], "chatml"
-        if summary.get("template") != "chatml":
-            R.fail(f"auto on {tok_name} chose {summary.get('template')}, expected chatml")
+        jinja, kind = cfg["chat_template"], "chatml" if template == "auto-qwen" else "phi3"
+        if summary.get("template") != kind:
+            R.fail(f"auto on {tok_name} chose {summary.get('template')}, expected {kind}")
     closing = {"chatml": "<|im_end|>", "llama2": " " + eos, "llama3": "<|eot_id|>",
-               "zephyr": eos, "alpaca": eos}[kind]
+               "zephyr": eos, "alpaca": eos, "phi3": "<|end|>"}[kind]
+    # Phi-3's <|end|> is an added token with rstrip: it takes the newline after it, and is
+    # still the answer's closing token.
+    if kind == "phi3" and any(t["content"] == "<|end|>" and t.get("rstrip")
+                              for t in json.load(open(json_path))["added_tokens"]):
+        closing = "<|end|>\n"
     got = R.split_docs(words)
     if len(got) != len(convs):
         R.fail(f"{len(got)} documents in shards, {len(convs)} conversations written")

@@ -36,7 +36,8 @@ def env(name, default=None):
 # name, with the special tokens its chat templates need.
 FAMILY = {"gpt2": ("gpt2", ()), "llama2": ("spm", ()),
           "qwen2.5": ("qwen2", ("<|im_start|>", "<|im_end|>")),
-          "llama3": ("llama3", ("<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"))}
+          "llama3": ("llama3", ("<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>")),
+          "phi-3-mini": ("spm", ("<|system|>", "<|user|>", "<|assistant|>", "<|end|>"))}
 
 
 def tokenizers_for(name, tmp, chat_template=None):
