@@ -17,7 +17,8 @@ static const prep_config_key KEYS[] = {
     {"inputs", PREP_KEY_INPUTS, "required", "list of `{path, format, text_field}`",
      .offset = OFF(inputs)},
     {"template", PREP_KEY_STRING, "`auto`",
-     "chat template for chat inputs: `auto`, `chatml`, `llama2`, `llama3`, `alpaca`, `zephyr`",
+     "chat template for chat inputs: `auto`, `chatml`, `llama2`, `llama3`, `alpaca`, `zephyr`, "
+     "`phi3`",
      .offset = OFF(template_name)},
     {"val_fraction", PREP_KEY_NUMBER, "0.05", "share of documents in the val split, in [0, 1)", 0,
      1, 1, OFF(val_fraction)},

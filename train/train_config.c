@@ -50,8 +50,9 @@ static const train_config_key KEYS[] = {
     {"lora.dropout", TRAIN_KEY_FLOAT, "0.05", "dropout on the LoRA branch input", 0.0, 0.99,
      .offset = OFF(lora.dropout)},
     {"lora.targets", TRAIN_KEY_TARGETS, "`all-linear`",
-     "list of `q_proj k_proj v_proj o_proj gate_proj up_proj down_proj`, or `all-linear` (all "
-     "seven)",
+     "the model's module names: `q_proj k_proj v_proj o_proj gate_proj up_proj down_proj` "
+     "(llama, mistral, qwen2), `qkv_proj o_proj gate_up_proj down_proj` (phi3), `c_attn "
+     "c_proj c_fc` (gpt2), or `all-linear` (all of them)",
      .offset = OFF(lora.targets)},
     {"lora.use_rslora", TRAIN_KEY_BOOL, "false", "scale alpha/sqrt(r) instead of alpha/r",
      .offset = OFF(lora.use_rslora)},
