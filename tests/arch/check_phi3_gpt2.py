@@ -17,7 +17,9 @@ llama.cpp's tensor names (attn_qkv, ffn_up, attn_output, ffn_down) whose scale *
 delta in the GGUF base's [out, in] layout.
 The transformers side runs in the oracle venv ($MEDTUNE_ORACLE_VENV or
 $MEDTUNE_CACHE/venv-oracle, tests/arch/arch2_oracle.py); the test skips when it is absent."""
+import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -49,6 +51,25 @@ def call(args):
         fail(f"{' '.join(args)} exited {p.returncode}\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}")
 
 
+def refuse_targets(runner, d, targets, valid):
+    """An adapter naming modules the model lacks is refused with one line naming the valid
+    ones (the same check guards lora.targets in `medtune train`)."""
+    bad = os.path.join(d, "adapter_bad")
+    shutil.rmtree(bad, ignore_errors=True)
+    shutil.copytree(os.path.join(d, "adapter"), bad)
+    cfg_path = os.path.join(bad, "adapter_config.json")
+    cfg = json.load(open(cfg_path))
+    cfg["target_modules"] = targets
+    json.dump(cfg, open(cfg_path, "w"))
+    p = subprocess.run([runner, "forward", os.path.join(d, "model"), bad,
+                        os.path.join(d, "batch0.safetensors"), os.path.join(d, "bad.safetensors")],
+                       capture_output=True, text=True)
+    if p.returncode == 0 or f"(valid: {valid})" not in p.stdout + p.stderr:
+        fail(f"target_modules {targets} on {d}: expected a refusal naming '{valid}', got rc "
+             f"{p.returncode}: {p.stdout[-500:]} {p.stderr[-500:]}")
+    print(f"refused {targets}: valid {valid}")
+
+
 def main():
     py = oracle_python()
     work = work_dir("arch", "phi3_gpt2")
@@ -72,6 +93,9 @@ def main():
         call([env("MEDTUNE_BIN", "medtune"), "export", os.path.join(d, "trained"),
               os.path.join(d, "adapter.gguf"), "--format", "gguf", "--model",
               os.path.join(d, "model")])
+    refuse_targets(runner, os.path.join(work, "phi3_default"), ["q_proj", "v_proj"],
+                   "o_proj down_proj qkv_proj gate_up_proj")
+    refuse_targets(runner, os.path.join(work, "gpt2_plain"), ["o_proj"], "c_proj c_fc c_attn")
     call([py, ORACLE, "check", work])
 
 
