@@ -38,7 +38,7 @@ typedef struct {
     int B, T;
 } plan_case;
 
-#define ALL_TARGETS ((1u << LORA_N_TARGETS) - 1)
+#define ALL_TARGETS ((1u << LORA_QKV) - 1)  // the seven projections of the Llama family
 #define T_BIT(t) (1u << (t))
 
 static const plan_case CASES[] = {
