@@ -213,7 +213,7 @@ def malformed(tmp, shared):
         json.dump({"chat_template": "{% for m in messages %}<<{{ m['role'] }}>> {{ m['content'] }}"
                                     "{% endfor %}"}, f)
     expect_error(tmp, {"tokenizer": odd, "inputs": [{"path": arr, "format": "alpaca"}], "out_dir": out},
-                 "chatml, llama2, llama3, alpaca, zephyr, phi3")
+                 "chatml, llama2, llama3, alpaca, zephyr, gemma, qwen3, phi3")
     expect_error(tmp, {"tokenizer": tok, "inputs": [{"path": arr, "format": "alpaca"}], "out_dir": out},
                  "no chat_template")
     # --set overrides and comments in the config.
