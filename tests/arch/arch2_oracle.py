@@ -96,13 +96,16 @@ def loss_of(logits, targets):
                                              targets.reshape(-1).long(), ignore_index=-1)
 
 
-def write_gguf(model, path):
-    """The model as llama.cpp's convert_hf_to_gguf.py writes it (F32): phi3 keeps qkv_proj and
-    gate_up_proj fused (attn_qkv, ffn_up), partial rotary in rope.dimension_count, LongRoPE as
-    rope_factors_long/short with the original context length and attention factor; gpt2's
-    Conv1D weights transposed, context_length = n_positions, feed_forward_length = 4 * n_embd."""
+def write_gguf(model, path, f16=False):
+    """The model as llama.cpp's convert_hf_to_gguf.py writes it (F32, or with --outtype f16 every
+    2-D weight as F16): phi3 keeps qkv_proj and gate_up_proj fused (attn_qkv, ffn_up), partial
+    rotary in rope.dimension_count, LongRoPE as rope_factors_long/short with the original
+    context length and attention factor; gpt2's Conv1D weights transposed, context_length =
+    n_positions, feed_forward_length = 4 * n_embd."""
     cfg = model.config
     sd = {k: v.detach().float().numpy() for k, v in model.state_dict().items()}
+    if f16:
+        sd = {k: v.astype(np.float16) if v.ndim == 2 else v for k, v in sd.items()}
     if cfg.model_type == "phi3":
         w = gguf.GGUFWriter(path, "phi3")
         rp = cfg.rope_parameters
@@ -181,6 +184,7 @@ def make(work):
         # heads are tied at load).
         model = type(model).from_pretrained(os.path.join(d, "model"), dtype=torch.float32)
         write_gguf(model, os.path.join(d, "model.gguf"))
+        write_gguf(model, os.path.join(d, "model_f16.gguf"), f16=True)
         lcfg = LoraConfig(r=3, lora_alpha=7, target_modules=targets, lora_dropout=0.0,
                           fan_in_fan_out=conv1d, bias="none", task_type="CAUSAL_LM")
         peft = get_peft_model(model, lcfg)
@@ -206,6 +210,19 @@ def make(work):
                     ref["prefix_logits"] = torch.stack([
                         peft(input_ids=tokens[:1, :t + 1].long()).logits[0, -1]
                         for t in range(T)])
+            if j == 0:
+                # The F16 GGUF's base: every 2-D weight rounded to F16, computed in fp32 (the
+                # LoRA A and B are not 2-D weights of the base and stay as they are).
+                saved = {n: p.detach().clone() for n, p in peft.named_parameters()
+                         if p.ndim == 2 and "lora_" not in n}
+                with torch.no_grad():
+                    for n, p in peft.named_parameters():
+                        if n in saved:
+                            p.copy_(p.half().float())
+                    ref["logits_f16"] = peft(input_ids=tokens.long()).logits.reshape(B * T, -1)
+                    for n, p in peft.named_parameters():
+                        if n in saved:
+                            p.copy_(saved[n])
             peft.double()
             peft.zero_grad()
             logits64 = peft(input_ids=tokens.long()).logits
@@ -268,6 +285,10 @@ def check(work):
         else:
             compare(f"{case} GGUF (llama.cpp conventions) logits", out["logits"], ref["logits"],
                     TOL_LOGITS)
+        if case not in NO_GGUF_EQUIVALENT:
+            # Held as stored: the fused F16 matrices are split into row views, not converted.
+            out = load_file(os.path.join(d, "gguf_f16_out0.safetensors"))
+            compare(f"{case} F16 GGUF logits", out["logits"], ref["logits_f16"], TOL_LOGITS)
         out = load_file(os.path.join(d, "decode.safetensors"))
         compare(f"{case} KV-cache decoder logits (row 0, step by step)", out["logits"],
                 ref["prefix_logits"], TOL_LOGITS)

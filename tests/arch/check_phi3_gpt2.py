@@ -11,10 +11,11 @@ loads onto the transformers model with medtune's logits within 1e-5. The KV-cach
 forward over the prefix within 1e-5 (for phi3's LongRoPE: the switch to the long factors
 past original_max_position_embeddings recomputes the cache, as transformers' generation).
 A GGUF of each model, written with gguf-py as llama.cpp's convert_hf_to_gguf.py does, gives
-the logits of the HF directory within 1e-5. `medtune merge` of the trained adapter gives a
-directory whose transformers logits equal PEFT's; `medtune export --format gguf` writes
-llama.cpp's tensor names (attn_qkv, ffn_up, attn_output, ffn_down) whose scale * B A is PEFT's
-delta in the GGUF base's [out, in] layout.
+the logits of the HF directory within 1e-5; its F16 form (fused matrices held as stored, as
+row views) those of the model with its 2-D weights rounded to F16. `medtune merge` of the
+trained adapter gives a directory whose transformers logits equal PEFT's; `medtune export
+--format gguf` writes llama.cpp's tensor names (attn_qkv, ffn_up, attn_output, ffn_down) whose
+scale * B A is PEFT's delta in the GGUF base's [out, in] layout.
 The transformers side runs in the oracle venv ($MEDTUNE_ORACLE_VENV or
 $MEDTUNE_CACHE/venv-oracle, tests/arch/arch2_oracle.py); the test skips when it is absent."""
 import json
@@ -82,6 +83,8 @@ def main():
                   os.path.join(d, f"batch{j}.safetensors"), os.path.join(d, f"out{j}.safetensors")])
         call([runner, "forward", os.path.join(d, "model.gguf"), os.path.join(d, "adapter"),
               os.path.join(d, "batch0.safetensors"), os.path.join(d, "gguf_out0.safetensors")])
+        call([runner, "forward", os.path.join(d, "model_f16.gguf"), os.path.join(d, "adapter"),
+              os.path.join(d, "batch0.safetensors"), os.path.join(d, "gguf_f16_out0.safetensors")])
         call([runner, "decode", os.path.join(d, "model"), os.path.join(d, "adapter"),
               os.path.join(d, "batch0.safetensors"), os.path.join(d, "decode.safetensors")])
         call([runner, "train", os.path.join(d, "model"), os.path.join(d, "adapter"),
