@@ -71,6 +71,22 @@ def refuse_targets(runner, d, targets, valid):
     print(f"refused {targets}: valid {valid}")
 
 
+def refuse_gguf_merge(d, arch):
+    """Merging into a phi3/gpt2 GGUF base, as a directory or as a GGUF file, is refused with
+    one error line (the fused and Conv1D deltas are written in HF layout only)."""
+    for out in ("merged_from_gguf", "merged.gguf"):
+        p = subprocess.run([env("MEDTUNE_BIN", "medtune"), "merge", os.path.join(d, "model.gguf"),
+                            os.path.join(d, "trained"), os.path.join(d, out)],
+                           capture_output=True, text=True)
+        want = f"merging into a {arch} GGUF base is unsupported"
+        lines = p.stderr.strip().splitlines()
+        if p.returncode != 1 or len(lines) != 1 or not lines[0].startswith("medtune: error: ") \
+                or want not in lines[0] or os.path.exists(os.path.join(d, out)):
+            fail(f"merge of {d}/model.gguf into {out}: exit {p.returncode}, stderr "
+                 f"{p.stderr[-500:]!r}; expected exit 1 and one line with '{want}', no output")
+        print(f"refused merge into {out}: {lines[0]}")
+
+
 def main():
     py = oracle_python()
     work = work_dir("arch", "phi3_gpt2")
@@ -99,6 +115,8 @@ def main():
     refuse_targets(runner, os.path.join(work, "phi3_default"), ["q_proj", "v_proj"],
                    "o_proj down_proj qkv_proj gate_up_proj")
     refuse_targets(runner, os.path.join(work, "gpt2_plain"), ["o_proj"], "c_proj c_fc c_attn")
+    refuse_gguf_merge(os.path.join(work, "phi3_default"), "phi3")
+    refuse_gguf_merge(os.path.join(work, "gpt2_plain"), "gpt2")
     call([py, ORACLE, "check", work])
 
 
