@@ -12,7 +12,10 @@
 #include "common/arena.h"
 #include "formats/gguf.h"
 #include "model/arch.h"
+#include "model/attention.h"
 #include "model/ops.h"
+
+enum { HEAD_ROWS = 8, PREFILL_PAD = 16 };  // see head_last and attention_prefill
 
 // Every buffer of the decoder, once: over a sizing carver this adds up the arena's size, over
 // the allocation it sets the pointers (common/arena.h). Shapes as in decoder.h.
@@ -27,10 +30,11 @@ static void decoder_carve(decoder *d, arena_carver *a) {
     ARENA_CARVE(a, d->x, R * C);
     ARENA_CARVE(a, d->xn, R * C);
     ARENA_CARVE(a, d->tmp, R * C);
-    ARENA_CARVE(a, d->q, R * QD);
-    ARENA_CARVE(a, d->att, R * QD);
-    ARENA_CARVE(a, d->k, R * KD);
-    ARENA_CARVE(a, d->v, R * KD);
+    const int64_t RP = (R + PREFILL_PAD - 1) / PREFILL_PAD * PREFILL_PAD;
+    ARENA_CARVE(a, d->q, RP * QD);
+    ARENA_CARVE(a, d->att, RP * QD);
+    ARENA_CARVE(a, d->k, RP * KD);
+    ARENA_CARVE(a, d->v, RP * KD);
     ARENA_CARVE(a, d->g, R * F);
     ARENA_CARVE(a, d->u, R * F);
     ARENA_CARVE(a, d->h, R * F);
@@ -43,6 +47,11 @@ static void decoder_carve(decoder *d, arena_carver *a) {
     ARENA_CARVE(a, d->rope_sin_local, local_rope ? T * D / 2 : 0);
     ARENA_CARVE(a, d->rstd_heads, c->qk_norm ? R * H : 0);
     ARENA_CARVE(a, d->tokens, c->rope_scaling == ROPE_SCALING_LONGROPE ? T : 0);
+    ARENA_CARVE(a, d->lse, H * RP);
+    ARENA_CARVE(a, d->attn_scratch,
+                attention_scratch_floats(1, (int)RP, (int)H, (int)D, d->threads));
+    ARENA_CARVE(a, d->start, RP);
+    ARENA_CARVE(a, d->head_rows, R >= HEAD_ROWS ? HEAD_ROWS * (int64_t)c->vocab_size : 0);
 }
 
 int decoder_init(decoder *d, const model *m, const lora_adapter *lora, int n_ctx) {
@@ -223,6 +232,25 @@ static void attention_cached(decoder *d, int l, int n, int p0, const int *first,
     }
 }
 
+// att[n, H*D] for the n rows of a causal prefill from an empty cache (positions 0..n-1, whose
+// q, k and v are the chunk's own): model/attention.c's tiles, as lm_plan's forward runs them.
+// Key tiles above the diagonal (or before a sliding window) are skipped, not computed and
+// masked. The rows are padded with zeros to a multiple of PREFILL_PAD, the padded length of
+// eval's full forward pass (eval/mcq_score.c): OpenBLAS picks its kernels by shape, and a last
+// tile of other height sums the same products in another order. Padded keys are masked for
+// every real row, so they add exact zeros.
+static void attention_prefill(decoder *d, int n, int window) {
+    const model_config *c = &d->m->cfg;
+    const int H = c->n_heads, KV = c->n_kv_heads, D = c->head_dim;
+    const int T = (n + PREFILL_PAD - 1) / PREFILL_PAD * PREFILL_PAD;
+    memset(d->q + (int64_t)n * H * D, 0, (size_t)(T - n) * H * D * sizeof(float));
+    memset(d->k + (int64_t)n * KV * D, 0, (size_t)(T - n) * KV * D * sizeof(float));
+    memset(d->v + (int64_t)n * KV * D, 0, (size_t)(T - n) * KV * D * sizeof(float));
+    for (int i = 0; i < T; i++) d->start[i] = window > 0 && i - window + 1 > 0 ? i - window + 1 : 0;
+    attention_forward(d->att, d->lse, d->attn_scratch, n > 1 ? d->threads : 1, d->q, d->k, d->v,
+                      d->start, 1, T, H, KV, D);
+}
+
 // One chunk of n <= max_rows rows in cache slots n_past..n_past+n-1, row i at rotary
 // position n_past + i - first[i] (first as in attention_cached). The final-norm output of the
 // rows is left in d->xn; the caller advances n_past.
@@ -233,7 +261,11 @@ static void forward_chunk(decoder *d, const int32_t *tokens, int n, const int *f
     const int p0 = d->cache.n_past, n_ctx = d->cache.n_ctx;
     int32_t pos[DECODER_ROWS_LIMIT];
     float rstd[DECODER_ROWS_LIMIT];
-    for (int i = 0; i < n; i++) pos[i] = p0 + i - first[i];
+    int prefill = p0 == 0;
+    for (int i = 0; i < n; i++) {
+        pos[i] = p0 + i - first[i];
+        prefill &= first[i] == 0;
+    }
     if (c->rope_scaling == ROPE_SCALING_LONGROPE)
         memcpy(d->tokens + p0, tokens, (size_t)n * sizeof(int32_t));
     const int gpt2 = c->arch == MODEL_ARCH_GPT2, R = rope_rotary_dim(c);
@@ -265,7 +297,11 @@ static void forward_chunk(decoder *d, const int32_t *tokens, int n, const int *f
         const int64_t at = ((int64_t)l * n_ctx + p0) * KD;
         memcpy(d->cache.k + at, d->k, (size_t)n * KD * sizeof(float));
         memcpy(d->cache.v + at, d->v, (size_t)n * KD * sizeof(float));
-        attention_cached(d, l, n, p0, first, pos, arch_layer_sliding(c, l) ? c->sliding_window : 0);
+        const int window = arch_layer_sliding(c, l) ? c->sliding_window : 0;
+        if (prefill)
+            attention_prefill(d, n, window);
+        else
+            attention_cached(d, l, n, p0, first, pos, window);
         proj(d, d->tmp, d->att, &w->wo, w->bo, l, LORA_O, n, QD, C);
         if (c->post_norms)
             rmsnorm_forward(d->tmp, rstd, d->tmp, w->post_attn_norm, n, C, c->rms_norm_eps);
@@ -324,6 +360,25 @@ static void rope_prepare(decoder *d, int seq_len) {
     }
 }
 
+// The last row's logits of a chunk come from a head product over its last HEAD_ROWS rows (the
+// others' logits are dropped), through sgemm as in lm_plan, not gemv: OpenBLAS sums each row
+// of a product of 8 or more rows in the order of lm_plan's product over every position, and
+// products of fewer rows (and gemv) in another, a few roundings apart (measured on OpenBLAS 0.3.21). With the prefill's attention
+// tiles, a prompt's logits are then lm_plan's bit for bit, which keeps multiple-choice
+// scoring on the decoder (eval/mcq_score_kv.c) within 1e-5 of the full forward pass.
+static void head_last(decoder *d, float *logits, int rows) {
+    const int C = d->m->cfg.hidden_size, V = d->m->cfg.vocab_size;
+    if (rows < HEAD_ROWS) {
+        head_logits(d, logits, d->xn + (int64_t)(rows - 1) * C, 1);
+        return;
+    }
+    weight_matmul_forward(d->head_rows, d->xn + (int64_t)(rows - HEAD_ROWS) * C, &d->m->lm_head,
+                          NULL, HEAD_ROWS);
+    if (d->m->cfg.final_softcap > 0)
+        softcap_forward(d->head_rows, (int64_t)HEAD_ROWS * V, d->m->cfg.final_softcap);
+    memcpy(logits, d->head_rows + (int64_t)(HEAD_ROWS - 1) * V, (size_t)V * sizeof(float));
+}
+
 static int check_tokens(const decoder *d, const int32_t *tokens, int n) {
     const int V = d->m->cfg.vocab_size;
     for (int i = 0; i < n; i++)
@@ -334,8 +389,7 @@ static int check_tokens(const decoder *d, const int32_t *tokens, int n) {
 }
 
 int decoder_forward(decoder *d, const int32_t *tokens, int n, float *logits, int all_logits) {
-    const model_config *c = &d->m->cfg;
-    const int C = c->hidden_size, V = c->vocab_size;
+    const int V = d->m->cfg.vocab_size;
     if (n <= 0) return err_set("decoder: no tokens to run");
     if (n > d->cache.n_ctx - d->cache.n_past)
         return err_set("decoder: %d more tokens do not fit the context (%d of %d positions used)",
@@ -353,7 +407,7 @@ int decoder_forward(decoder *d, const int32_t *tokens, int n, float *logits, int
         if (all_logits)
             head_logits(d, logits + (int64_t)i0 * V, d->xn, rows);
         else if (i0 + rows == n)
-            head_logits(d, logits, d->xn + (int64_t)(rows - 1) * C, 1);
+            head_last(d, logits, rows);
     }
     omp_set_num_threads(saved_threads);
     return 0;

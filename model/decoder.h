@@ -34,14 +34,19 @@ typedef struct {
     int max_rows;  // R: rows of one forward call
     // scratch for up to R rows
     float *x, *xn, *tmp;  // [R, C]
-    float *q, *att;       // [R, H*D]
-    float *k, *v;         // [R, KV*D]
+    float *q, *att;       // [RP, H*D]  (RP: R rounded up to a multiple of 16, decoder.c's
+    float *k, *v;         // [RP, KV*D]  attention_prefill pads its rows)
     float *g, *u, *h;     // [R, F]
     float *lora_u;        // [R, r], NULL without LoRA
     float *scores;        // [H, R, n_ctx]
     float *rope_cos, *rope_sin;  // [n_ctx, D/2]
     float *rope_cos_local, *rope_sin_local;  // [n_ctx, D/2] gemma3's sliding layers, or NULL
     float *rstd_heads;    // [R * H] per-head norm scratch (qwen3, gemma3), or NULL
+    // A causal prefill from an empty cache runs model/attention.c's tiles, as lm_plan does:
+    float *lse;           // [H, RP]
+    float *attn_scratch;  // attention_scratch_floats(1, RP, H, D, threads)
+    int32_t *start;       // [RP] first key of each row
+    float *head_rows;     // [8, V] logits of a chunk's last rows (decoder.c: head_last)
     // The cache and every buffer above are slices of this one allocation, each rounded up to
     // ARENA_ALIGN bytes (common/arena.h); arena_bytes is its exact size.
     void *arena;

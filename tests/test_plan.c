@@ -348,12 +348,16 @@ static void check_step_touches_all(const plan_case *k, lm_plan *p) {
 static size_t expected_decoder_bytes(const plan_case *k, int n_ctx) {
     const int64_t R = DECODER_MAX_ROWS, T = n_ctx, C = k->C, F = k->F, L = k->L, H = k->H;
     const int64_t QD = H * k->D, KD = (int64_t)k->KV * k->D, r = k->targets ? k->r : 0;
+    const int64_t RP = (R + 15) / 16 * 16;  // prefill rows padded to a multiple of 16
     const size_t f = sizeof(float);
     return 2 * pad(L * T * KD, f)                                    // cache k v
-           + 3 * pad(R * C, f) + 2 * pad(R * QD, f) + 2 * pad(R * KD, f)  // x xn tmp, q att, k v
+           + 3 * pad(R * C, f) + 2 * pad(RP * QD, f) + 2 * pad(RP * KD, f)  // x xn tmp, q att, k v
            + 3 * pad(R * F, f) + pad(R * r, f)                       // g u h, lora_u
            + pad(H * R * T, f) + 2 * pad(T * (k->D / 2), f)          // scores, rope tables
-           + (k->gemma ? 2 * pad(T * (k->D / 2), f) + pad(R * H, f) : 0);  // local rope, rstd
+           + (k->gemma ? 2 * pad(T * (k->D / 2), f) + pad(R * H, f) : 0)  // local rope, rstd
+           + pad(H * RP, f)                                          // lse
+           + pad(attention_scratch_floats(1, (int)RP, (int)H, k->D, omp_get_max_threads()), f)
+           + pad(RP, sizeof(int32_t)) + pad(8 * (int64_t)k->V, f);  // start, head_rows
 }
 
 static void check_decoder(const plan_case *k, const model *m, const lora_adapter *a) {
@@ -367,6 +371,7 @@ static void check_decoder(const plan_case *k, const model *m, const lora_adapter
     const model_config *c = &m->cfg;
     const int64_t R = DECODER_MAX_ROWS, C = c->hidden_size, F = c->intermediate_size;
     const int64_t H = c->n_heads, D = c->head_dim, QD = H * D, KD = (int64_t)c->n_kv_heads * D;
+    const int64_t RP = (R + 15) / 16 * 16;
     const int64_t cache = (int64_t)c->n_layers * n_ctx * KD, r = a ? a->cfg.r : 0;
     const size_t f = sizeof(float);
     slice_list sl = {0};
@@ -375,10 +380,10 @@ static void check_decoder(const plan_case *k, const model *m, const lora_adapter
     slice_add(&sl, "x", d.x, R * C, f);
     slice_add(&sl, "xn", d.xn, R * C, f);
     slice_add(&sl, "tmp", d.tmp, R * C, f);
-    slice_add(&sl, "q", d.q, R * QD, f);
-    slice_add(&sl, "att", d.att, R * QD, f);
-    slice_add(&sl, "k", d.k, R * KD, f);
-    slice_add(&sl, "v", d.v, R * KD, f);
+    slice_add(&sl, "q", d.q, RP * QD, f);
+    slice_add(&sl, "att", d.att, RP * QD, f);
+    slice_add(&sl, "k", d.k, RP * KD, f);
+    slice_add(&sl, "v", d.v, RP * KD, f);
     slice_add(&sl, "g", d.g, R * F, f);
     slice_add(&sl, "u", d.u, R * F, f);
     slice_add(&sl, "h", d.h, R * F, f);
@@ -390,6 +395,11 @@ static void check_decoder(const plan_case *k, const model *m, const lora_adapter
     slice_add(&sl, "rope_cos_local", d.rope_cos_local, local ? n_ctx * (D / 2) : 0, f);
     slice_add(&sl, "rope_sin_local", d.rope_sin_local, local ? n_ctx * (D / 2) : 0, f);
     slice_add(&sl, "rstd_heads", d.rstd_heads, c->qk_norm ? R * H : 0, f);
+    slice_add(&sl, "lse", d.lse, H * RP, f);
+    slice_add(&sl, "attn_scratch", d.attn_scratch,
+              attention_scratch_floats(1, (int)RP, (int)H, (int)D, omp_get_max_threads()), f);
+    slice_add(&sl, "start", d.start, RP, sizeof(int32_t));
+    slice_add(&sl, "head_rows", d.head_rows, 8 * (int64_t)c->vocab_size, f);
     check_tiling(k->name, &sl, d.arena, d.arena_bytes);
 
     // Filling the whole context writes every cached key and value.

@@ -123,9 +123,12 @@ def main():
         print(f"SmolLM2 part skipped: {gguf} is absent (tools/fetch_smollm2.sh)")
         print("OK")
         return
-    # the real benchmarks when they are here, else the sample: once is enough for ~30 s
+    # the real benchmarks when they are here, else the sample: once is enough for ~30 s.
+    # 10 MedQA questions: when the decoder's prompt pass summed attention and the head in
+    # other orders than lm_plan, the 4th differed by 1.1e-5 relative (bench/bench_mcq.sh
+    # failed on it); its prompt now runs lm_plan's kernels and gives the same bits.
     bench = paths if shared else sample
-    check("smollm2/medqa", gguf, "medqa", bench["medqa"], 3, work)
+    check("smollm2/medqa", gguf, "medqa", bench["medqa"], 10, work)
     check("smollm2/pubmedqa", gguf, "pubmedqa", bench["pubmedqa"], 2, work)
     print("OK")
 
