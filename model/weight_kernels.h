@@ -1,18 +1,18 @@
-// Dot products of one stored weight row with a few fp32 vectors: the inner loop of decoding.
-// Fused AVX2/FMA kernels read Q8_0, Q4_0, Q4_1 and Q4_K blocks directly (the weights are
-// expanded in registers, never written out); every other type, and CPUs without AVX2/FMA,
-// take the generic kernel (dequantize 256 values into a stack buffer, then dot). The fused
-// kernels expand each weight with the arithmetic of formats/quant.c's dequantization (a
-// multiply, then an add, never fused), so they multiply by exactly the dequantized weights;
-// only the order of the sums differs from sgemm's.
-// The kernel set is chosen once, at run time, so the build stays portable (x86-64-v2).
+// The fp32 side of the stored-weight kernels: dequantizing rows (what the training products'
+// panels are filled with) and dot products of dequantized rows with fp32 vectors (the
+// decoder's fallback when a type has no integer kernel, model/weight_dot.h, or when its
+// activation buffer cannot be allocated). AVX2 versions of the row dequantization of Q8_0,
+// Q4_0, Q4_1 and Q4_K expand each weight with formats/quant.c's arithmetic (a multiply, then
+// an add, never fused), so they give its values bit for bit. CPUs without AVX2/FMA/F16C, and
+// any CPU when the environment sets MEDTUNE_NO_AVX2 (to a value other than 0), take the
+// scalar code. The kernel set is chosen at run time, so the build stays portable (x86-64-v2).
 #ifndef MEDTUNE_MODEL_WEIGHT_KERNELS_H
 #define MEDTUNE_MODEL_WEIGHT_KERNELS_H
 
 #include <stdint.h>
 
 // acc[n] = sum_c row[c] * x[n * cols + c] for n < N (N <= WEIGHT_GEMV_MAX_ROWS), where row
-// holds `cols` values of ggml type `type`.
+// holds `cols` values of ggml type `type`: 256 values dequantized at a time, then a dot.
 typedef void (*weight_row_dot_fn)(uint32_t type, float *acc, const uint8_t *row, const float *x,
                                   int64_t cols, int N);
 
@@ -23,7 +23,10 @@ weight_row_dot_fn weight_row_dot_kernel(uint32_t type);
 // values bit for bit (the same multiply and add per value, in vector registers).
 typedef void (*weight_dequant_fn)(uint32_t type, const uint8_t *row, float *y, int64_t n);
 weight_dequant_fn weight_dequant_kernel(uint32_t type);
-// "avx2+fma" when this CPU runs the fused kernels, else "scalar".
+// 1 when this CPU has AVX2, FMA and F16C and MEDTUNE_NO_AVX2 is unset (or 0): the AVX2
+// kernels run. Read once.
+int weight_kernels_avx2(void);
+// "avx2+fma" when the AVX2 kernels run, else "scalar".
 const char *weight_kernels_isa(void);
 
 #endif
