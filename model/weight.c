@@ -108,16 +108,12 @@ static void dot_rows(float *y, int64_t ldy, const uint8_t *xq, size_t xq_bytes,
 // barrier, which on a busy machine waits for a descheduled thread.
 #define GEMV_PARALLEL_MIN_WEIGHTS (1 << 18)
 
-void weight_gemv(float *y, const float *x, const weight_mat *W, const float *b, int N) {
-    const int64_t rows = W->rows, cols = W->cols;
-    // The activation rows are quantized once per product, for every output row to reuse;
-    // without the buffer (or an integer kernel) the rows take the fp32 kernels.
-    const weight_dot_fn dot = weight_dot_kernel(W->type);
-    const size_t xq_bytes = dot ? weight_dot_xq_bytes(W->type, cols) : 0;
-    uint8_t *xq = dot ? malloc(xq_bytes * (size_t)N) : NULL;
-    for (int n = 0; xq && n < N; n++)
-        weight_dot_quantize_x(W->type, x + n * cols, xq + n * xq_bytes, cols);
-    const int par = rows * cols >= GEMV_PARALLEL_MIN_WEIGHTS;
+// The rows of W split into tasks of 64 over the threads when the product is large enough;
+// xq (xq_bytes per x row) selects the integer kernel `dot`, NULL the fp32 kernels.
+static void gemv_tasks(float *y, const float *x, const uint8_t *xq, size_t xq_bytes,
+                       weight_dot_fn dot, const weight_mat *W, const float *b, int N) {
+    const int64_t rows = W->rows;
+    const int par = rows * W->cols >= GEMV_PARALLEL_MIN_WEIGHTS;
     enum { ROWS_PER_TASK = 64 };
     const int64_t n_tasks = (rows + ROWS_PER_TASK - 1) / ROWS_PER_TASK;
 #pragma omp parallel for schedule(static) if (par)
@@ -129,6 +125,22 @@ void weight_gemv(float *y, const float *x, const weight_mat *W, const float *b, 
         else
             gemv_rows(y, rows, x, W, r0, r1, b, N, 0);
     }
+}
+
+void weight_gemv(float *y, const float *x, const weight_mat *W, const float *b, int N) {
+    gemv_tasks(y, x, NULL, 0, NULL, W, b, N);
+}
+
+void weight_gemv_int8(float *y, const float *x, const weight_mat *W, const float *b, int N) {
+    const int64_t cols = W->cols;
+    // The x rows are quantized once per product, for every output row to reuse; without the
+    // buffer (or an integer kernel) the product takes the fp32 kernels.
+    const weight_dot_fn dot = weight_dot_kernel(W->type);
+    const size_t xq_bytes = dot ? weight_dot_xq_bytes(W->type, cols) : 0;
+    uint8_t *xq = dot ? malloc(xq_bytes * (size_t)N) : NULL;
+    for (int n = 0; xq && n < N; n++)
+        weight_dot_quantize_x(W->type, x + n * cols, xq + n * xq_bytes, cols);
+    gemv_tasks(y, x, xq, xq_bytes, dot, W, b, N);
     free(xq);
 }
 

@@ -1,18 +1,21 @@
 // The fp32 side of the stored-weight kernels: dequantizing rows (what the training products'
-// panels are filled with) and dot products of dequantized rows with fp32 vectors (the
-// decoder's fallback when a type has no integer kernel, model/weight_dot.h, or when its
-// activation buffer cannot be allocated). AVX2 versions of the row dequantization of Q8_0,
-// Q4_0, Q4_1 and Q4_K expand each weight with formats/quant.c's arithmetic (a multiply, then
-// an add, never fused), so they give its values bit for bit. CPUs without AVX2/FMA/F16C, and
-// any CPU when the environment sets MEDTUNE_NO_AVX2 (to a value other than 0), take the
-// scalar code. The kernel set is chosen at run time, so the build stays portable (x86-64-v2).
+// panels are filled with) and dot products of stored rows with fp32 vectors (weight_gemv, and
+// weight_gemv_int8's fallback for types without an integer kernel, model/weight_dot.h).
+// Fused AVX2/FMA kernels read Q8_0, Q4_0, Q4_1 and Q4_K blocks directly (the weights are
+// expanded in registers, never written out); the other types dequantize 256 values into a
+// stack buffer, then dot. The fused kernels and the AVX2 row dequantization expand each
+// weight with formats/quant.c's arithmetic (a multiply, then an add, never fused), so they
+// use exactly the dequantized weights; only the order of the sums differs from sgemm's.
+// CPUs without AVX2/FMA/F16C, and any CPU when the environment sets MEDTUNE_NO_AVX2 (to a
+// value other than 0), take the scalar code. The kernel set is chosen at run time, so the
+// build stays portable (x86-64-v2).
 #ifndef MEDTUNE_MODEL_WEIGHT_KERNELS_H
 #define MEDTUNE_MODEL_WEIGHT_KERNELS_H
 
 #include <stdint.h>
 
 // acc[n] = sum_c row[c] * x[n * cols + c] for n < N (N <= WEIGHT_GEMV_MAX_ROWS), where row
-// holds `cols` values of ggml type `type`: 256 values dequantized at a time, then a dot.
+// holds `cols` values of ggml type `type`.
 typedef void (*weight_row_dot_fn)(uint32_t type, float *acc, const uint8_t *row, const float *x,
                                   int64_t cols, int N);
 

@@ -1,22 +1,24 @@
-// test_weight_gemv: the decoder's few-row products on stored weights (weight_gemv) against a
-// float64 reference, for every type medtune decodes, widths of 32-blocks (576, SmolLM2's) and
-// of 256-blocks, 1, 3 and 8 input rows, and enough rows to take the threaded path.
+// test_weight_gemv: the decoder's few-row products on stored weights (weight_gemv and
+// weight_gemv_int8) against a float64 reference, for every type medtune decodes, widths of
+// 32-blocks (576, SmolLM2's) and of 256-blocks, 1, 3 and 8 input rows, and enough rows to
+// take the threaded path.
 //
 // Weights are random blocks (random bytes, so every bit pattern of the packed scales and
 // quants occurs, with sane fp16 super-block scales) or, for F16/BF16, random normal values;
 // their values come from quant_dequantize_row (bit-equal to gguf-py, tests/formats). The
 // activations are normal with a few outliers, plus an all-zero block and a row that is zero.
 //
-// Where the CPU runs an integer kernel (model/weight_dot.h; weight_dot_xq_block > 0):
+// weight_gemv (fp32 activations, any CPU): |y - sum w x| <= 1e-6 of sum |w x|.
+// weight_gemv_int8 where the CPU runs an integer kernel (model/weight_dot.h;
+// weight_dot_xq_block > 0):
 //   - exactness of the kernel: y equals the float64 product of the weights with the
 //     activations quantized as documented (per block of 32 or 256: d = max|x| / 127 in fp32,
 //     q = x * (127 / max|x|) rounded to nearest even), within fp32 rounding: 1e-6 of
 //     sum |w q d|;
 //   - the documented accuracy: |y - sum w x| <= sum over blocks of 0.5001 d sum |w| plus
-//     1e-6 of sum |w x|.
-// Otherwise (fp32 kernels: F16, BF16, Q5_0, Q5_1, or MEDTUNE_NO_AVX2 / no AVX2):
-// |y - sum w x| <= 1e-6 of sum |w x|. A NaN activation gives NaN outputs on every path.
-// The bias is added to every output.
+//     1e-6 of sum |w x|;
+// elsewhere (F16, BF16, Q5_0, Q5_1; MEDTUNE_NO_AVX2 or no AVX2) it is weight_gemv's bound.
+// A NaN activation gives NaN outputs on every path. The bias is added to every output.
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -105,7 +107,7 @@ static void xq_ref(const float *x, double *xh, double *dq, int64_t cols, int blk
 
 static int failures;
 
-static void check_case(uint32_t t, int64_t rows, int64_t cols, int N, rng_state *r,
+static void check_case(uint32_t t, int64_t rows, int64_t cols, int N, int int8, rng_state *r,
                        double *worst_rel) {
     const size_t rb = quant_row_bytes(t, cols);
     uint8_t *w = malloc(rb * (size_t)rows);
@@ -117,8 +119,10 @@ static void check_case(uint32_t t, int64_t rows, int64_t cols, int N, rng_state 
     for (int64_t i = 0; i < rows; i++) b[i] = 0.1f * normal(r);
     weight_mat W;
     if (weight_mat_init(&W, t, w, rows, cols, "test", "w")) test_fail("%s", err_msg());
-    weight_gemv(y, x, &W, b, N);
-    const int blk = weight_dot_xq_block(t);
+    void (*gemv)(float *, const float *, const weight_mat *, const float *, int) =
+        int8 ? weight_gemv_int8 : weight_gemv;
+    gemv(y, x, &W, b, N);
+    const int blk = int8 ? weight_dot_xq_block(t) : 0;
     double err2 = 0.0, ref2 = 0.0;
     for (int n = 0; n < N; n++) {
         const float *xn = x + n * cols;
@@ -154,7 +158,7 @@ static void check_case(uint32_t t, int64_t rows, int64_t cols, int N, rng_state 
     if (rel > *worst_rel) *worst_rel = rel;
     // A NaN activation poisons every output of its row.
     x[cols / 3] = NAN;
-    weight_gemv(y, x, &W, b, N);
+    gemv(y, x, &W, b, N);
     for (int64_t i = 0; i < rows; i++)
         if (!isnan(y[i]) && failures++ < 10)
             printf("FAIL: %s: a NaN activation gave the finite output %g (row %lld)\n",
@@ -177,13 +181,15 @@ int main(void) {
         // 2048 take the threaded path.
         const int64_t widths[2] = {quant_block_size(t) == QUANT_QK_K ? 256 : 576, 2048};
         const int64_t heights[2] = {67, 160};
-        double worst = 0.0;
-        for (int wi = 0; wi < 2; wi++)
-            for (size_t ni = 0; ni < sizeof Ns / sizeof *Ns; ni++)
-                check_case(t, heights[wi], widths[wi], Ns[ni], &r, &worst);
+        double worst[2] = {0.0, 0.0};
+        for (int int8 = 0; int8 < 2; int8++)
+            for (int wi = 0; wi < 2; wi++)
+                for (size_t ni = 0; ni < sizeof Ns / sizeof *Ns; ni++)
+                    check_case(t, heights[wi], widths[wi], Ns[ni], int8, &r, &worst[int8]);
         const int blk = weight_dot_xq_block(t);
-        printf("  %-5s %-22s relative RMS error vs float64 %.2e\n", ggml_type_name(t),
-               blk ? (blk == 32 ? "int8 x per 32" : "int8 x per 256") : "fp32 x", worst);
+        printf("  %-5s relative RMS error vs float64: weight_gemv %.2e, weight_gemv_int8 %.2e "
+               "(%s)\n", ggml_type_name(t), worst[0], worst[1],
+               blk ? (blk == 32 ? "int8 x per 32" : "int8 x per 256") : "fp32 x");
     }
     if (failures) test_fail("%d products out of bounds", failures);
     printf("OK\n");
