@@ -155,7 +155,7 @@ int main(int argc, char **argv) {
                       .n_layers = 30, .n_heads = 9, .n_kv_heads = 3, .head_dim = 64,
                       .vocab_size = 49152, .max_position_embeddings = 8192, .rms_norm_eps = 1e-5f,
                       .rope_theta = 100000.0f, .tie_word_embeddings = 1, .bos_token_id = 1};
-    int B = 4, T = 256, steps = 5, r = 16, recompute = 0;
+    int B = 4, T = 256, steps = 5, r = 16, recompute = 0, profile = 1;
     float alpha = 32.0f;
     const char *model_path = NULL;  // --model: a file's weights, kept as stored, not random
     for (int i = 1; i + 1 < argc; i += 2) {
@@ -174,6 +174,9 @@ int main(int argc, char **argv) {
         else if (!strcmp(k, "--vocab")) c.vocab_size = v;
         else if (!strcmp(k, "--rank")) r = v;
         else if (!strcmp(k, "--recompute")) recompute = v;
+        // --profile 0: no profile (it costs about one more step: a 7B-shaped step takes
+        // minutes); its fields are then 0.
+        else if (!strcmp(k, "--profile")) profile = v;
         else {
             fprintf(stderr, "bench_train: unknown option %s\n", k);
             return 2;
@@ -228,8 +231,8 @@ int main(int argc, char **argv) {
     getrusage(RUSAGE_SELF, &ru);  // before the profile, which touches no new memory anyway
     const double step = times[steps / 2], tok_s = N / step;
     const double gflops = flops_per_token(&c, r, T) * tok_s / 1e9;
-    double prof[P_N];
-    profile_step(prof, &plan, &m, &lora, &opt, targets);
+    double prof[P_N] = {0};
+    if (profile) profile_step(prof, &plan, &m, &lora, &opt, targets);
     const double sgemm = sgemm_gflops(N, &c);
     printf("{\"impl\": \"medtune\", \"batch\": %d, \"seq\": %d, \"recompute\": %d, "
            "\"threads\": %d, \"tok_per_s\": %.1f, \"step_s\": %.3f, \"peak_rss_gb\": %.2f, "

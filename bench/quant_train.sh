@@ -5,25 +5,28 @@
 # r=16 on all seven projections, 2 threads. tok/s is the median step; peak RSS is
 # /usr/bin/time -v's maximum resident set size of the whole process.
 # With --7b, also the Llama-2-7B shape in Q4_K (C 4096, F 11008, L 32, V 32000; a 3.9 GB file,
-# deleted afterwards), its tok/s next to the FLOP ceiling: the machine's sgemm rate measured
-# in the same run over the 4 x params FLOPs a token costs (2 for the forward products, 2 for
-# the input gradient of every frozen product; LoRA and attention are a few percent more).
+# deleted afterwards unless --keep) with recompute on (`recompute: true`), its tok/s next to
+# the FLOP ceiling: bench_train's own sgemm rate on the step's largest products, measured in
+# the same process, over its model FLOPs per token (4 x the frozen matrices' weights for the
+# forward products and their input gradients, plus LoRA, attention and the head).
 # Each measurement is printed to stderr as it completes (with the load average), the table at
 # the end; PyTorch runs after the first two types.
-# usage: bench/quant_train.sh [--steps N] [--7b] [--types "q4_k f32 q8_0 bf16"]
+# usage: bench/quant_train.sh [--steps N] [--7b] [--keep] [--types "q4_k f32 q8_0 bf16" | none]
 #   MEDTUNE_BUILD (default build): the build directory with bench_train
 #   QUANT_BENCH_DIR (default .cache/bench-quant): where the model files are written and kept
 set -euo pipefail
 cd "$(dirname "$0")/.."
 steps=2
 big=0
+keep=0
 types="q4_k f32 q8_0 bf16"
 while [ $# -gt 0 ]; do
   case "$1" in
     --steps) steps=$2; shift 2 ;;
     --7b) big=1; shift ;;
+    --keep) keep=1; shift ;;
     --types) types=$2; shift 2 ;;
-    *) echo "usage: bench/quant_train.sh [--steps N] [--7b] [--types LIST]" >&2; exit 2 ;;
+    *) echo "usage: bench/quant_train.sh [--steps N] [--7b] [--keep] [--types LIST|none]" >&2; exit 2 ;;
   esac
 done
 build=${MEDTUNE_BUILD:-build}
@@ -58,6 +61,7 @@ measure() {
   echo "$name: $r (load $(uptime | sed 's/.*load average: //'))" >&2
   results+=("$name|$r")
 }
+[ "$types" = none ] && types=""
 n=0
 for t in $types; do
   f=$dir/tinyllama-$t.gguf
@@ -72,28 +76,23 @@ done
 if [ "$big" = 1 ]; then
   f=$dir/llama2-7b-q4_k.gguf
   $py bench/quant_models.py llama2-7b q4_k "$f"
-  measure "llama2-7b q4_k" "$build/bench_train" --model "$f" --batch 1 --seq 256 --steps 1
-  rm -f "$f"
+  measure "llama2-7b q4_k recompute" "$build/bench_train" --model "$f" --batch 1 --seq 256 \
+    --steps "$steps" --recompute 1 --profile 0
+  [ "$keep" = 1 ] || rm -f "$f"
 fi
-# The sgemm rate of this machine (OpenBLAS, 2 threads, 2048 x 2048 x 2048) for the ceiling.
-gflops=$(OPENBLAS_NUM_THREADS=2 $py -c '
-import time, numpy as np
-a = np.random.rand(2048, 2048).astype(np.float32); b = a.copy(); a @ b
-t = time.perf_counter(); [a @ b for _ in range(5)]; dt = (time.perf_counter() - t) / 5
-print(2 * 2048 ** 3 / dt / 1e9)')
 printf '%s\n' "${results[@]}" | $py -c '
 import json, sys
-gflops = float(sys.argv[1])
-params = {"tinyllama": 1.100e9, "llama2-7b": 6.738e9}
 rows = [line.split("|", 1) for line in sys.stdin.read().splitlines() if line]
 f32 = next((json.loads(r)["tok_per_s"] for n, r in rows if n == "tinyllama f32"), None)
-print("sgemm {:.0f} GFLOP/s on 2 threads".format(gflops))
-fmt = "{:<26} {:>7} {:>7} {:>8} {:>12} {:>11}"
-print(fmt.format("model", "tok/s", "vs f32", "ceiling", "peak RSS GB", "weights GB"))
+fmt = "{:<26} {:>7} {:>7} {:>9} {:>9} {:>12} {:>11}"
+print(fmt.format("model", "tok/s", "vs f32", "sgemm GF", "ceiling", "peak RSS GB", "weights GB"))
 for name, r in rows:
     r = json.loads(r)
-    ceiling = gflops * 1e9 / (4 * params[name.split()[0]])
     rel = "{:.2f}x".format(r["tok_per_s"] / f32) if f32 and "pytorch" not in name else ""
-    print(fmt.format(name, "{:.1f}".format(r["tok_per_s"]), rel, "{:.1f}".format(ceiling),
-                     "{:.2f}".format(r["peak_rss_gb"]), "{:.2f}".format(r.get("weights_gb", float("nan")))))
-' "$gflops"
+    # The ceiling: this process sgemm rate over the model FLOPs of a token (medtune rows).
+    sg = r.get("sgemm_gflop_s")
+    ceiling = "{:.1f}".format(sg / r["gflop_per_token"]) if sg else ""
+    print(fmt.format(name, "{:.1f}".format(r["tok_per_s"]), rel, "{:.1f}".format(sg) if sg else "",
+                     ceiling, "{:.2f}".format(r["peak_rss_gb"]),
+                     "{:.2f}".format(r.get("weights_gb", float("nan")))))
+'

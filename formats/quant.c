@@ -176,10 +176,10 @@ static void dequant_q2_k(const uint8_t *b, float *y) {
 static void dequant_q3_k(const uint8_t *b, float *y) {
     const uint8_t *hm = b, *qs = b + 32, *s = b + 96;
     float d = half_at(b + 108);
+    uint8_t sc[16];
+    quant_q3_k_scales(s, sc);
     for (int g = 0; g < 16; g++) {
-        int lo = (s[g % 8] >> (4 * (g / 8))) & 0x0f;
-        int hi = (s[8 + g % 4] >> (2 * (g / 4))) & 3;
-        float dl = d * (float)((lo | (hi << 4)) - 32);
+        float dl = d * (float)(sc[g] - 32);
         int half = g / 8, shift = 2 * ((g % 8) / 2), k = g % 2;
         const uint8_t *q = qs + half * 32 + k * 16;
         for (int l = 0; l < 16; l++) {
@@ -190,28 +190,15 @@ static void dequant_q3_k(const uint8_t *b, float *y) {
     }
 }
 
-// The 6-bit scale and min of sub-block j (0..7) of a Q4_K/Q5_K scales[12]: j < 4 in the low
-// 6 bits of bytes j and j+4; j >= 4 in the nibbles of byte j+4 plus the top 2 bits of bytes
-// j-4 (scale) and j (min).
-static void k4_scale_min(const uint8_t *s, int j, int *sc, int *m) {
-    if (j < 4) {
-        *sc = s[j] & 63;
-        *m = s[j + 4] & 63;
-    } else {
-        *sc = (s[j + 4] & 0x0f) | ((s[j - 4] >> 6) << 4);
-        *m = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
-    }
-}
-
 // Q4_K (144 bytes): fp16 d, fp16 dmin, scales[12], qs[128] (each 32 bytes: low nibbles are
 // one 32-element sub-block, high nibbles the next); x = d sc q - dmin m.
 static void dequant_q4_k(const uint8_t *b, float *y) {
     float d = half_at(b), dmin = half_at(b + 2);
     const uint8_t *s = b + 4, *qs = b + 16;
+    uint8_t sc[8], m[8];
+    quant_k4_scales(s, sc, m);
     for (int j = 0; j < 8; j++) {
-        int sc, m;
-        k4_scale_min(s, j, &sc, &m);
-        float dl = d * (float)sc, ml = dmin * (float)m;
+        float dl = d * (float)sc[j], ml = dmin * (float)m[j];
         const uint8_t *q = qs + (j / 2) * 32;
         int shift = 4 * (j % 2);
         for (int l = 0; l < 32; l++) y[j * 32 + l] = dl * (float)((q[l] >> shift) & 0x0f) - ml;
@@ -223,10 +210,10 @@ static void dequant_q4_k(const uint8_t *b, float *y) {
 static void dequant_q5_k(const uint8_t *b, float *y) {
     float d = half_at(b), dmin = half_at(b + 2);
     const uint8_t *s = b + 4, *qh = b + 16, *qs = b + 48;
+    uint8_t sc[8], m[8];
+    quant_k4_scales(s, sc, m);
     for (int j = 0; j < 8; j++) {
-        int sc, m;
-        k4_scale_min(s, j, &sc, &m);
-        float dl = d * (float)sc, ml = dmin * (float)m;
+        float dl = d * (float)sc[j], ml = dmin * (float)m[j];
         const uint8_t *q = qs + (j / 2) * 32;
         int shift = 4 * (j % 2);
         for (int l = 0; l < 32; l++) {
@@ -501,10 +488,10 @@ static void quant_k_scales(const float *x, int nmax, float rmin, int nstep, uint
     half_put(hdr, max_scale / 63.0f);
     half_put(hdr + 2, max_min / 63.0f);
     float d = half_at(hdr), dmin = half_at(hdr + 2);
+    uint8_t sc[8], m[8];
+    quant_k4_scales(s, sc, m);
     for (int j = 0; j < 8; j++) {
-        int sc, m;
-        k4_scale_min(s, j, &sc, &m);
-        float dl = d * (float)sc, ml = dmin * (float)m;
+        float dl = d * (float)sc[j], ml = dmin * (float)m[j];
         for (int l = 0; l < 32; l++) {
             int v = dl != 0.0f ? round_int((x[32 * j + l] + ml) / dl) : 0;
             L[32 * j + l] = (uint8_t)(v < 0 ? 0 : v > nmax ? nmax : v);

@@ -12,6 +12,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 // ggml tensor type ids (fixed by the file format).
 typedef enum {
@@ -61,5 +62,32 @@ const char *quant_nearest_supported(uint32_t type);
 int quant_dequantize_row(uint32_t type, const void *src, float *dst, int64_t n);
 // Writes quant_row_bytes(type, n) bytes at dst encoding src[0..n). Same errors.
 int quant_quantize_row(uint32_t type, const float *src, void *dst, int64_t n);
+
+// The packed sub-block scales of the K-quants, decoded a 32-bit word at a time (inline: the
+// decoders of model/weight_kernels.c and model/weight_dot.c run them once per 256 weights).
+// Q4_K/Q5_K scales[12]: the 6-bit scale and min of sub-block j (0..7); j < 4 are the low 6
+// bits of bytes j and j+4, j >= 4 the nibbles of byte j+4 with the top 2 bits of bytes j-4
+// (scale) and j (min) on top.
+static inline void quant_k4_scales(const uint8_t *s, uint8_t sc[8], uint8_t m[8]) {
+    uint32_t w[3], v[4];
+    memcpy(w, s, 12);
+    v[0] = w[0] & 0x3f3f3f3fu;
+    v[1] = (w[2] & 0x0f0f0f0fu) | ((w[0] >> 6) & 0x03030303u) << 4;
+    v[2] = w[1] & 0x3f3f3f3fu;
+    v[3] = ((w[2] >> 4) & 0x0f0f0f0fu) | ((w[1] >> 6) & 0x03030303u) << 4;
+    memcpy(sc, v, 8);
+    memcpy(m, v + 2, 8);
+}
+
+// Q3_K scales[12]: the 6-bit scale (0..63, 32 is zero) of the 16-value group g (0..15): low
+// nibble of byte g (g < 8) or high nibble of byte g-8, top 2 bits at bit 2 (g / 4) of byte
+// 8 + g % 4.
+static inline void quant_q3_k_scales(const uint8_t *s, uint8_t sc[16]) {
+    uint32_t w[3], v[4];
+    memcpy(w, s, 12);
+    for (int k = 0; k < 4; k++)
+        v[k] = ((w[k % 2] >> (4 * (k / 2))) & 0x0f0f0f0fu) | ((w[2] >> (2 * k)) & 0x03030303u) << 4;
+    memcpy(sc, v, 16);
+}
 
 #endif

@@ -158,6 +158,9 @@ int generate_ids(const model *m, const lora_adapter *lora, const tokenizer *tok,
         free(logits);
         return -1;
     }
+    // Sampling does not need the training passes' numbers to the last bit: the faster int8
+    // products (docs/design.md section 6).
+    d.int8_products = 1;
     if (text_stream_init(&ts, tok, prompt, n_prompt, on_piece, user)) {
         decoder_free(&d);
         free(logits);

@@ -133,7 +133,7 @@ static void matmul_rows(const decoder *d, float *y, const float *x, const weight
         beta = 1.0f;
     }
     if (W->type != GGML_TYPE_F32 && n <= WEIGHT_GEMV_MAX_ROWS)
-        weight_gemv(y, x, W, bias, n);
+        (d->int8_products ? weight_gemv_int8 : weight_gemv)(y, x, W, bias, n);
     else if (W->type != GGML_TYPE_F32)
         weight_matmul_forward(y, x, W, bias, n);
     else if (n == 1)

@@ -52,6 +52,11 @@ typedef struct {
     void *arena;
     size_t arena_bytes;
     int threads;  // OpenMP threads for prefill and the large products of a step
+    // 1: the few-row products on quantized weights round their inputs to int8
+    // (weight_gemv_int8: faster, about 1% per product, docs/design.md section 6); generation
+    // sets it. 0 (decoder_init's default): fp32 inputs, the training passes' numbers within
+    // float rounding, what evaluation needs.
+    int int8_products;
     // Token positions run through the transformer since init or reset: tests use it to prove
     // that a step runs one position, not the whole prefix again.
     int64_t n_positions;

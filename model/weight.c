@@ -7,6 +7,7 @@
 #include "common/error.h"
 #include "formats/gguf.h"
 #include "formats/quant.h"
+#include "model/weight_dot.h"
 #include "model/weight_kernels.h"
 
 // fp32 values one thread dequantizes at a time for a forward panel: about 1 MB, within a
@@ -93,11 +94,24 @@ static void gemv_rows(float *y, int64_t ldy, const float *x, const weight_mat *W
     }
 }
 
+// y[n, r] (row stride ldy) = W[r, :] . x_n + b[r] for rows r0..r1-1, x_n the n-th of N
+// activation rows quantized for the integer kernel `dot` (xq_bytes each).
+static void dot_rows(float *y, int64_t ldy, const uint8_t *xq, size_t xq_bytes,
+                     const weight_mat *W, weight_dot_fn dot, int64_t r0, int64_t r1,
+                     const float *b, int N) {
+    for (int64_t r = r0; r < r1; r++)
+        for (int n = 0; n < N; n++)
+            y[n * ldy + r] = dot(row_at(W, r), xq + n * xq_bytes, W->cols) + (b ? b[r] : 0.0f);
+}
+
 // Products with fewer weights than this run on the calling thread: an OpenMP region costs a
 // barrier, which on a busy machine waits for a descheduled thread.
 #define GEMV_PARALLEL_MIN_WEIGHTS (1 << 18)
 
-void weight_gemv(float *y, const float *x, const weight_mat *W, const float *b, int N) {
+// The rows of W split into tasks of 64 over the threads when the product is large enough;
+// xq (xq_bytes per x row) selects the integer kernel `dot`, NULL the fp32 kernels.
+static void gemv_tasks(float *y, const float *x, const uint8_t *xq, size_t xq_bytes,
+                       weight_dot_fn dot, const weight_mat *W, const float *b, int N) {
     const int64_t rows = W->rows;
     const int par = rows * W->cols >= GEMV_PARALLEL_MIN_WEIGHTS;
     enum { ROWS_PER_TASK = 64 };
@@ -105,9 +119,29 @@ void weight_gemv(float *y, const float *x, const weight_mat *W, const float *b, 
 #pragma omp parallel for schedule(static) if (par)
     for (int64_t k = 0; k < n_tasks; k++) {
         const int64_t r0 = k * ROWS_PER_TASK;
-        gemv_rows(y, rows, x, W, r0, r0 + ROWS_PER_TASK < rows ? r0 + ROWS_PER_TASK : rows, b,
-                  N, 0);
+        const int64_t r1 = r0 + ROWS_PER_TASK < rows ? r0 + ROWS_PER_TASK : rows;
+        if (xq)
+            dot_rows(y, rows, xq, xq_bytes, W, dot, r0, r1, b, N);
+        else
+            gemv_rows(y, rows, x, W, r0, r1, b, N, 0);
     }
+}
+
+void weight_gemv(float *y, const float *x, const weight_mat *W, const float *b, int N) {
+    gemv_tasks(y, x, NULL, 0, NULL, W, b, N);
+}
+
+void weight_gemv_int8(float *y, const float *x, const weight_mat *W, const float *b, int N) {
+    const int64_t cols = W->cols;
+    // The x rows are quantized once per product, for every output row to reuse; without the
+    // buffer (or an integer kernel) the product takes the fp32 kernels.
+    const weight_dot_fn dot = weight_dot_kernel(W->type);
+    const size_t xq_bytes = dot ? weight_dot_xq_bytes(W->type, cols) : 0;
+    uint8_t *xq = dot ? malloc(xq_bytes * (size_t)N) : NULL;
+    for (int n = 0; xq && n < N; n++)
+        weight_dot_quantize_x(W->type, x + n * cols, xq + n * xq_bytes, cols);
+    gemv_tasks(y, x, xq, xq_bytes, dot, W, b, N);
+    free(xq);
 }
 
 void weight_matmul_forward(float *y, const float *x, const weight_mat *W, const float *b, int N) {

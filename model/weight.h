@@ -2,7 +2,7 @@
 // ...), and the products the model needs on it. Nothing here ever holds the whole matrix in
 // fp32: the large products dequantize one panel of rows (or one tile) at a time into a
 // per-thread buffer and hand it to sgemm; the few-row products of decoding read the blocks
-// directly (weight_gemv).
+// directly (weight_gemv, or weight_gemv_int8 on activations rounded to int8).
 #ifndef MEDTUNE_MODEL_WEIGHT_H
 #define MEDTUNE_MODEL_WEIGHT_H
 
@@ -50,6 +50,11 @@ void weight_matmul_backward(float *dx, const float *dy, const weight_mat *W, int
 // AVX2/FMA kernels chosen at run time when the CPU has them: the decoder's few-row products.
 // Same weights as the panels, other order of the sums (a few float roundings apart).
 void weight_gemv(float *y, const float *x, const weight_mat *W, const float *b, int N);
+// The same, faster, with each x row rounded to int8 first where the CPU has an integer kernel
+// for W's type (AVX2: Q8_0, Q4_0, Q4_1, Q2_K..Q6_K; model/weight_dot.h); otherwise exactly
+// weight_gemv. Each product then differs from the exact one by at most the sum over
+// activation blocks of max|x_block| / 254 * sum |w| in the block, plus fp32 rounding.
+void weight_gemv_int8(float *y, const float *x, const weight_mat *W, const float *b, int N);
 
 // "avx2+fma" or "scalar": the kernels weight_gemv runs on this CPU (for logs and benchmarks).
 const char *weight_gemv_isa(void);

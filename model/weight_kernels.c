@@ -1,5 +1,6 @@
 #include "model/weight_kernels.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "formats/gguf.h"
@@ -151,16 +152,6 @@ AVX2 static void row_dot_q4_1(uint32_t type, float *acc, const uint8_t *row, con
 // Q4_K super-block (144 bytes, 256 values): fp16 d, fp16 dmin, 12 bytes packing eight 6-bit
 // scales and mins, 128 bytes of nibbles. Sub-block j (32 values) is w = d sc_j q - dmin m_j;
 // bytes 32i..32i+31 hold sub-block 2i in their low nibbles and 2i+1 in their high ones.
-static void q4_k_scale_min(const uint8_t *sc, int j, int *s, int *m) {
-    if (j < 4) {
-        *s = sc[j] & 63;
-        *m = sc[j + 4] & 63;
-    } else {
-        *s = (sc[j + 4] & 0x0f) | ((sc[j - 4] >> 6) << 4);
-        *m = (sc[j + 4] >> 4) | ((sc[j] >> 6) << 4);
-    }
-}
-
 AVX2 static void row_dot_q4_k(uint32_t type, float *acc, const uint8_t *row, const float *x,
                               int64_t cols, int N) {
     (void)type;
@@ -169,16 +160,16 @@ AVX2 static void row_dot_q4_k(uint32_t type, float *acc, const uint8_t *row, con
     const __m256i m4 = _mm256_set1_epi8(0x0f);
     for (int64_t b = 0; b < cols / 256; b++, row += 144) {
         const float d = half(row), dmin = half(row + 2);
-        const uint8_t *sc = row + 4, *qs = row + 16;
+        const uint8_t *qs = row + 16;
+        uint8_t sc[8], mn[8];
+        quant_k4_scales(row + 4, sc, mn);
         for (int i = 0; i < 4; i++) {
             const __m256i raw = _mm256_loadu_si256((const __m256i *)(qs + 32 * i));
             const __m256i nib[2] = {_mm256_and_si256(raw, m4),
                                     _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4)};
             for (int h = 0; h < 2; h++) {
-                int sv, mv;
-                q4_k_scale_min(sc, 2 * i + h, &sv, &mv);
-                const __m256 ds = _mm256_set1_ps(d * (float)sv);
-                const __m256 dm = _mm256_set1_ps(dmin * (float)mv);
+                const __m256 ds = _mm256_set1_ps(d * (float)sc[2 * i + h]);
+                const __m256 dm = _mm256_set1_ps(dmin * (float)mn[2 * i + h]);
                 const __m128i lo = _mm256_castsi256_si128(nib[h]);
                 const __m128i hi = _mm256_extracti128_si256(nib[h], 1);
                 __m256 w[4] = {_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(lo)),
@@ -234,16 +225,16 @@ AVX2 static void dequant_q4_k_avx2(uint32_t type, const uint8_t *row, float *y, 
     const __m256i m4 = _mm256_set1_epi8(0x0f);
     for (int64_t b = 0; b < n / 256; b++, row += 144) {
         const float d = half(row), dmin = half(row + 2);
-        const uint8_t *sc = row + 4, *qs = row + 16;
+        const uint8_t *qs = row + 16;
+        uint8_t sc[8], mn[8];
+        quant_k4_scales(row + 4, sc, mn);
         for (int i = 0; i < 4; i++) {
             const __m256i raw = _mm256_loadu_si256((const __m256i *)(qs + 32 * i));
             const __m256i nib[2] = {_mm256_and_si256(raw, m4),
                                     _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4)};
             for (int h = 0; h < 2; h++, y += 32) {
-                int sv, mv;
-                q4_k_scale_min(sc, 2 * i + h, &sv, &mv);
-                const __m256 ds = _mm256_set1_ps(d * (float)sv);
-                const __m256 dm = _mm256_set1_ps(dmin * (float)mv);
+                const __m256 ds = _mm256_set1_ps(d * (float)sc[2 * i + h]);
+                const __m256 dm = _mm256_set1_ps(dmin * (float)mn[2 * i + h]);
                 const __m128i lo = _mm256_castsi256_si128(nib[h]);
                 const __m128i hi = _mm256_extracti128_si256(nib[h], 1);
                 const __m128i parts[4] = {lo, _mm_srli_si128(lo, 8), hi, _mm_srli_si128(hi, 8)};
@@ -261,19 +252,25 @@ static int cpu_has_f16c(void) {
     unsigned eax, ebx, ecx, edx;
     return __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & bit_F16C);
 }
+#endif
 
-static int cpu_has_avx2(void) {
+int weight_kernels_avx2(void) {
     static int cached = -1;
-    if (cached < 0)
-        cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                 cpu_has_f16c();
+    if (cached < 0) {
+        const char *off = getenv("MEDTUNE_NO_AVX2");
+        cached = 0;
+#ifdef WEIGHT_X86
+        cached = !(off && *off && strcmp(off, "0")) && __builtin_cpu_supports("avx2") &&
+                 __builtin_cpu_supports("fma") && cpu_has_f16c();
+#endif
+        (void)off;
+    }
     return cached;
 }
-#endif
 
 weight_row_dot_fn weight_row_dot_kernel(uint32_t type) {
 #ifdef WEIGHT_X86
-    if (cpu_has_avx2()) {
+    if (weight_kernels_avx2()) {
         switch (type) {
         case GGML_TYPE_Q8_0: return row_dot_q8_0;
         case GGML_TYPE_Q4_0: return row_dot_q4_0;
@@ -293,7 +290,7 @@ static void dequant_generic(uint32_t type, const uint8_t *row, float *y, int64_t
 
 weight_dequant_fn weight_dequant_kernel(uint32_t type) {
 #ifdef WEIGHT_X86
-    if (cpu_has_avx2()) {
+    if (weight_kernels_avx2()) {
         switch (type) {
         case GGML_TYPE_Q8_0: return dequant_q8_0_avx2;
         case GGML_TYPE_Q4_0: return dequant_q4_0_avx2;
@@ -308,8 +305,5 @@ weight_dequant_fn weight_dequant_kernel(uint32_t type) {
 }
 
 const char *weight_kernels_isa(void) {
-#ifdef WEIGHT_X86
-    if (cpu_has_avx2()) return "avx2+fma";
-#endif
-    return "scalar";
+    return weight_kernels_avx2() ? "avx2+fma" : "scalar";
 }

@@ -1,7 +1,8 @@
 """ctest driver: a random-weight llama GGUF in one stored type and its F32 twin (every tensor
 dequantized by gguf-py's gguf.quants.dequantize), then test_weight_exact on the pair: losses,
 LoRA gradients and greedy tokens of the model kept as stored equal those of the fp32 path.
-Usage: check_exact.py CASE (q8_0, q4_0, q4_1, q5_k, q4_k, q6_k, q4_k_m, bf16, f16).
+Usage: check_exact.py CASE (q8_0, q4_0, q4_1, q5_k, q4_k, q6_k, q2_k, q3_k, q4_k_m, bf16,
+f16; q4_k_m_no_avx2: q4_k_m with MEDTUNE_NO_AVX2=1, the portable kernels).
 
 The base_dtype cases (hf_bf16, hf_q8_0) load a Hugging Face F32 base converted at load and
 compare it with an F32 twin holding gguf-py's dequantize(quantize(W)) of every matrix; the log
@@ -26,15 +27,18 @@ CASES = {
     "q5_k": ({"*": Q.Q5_K}, True),
     "q4_k": ({"*": Q.Q4_K}, True),
     "q6_k": ({"*": Q.Q6_K}, False),
+    "q2_k": ({"*": Q.Q2_K}, True),
+    "q3_k": ({"*": Q.Q3_K}, False),
     "q4_k_m": ({"*": Q.Q4_K, "v": Q.Q6_K, "down": Q.Q6_K, "output": Q.Q6_K}, False),
     "bf16": ({"*": Q.BF16}, False),
     "f16": ({"*": Q.F16}, True),
 }
 
 
-def run_exact(args):
+def run_exact(args, extra_env=None):
     exe = os.path.join(env("MEDTUNE_TEST_BIN", "."), "test_weight_exact")
-    p = subprocess.run([exe] + args, capture_output=True, text=True)
+    p = subprocess.run([exe] + args, capture_output=True, text=True,
+                       env=dict(os.environ, **(extra_env or {})))
     print(p.stdout, end="")
     return p
 
@@ -69,13 +73,14 @@ def main():
         return hf_case(case)
     if case == "gguf_base_dtype":
         return gguf_refuses()
-    types, tied = CASES[case]
+    no_avx2 = case.endswith("_no_avx2")
+    types, tied = CASES[case[:-len("_no_avx2")] if no_avx2 else case]
     d = work_dir("weight", f"exact_{case}")
     spec = dict(weight_lib.SPEC, tied=tied)
     stored, twin = os.path.join(d, f"{case}.gguf"), os.path.join(d, "f32.gguf")
     weight_lib.write_llama(stored, spec, types)
     weight_lib.write_llama(twin, spec, types, f32_twin=True)
-    p = run_exact([stored, twin])
+    p = run_exact([stored, twin], {"MEDTUNE_NO_AVX2": "1"} if no_avx2 else None)
     if p.returncode != 0:
         fail(f"test_weight_exact exited {p.returncode}\n{p.stderr}")
 
