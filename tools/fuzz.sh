@@ -5,8 +5,9 @@
 #   tools/fuzz.sh ci [SECONDS]              build build-fuzz/ (clang, -DMEDTUNE_FUZZ=ON), replay the
 #                                           regression inputs and seeds, then fuzz every harness for
 #                                           SECONDS (default 20) from its committed seeds: ctest -L fuzz
-#   tools/fuzz.sh campaign [LIMIT...] [PARSER...]
-#                                           the long run, one harness after the other (nice -n 19),
+#   tools/fuzz.sh campaign [LIMIT...] [jobs=J] [PARSER...]
+#                                           the long run, one harness after the other (nice -n 19,
+#                                           J parallel libFuzzer jobs of the harness, default 1),
 #                                           ACCUMULATED across runs: the corpus and a ledger of the
 #                                           executions of every run stay in .cache/fuzz/. LIMIT:
 #                                           SECONDS (per harness and run; 600 when no runs=) and/or
@@ -15,7 +16,7 @@
 #                                           committed corpus plus excerpts of ../shared
 #                                           (make_seeds.py --shared), each parser's inputs capped
 #                                           at its max_len (below); crashes do not stop it
-#                                           (-fork=1 -ignore_crashes=1), they are kept as
+#                                           (-fork=J -ignore_crashes=1), they are kept as
 #                                           .cache/fuzz/artifacts/<parser>-crash-*
 #   tools/fuzz.sh summary                   per parser: total executions and findings of all runs,
 #                                           then one line per run, then the kept artifacts
@@ -34,7 +35,7 @@ CAMPAIGN=${MEDTUNE_CACHE:-$ROOT/.cache}/fuzz
 LEDGER=$CAMPAIGN/ledger.tsv
 
 usage() {
-  sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'
   exit 2
 }
 
@@ -123,11 +124,12 @@ remove_stale_scratch() {
 }
 
 campaign() {
-  local seconds="" target="" parsers=""
+  local seconds="" target="" parsers="" jobs=1
   for a in "$@"; do
     case $a in
-      runs=*[!0-9]*|runs=) usage ;;
+      runs=*[!0-9]*|runs=|jobs=*[!0-9]*|jobs=|jobs=0) usage ;;
       runs=*) target=${a#runs=} ;;
+      jobs=*) jobs=${a#jobs=} ;;
       *[!0-9]*|"") parsers="$parsers $a" ;;
       *) seconds=$a ;;
     esac
@@ -168,7 +170,7 @@ campaign() {
     local log
     log=$CAMPAIGN/logs/$p-$(date -u +%Y%m%dT%H%M%S).log
     echo "fuzz.sh: campaign: $p (${limit[*]}), log $log"
-    (cd "$CAMPAIGN" && nice -n 19 "$BUILD/tests/fuzz_$p" "${limit[@]}" -fork=1 -ignore_crashes=1 \
+    (cd "$CAMPAIGN" && nice -n 19 "$BUILD/tests/fuzz_$p" "${limit[@]}" -fork="$jobs" -ignore_crashes=1 \
       -ignore_timeouts=1 -ignore_ooms=1 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
       -artifact_prefix="$CAMPAIGN/artifacts/$p-" "${extra[@]}" "$CAMPAIGN/corpus/$p" \
       >"$log" 2>&1) || echo "fuzz.sh: $p exited with $? (see $log)"
