@@ -51,29 +51,37 @@ void mapped_file_close(mapped_file *mf) {
 
 int file_read_all(const char *path, char **out, size_t *len) {
     *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return err_set("%s: cannot open: %s", path, strerror(errno));
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return err_set("%s: cannot open: %s", path, strerror(errno));
+    // A regular file is read into one buffer of its size (plus the NUL and a byte for the read
+    // that sees the end): growing by 64 KiB steps made a small config or manifest cost a
+    // 64 KiB allocation. Pipes, and files that grow while read, continue in 64 KiB steps.
+    struct stat st;
+    size_t first = 1 << 16;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) first = (size_t)st.st_size + 1;
     char *buf = NULL;
     size_t cap = 0, n = 0;
     for (;;) {
-        // Room for another 64 KiB read and the NUL; a short read means end of file.
-        char *nb = vec_grow(buf, &cap, n + (1 << 16) + 1, 1);
-        if (!nb) {
-            free(buf);
-            fclose(f);
-            return err_set("%s: out of memory", path);
+        if (n + 2 > cap) {
+            char *nb = vec_grow(buf, &cap, n + (n ? 1 << 16 : first) + 1, 1);
+            if (!nb) {
+                free(buf);
+                close(fd);
+                return err_set("%s: out of memory", path);
+            }
+            buf = nb;
         }
-        buf = nb;
-        size_t want = cap - 1 - n, got = fread(buf + n, 1, want, f);
-        n += got;
-        if (got < want) break;
+        ssize_t got = read(fd, buf + n, cap - 1 - n);
+        if (got < 0 && errno == EINTR) continue;
+        if (got < 0) {
+            free(buf);
+            close(fd);
+            return err_set("%s: read error", path);
+        }
+        if (got == 0) break;
+        n += (size_t)got;
     }
-    int failed = ferror(f);
-    fclose(f);
-    if (failed) {
-        free(buf);
-        return err_set("%s: read error", path);
-    }
+    close(fd);
     buf[n] = '\0';
     *out = buf;
     if (len) *len = n;

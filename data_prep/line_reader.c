@@ -20,34 +20,32 @@ int line_reader_open(line_reader *r, const char *path) {
     xmlParserInputBufferPtr in = xmlParserInputBufferCreateFilename(path, XML_CHAR_ENCODING_NONE);
     if (!in) return err_set("%s: cannot open", path);
     r->in = in;
-    r->cap = READ_CHUNK * 2;
-    r->buf = malloc(r->cap);
-    if (!r->buf) {
-        line_reader_close(r);
-        return err_set("%s: out of memory", path);
-    }
+    // libxml2 sizes its own buffer by the read request, and the line buffer grows with what
+    // was read: a file smaller than READ_CHUNK (on disk; compressed, it is read in more steps)
+    // costs buffers of its size, not 2 x 256 KiB. The buffers are allocated by the first read.
+    r->chunk = st.st_size < READ_CHUNK ? (int)st.st_size + 1 : READ_CHUNK;
+    if (r->chunk < 4096) r->chunk = 4096;
     return 0;
 }
 
-// Appends up to READ_CHUNK more bytes to the buffer; sets eof at the end of the input.
+// Appends what one read of up to r->chunk bytes gave to the buffer; sets eof at the end.
 static int fill(line_reader *r) {
     if (r->start > 0) {
         memmove(r->buf, r->buf + r->start, r->end - r->start);
         r->end -= r->start;
         r->start = 0;
     }
-    char *nb = vec_grow(r->buf, &r->cap, r->end + READ_CHUNK, 1);
-    if (!nb) return err_set("%s: out of memory (line too long?)", r->path);
-    r->buf = nb;
     xmlParserInputBufferPtr in = r->in;
-    int got = xmlParserInputBufferRead(in, READ_CHUNK);
+    int got = xmlParserInputBufferRead(in, r->chunk);
     if (got < 0) return err_set("%s: read error (truncated or corrupt compressed file?)", r->path);
     size_t avail = xmlBufUse(in->buffer);
     if (avail == 0) {
         r->eof = 1;
         return 0;
     }
-    if (avail > r->cap - r->end) avail = r->cap - r->end;
+    char *nb = vec_grow(r->buf, &r->cap, r->end + avail, 1);
+    if (!nb) return err_set("%s: out of memory (line too long?)", r->path);
+    r->buf = nb;
     memcpy(r->buf + r->end, xmlBufContent(in->buffer), avail);
     xmlBufShrink(in->buffer, avail);
     r->end += avail;
@@ -57,7 +55,7 @@ static int fill(line_reader *r) {
 int line_reader_next(line_reader *r, const char **line, size_t *len) {
     size_t scanned = r->start;
     for (;;) {
-        char *nl = memchr(r->buf + scanned, '\n', r->end - scanned);
+        char *nl = r->end > scanned ? memchr(r->buf + scanned, '\n', r->end - scanned) : NULL;
         if (nl) {
             size_t n = (size_t)(nl - (r->buf + r->start));
             *line = r->buf + r->start;

@@ -11,6 +11,7 @@ typedef struct {
     char *buf;
     size_t cap, start, end;
     int eof;
+    int chunk;  // bytes asked of libxml2 per read
     uint64_t line;   // number of the line last returned (1-based)
     uint64_t bytes;  // bytes returned so far, newlines included
     char path[4096];

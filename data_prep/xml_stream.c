@@ -40,6 +40,10 @@ int xml_stream_open(xml_stream *x, const char *path) {
 void xml_stream_close(xml_stream *x) {
     if (x->reader) xmlFreeTextReader(x->reader);
     x->reader = NULL;
+    // libxml2 keeps a copy of the last parse error (message and names strdup'd) in a global
+    // until the next error; the message is in x->error already, so a closed stream leaves no
+    // allocation of its own behind.
+    xmlResetLastError();
 }
 
 long xml_stream_bytes(const xml_stream *x) { return xmlTextReaderByteConsumed(x->reader); }

@@ -112,11 +112,12 @@ int tok_bpe_init(tok_bpe *b, size_t n_vocab, size_t n_merges) {
     if (!b->merges) return err_set("tokenizer: out of memory (%zu merges)", n_merges);
     for (size_t i = 0; i < cap; i++) b->merges[i].key = UINT64_MAX;
     b->merges_mask = cap - 1;
+    // A stripe's slots are allocated by its first cache_put: 16 x 1024 slots (384 KB) zeroed
+    // for every tokenizer cost more than loading a small one, and most stripes of a tokenizer
+    // that encodes a few words stay empty.
     for (int i = 0; i < TOK_CACHE_STRIPES; i++) {
         pthread_mutex_init(&b->cache[i].lock, NULL);
         b->cache[i].mask = 1023;
-        b->cache[i].slots = calloc(1024, sizeof(tok_str_slot));
-        if (!b->cache[i].slots) return err_set("tokenizer: out of memory (word cache)");
     }
     return 0;
 }
@@ -295,7 +296,7 @@ static int cache_get(const tok_bpe *b, uint32_t h, const char *w, size_t len, id
     tok_cache_stripe *c = (tok_cache_stripe *)&b->cache[h % TOK_CACHE_STRIPES];
     int found = 0;
     pthread_mutex_lock(&c->lock);
-    for (size_t j = (h >> 4) & c->mask; c->slots[j].s; j = (j + 1) & c->mask) {
+    for (size_t j = (h >> 4) & c->mask; c->slots && c->slots[j].s; j = (j + 1) & c->mask) {
         tok_str_slot *x = &c->slots[j];
         if (x->hash == h && x->len == len && !memcmp(x->s, w, len)) {
             int32_t ids[CACHE_MAX_WORD];
@@ -319,6 +320,11 @@ static void cache_put(const tok_bpe *b, uint32_t h, const char *w, size_t len, c
     memcpy(blob, w, len);
     memcpy(blob + len, ids, nid * sizeof(int32_t));
     pthread_mutex_lock(&c->lock);
+    if (!c->slots && !(c->slots = calloc(c->mask + 1, sizeof *c->slots))) {
+        pthread_mutex_unlock(&c->lock);
+        free(blob);
+        return;
+    }
     if ((c->count + 1) * 2 > c->mask + 1) {  // full: start over rather than track recency
         for (size_t j = 0; j <= c->mask; j++) free((char *)c->slots[j].s);
         memset(c->slots, 0, (c->mask + 1) * sizeof *c->slots);
@@ -365,7 +371,6 @@ void tok_bpe_free(tok_bpe *b) {
     tok_str_map_free(&b->vocab);
     free(b->merges);
     for (int i = 0; i < TOK_CACHE_STRIPES; i++) {
-        if (!b->cache[i].slots) continue;
         // Only stripes that cached words, and only their filled slots: free(NULL) is a no-op,
         // but under ASan each call records a stack trace, and the 16k empty slots made freeing
         // a tokenizer cost more than loading it.

@@ -5,8 +5,9 @@
 #   tools/fuzz.sh ci [SECONDS]              build build-fuzz/ (clang, -DMEDTUNE_FUZZ=ON), replay the
 #                                           regression inputs and seeds, then fuzz every harness for
 #                                           SECONDS (default 20) from its committed seeds: ctest -L fuzz
-#   tools/fuzz.sh campaign [LIMIT...] [PARSER...]
-#                                           the long run, one harness after the other (nice -n 19),
+#   tools/fuzz.sh campaign [LIMIT...] [jobs=J] [PARSER...]
+#                                           the long run, one harness after the other (nice -n 19,
+#                                           J parallel libFuzzer jobs of the harness, default 1),
 #                                           ACCUMULATED across runs: the corpus and a ledger of the
 #                                           executions of every run stay in .cache/fuzz/. LIMIT:
 #                                           SECONDS (per harness and run; 600 when no runs=) and/or
@@ -15,7 +16,7 @@
 #                                           committed corpus plus excerpts of ../shared
 #                                           (make_seeds.py --shared), each parser's inputs capped
 #                                           at its max_len (below); crashes do not stop it
-#                                           (-fork=1 -ignore_crashes=1), they are kept as
+#                                           (-fork=J -ignore_crashes=1), they are kept as
 #                                           .cache/fuzz/artifacts/<parser>-crash-*
 #   tools/fuzz.sh summary                   per parser: total executions and findings of all runs,
 #                                           then one line per run, then the kept artifacts
@@ -34,7 +35,7 @@ CAMPAIGN=${MEDTUNE_CACHE:-$ROOT/.cache}/fuzz
 LEDGER=$CAMPAIGN/ledger.tsv
 
 usage() {
-  sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'
   exit 2
 }
 
@@ -83,25 +84,37 @@ ledger_total() {
 }
 
 # Ledger columns: end time (UTC), parser, executions, seconds, cov, ft, oom/timeout/crash,
-# commit of the build, load average at the end.
+# commit of the build, load average at the end, CPU seconds (user + system of the harness and
+# its fork-mode jobs; empty in runs recorded before the column existed). On the shared machine
+# the wall-clock exec/s says how much CPU the other users left; exec per CPU-second is the
+# harness's own speed.
 summary() {
   if [ ! -s "$LEDGER" ]; then
     echo "fuzz.sh: no campaign run recorded in $LEDGER"
     return
   fi
-  echo "Totals over all runs ($LEDGER):"
-  printf "%-13s %5s %14s %9s %8s %s\n" parser runs executions seconds exec/s "oom/timeout/crash"
-  awk -F'\t' -v order="$PARSERS" '
-    { runs[$2]++; n[$2] += $3; t[$2] += $4; split($7, b, "/"); oom[$2] += b[1]; to[$2] += b[2]; cr[$2] += b[3] }
+  echo "Totals over all runs ($LEDGER); cpu-s and exec/cpu-s over the runs that recorded CPU time"
+  echo "(cpu runs), corpus = inputs in $CAMPAIGN/corpus/<parser> now:"
+  printf "%-13s %5s %14s %9s %8s %9s %8s %11s %7s %s\n" parser runs executions seconds exec/s cpu-s "cpu runs" exec/cpu-s corpus \
+    "oom/timeout/crash"
+  local corpus="" p
+  for p in $PARSERS; do
+    corpus="$corpus $p=$({ find "$CAMPAIGN/corpus/$p" -maxdepth 1 -type f 2>/dev/null || true; } | wc -l)"
+  done
+  awk -F'\t' -v order="$PARSERS" -v corpus="$corpus" '
+    { runs[$2]++; n[$2] += $3; t[$2] += $4; split($7, b, "/"); oom[$2] += b[1]; to[$2] += b[2]; cr[$2] += b[3]
+      if ($10 != "") { cruns[$2]++; cn[$2] += $3; cpu[$2] += $10 } }
     END {
+      m = split(corpus, cs, " "); for (i = 1; i <= m; i++) { split(cs[i], kv, "="); size[kv[1]] = kv[2] }
       k = split(order, ps, " ")
       for (i = 1; i <= k; i++) { p = ps[i]; if (!(p in runs)) continue
-        printf "%-13s %5d %14d %9d %8d %d/%d/%d\n", p, runs[p], n[p], t[p], t[p] ? n[p] / t[p] : 0, oom[p], to[p], cr[p] }
+        printf "%-13s %5d %14d %9d %8d %9d %8d %11d %7d %d/%d/%d\n", p, runs[p], n[p], t[p], t[p] ? n[p] / t[p] : 0,
+          cpu[p], cruns[p], cpu[p] ? cn[p] / cpu[p] : 0, size[p], oom[p], to[p], cr[p] }
     }' "$LEDGER"
   echo
   echo "Runs:"
-  printf "%-20s %-13s %12s %7s %7s %6s %-9s %-12s %s\n" end parser executions seconds cov ft o/t/c commit load
-  awk -F'\t' '{ printf "%-20s %-13s %12s %7s %7s %6s %-9s %-12s %s\n", $1, $2, $3, $4, $5, $6, $7, $8, $9 }' "$LEDGER"
+  printf "%-20s %-13s %12s %7s %7s %6s %-9s %-12s %6s %s\n" end parser executions seconds cov ft o/t/c commit load cpu-s
+  awk -F'\t' '{ printf "%-20s %-13s %12s %7s %7s %6s %-9s %-12s %6s %s\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 }' "$LEDGER"
   echo
   local found
   found=$(ls "$CAMPAIGN"/artifacts 2>/dev/null | grep -E '^[a-z_]+-(crash|leak|timeout|oom)-' || true)
@@ -123,11 +136,12 @@ remove_stale_scratch() {
 }
 
 campaign() {
-  local seconds="" target="" parsers=""
+  local seconds="" target="" parsers="" jobs=1
   for a in "$@"; do
     case $a in
-      runs=*[!0-9]*|runs=) usage ;;
+      runs=*[!0-9]*|runs=|jobs=*[!0-9]*|jobs=|jobs=0) usage ;;
       runs=*) target=${a#runs=} ;;
+      jobs=*) jobs=${a#jobs=} ;;
       *[!0-9]*|"") parsers="$parsers $a" ;;
       *) seconds=$a ;;
     esac
@@ -168,16 +182,22 @@ campaign() {
     local log
     log=$CAMPAIGN/logs/$p-$(date -u +%Y%m%dT%H%M%S).log
     echo "fuzz.sh: campaign: $p (${limit[*]}), log $log"
-    (cd "$CAMPAIGN" && nice -n 19 "$BUILD/tests/fuzz_$p" "${limit[@]}" -fork=1 -ignore_crashes=1 \
+    # `times` in the subshell: the CPU time of its children, i.e. the harness and the jobs it
+    # waited for (a job still running when the harness is interrupted is not counted).
+    (cd "$CAMPAIGN" && rc=0 && nice -n 19 "$BUILD/tests/fuzz_$p" "${limit[@]}" -fork="$jobs" -ignore_crashes=1 \
       -ignore_timeouts=1 -ignore_ooms=1 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
       -artifact_prefix="$CAMPAIGN/artifacts/$p-" "${extra[@]}" "$CAMPAIGN/corpus/$p" \
-      >"$log" 2>&1) || echo "fuzz.sh: $p exited with $? (see $log)"
+      >"$log" 2>&1 || rc=$?; times >"$log.cpu"; exit $rc) || echo "fuzz.sh: $p exited with $? (see $log)"
+    local cpu
+    cpu=$(sed -n 2p "$log.cpu" 2>/dev/null | awk '{ n = 0; for (i = 1; i <= 2; i++) {
+      split($i, ms, "m"); sub("s", "", ms[2]); n += ms[1] * 60 + ms[2] }; printf "%.1f\n", n }')
+    rm -f "$log.cpu"
     remove_stale_scratch
     local stats
     stats=$(log_stats "$log")
     if [ -n "$stats" ]; then
-      printf "%s\t%s\t%s\t%s\t%s\n" "$(date -u +%Y-%m-%dT%H:%M:%S)" "$p" "$stats" "$commit" \
-        "$(cut -d' ' -f1 /proc/loadavg)" >>"$LEDGER"
+      printf "%s\t%s\t%s\t%s\t%s\t%s\n" "$(date -u +%Y-%m-%dT%H:%M:%S)" "$p" "$stats" "$commit" \
+        "$(cut -d' ' -f1 /proc/loadavg)" "$cpu" >>"$LEDGER"
     else
       echo "fuzz.sh: $p: no status line in $log, nothing added to the ledger"
     fi

@@ -32,3 +32,4 @@ endforeach()
 # The English preference recipe (tools/self_negatives.py) on hand-written sources.
 medtune_add_test(NAME prep_self_negatives
   COMMAND ${MEDTUNE_PYTHON} ${PREP_PY}/check_self_negatives.py LABELS prep)
+medtune_add_test(NAME prep_read_files COMMAND test_read_files LABELS prep)

@@ -13,8 +13,9 @@
 const char *fuzz_dir(void);
 // Joins fuzz_dir() and `name` into `out`.
 void fuzz_path(char *out, size_t n, const char *name);
-// Writes `size` bytes to `path` with a plain write: no fsync per input (the speed of a
-// campaign), and a harness needs no crash safety. Aborts on I/O failure (the harness's fault).
+// Makes `path` hold exactly `size` bytes, through a descriptor kept open across inputs: no
+// fsync per input (the speed of a campaign), and a harness needs no crash safety. Aborts on
+// I/O failure (the harness's fault).
 void fuzz_write_path(const char *path, const void *data, size_t size);
 // fuzz_write_path to fuzz_dir()/name; the full path goes to `out`.
 void fuzz_write(char *out, size_t n, const char *name, const void *data, size_t size);
