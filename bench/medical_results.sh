@@ -32,11 +32,14 @@ if [ $SMOKE = 1 ]; then
     DAPT_STEPS=${DAPT_STEPS:-2}; SFT_STEPS=${SFT_STEPS:-2}
     DAPT_SECONDS=${DAPT_SECONDS:-300}; SFT_SECONDS=${SFT_SECONDS:-300}
     PPL_WINDOWS=${PPL_WINDOWS:-2}; SUITE_LIMIT=${SUITE_LIMIT:-2}
+    # one window per micro-batch: the smoke run checks the pipeline, not the recipe
+    SMOKE_ARGS=(--set batch.micro_batch=1)
 else
     OUT=${OUT:-.cache/results/medical}
     DAPT_STEPS=${DAPT_STEPS:-120}; SFT_STEPS=${SFT_STEPS:-60}
     DAPT_SECONDS=${DAPT_SECONDS:-780}; SFT_SECONDS=${SFT_SECONDS:-900}
     PPL_WINDOWS=${PPL_WINDOWS:-32}; SUITE_LIMIT=${SUITE_LIMIT:-30}
+    SMOKE_ARGS=()
 fi
 DAPT_LR=${DAPT_LR:-5e-4}
 SFT_LR=${SFT_LR:-2e-4}
@@ -166,7 +169,7 @@ for run in dapt_noreplay dapt_replay; do
         --set "data.train=\"$OUT/shards/pubmed\"" --set "data.replay=\"$OUT/shards/general\"" \
         --set data.replay_ratio=$ratio --set steps=$DAPT_STEPS --set "optim.lr=$DAPT_LR" \
         --set batch.grad_accum=1 --set threads=$THREADS --set eval_every=0 \
-        --set save_every=0 --set keep_last=1 --set "out_dir=\"$OUT/$run\""
+        --set save_every=0 --set keep_last=1 "${SMOKE_ARGS[@]}" --set "out_dir=\"$OUT/$run\""
     ppl 1 "ppl_pubmed_$run" "$OUT/shards/pubmed" 256 "$ADAPTER"
     ppl 1 "ppl_general_$run" "$OUT/shards/general" 256 "$ADAPTER"
 done
@@ -180,7 +183,7 @@ rm -rf "$OUT/sft"
 train_bounded 2 train_sft "$SFT_SECONDS" configs/meddialog_sft.json --set "model=\"$MODEL\"" \
     --set "data.train=\"$OUT/shards/medchat\"" --set steps=$SFT_STEPS --set "optim.lr=$SFT_LR" \
     --set batch.grad_accum=1 --set threads=$THREADS --set eval_every=0 --set save_every=0 \
-    --set keep_last=1 --set "out_dir=\"$OUT/sft\""
+    --set keep_last=1 "${SMOKE_ARGS[@]}" --set "out_dir=\"$OUT/sft\""
 SFT_ADAPTER=$ADAPTER
 ppl 2 answer_loss_sft "$OUT/shards/medchat" 512 "$SFT_ADAPTER"
 # The leaderboard suite with every task cut to SUITE_LIMIT items, base and SFT adapter on the
