@@ -15,7 +15,8 @@
 # DAPT_STEPS (120), DAPT_SECONDS (780: the time budget of each run), DAPT_LR (5e-4),
 # SFT_STEPS (60), SFT_SECONDS (900), SFT_LR (2e-4), PPL_WINDOWS (32), SUITE_LIMIT (30 items
 # per task), DPO (reuse | run: see row 3 below), PREF_RESULTS
-# (.cache/results: bench/preference_job.sh's inputs and outputs), PYTHON (python3).
+# (.cache/results: bench/preference_job.sh's inputs and outputs), PYTHON (python3), ROWS
+# ("1 2 3": the rows to run; "1" with another OUT and DAPT_LR tries another DAPT recipe).
 set -euo pipefail
 
 SMOKE=0
@@ -27,6 +28,8 @@ GENERAL_DIR=${GENERAL_DIR:-.cache/general}
 PREF_RESULTS=${PREF_RESULTS:-.cache/results}
 PYTHON=${PYTHON:-python3}
 DPO=${DPO:-reuse}
+ROWS=${ROWS:-1 2 3}
+want() { [[ " $ROWS " == *" $1 "* ]]; }
 if [ $SMOKE = 1 ]; then
     OUT=${OUT:-.cache/results/medical/smoke}
     DAPT_STEPS=${DAPT_STEPS:-2}; SFT_STEPS=${SFT_STEPS:-2}
@@ -47,7 +50,8 @@ SFT_LR=${SFT_LR:-2e-4}
 die() { echo "medical_results: $*" >&2; exit 1; }
 [ -x "$BUILD/medtune" ] || die "$BUILD/medtune: no medtune binary (build first)"
 [ -e "$MODEL" ] || die "$MODEL: no model (tools/fetch_smollm2.sh fetches it)"
-[ -d ../shared/data/pubmed_xml ] || die "../shared/data: no PubMed data (run from the repository root)"
+[ -d ../shared/data/pubmed_xml ] ||
+    die "../shared/data: no PubMed data (run from the repository root)"
 MEDTUNE=$(realpath "$BUILD/medtune")
 MODEL=$(realpath "$MODEL")
 mkdir -p "$OUT"
@@ -66,7 +70,8 @@ printf 'row\tstage\tseconds\tload1\toutput\tcommand\n' > "$TIMES"
 export OMP_NUM_THREADS=$THREADS
 
 # stage ROW NAME CMD...: runs CMD with stdout to OUT/NAME.out and stderr to OUT/NAME.log, and
-# appends its row, wall seconds, the 1-minute load average at its end and command line (paths as given) to times.tsv.
+# appends its row, wall seconds, the 1-minute load average at its end and the command line
+# (paths as given) to times.tsv.
 stage() {
     local row=$1 name=$2 t0 rc=0
     shift 2
@@ -75,7 +80,10 @@ stage() {
     "$@" > "$OUT/$name.out" 2> "$OUT/$name.log" || rc=$?
     printf '%s\t%s\t%.1f\t%s\t%s\t%s\n' "$row" "$name" "$(echo "$(date +%s.%N) - $t0" | bc)" \
         "$(cut -d' ' -f1 /proc/loadavg)" "$name.out" "$*" >> "$TIMES"
-    [ $rc = 0 ] || { [ $rc = 124 ] && [ "${ALLOW_TIMEOUT:-0}" = 1 ]; } || { tail -5 "$OUT/$name.log" >&2; die "$name failed (exit $rc): $OUT/$name.log"; }
+    [ $rc = 0 ] || { [ $rc = 124 ] && [ "${ALLOW_TIMEOUT:-0}" = 1 ]; } || {
+        tail -5 "$OUT/$name.log" >&2
+        die "$name failed (exit $rc): $OUT/$name.log"
+    }
 }
 
 # The general-English corpus: the `fortunes` Debian package (quotations, jokes, anecdotes and
@@ -104,7 +112,8 @@ fetch_general() {
 fetch_general
 if [ -s "$GENERAL_DIR/fortunes.txt" ]; then
     GENERAL_INPUTS="[{\"path\": \"$(realpath "$GENERAL_DIR")/fortunes.txt\", \"format\": \"text\"}]"
-    echo "fortunes (Debian package, $(ls "$GENERAL_DIR"/fortunes_*.deb 2>/dev/null | xargs -n1 basename))" \
+    deb=$(ls "$GENERAL_DIR"/fortunes_*.deb 2>/dev/null | xargs -n1 basename)
+    echo "fortunes (Debian package, $deb)" \
         > "$OUT/general_source.txt"
 else
     GENERAL_INPUTS='[{"path": "/usr/share/common-licenses/*", "format": "text"}]'
@@ -130,25 +139,13 @@ train_bounded() {
     fi
 }
 
-# ---- Row 1: domain adaptation on PubMed ---------------------------------------------------
-# The PubMed XML abstracts and PMC articles of configs/prep_pubmed.json, and the 2,888 abstracts
-# of the Medical Abstracts corpus (a CSV, written out as one text block per abstract).
-rm -rf "$OUT/shards"
-"$PYTHON" -c 'import csv, sys
+# abstracts_to_text CSV TXT: the medical_abstract column, one text block per abstract.
+abstracts_to_text() {
+    "$PYTHON" -c 'import csv, sys
 with open(sys.argv[1], newline="") as f, open(sys.argv[2], "w") as out:
     for r in csv.DictReader(f):
-        out.write(" ".join(r["medical_abstract"].split()) + "\n\n")' \
-    ../shared/data/medical_abstracts_tc/medical_tc_test.csv "$OUT/medical_abstracts.txt"
-PUBMED_INPUTS="[{\"path\": \"../shared/data/pubmed_xml/*.xml\", \"format\": \"pubmed-xml\"},\
- {\"path\": \"../shared/data/pmc_oa_nxml/*.nxml\", \"format\": \"pmc-nxml\"},\
- {\"path\": \"$OUT/medical_abstracts.txt\", \"format\": \"text\"}]"
-stage 1 prep_pubmed "$MEDTUNE" prep configs/prep_pubmed.json --set "tokenizer=\"$MODEL\"" \
-    --set "inputs=$PUBMED_INPUTS" --set "out_dir=\"$OUT/shards/pubmed\"" --json
-# The general corpus's val split (10%, by a hash of each document) is the held-out general
-# text; its train split is the replay stream, so no held-out document is ever replayed.
-stage 1 prep_general "$MEDTUNE" prep configs/prep_general.json --set "tokenizer=\"$MODEL\"" \
-    --set "inputs=$GENERAL_INPUTS" --set val_fraction=0.1 \
-    --set "out_dir=\"$OUT/shards/general\"" --json
+        out.write(" ".join(r["medical_abstract"].split()) + "\n\n")' "$1" "$2"
+}
 
 # ppl NAME SHARDS SEQ [ADAPTER]: perplexity of the val split, PPL_WINDOWS evenly spaced windows.
 ppl() {
@@ -157,48 +154,77 @@ ppl() {
     stage "$row" "$name" "$MEDTUNE" eval "$MODEL" "${adapter[@]}" --shards "$shards" \
         --seq-len "$seq" --max-windows "$PPL_WINDOWS" --batch 4 --json
 }
-ppl 1 ppl_pubmed_base "$OUT/shards/pubmed" 256
-ppl 1 ppl_general_base "$OUT/shards/general" 256
 
-# Both runs: configs/pubmed_dapt.json (r 16, alpha 32, all 7 projections, 4 x 256 windows)
-# with one micro-batch per step, DAPT_STEPS steps at DAPT_LR; they differ only in replay.
-for run in dapt_noreplay dapt_replay; do
-    if [ $run = dapt_replay ]; then ratio=0.1; else ratio=0; fi
-    rm -rf "$OUT/$run"
-    train_bounded 1 "train_$run" "$DAPT_SECONDS" configs/pubmed_dapt.json --set "model=\"$MODEL\"" \
-        --set "data.train=\"$OUT/shards/pubmed\"" --set "data.replay=\"$OUT/shards/general\"" \
-        --set data.replay_ratio=$ratio --set steps=$DAPT_STEPS --set "optim.lr=$DAPT_LR" \
-        --set batch.grad_accum=1 --set threads=$THREADS --set eval_every=0 \
-        --set save_every=0 --set keep_last=1 "${SMOKE_ARGS[@]}" --set "out_dir=\"$OUT/$run\""
-    ppl 1 "ppl_pubmed_$run" "$OUT/shards/pubmed" 256 "$ADAPTER"
-    ppl 1 "ppl_general_$run" "$OUT/shards/general" 256 "$ADAPTER"
-done
+# ---- Row 1: domain adaptation on PubMed ---------------------------------------------------
+if want 1; then
+    # The PubMed XML abstracts and PMC articles of configs/prep_pubmed.json, and the 2,888
+    # abstracts of the Medical Abstracts corpus (a CSV, written out as one text block each).
+    rm -rf "$OUT/shards/pubmed" "$OUT/shards/general"
+    abstracts_to_text ../shared/data/medical_abstracts_tc/medical_tc_test.csv \
+        "$OUT/medical_abstracts.txt"
+    PUBMED_INPUTS="[{\"path\": \"../shared/data/pubmed_xml/*.xml\", \"format\": \"pubmed-xml\"},\
+     {\"path\": \"../shared/data/pmc_oa_nxml/*.nxml\", \"format\": \"pmc-nxml\"},\
+     {\"path\": \"$OUT/medical_abstracts.txt\", \"format\": \"text\"}]"
+    stage 1 prep_pubmed "$MEDTUNE" prep configs/prep_pubmed.json --set "tokenizer=\"$MODEL\"" \
+        --set "inputs=$PUBMED_INPUTS" --set "out_dir=\"$OUT/shards/pubmed\"" --json
+    # The general corpus's val split (10%, by a hash of each document) is the held-out general
+    # text; its train split is the replay stream, so no held-out document is ever replayed.
+    stage 1 prep_general "$MEDTUNE" prep configs/prep_general.json --set "tokenizer=\"$MODEL\"" \
+        --set "inputs=$GENERAL_INPUTS" --set val_fraction=0.1 \
+        --set "out_dir=\"$OUT/shards/general\"" --json
+
+    ppl 1 ppl_pubmed_base "$OUT/shards/pubmed" 256
+    ppl 1 ppl_general_base "$OUT/shards/general" 256
+
+    # Both runs: configs/pubmed_dapt.json (r 16, alpha 32, all 7 projections, 4 x 256 windows)
+    # with one micro-batch per step, DAPT_STEPS steps at DAPT_LR; they differ only in replay.
+    for run in dapt_noreplay dapt_replay; do
+        if [ $run = dapt_replay ]; then ratio=0.1; else ratio=0; fi
+        rm -rf "$OUT/$run"
+        train_bounded 1 "train_$run" "$DAPT_SECONDS" configs/pubmed_dapt.json \
+            --set "model=\"$MODEL\"" --set "data.train=\"$OUT/shards/pubmed\"" \
+            --set "data.replay=\"$OUT/shards/general\"" \
+            --set data.replay_ratio=$ratio --set steps=$DAPT_STEPS --set "optim.lr=$DAPT_LR" \
+            --set batch.grad_accum=1 --set threads=$THREADS --set eval_every=0 \
+            --set save_every=0 --set keep_last=1 "${SMOKE_ARGS[@]}" --set "out_dir=\"$OUT/$run\""
+        ppl 1 "ppl_pubmed_$run" "$OUT/shards/pubmed" 256 "$ADAPTER"
+        ppl 1 "ppl_general_$run" "$OUT/shards/general" 256 "$ADAPTER"
+    done
+fi
 
 # ---- Row 2: instruction tuning on medAlpaca + ChatDoctor + MedInstruct --------------------
-stage 2 prep_chat "$MEDTUNE" prep configs/prep_chat.json --set "tokenizer=\"$MODEL\"" \
-    --set "out_dir=\"$OUT/shards/medchat\"" --json
-# The held-out answer loss: document attention (the shards are packed whole), 512 tokens.
-ppl 2 answer_loss_base "$OUT/shards/medchat" 512
-rm -rf "$OUT/sft"
-train_bounded 2 train_sft "$SFT_SECONDS" configs/meddialog_sft.json --set "model=\"$MODEL\"" \
-    --set "data.train=\"$OUT/shards/medchat\"" --set steps=$SFT_STEPS --set "optim.lr=$SFT_LR" \
-    --set batch.grad_accum=1 --set threads=$THREADS --set eval_every=0 --set save_every=0 \
-    --set keep_last=1 "${SMOKE_ARGS[@]}" --set "out_dir=\"$OUT/sft\""
-SFT_ADAPTER=$ADAPTER
-ppl 2 answer_loss_sft "$OUT/shards/medchat" 512 "$SFT_ADAPTER"
-# The leaderboard suite with every task cut to SUITE_LIMIT items, base and SFT adapter on the
-# same items (Wilson intervals, exact McNemar).
-sed -E "s/\"limit\": [0-9]+/\"limit\": $SUITE_LIMIT/" configs/medical_suite.json > "$OUT/suite.json"
-rm -rf "$OUT/suite"
-stage 2 suite "$MEDTUNE" eval "$MODEL" --suite "$OUT/suite.json" --compare "$SFT_ADAPTER" \
-    --out-dir "$OUT/suite"
+if want 2; then
+    rm -rf "$OUT/shards/medchat"
+    stage 2 prep_chat "$MEDTUNE" prep configs/prep_chat.json --set "tokenizer=\"$MODEL\"" \
+        --set "out_dir=\"$OUT/shards/medchat\"" --json
+    # The held-out answer loss: document attention (the shards are packed whole), 512 tokens.
+    ppl 2 answer_loss_base "$OUT/shards/medchat" 512
+    rm -rf "$OUT/sft"
+    train_bounded 2 train_sft "$SFT_SECONDS" configs/meddialog_sft.json \
+        --set "model=\"$MODEL\"" --set "data.train=\"$OUT/shards/medchat\"" \
+        --set steps=$SFT_STEPS --set "optim.lr=$SFT_LR" \
+        --set batch.grad_accum=1 --set threads=$THREADS --set eval_every=0 --set save_every=0 \
+        --set keep_last=1 "${SMOKE_ARGS[@]}" --set "out_dir=\"$OUT/sft\""
+    SFT_ADAPTER=$ADAPTER
+    ppl 2 answer_loss_sft "$OUT/shards/medchat" 512 "$SFT_ADAPTER"
+    # The leaderboard suite with every task cut to SUITE_LIMIT items, base and SFT adapter on
+    # the same items (Wilson intervals, exact McNemar).
+    sed -E "s/\"limit\": [0-9]+/\"limit\": $SUITE_LIMIT/" configs/medical_suite.json \
+        > "$OUT/suite.json"
+    rm -rf "$OUT/suite"
+    stage 2 suite "$MEDTUNE" eval "$MODEL" --suite "$OUT/suite.json" --compare "$SFT_ADAPTER" \
+        --out-dir "$OUT/suite"
+fi
 
 # ---- Row 3: DPO after SFT -----------------------------------------------------------------
 # bench/preference_job.sh (40-step SFT, then one epoch of DPO on the English pairs of
 # tools/self_negatives.py, 30 held-out pairs) takes about half an hour of DPO training alone.
 # DPO=reuse (default) reports its last run from PREF_RESULTS/preference_job; DPO=run runs it
 # again into OUT/dpo.
-if [ "$DPO" = run ]; then
+if ! want 3; then
+    DPO=skip
+    DPO_DIR=none
+elif [ "$DPO" = run ]; then
     rm -rf "$OUT/dpo"
     stage 3 preference_job bench/preference_job.sh "$BUILD" "$PREF_RESULTS" "$OUT/dpo"
     DPO_DIR=$OUT/dpo

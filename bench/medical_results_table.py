@@ -5,7 +5,8 @@
 
 OUT holds times.tsv (row, stage, wall seconds, load, output file, command per command) and the
 outputs it names; DPO_DIR a bench/preference_job.sh output directory (eval_heldout.json,
-times.tsv, dpo/), DPO_MODE `run` (run by this invocation) or `reuse` (an earlier run).
+times.tsv, dpo/), DPO_MODE `run` (run by this invocation), `reuse` (an earlier run) or `skip`
+(row 3 not asked for).
 Row 4 projects the measured training times to larger bases with bench/scaling_model.py's FLOP
 and reduction model."""
 import csv
@@ -99,7 +100,7 @@ def main():
     for s in stages:
         print(f"| {ROWS[s['row']]} | {s['stage']} | `{cell(s['command'])}` | {s['seconds']} | "
               f"{s['load1']} | {cell(describe(out, s))} |")
-    if dpo_mode != "run":
+    if dpo_mode == "reuse":
         heldout = os.path.join(dpo_dir, "eval_heldout.json")
         if os.path.exists(heldout):
             with open(os.path.join(dpo_dir, "times.tsv")) as f:
