@@ -16,7 +16,8 @@
 # SFT_STEPS (60), SFT_SECONDS (900), SFT_LR (2e-4), PPL_WINDOWS (32), SUITE_LIMIT (30 items
 # per task), DPO (reuse | run: see row 3 below), PREF_RESULTS
 # (.cache/results: bench/preference_job.sh's inputs and outputs), PYTHON (python3), ROWS
-# ("1 2 3": the rows to run; "1" with another OUT and DAPT_LR tries another DAPT recipe).
+# ("1 2 3": the rows to run; "1" with another OUT and DAPT_LR tries another DAPT recipe),
+# DAPT_RUNS ("dapt_noreplay dapt_replay": row 1's runs).
 set -euo pipefail
 
 SMOKE=0
@@ -29,6 +30,7 @@ PREF_RESULTS=${PREF_RESULTS:-.cache/results}
 PYTHON=${PYTHON:-python3}
 DPO=${DPO:-reuse}
 ROWS=${ROWS:-1 2 3}
+DAPT_RUNS=${DAPT_RUNS:-dapt_noreplay dapt_replay}
 want() { [[ " $ROWS " == *" $1 "* ]]; }
 if [ $SMOKE = 1 ]; then
     OUT=${OUT:-.cache/results/medical/smoke}
@@ -178,7 +180,7 @@ if want 1; then
 
     # Both runs: configs/pubmed_dapt.json (r 16, alpha 32, all 7 projections, 4 x 256 windows)
     # with one micro-batch per step, DAPT_STEPS steps at DAPT_LR; they differ only in replay.
-    for run in dapt_noreplay dapt_replay; do
+    for run in $DAPT_RUNS; do
         if [ $run = dapt_replay ]; then ratio=0.1; else ratio=0; fi
         rm -rf "$OUT/$run"
         train_bounded 1 "train_$run" "$DAPT_SECONDS" configs/pubmed_dapt.json \
