@@ -242,11 +242,6 @@ static void proj_backward(lm_plan *p, float *dx, const float *dy, const float *x
     cblas_saxpy((int)n, 1.0f, p->dxd, 1, dx, 1);
 }
 
-static void add_inplace(float *y, const float *x, int64_t n) {
-#pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < n; i++) y[i] += x[i];
-}
-
 // p->h [N, F] = act(g) * u of layer l: GeGLU (gemma3) or SwiGLU. Forward writes it for
 // down_proj; backward writes it again (the same bits) rather than keeping it per layer.
 static void mlp_act_forward(lm_plan *p, int l) {
