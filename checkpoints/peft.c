@@ -18,7 +18,8 @@ static int write_config(const char *dir, const lora_adapter *a, const char *base
     cJSON_AddObjectToObject(j, "alpha_pattern");
     cJSON_AddStringToObject(j, "base_model_name_or_path", base_model ? base_model : "");
     cJSON_AddStringToObject(j, "bias", "none");
-    cJSON_AddBoolToObject(j, "fan_in_fan_out", 0);
+    // PEFT requires it for gpt2's Conv1D modules, whose weights are stored [in, out].
+    cJSON_AddBoolToObject(j, "fan_in_fan_out", a->arch == MODEL_ARCH_GPT2);
     cJSON_AddBoolToObject(j, "inference_mode", 1);
     cJSON_AddBoolToObject(j, "init_lora_weights", 1);
     cJSON_AddNullToObject(j, "layers_pattern");
@@ -34,8 +35,13 @@ static int write_config(const char *dir, const lora_adapter *a, const char *base
     // Sorted by name, as PEFT stores its target set.
     const char *names[LORA_N_TARGETS];
     int n = 0;
-    for (int t = 0; t < LORA_N_TARGETS; t++)
-        if (lora_enabled(a, t)) names[n++] = LORA_TARGET_NAMES[t];
+    for (int t = 0; t < LORA_N_TARGETS; t++) {
+        if (!lora_enabled(a, t)) continue;
+        const char *name = lora_arch_target_name(a->arch, t);
+        int seen = 0;  // gpt2's c_proj covers two targets
+        for (int i = 0; i < n; i++) seen |= !strcmp(names[i], name);
+        if (!seen) names[n++] = name;
+    }
     for (int i = 1; i < n; i++)
         for (int k = i; k > 0 && strcmp(names[k - 1], names[k]) > 0; k--) {
             const char *tmp = names[k];
@@ -73,7 +79,7 @@ int peft_adapter_write(const char *dir, const lora_adapter *a, const char *base_
         for (int t = 0; t < LORA_N_TARGETS; t++) {
             if (!lora_enabled(a, t)) continue;
             for (int is_b = 0; is_b < 2; is_b++, k++) {
-                lora_tensor_name(names[k], sizeof names[k], l, t, is_b);
+                lora_peft_tensor_name(a, names[k], sizeof names[k], l, t, is_b);
                 tensors[k].name = names[k];
                 tensors[k].dtype = ST_F32;
                 tensors[k].n_dims = 2;
@@ -143,8 +149,7 @@ int peft_adapter_read_config(const char *dir, lora_config *cfg) {
                config_unsupported_if(j, path, "rank_pattern") ||
                config_unsupported_if(j, path, "alpha_pattern") ||
                config_unsupported_if(j, path, "layers_to_transform") ||
-               config_unsupported_if(j, path, "modules_to_save") ||
-               config_unsupported_if(j, path, "fan_in_fan_out")) {
+               config_unsupported_if(j, path, "modules_to_save")) {
     } else {
         cfg->r = r->valueint;
         cfg->alpha = alpha ? (float)alpha->valuedouble : 8.0f;
@@ -156,14 +161,15 @@ int peft_adapter_read_config(const char *dir, lora_config *cfg) {
         } else if (cJSON_IsArray(targets) && cJSON_GetArraySize(targets) > 0) {
             const cJSON *it;
             cJSON_ArrayForEach(it, targets) {
-                int t = cJSON_IsString(it) ? lora_target_from_name(it->valuestring) : -1;
-                if (t < 0) {
+                uint32_t t = cJSON_IsString(it) ? lora_targets_from_name(it->valuestring) : 0;
+                if (!t) {
                     rc = err_set("%s: target_modules: %s is not a supported projection (q_proj "
-                                 "k_proj v_proj o_proj gate_proj up_proj down_proj)",
+                                 "k_proj v_proj o_proj gate_proj up_proj down_proj; phi3: "
+                                 "qkv_proj gate_up_proj; gpt2: c_attn c_proj c_fc)",
                                  path, cJSON_IsString(it) ? it->valuestring : "(not a string)");
                     break;
                 }
-                cfg->targets |= 1u << t;
+                cfg->targets |= t;
             }
         } else {
             rc = err_set("%s: target_modules: must be a non-empty list of projection names", path);
@@ -171,6 +177,30 @@ int peft_adapter_read_config(const char *dir, lora_config *cfg) {
     }
     cJSON_Delete(j);
     return rc;
+}
+
+// The layer, target and matrix of a PEFT tensor name on the adapter's architecture: the name
+// must be exactly the one lora_peft_tensor_name gives.
+static int parse_arch_tensor_name(const lora_adapter *a, const char *name, int *layer,
+                                  int *target, int *is_b) {
+    const char *prefix = "base_model.model.transformer.h.";
+    size_t pl = strlen(prefix);
+    if (strncmp(name, prefix, pl)) return -1;
+    char *end;
+    long l = strtol(name + pl, &end, 10);
+    if (end == name + pl || *end != '.' || l < 0 || l > 100000) return -1;
+    for (int t = 0; t < LORA_N_TARGETS; t++)
+        for (int b = 0; b < 2; b++) {
+            char expect[256];
+            if (!lora_arch_target_name(a->arch, t)) continue;
+            lora_peft_tensor_name(a, expect, sizeof expect, (int)l, t, b);
+            if (strcmp(expect, name)) continue;
+            *layer = (int)l;
+            *target = t;
+            *is_b = b;
+            return 0;
+        }
+    return -1;
 }
 
 // Parses "base_model.model.model.layers.N.<module>.<proj>.lora_{A,B}.weight" (PEFT may also
@@ -206,7 +236,8 @@ int peft_adapter_read_weights(const char *dir, lora_adapter *a) {
     for (int i = 0; i < f.n_tensors && !rc; i++) {
         const st_tensor *t = &f.tensors[i];
         int layer, target, is_b;
-        if (parse_tensor_name(t->name, &layer, &target, &is_b)) {
+        if (a->arch == MODEL_ARCH_GPT2 ? parse_arch_tensor_name(a, t->name, &layer, &target, &is_b)
+                                       : parse_tensor_name(t->name, &layer, &target, &is_b)) {
             rc = err_set("%s: %s: not a LoRA A/B matrix of a supported projection (embedding "
                          "adapters, DoRA and other modules are not supported)",
                          path, t->name);
@@ -232,7 +263,7 @@ int peft_adapter_read_weights(const char *dir, lora_adapter *a) {
         for (int t = 0; t < LORA_N_TARGETS && !rc; t++)
             for (int is_b = 0; is_b < 2 && !rc && lora_enabled(a, t); is_b++) {
                 char name[160];
-                lora_tensor_name(name, sizeof name, l, t, is_b);
+                lora_peft_tensor_name(a, name, sizeof name, l, t, is_b);
                 if (!safetensors_find(&f, name))
                     rc = err_set("%s: %s: missing", path, name);
             }

@@ -9,9 +9,9 @@ static const char *const NAMES[] = {
     [CHAT_TEMPLATE_CHATML] = "chatml", [CHAT_TEMPLATE_LLAMA2] = "llama2",
     [CHAT_TEMPLATE_LLAMA3] = "llama3", [CHAT_TEMPLATE_ALPACA] = "alpaca",
     [CHAT_TEMPLATE_ZEPHYR] = "zephyr", [CHAT_TEMPLATE_GEMMA] = "gemma",
-    [CHAT_TEMPLATE_QWEN3] = "qwen3",
+    [CHAT_TEMPLATE_QWEN3] = "qwen3", [CHAT_TEMPLATE_PHI3] = "phi3",
 };
-#define KNOWN_NAMES "chatml, llama2, llama3, alpaca, zephyr, gemma, qwen3"
+#define KNOWN_NAMES "chatml, llama2, llama3, alpaca, zephyr, gemma, qwen3, phi3"
 
 // Stanford Alpaca's preambles; the response header ends with a newline as in alpaca-lora
 // and axolotl.
@@ -85,6 +85,8 @@ static int recognise(const char *tpl, chat_template_kind *kind) {
         return *kind = CHAT_TEMPLATE_LLAMA3, 0;
     }
     if (strstr(tpl, "[INST]") && strstr(tpl, "<<SYS>>")) return *kind = CHAT_TEMPLATE_LLAMA2, 0;
+    if (strstr(tpl, "<|user|>") && strstr(tpl, "<|assistant|>") && strstr(tpl, "<|end|>"))
+        return *kind = CHAT_TEMPLATE_PHI3, 0;
     if (strstr(tpl, "<|user|>") && strstr(tpl, "<|assistant|>") && strstr(tpl, "eos_token") &&
         !strstr(tpl, "<|end|>"))
         return *kind = CHAT_TEMPLATE_ZEPHYR, 0;
@@ -256,6 +258,21 @@ static int render_zephyr(const chat_template *t, const conversation *c, chat_ren
     return 0;
 }
 
+// Phi-3.5-mini's template (also Phi-3-mini-4k's): a system message with empty content is
+// skipped; the conversation ends with the EOS token, which is prompt (generation stops at
+// <|end|>, the answers' trained closing token).
+static int render_phi3(const chat_template *t, const conversation *c, chat_render *r) {
+    for (size_t i = 0; i < c->n; i++) {
+        const chat_message *m = &c->msgs[i];
+        int train = m->role == CHAT_ROLE_ASSISTANT;
+        if (m->role == CHAT_ROLE_SYSTEM && !*m->content && !(m->input && *m->input)) continue;
+        if (puts_(r, "<|", 0) || puts_(r, chat_role_name(m->role), 0) || puts_(r, "|>\n", 0) ||
+            put_content(r, m, train) || puts_(r, "<|end|>", train) || puts_(r, "\n", 0))
+            return -1;
+    }
+    return puts_(r, t->eos, 0);
+}
+
 static int render_alpaca(const chat_template *t, const conversation *c, chat_render *r) {
     size_t first = 0;
     const char *preamble = NULL;
@@ -413,6 +430,7 @@ int chat_template_render(const chat_template *t, const conversation *c, chat_ren
     case CHAT_TEMPLATE_ALPACA: return render_alpaca(t, c, r);
     case CHAT_TEMPLATE_GEMMA: return render_gemma(t, c, r);
     case CHAT_TEMPLATE_QWEN3: return render_qwen3(t, c, r);
+    case CHAT_TEMPLATE_PHI3: return render_phi3(t, c, r);
     }
     return err_set("unknown chat template");
 }

@@ -18,7 +18,7 @@ static const prep_config_key KEYS[] = {
      .offset = OFF(inputs)},
     {"template", PREP_KEY_STRING, "`auto`",
      "chat template for chat inputs: `auto`, `chatml`, `llama2`, `llama3`, `alpaca`, `zephyr`, "
-     "`gemma`, `qwen3`",
+     "`gemma`, `qwen3`, `phi3`",
      .offset = OFF(template_name)},
     {"val_fraction", PREP_KEY_NUMBER, "0.05", "share of documents in the val split, in [0, 1)", 0,
      1, 1, OFF(val_fraction)},

@@ -10,16 +10,24 @@
 // ggml's GGML_QNT_VERSION, written by the converter into every file.
 #define GGUF_QUANTIZATION_VERSION 2
 
+// The fused targets keep their fused llama.cpp tensors: phi3's qkv_proj and gpt2's c_attn are
+// attn_qkv, phi3's gate_up_proj is ffn_up (llama.cpp splits its output into gate and up).
 static const char *const GGUF_TARGET_NAMES[LORA_N_TARGETS] = {
-    "attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"};
+    "attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down", "attn_qkv",
+    "ffn_up"};
 
-// llama.cpp's architecture name for a base model ("llama", "qwen2", "qwen3", "gemma3"); only
-// `llama` permutes Q/K rows.
+// llama.cpp's architecture name for a base model ("llama", "qwen2", "qwen3", "gemma3", "phi3"
+// or "gpt2"); only `llama` permutes Q/K rows.
 static const char *gguf_adapter_arch(const model_config *mc) {
     if (mc->arch == MODEL_ARCH_QWEN3) return "qwen3";
     if (mc->arch == MODEL_ARCH_GEMMA3) return "gemma3";
     // llama.cpp converts Mistral checkpoints as `llama` (same tensors, same Q/K permutation).
-    return mc->arch == MODEL_ARCH_QWEN2 ? "qwen2" : "llama";
+    switch (mc->arch) {
+    case MODEL_ARCH_QWEN2: return "qwen2";
+    case MODEL_ARCH_PHI3: return "phi3";
+    case MODEL_ARCH_GPT2: return "gpt2";
+    default: return "llama";
+    }
 }
 
 // Per head of head_dim rows: HF row a*D/2 + j -> GGUF row 2*j + a (the inverse of

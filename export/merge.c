@@ -18,7 +18,32 @@
 
 // ---- helpers shared with merge_gguf.c ----
 
+// gpt2: "transformer.h.N.attn.c_attn.weight" (or without "transformer.", as the original
+// checkpoints), the module names of lora_arch_target_name.
+static int gpt2_target_of(const lora_adapter *a, const char *hf_name, int *layer, lora_target *t) {
+    const char *p = hf_name;
+    if (!strncmp(p, "transformer.", 12)) p += 12;
+    if (strncmp(p, "h.", 2)) return 0;
+    char *end;
+    long l = strtol(p + 2, &end, 10);
+    if (end == p + 2 || *end != '.' || l < 0 || l >= a->n_layers) return 0;
+    for (int k = 0; k < LORA_N_TARGETS; k++) {
+        const char *name = lora_arch_target_name(a->arch, k);
+        if (!name || !lora_enabled(a, k)) continue;
+        char want[96];
+        snprintf(want, sizeof want, ".%s.%s.weight", k == LORA_QKV || k == LORA_O ? "attn" : "mlp",
+                 name);
+        if (!strcmp(end, want)) {
+            *layer = (int)l;
+            *t = (lora_target)k;
+            return 1;
+        }
+    }
+    return 0;
+}
+
 int merge_target_of(const lora_adapter *a, const char *hf_name, int *layer, lora_target *t) {
+    if (a->arch == MODEL_ARCH_GPT2) return gpt2_target_of(a, hf_name, layer, t);
     const char *prefix = "model.layers.";
     size_t pl = strlen(prefix);
     if (strncmp(hf_name, prefix, pl)) return 0;
@@ -40,6 +65,13 @@ int merge_target_of(const lora_adapter *a, const char *hf_name, int *layer, lora
 void merge_add_delta(float *W, const lora_adapter *a, int layer, lora_target t) {
     const lora_slot *s = &a->slots[t];
     int r = a->cfg.r;
+    if (a->arch == MODEL_ARCH_GPT2) {
+        // HF stores gpt2's Conv1D weights [in, out]: W += scale (B A)^T = scale A^T B^T, as
+        // PEFT merges with fan_in_fan_out.
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasTrans, s->in, s->out, r, a->scale,
+                    lora_A(a, layer, t), s->in, lora_B(a, layer, t), r, 1.0f, W, s->out);
+        return;
+    }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s->out, s->in, r, a->scale,
                 lora_B(a, layer, t), r, lora_A(a, layer, t), s->in, 1.0f, W, s->in);
 }
@@ -244,13 +276,16 @@ int merge_hf(const merge_job *job) {
         lora_target tg;
         if (!merge_target_of(job->a, t->name, &layer, &tg)) continue;
         const lora_slot *s = &job->a->slots[tg];
-        if (!st_dtype_is_float(t->dtype) || t->n_dims != 2 || t->shape[0] != s->out ||
-            t->shape[1] != s->in) {
+        // gpt2's Conv1D weights are stored [in, out].
+        const int conv1d = job->a->arch == MODEL_ARCH_GPT2;
+        const int rows = conv1d ? s->in : s->out, cols = conv1d ? s->out : s->in;
+        if (!st_dtype_is_float(t->dtype) || t->n_dims != 2 || t->shape[0] != rows ||
+            t->shape[1] != cols) {
             rc = err_set("%s: %s: %s [%lld, %lld] does not match the adapter's [%d, %d] float "
                          "projection",
                          h.src_file[i]->path, t->name, st_dtype_name(t->dtype),
                          (long long)t->shape[0], t->n_dims > 1 ? (long long)t->shape[1] : 0LL,
-                         s->out, s->in);
+                         rows, cols);
             break;
         }
         found[tg]++;
@@ -323,6 +358,12 @@ static int merge_model_to_gguf(const char *model_path, const char *adapter_dir,
     if (path_exists(out_path))
         return err_set("%s: already exists (merge writes a new file)", out_path);
     model_config mc;
+    if (base_model_config(model_path, &mc)) return -1;
+    // As merge_gguf: the fused and Conv1D deltas of these are only written in HF layout.
+    if (mc.arch == MODEL_ARCH_PHI3 || mc.arch == MODEL_ARCH_GPT2)
+        return err_set("%s: merging into a %s GGUF base is unsupported (merge into its Hugging "
+                       "Face directory instead)",
+                       model_path, model_arch_name(mc.arch));
     lora_adapter a;
     if (base_and_adapter_load(model_path, adapter_dir, &mc, &a)) return -1;
     rep->from_gguf = 1;

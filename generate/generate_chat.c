@@ -14,7 +14,8 @@ static const char *generation_prompt(chat_template_kind k) {
     switch (k) {
     case CHAT_TEMPLATE_CHATML: return "<|im_start|>assistant\n";
     case CHAT_TEMPLATE_LLAMA3: return "<|start_header_id|>assistant<|end_header_id|>\n\n";
-    case CHAT_TEMPLATE_ZEPHYR: return "<|assistant|>\n";
+    case CHAT_TEMPLATE_ZEPHYR:
+    case CHAT_TEMPLATE_PHI3: return "<|assistant|>\n";
     case CHAT_TEMPLATE_GEMMA: return "<start_of_turn>model\n";
     // enable_thinking=False, the form medtune trains on (an empty think block as prompt)
     case CHAT_TEMPLATE_QWEN3: return "<|im_start|>assistant\n<think>\n\n</think>\n\n";
@@ -28,6 +29,7 @@ static int32_t end_of_turn_id(const tokenizer *tok, chat_template_kind k) {
     const char *s = k == CHAT_TEMPLATE_CHATML || k == CHAT_TEMPLATE_QWEN3 ? "<|im_end|>"
                     : k == CHAT_TEMPLATE_LLAMA3                           ? "<|eot_id|>"
                     : k == CHAT_TEMPLATE_GEMMA                            ? "<end_of_turn>"
+                    : k == CHAT_TEMPLATE_PHI3                             ? "<|end|>"
                                                                           : NULL;
     int32_t id = s ? tokenizer_token_id(tok, s) : -1;
     return id >= 0 ? id : tokenizer_eos_id(tok);
@@ -44,6 +46,11 @@ int generate_chat_prompt(const tokenizer *tok, const char *template_name, const 
     if (system) rc = conversation_add(&conv, CHAT_ROLE_SYSTEM, system, strlen(system), NULL, 0);
     if (!rc) rc = conversation_add(&conv, CHAT_ROLE_USER, user, strlen(user), NULL, 0);
     if (!rc) rc = chat_template_render(&tpl, &conv, &r);
+    // phi3's template ends a conversation with EOS only without the generation prompt.
+    if (!rc && tpl.kind == CHAT_TEMPLATE_PHI3 && r.text.len >= strlen(tpl.eos)) {
+        r.text.len -= strlen(tpl.eos);
+        r.text.data[r.text.len] = '\0';
+    }
     if (!rc && strbuf_puts(&r.text, generation_prompt(tpl.kind)))
         rc = err_set("chat prompt: out of memory");
     if (!rc && !(*prompt = strbuf_take(&r.text))) rc = -1;

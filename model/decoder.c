@@ -42,6 +42,7 @@ static void decoder_carve(decoder *d, arena_carver *a) {
     ARENA_CARVE(a, d->rope_cos_local, local_rope ? T * D / 2 : 0);
     ARENA_CARVE(a, d->rope_sin_local, local_rope ? T * D / 2 : 0);
     ARENA_CARVE(a, d->rstd_heads, c->qk_norm ? R * H : 0);
+    ARENA_CARVE(a, d->tokens, c->rope_scaling == ROPE_SCALING_LONGROPE ? T : 0);
 }
 
 int decoder_init(decoder *d, const model *m, const lora_adapter *lora, int n_ctx) {
@@ -85,7 +86,7 @@ int decoder_init_rows(decoder *d, const model *m, const lora_adapter *lora, int 
         return err_set("decoder: internal error: %zu bytes carved from a %zu-byte arena",
                        carving.used, sizing.used);
     }
-    rope_tables_init(d->rope_cos, d->rope_sin, n_ctx, c->head_dim, c);
+    rope_tables_build(d->rope_cos, d->rope_sin, n_ctx, c, 0);
     if (c->rope_local_theta > 0)
         arch_rope_local_init(d->rope_cos_local, d->rope_sin_local, n_ctx, c->head_dim, c);
     return 0;
@@ -99,6 +100,10 @@ void decoder_free(decoder *d) {
 void decoder_reset(decoder *d) {
     d->cache.n_past = 0;
     d->n_positions = 0;
+    if (d->rope_long) {
+        rope_tables_build(d->rope_cos, d->rope_sin, d->cache.n_ctx, &d->m->cfg, 0);
+        d->rope_long = 0;
+    }
 }
 
 // A decode step is a few hundred small operations. An OpenMP region costs a barrier, and on a
@@ -144,6 +149,30 @@ static void proj(decoder *d, float *y, const float *x, const weight_mat *W, cons
     } else {
         lora_forward(y, d->lora_u, x, A, B, a->scale, n, in, out, r);
     }
+}
+
+// The LoRA branch of a fused target split over k outputs ys[i] of widths w[i] (B's rows in
+// the same order), as proj_fused_lora_forward of model/transformer.c.
+static void proj_fused_lora(decoder *d, float *const *ys, const int *w, int k, const float *x,
+                            int l, lora_target t, int n, int in) {
+    const lora_adapter *a = d->lora;
+    if (!a || !lora_enabled(a, t)) return;
+    const int r = a->cfg.r;
+    const float *B = lora_B(a, l, t);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, r, in, 1.0f, x, in, lora_A(a, l, t),
+                in, 0.0f, d->lora_u, r);
+    for (int i = 0; i < k; B += (int64_t)w[i] * r, i++)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, w[i], r, a->scale, d->lora_u, r, B,
+                    r, 1.0f, ys[i], w[i]);
+}
+
+// RMSNorm, or gpt2's LayerNorm when the norm has a bias.
+static void norm_rows(const model_config *c, float *y, float *rstd, const float *x, const float *w,
+                      const float *b, int n) {
+    if (b)
+        layernorm_forward(y, rstd, x, w, b, n, c->hidden_size, c->rms_norm_eps);
+    else
+        rmsnorm_forward(y, rstd, x, w, n, c->hidden_size, c->rms_norm_eps);
 }
 
 static void add_rows(float *y, const float *x, int64_t n) {
@@ -205,23 +234,33 @@ static void forward_chunk(decoder *d, const int32_t *tokens, int n, const int *f
     int32_t pos[DECODER_ROWS_LIMIT];
     float rstd[DECODER_ROWS_LIMIT];
     for (int i = 0; i < n; i++) pos[i] = p0 + i - first[i];
+    if (c->rope_scaling == ROPE_SCALING_LONGROPE)
+        memcpy(d->tokens + p0, tokens, (size_t)n * sizeof(int32_t));
+    const int gpt2 = c->arch == MODEL_ARCH_GPT2, R = rope_rotary_dim(c);
     embedding_forward(d->x, tokens, &d->m->embed, n);
     if (c->embed_scale > 0) scale_inplace(d->x, (int64_t)n * C, c->embed_scale);
+    if (d->m->pos_embed) pos_embedding_add(d->x, pos, d->m->pos_embed, n, C);
     for (int l = 0; l < c->n_layers; l++) {
         const layer_weights *w = &d->m->layers[l];
         const int local = arch_layer_local_rope(c, l);
         const float *rc = local ? d->rope_cos_local : d->rope_cos;
         const float *rs = local ? d->rope_sin_local : d->rope_sin;
-        rmsnorm_forward(d->xn, rstd, d->x, w->attn_norm, n, C, c->rms_norm_eps);
+        norm_rows(c, d->xn, rstd, d->x, w->attn_norm, w->attn_norm_b, n);
         proj(d, d->q, d->xn, &w->wq, w->bq, l, LORA_Q, n, C, QD);
         proj(d, d->k, d->xn, &w->wk, w->bk, l, LORA_K, n, C, KD);
         proj(d, d->v, d->xn, &w->wv, w->bv, l, LORA_V, n, C, KD);
+        proj_fused_lora(d, (float *const[]){d->q, d->k, d->v}, (const int[]){QD, KD, KD}, 3, d->xn,
+                        l, LORA_QKV, n, C);
         if (c->qk_norm) {  // in place: each output element depends on its own input and rstd
             rmsnorm_forward(d->q, d->rstd_heads, d->q, w->q_norm, n * H, D, c->rms_norm_eps);
             rmsnorm_forward(d->k, d->rstd_heads, d->k, w->k_norm, n * KV, D, c->rms_norm_eps);
         }
-        rope_forward(d->q, pos, rc, rs, n, H, D);
-        rope_forward(d->k, pos, rc, rs, n, KV, D);
+        if (!gpt2) {
+            rope_partial_forward(d->q, pos, rc, rs, n, H, D, R);
+            rope_partial_forward(d->k, pos, rc, rs, n, KV, D, R);
+        } else if (c->attn_scale_inverse_layer) {
+            cblas_sscal(n * QD, 1.0f / (float)(l + 1), d->q, 1);
+        }
         if (c->q_scale > 0) scale_inplace(d->q, (int64_t)n * QD, c->q_scale);
         const int64_t at = ((int64_t)l * n_ctx + p0) * KD;
         memcpy(d->cache.k + at, d->k, (size_t)n * KD * sizeof(float));
@@ -232,19 +271,26 @@ static void forward_chunk(decoder *d, const int32_t *tokens, int n, const int *f
             rmsnorm_forward(d->tmp, rstd, d->tmp, w->post_attn_norm, n, C, c->rms_norm_eps);
         add_rows(d->x, d->tmp, (int64_t)n * C);
 
-        rmsnorm_forward(d->xn, rstd, d->x, w->mlp_norm, n, C, c->rms_norm_eps);
-        proj(d, d->g, d->xn, &w->w_gate, NULL, l, LORA_GATE, n, C, F);
-        proj(d, d->u, d->xn, &w->w_up, NULL, l, LORA_UP, n, C, F);
-        if (c->gelu_mlp)
-            geglu_forward(d->h, d->g, d->u, (int64_t)n * F);
-        else
-            swiglu_forward(d->h, d->g, d->u, (int64_t)n * F);
-        proj(d, d->tmp, d->h, &w->w_down, NULL, l, LORA_DOWN, n, F, C);
+        norm_rows(c, d->xn, rstd, d->x, w->mlp_norm, w->mlp_norm_b, n);
+        if (gpt2) {
+            proj(d, d->u, d->xn, &w->w_up, w->b_up, l, LORA_UP, n, C, F);
+            gelu_tanh_forward(d->h, d->u, (int64_t)n * F);
+        } else {
+            proj(d, d->g, d->xn, &w->w_gate, NULL, l, LORA_GATE, n, C, F);
+            proj(d, d->u, d->xn, &w->w_up, NULL, l, LORA_UP, n, C, F);
+            proj_fused_lora(d, (float *const[]){d->g, d->u}, (const int[]){F, F}, 2, d->xn, l,
+                            LORA_GATE_UP, n, C);
+            if (c->gelu_mlp)
+                geglu_forward(d->h, d->g, d->u, (int64_t)n * F);
+            else
+                swiglu_forward(d->h, d->g, d->u, (int64_t)n * F);
+        }
+        proj(d, d->tmp, d->h, &w->w_down, w->b_down, l, LORA_DOWN, n, F, C);
         if (c->post_norms)
             rmsnorm_forward(d->tmp, rstd, d->tmp, w->post_ffn_norm, n, C, c->rms_norm_eps);
         add_rows(d->x, d->tmp, (int64_t)n * C);
     }
-    rmsnorm_forward(d->xn, rstd, d->x, d->m->final_norm, n, C, c->rms_norm_eps);
+    norm_rows(c, d->xn, rstd, d->x, d->m->final_norm, d->m->final_norm_b, n);
     d->n_positions += n;
 }
 
@@ -254,6 +300,28 @@ static void head_logits(const decoder *d, float *logits, const float *xn, int n)
     matmul_rows(d, logits, xn, &d->m->lm_head, NULL, n, c->hidden_size, c->vocab_size);
     if (c->final_softcap > 0)
         softcap_forward(logits, (int64_t)n * c->vocab_size, c->final_softcap);
+}
+
+// longrope: a call reaching past the pretraining length runs with the long factors; a cache
+// computed with the short ones is then recomputed from its tokens, as transformers' Phi-3
+// generation drops its cache at that point.
+static void rope_prepare(decoder *d, int seq_len) {
+    const model_config *c = &d->m->cfg;
+    if (c->rope_scaling != ROPE_SCALING_LONGROPE || d->rope_long ||
+        seq_len <= c->rope_original_max_position)
+        return;
+    rope_tables_build(d->rope_cos, d->rope_sin, d->cache.n_ctx, c, seq_len);
+    d->rope_long = 1;
+    static const int causal[DECODER_ROWS_LIMIT];
+    const int n_past = d->cache.n_past;
+    d->cache.n_past = 0;
+    for (int i0 = 0; i0 < n_past; i0 += d->max_rows) {
+        const int rows = n_past - i0 < d->max_rows ? n_past - i0 : d->max_rows;
+        int32_t chunk[DECODER_ROWS_LIMIT];
+        memcpy(chunk, d->tokens + i0, (size_t)rows * sizeof(int32_t));
+        forward_chunk(d, chunk, rows, causal);
+        d->cache.n_past += rows;
+    }
 }
 
 static int check_tokens(const decoder *d, const int32_t *tokens, int n) {
@@ -276,6 +344,7 @@ int decoder_forward(decoder *d, const int32_t *tokens, int n, float *logits, int
     static const int causal[DECODER_ROWS_LIMIT];
     const int saved_threads = omp_get_max_threads();
     omp_set_num_threads(n == 1 ? 1 : d->threads);
+    rope_prepare(d, d->cache.n_past + n);
     for (int i0 = 0; i0 < n; i0 += d->max_rows) {
         const int rows = n - i0 < d->max_rows ? n - i0 : d->max_rows;
         forward_chunk(d, tokens + i0, rows, causal);
@@ -309,6 +378,11 @@ int decoder_forward_branches(decoder *d, const int32_t *tokens, const int *branc
     }
     const int saved_threads = omp_get_max_threads();
     omp_set_num_threads(n == 1 ? 1 : d->threads);
+    int longest = 0;
+    for (int b = 0; b < n_branches; b++)
+        if (branch_start[b + 1] - branch_start[b] > longest)
+            longest = branch_start[b + 1] - branch_start[b];
+    rope_prepare(d, d->cache.n_past + longest);
     forward_chunk(d, tokens, n, first);
     head_logits(d, logits, d->xn, n);
     omp_set_num_threads(saved_threads);

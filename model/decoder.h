@@ -50,6 +50,11 @@ typedef struct {
     // Token positions run through the transformer since init or reset: tests use it to prove
     // that a step runs one position, not the whole prefix again.
     int64_t n_positions;
+    // longrope (phi3): the tokens of the cached positions [n_ctx], and whether the cache was
+    // computed with the long factors. Like transformers' Phi-3 generation, crossing the
+    // pretraining length recomputes the whole cache with the long factors.
+    int32_t *tokens;  // [n_ctx] with longrope, else empty
+    int rope_long;
 } decoder;
 
 // A decoder for contexts of up to n_ctx positions (1 <= n_ctx <= max_position_embeddings).

@@ -11,7 +11,9 @@
 static size_t layer_matrix_count(const model_config *c) {
     size_t C = (size_t)c->hidden_size, F = (size_t)c->intermediate_size;
     size_t q = (size_t)c->n_heads * c->head_dim, kv = (size_t)c->n_kv_heads * c->head_dim;
-    return q * C + 2 * kv * C + C * q + 3 * F * C;
+    // gpt2 has no gate projection (its MLP is c_fc, c_proj).
+    size_t gate = c->arch == MODEL_ARCH_GPT2 ? 0 : F * C;
+    return q * C + 2 * kv * C + C * q + 2 * F * C + gate;
 }
 
 static size_t layer_vector_count(const model_config *c) {
@@ -20,6 +22,7 @@ static size_t layer_vector_count(const model_config *c) {
     if (c->qk_norm) n += 2 * (size_t)c->head_dim;
     if (c->post_norms) n += 2 * (size_t)c->hidden_size;
     if (c->out_bias) n += (size_t)c->hidden_size;
+    if (c->arch == MODEL_ARCH_GPT2) n += 3 * (size_t)c->hidden_size + (size_t)c->intermediate_size;
     return n;
 }
 
@@ -29,8 +32,11 @@ static int alloc_model(model *m, const model_config *cfg, int with_matrices) {
     memset(m, 0, sizeof *m);
     m->cfg = *cfg;
     size_t C = (size_t)cfg->hidden_size, V = (size_t)cfg->vocab_size, L = (size_t)cfg->n_layers;
+    const int gpt2 = cfg->arch == MODEL_ARCH_GPT2;
     size_t matrices = V * C * (cfg->tie_word_embeddings ? 1 : 2) + L * layer_matrix_count(cfg);
     size_t vectors = C + L * layer_vector_count(cfg);
+    // gpt2's ln_f bias and learned positions: a lookup table, held in fp32 like the norms.
+    if (gpt2) vectors += C + (size_t)cfg->max_position_embeddings * C;
     size_t n = vectors + (with_matrices ? matrices : 0);
     m->arena = malloc(n * sizeof(float));
     m->layers = calloc((size_t)cfg->n_layers, sizeof(layer_weights));
@@ -54,11 +60,16 @@ static int alloc_model(model *m, const model_config *cfg, int with_matrices) {
     MATRIX(m->embed, V, C);
     m->final_norm = p, p += C;
     if (!cfg->tie_word_embeddings) MATRIX(m->lm_head, V, C);
+    if (gpt2) {
+        m->final_norm_b = p, p += C;
+        m->pos_embed = p, p += (size_t)cfg->max_position_embeddings * C;
+    }
     size_t F = (size_t)cfg->intermediate_size;
     size_t q = (size_t)cfg->n_heads * cfg->head_dim, kv = (size_t)cfg->n_kv_heads * cfg->head_dim;
     for (int l = 0; l < cfg->n_layers; l++) {
         layer_weights *w = &m->layers[l];
         w->attn_norm = p, p += C;
+        // wq, wk, wv adjacent: phi3's qkv_proj and gpt2's c_attn as one fp32 matrix.
         MATRIX(w->wq, q, C);
         MATRIX(w->wk, kv, C);
         MATRIX(w->wv, kv, C);
@@ -69,7 +80,8 @@ static int alloc_model(model *m, const model_config *cfg, int with_matrices) {
         }
         MATRIX(w->wo, C, q);
         w->mlp_norm = p, p += C;
-        MATRIX(w->w_gate, F, C);
+        // phi3's gate_up_proj is [gate; up]: w_gate and w_up adjacent hold it as one matrix.
+        if (!gpt2) MATRIX(w->w_gate, F, C);
         MATRIX(w->w_up, F, C);
         MATRIX(w->w_down, C, F);
         if (cfg->qk_norm) {
@@ -81,6 +93,12 @@ static int alloc_model(model *m, const model_config *cfg, int with_matrices) {
             w->post_ffn_norm = p, p += C;
         }
         if (cfg->out_bias) w->bo = p, p += C;
+        if (gpt2) {
+            w->attn_norm_b = p, p += C;
+            w->mlp_norm_b = p, p += C;
+            w->b_up = p, p += F;
+            w->b_down = p, p += C;
+        }
     }
 #undef MATRIX
     if (cfg->tie_word_embeddings) m->lm_head = m->embed;
@@ -166,6 +184,15 @@ int model_config_validate(const model_config *c, const char *file) {
         return err_set("%s: rope_scaling: llama3 needs low_freq_factor < high_freq_factor and "
                        "original_max_position_embeddings",
                        file);
+    if (c->rotary_dim < 0 || c->rotary_dim > c->head_dim || c->rotary_dim % 2 != 0)
+        return err_set("%s: partial_rotary_factor: %d rotary dims of head_dim %d must be even and "
+                       "at most head_dim",
+                       file, c->rotary_dim, c->head_dim);
+    if (c->rope_scaling == ROPE_SCALING_LONGROPE && c->rope_original_max_position <= 0)
+        return err_set("%s: original_max_position_embeddings: longrope needs a positive value",
+                       file);
+    if (c->arch == MODEL_ARCH_GPT2 && c->max_position_embeddings <= 0)
+        return err_set("%s: n_positions: must be positive", file);
     return 0;
 }
 
@@ -221,6 +248,14 @@ void model_fingerprint(const model *m, char hex[65]) {
         sha256_update(&c, more, sizeof more);
         sha256_update(&c, morenum, sizeof morenum);
         if (k->sliding_window > 0) sha256_update(&c, k->sliding_layer, (size_t)k->n_layers);
+    }
+    if (k->arch == MODEL_ARCH_PHI3 || k->arch == MODEL_ARCH_GPT2) {
+        const int32_t more[] = {k->rotary_dim, k->rope_original_max_position,
+                                k->attn_scale_inverse_layer, k->max_position_embeddings};
+        sha256_update(&c, more, sizeof more);
+        sha256_update(&c, &k->rope_attention_factor, sizeof k->rope_attention_factor);
+        sha256_update(&c, k->rope_short_factor, sizeof k->rope_short_factor);
+        sha256_update(&c, k->rope_long_factor, sizeof k->rope_long_factor);
     }
     if (m->has_stored_sha256)
         sha256_update(&c, m->stored_sha256, sizeof m->stored_sha256);

@@ -1,8 +1,8 @@
-// A decoder-only transformer of the Llama family (llama, mistral, qwen2, qwen3, gemma3). The
-// weight matrices stay in the type their file stores them in (model/weight.h: F32, F16, BF16,
-// Q8_0, Q4_K, ...), read from a read-only mapping of the file; norms and biases are fp32.
-// Gemma's RMSNorm weights are held as the multiplier (1 + w), as llama.cpp's GGUF files store
-// them, so every norm is out = w * x * rstd.
+// A decoder-only transformer of the Llama family (llama, mistral, qwen2, qwen3, gemma3), Phi-3
+// or GPT-2. The weight matrices stay in the type their file stores them in (model/weight.h:
+// F32, F16, BF16, Q8_0, Q4_K, ...), read from a read-only mapping of the file; norms, biases
+// and GPT-2's learned positions are fp32. Gemma's RMSNorm weights are held as the multiplier
+// (1 + w), as llama.cpp's GGUF files store them, so every norm is out = w * x * rstd.
 // Weights follow Hugging Face layout and semantics: a projection W is [out, in] row-major
 // and y = x W^T (+ b); Q/K rows are in HF order (llama.cpp's GGUF permutation undone at load).
 #ifndef MEDTUNE_MODEL_MODEL_H
@@ -20,13 +20,19 @@ typedef enum {
     MODEL_ARCH_QWEN2,
     MODEL_ARCH_QWEN3,   // q/k RMSNorm per head (model/arch.h)
     MODEL_ARCH_GEMMA3,  // gemma3_text, or the text part of gemma3 (model/arch.h)
+    MODEL_ARCH_PHI3,  // fused qkv_proj / gate_up_proj, partial rotary, longrope (model/arch_phi3.c)
+    MODEL_ARCH_GPT2,  // LayerNorm, learned positions, GELU MLP, biases (model/arch_gpt2.c)
 } model_arch;
 
 typedef enum {
     ROPE_SCALING_NONE,
     ROPE_SCALING_LINEAR,  // positions divided by factor
     ROPE_SCALING_LLAMA3,  // frequency-dependent scaling of Llama 3.1/3.2
+    ROPE_SCALING_LONGROPE,  // Phi-3 LongRoPE: per-frequency short/long factors, cos/sin scaled
 } rope_scaling_type;
+
+// LongRoPE factors per rotary frequency: rotary_dim / 2 of them (head_dim <= 512).
+#define MODEL_MAX_ROPE_FACTORS 256
 
 #define MODEL_MAX_EOS 8
 // Layers a model may have when some of them use sliding-window attention (sliding_layer).
@@ -67,6 +73,17 @@ typedef struct {
     float rope_local_theta;  // rope base of sliding layers (0: same rope as full layers)
     int text_of_multimodal;  // read from the text_config of a multimodal checkpoint
     uint8_t sliding_layer[MODEL_MAX_LAYERS];  // 1: layer l uses the sliding window
+    // phi3: rotary dims of each head (partial_rotary_factor * head_dim); 0 means head_dim.
+    int rotary_dim;
+    // longrope: the short factors serve sequences up to rope_original_max_position, the long
+    // ones longer sequences; cos and sin are multiplied by rope_attention_factor.
+    float rope_short_factor[MODEL_MAX_ROPE_FACTORS];
+    float rope_long_factor[MODEL_MAX_ROPE_FACTORS];
+    float rope_attention_factor;
+    // gpt2: LayerNorm with bias (eps in rms_norm_eps), learned positions for
+    // max_position_embeddings rows, GELU-tanh MLP in w_up / w_down; scale_attn_by_inverse_layer_idx
+    // divides the scores of layer l by l + 1.
+    int attn_scale_inverse_layer;
 } model_config;
 
 typedef struct {
@@ -87,6 +104,12 @@ typedef struct {
     float *post_attn_norm;  // [C] or NULL (post_norms)
     float *post_ffn_norm;   // [C] or NULL
     float *bo;              // [C] or NULL (out_bias)
+    // gpt2 only (NULL otherwise): the LayerNorm biases and the biases of the MLP (bo above
+    // is c_proj's bias).
+    float *attn_norm_b;  // [C]
+    float *mlp_norm_b;   // [C]
+    float *b_up;         // [F]
+    float *b_down;       // [C]
 } layer_weights;
 
 typedef struct {
@@ -97,6 +120,8 @@ typedef struct {
     layer_weights *layers;
     float *arena;       // fp32 tensors: norms and biases, and every matrix with model_alloc
     size_t arena_bytes;
+    float *final_norm_b;  // [C] gpt2's ln_f bias, NULL otherwise
+    float *pos_embed;     // [max_position_embeddings, C] gpt2's wpe (fp32), NULL otherwise
     size_t n_params;    // distinct parameters (tied lm_head counted once)
     // Where a loaded model's matrices live: read-only mappings of its files, kept for the
     // model's life (the page cache serves repeated runs), and buffers it owns (rows reordered

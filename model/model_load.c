@@ -8,6 +8,7 @@
 #include "common/error.h"
 #include "common/fileio.h"
 #include "formats/gguf.h"
+#include "model/arch.h"
 
 const char *model_arch_name(model_arch a) {
     switch (a) {
@@ -16,6 +17,8 @@ const char *model_arch_name(model_arch a) {
     case MODEL_ARCH_QWEN2: return "qwen2";
     case MODEL_ARCH_QWEN3: return "qwen3";
     case MODEL_ARCH_GEMMA3: return "gemma3";
+    case MODEL_ARCH_PHI3: return "phi3";
+    case MODEL_ARCH_GPT2: return "gpt2";
     }
     return "?";
 }
@@ -63,8 +66,17 @@ static void slot_mat(weight_slot *s, weight_mat *mat) {
     if (mat->data && mat->type == GGML_TYPE_F32) s->dst = (float *)mat->data;
 }
 
+void weight_slot_set(weight_slot *s, float *dst, int64_t rows, int64_t cols, const char *hf,
+                     const char *gguf) {
+    slot_set(s, dst, rows, cols, hf, gguf);
+}
+
+void weight_slot_mat(weight_slot *s, weight_mat *mat) { slot_mat(s, mat); }
+
 int weight_slots_list(model *m, weight_slot **out, int *n_out) {
     const model_config *c = &m->cfg;
+    if (c->arch == MODEL_ARCH_PHI3) return phi3_weight_slots(m, out, n_out);
+    if (c->arch == MODEL_ARCH_GPT2) return gpt2_weight_slots(m, out, n_out);
     int64_t C = c->hidden_size, F = c->intermediate_size, V = c->vocab_size;
     int64_t q = (int64_t)c->n_heads * c->head_dim, kv = (int64_t)c->n_kv_heads * c->head_dim;
     int per_layer = 9 + (c->attention_bias ? 3 : 0) + (c->qk_norm ? 2 : 0) +

@@ -20,6 +20,7 @@ typedef struct {
     weight_mat *mat;
     int64_t rows, cols;
     int qk_heads;
+    int hf_transposed;  // the HF file stores [cols, rows] (GPT-2's Conv1D): transposed at load
 } weight_slot;
 
 // Every weight model_alloc() created for m->cfg, in a fixed order (malloc'd array).

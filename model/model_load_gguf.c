@@ -2,6 +2,7 @@
 // stored in the read-only mapping of the file (norms and biases converted to fp32), and
 // llama.cpp's Q/K row permutation undone for `llama` so the math is HF's rotate_half: the
 // Q/K matrices are copied once, whole rows in their stored type, into HF order.
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,11 +83,68 @@ static int parse_rope_scaling(const gguf_file *f, const char *arch, model_config
     return 0;
 }
 
+// A rope factor tensor of phi3 (F32 [R/2]) into out.
+static int rope_factor_tensor(const gguf_file *f, const char *name, int n, float *out) {
+    const gguf_tensor *t = gguf_find_tensor(f, name);
+    if (!t) return err_set("%s: %s: missing tensor (longrope needs both factor tensors)", f->path,
+                           name);
+    if (t->n_dims != 1 || t->ne[0] != n)
+        return err_set("%s: %s: expected %d factors (rope.dimension_count / 2)", f->path, name, n);
+    return gguf_tensor_to_f32(f, t, out);
+}
+
+// phi3 as llama.cpp's convert writes it: partial rotary in rope.dimension_count, LongRoPE as the
+// rope_factors_long/short tensors with rope.scaling.original_context_length and
+// rope.scaling.attn_factor (transformers' default from the lengths when absent), and
+// attention.sliding_window (0: none).
+static int phi3_gguf_config(const gguf_file *f, model_config *c, int rope_dims) {
+    const char *arch = "phi3";
+    c->rotary_dim = rope_dims;
+    int window;
+    if (arch_int(f, arch, "attention.sliding_window", 0, 0, &window) != 0) return -1;
+    if (window > 0 && window < c->max_position_embeddings) c->max_position_embeddings = window;
+    if (!gguf_find_tensor(f, "rope_factors_long.weight")) return 0;
+    c->rope_scaling = ROPE_SCALING_LONGROPE;
+    if (arch_int(f, arch, "rope.scaling.original_context_length", 1, 0,
+                 &c->rope_original_max_position) != 0 ||
+        rope_dims / 2 > MODEL_MAX_ROPE_FACTORS ||
+        rope_factor_tensor(f, "rope_factors_long.weight", rope_dims / 2, c->rope_long_factor) != 0 ||
+        rope_factor_tensor(f, "rope_factors_short.weight", rope_dims / 2, c->rope_short_factor) != 0)
+        return rope_dims / 2 > MODEL_MAX_ROPE_FACTORS
+                   ? err_set("%s: phi3.rope.dimension_count: %d exceeds the supported %d", f->path,
+                             rope_dims, 2 * MODEL_MAX_ROPE_FACTORS)
+                   : -1;
+    if (c->rope_original_max_position <= 0)
+        return err_set("%s: phi3.rope.scaling.original_context_length: must be positive", f->path);
+    double s = (double)c->max_position_embeddings / c->rope_original_max_position;
+    c->rope_factor = (float)s;
+    float def = s <= 1.0 ? 1.0f : (float)sqrt(1.0 + log(s) / log((double)c->rope_original_max_position));
+    return arch_float(f, arch, "rope.scaling.attn_factor", 0, def, &c->rope_attention_factor);
+}
+
+// gpt2: LayerNorm epsilon under attention.layer_norm_epsilon; the MLP width from ffn_up (the
+// convert writes feed_forward_length = 4 * n_embd whatever n_inner is).
+static int gpt2_gguf_config(const gguf_file *f, model_config *c) {
+    if (arch_float(f, "gpt2", "attention.layer_norm_epsilon", 1, 0, &c->rms_norm_eps) != 0)
+        return -1;
+    const gguf_tensor *up = gguf_find_tensor(f, "blk.0.ffn_up.weight");
+    if (!up || up->n_dims != 2 || up->ne[1] > 2147483647)
+        return err_set("%s: blk.0.ffn_up.weight: missing or not a matrix", f->path);
+    c->intermediate_size = (int)up->ne[1];
+    c->attention_bias = 1;
+    c->out_bias = 1;  // attn_output.bias, in bo
+    return 0;
+}
+
 static int parse_config(const gguf_file *f, model_config *c) {
     memset(c, 0, sizeof *c);
     char arch[32];
     if (gguf_get_cstr(f, "general.architecture", arch, sizeof arch) != 0) return -1;
-    if (!strcmp(arch, "llama"))
+    if (!strcmp(arch, "phi3"))
+        c->arch = MODEL_ARCH_PHI3;
+    else if (!strcmp(arch, "gpt2"))
+        c->arch = MODEL_ARCH_GPT2;
+    else if (!strcmp(arch, "llama"))
         c->arch = MODEL_ARCH_LLAMA;
     else if (!strcmp(arch, "qwen2"))
         c->arch = MODEL_ARCH_QWEN2;
@@ -96,15 +154,17 @@ static int parse_config(const gguf_file *f, model_config *c) {
         c->arch = MODEL_ARCH_GEMMA3;
     else
         return err_set("%s: general.architecture: unsupported architecture '%s' (supported: "
-                       "llama, qwen2, qwen3, gemma3)",
+                       "llama, qwen2, qwen3, gemma3, phi3, gpt2)",
                        f->path, arch);
+    const int gpt2 = c->arch == MODEL_ARCH_GPT2;
     if (arch_int(f, arch, "embedding_length", 1, 0, &c->hidden_size) != 0 ||
         arch_int(f, arch, "feed_forward_length", 1, 0, &c->intermediate_size) != 0 ||
         arch_int(f, arch, "block_count", 1, 0, &c->n_layers) != 0 ||
         arch_int(f, arch, "attention.head_count", 1, 0, &c->n_heads) != 0 ||
         arch_int(f, arch, "attention.head_count_kv", 0, c->n_heads, &c->n_kv_heads) != 0 ||
         arch_int(f, arch, "context_length", 0, 2048, &c->max_position_embeddings) != 0 ||
-        arch_float(f, arch, "attention.layer_norm_rms_epsilon", 1, 0, &c->rms_norm_eps) != 0 ||
+        (gpt2 ? gpt2_gguf_config(f, c)
+              : arch_float(f, arch, "attention.layer_norm_rms_epsilon", 1, 0, &c->rms_norm_eps)) != 0 ||
         arch_float(f, arch, "rope.freq_base", 0, 10000.0f, &c->rope_theta) != 0)
         return -1;
     if (c->n_heads <= 0)
@@ -117,17 +177,18 @@ static int parse_config(const gguf_file *f, model_config *c) {
     if (value_len != c->head_dim)
         return err_set("%s: %s.attention.value_length: %d differs from key_length %d (unsupported)",
                        f->path, arch, value_len, c->head_dim);
-    if (rope_dims != c->head_dim)
+    if (c->arch == MODEL_ARCH_PHI3 && phi3_gguf_config(f, c, rope_dims) != 0) return -1;
+    if (rope_dims != c->head_dim && c->arch != MODEL_ARCH_PHI3)
         return err_set("%s: %s.rope.dimension_count: partial rotary (%d of %d dims) is unsupported",
                        f->path, arch, rope_dims, c->head_dim);
-    if (parse_rope_scaling(f, arch, c) != 0) return -1;
+    if (c->rope_scaling != ROPE_SCALING_LONGROPE && parse_rope_scaling(f, arch, c) != 0) return -1;
     const gguf_tensor *embd = gguf_find_tensor(f, "token_embd.weight");
     if (!embd) return err_set("%s: token_embd.weight: missing tensor", f->path);
     if (embd->n_dims != 2 || embd->ne[1] > 2147483647)
         return err_set("%s: token_embd.weight: expected 2 dimensions", f->path);
     c->vocab_size = (int)embd->ne[1];
     c->tie_word_embeddings = gguf_find_tensor(f, "output.weight") == NULL;
-    c->attention_bias = c->arch == MODEL_ARCH_QWEN2 || gguf_find_tensor(f, "blk.0.attn_q.bias");
+    c->attention_bias = c->arch == MODEL_ARCH_QWEN2 || gpt2 || gguf_find_tensor(f, "blk.0.attn_q.bias");
     if (optional_token_id(f, "tokenizer.ggml.bos_token_id", &c->bos_token_id) != 0 ||
         optional_token_id(f, "tokenizer.ggml.eos_token_id", &c->eos_token_ids[0]) != 0)
         return -1;
@@ -217,6 +278,7 @@ int model_load_gguf(model *m, const char *path) {
     for (int i = 0; i < n; i++)
         if (load_slot(m, &f, &slots[i], unpermute, scratch, &tally, &hash) != 0) goto done;
     if (cfg.tie_word_embeddings) m->lm_head = m->embed;
+    arch_fused_split(m);
     sha256_final(&hash, m->stored_sha256);
     m->has_stored_sha256 = 1;
     snprintf(m->source_format, sizeof m->source_format, "gguf");

@@ -79,6 +79,8 @@ static int parse_arch(const cJSON *root, const char *file, model_arch *arch) {
         {"qwen3", "Qwen3ForCausalLM", MODEL_ARCH_QWEN3},
         {"gemma3_text", "Gemma3ForCausalLM", MODEL_ARCH_GEMMA3},
         {"gemma3", "Gemma3ForConditionalGeneration", MODEL_ARCH_GEMMA3},
+        {"phi3", "Phi3ForCausalLM", MODEL_ARCH_PHI3},
+        {"gpt2", "GPT2LMHeadModel", MODEL_ARCH_GPT2},
     };
     const cJSON *mt = field(root, "model_type");
     const cJSON *archs = field(root, "architectures");
@@ -98,7 +100,7 @@ static int parse_arch(const cJSON *root, const char *file, model_arch *arch) {
             return 0;
         }
     return err_set("%s: %s: unsupported architecture '%s' (supported: llama, mistral, qwen2, "
-                   "qwen3, gemma3_text, gemma3)",
+                   "qwen3, gemma3_text, gemma3, phi3, gpt2)",
                    file, key, name);
 }
 
@@ -107,6 +109,78 @@ static int rope_float(const cJSON *r, const char *file, const char *key, const c
     const cJSON *v = field(r, sub);
     if (!cJSON_IsNumber(v)) return err_set("%s: %s.%s: missing or not a number", file, key, sub);
     *out = (float)v->valuedouble;
+    return 0;
+}
+
+// A list of exactly `n` numbers (longrope's short_factor / long_factor).
+static int rope_factor_list(const cJSON *r, const char *file, const char *key, const char *sub,
+                            int n, float *out) {
+    const cJSON *v = field(r, sub);
+    if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) != n)
+        return err_set("%s: %s.%s: expected a list of %d numbers (rotary dims / 2)", file, key,
+                       sub, n);
+    int i = 0;
+    for (const cJSON *e = v->child; e; e = e->next, i++) {
+        if (!cJSON_IsNumber(e)) return err_set("%s: %s.%s: expected numbers", file, key, sub);
+        out[i] = (float)e->valuedouble;
+    }
+    return 0;
+}
+
+// Phi-3's LongRoPE, as transformers' _compute_longrope_parameters: the pretraining length is
+// the top-level original_max_position_embeddings when present (Phi-3 keeps it there), else
+// the one in the rope object; without attention_factor, sqrt(1 + ln(s) / ln(original)) with
+// s = factor or max_position_embeddings / original (1 when s <= 1).
+static int parse_longrope(const cJSON *root, const cJSON *r, const char *file, const char *key,
+                          model_config *c) {
+    c->rope_scaling = ROPE_SCALING_LONGROPE;
+    int orig = 0;
+    const cJSON *o = field(root, "original_max_position_embeddings");
+    if (o) {
+        if (json_int(o, file, "original_max_position_embeddings", &orig) != 0) return -1;
+    } else if ((o = field(r, "original_max_position_embeddings"))) {
+        if (json_int(o, file, "rope_scaling.original_max_position_embeddings", &orig) != 0)
+            return -1;
+    } else {
+        orig = c->max_position_embeddings;
+    }
+    if (orig <= 0) return err_set("%s: original_max_position_embeddings: must be positive", file);
+    c->rope_original_max_position = orig;
+    int R = c->rotary_dim ? c->rotary_dim : c->head_dim;
+    if (R / 2 > MODEL_MAX_ROPE_FACTORS)
+        return err_set("%s: %s: %d rotary dims exceed the supported %d", file, key, R,
+                       2 * MODEL_MAX_ROPE_FACTORS);
+    if (rope_factor_list(r, file, key, "short_factor", R / 2, c->rope_short_factor) != 0 ||
+        rope_factor_list(r, file, key, "long_factor", R / 2, c->rope_long_factor) != 0)
+        return -1;
+    double s = (double)c->max_position_embeddings / orig;
+    const cJSON *f = field(r, "factor");
+    if (f) {
+        if (!cJSON_IsNumber(f)) return err_set("%s: %s.factor: expected a number", file, key);
+        s = f->valuedouble;
+    }
+    c->rope_factor = (float)s;
+    const cJSON *af = field(r, "attention_factor");
+    if (af) {
+        if (!cJSON_IsNumber(af))
+            return err_set("%s: %s.attention_factor: expected a number", file, key);
+        c->rope_attention_factor = (float)af->valuedouble;
+    } else {
+        c->rope_attention_factor = s <= 1.0 ? 1.0f : (float)sqrt(1.0 + log(s) / log((double)orig));
+    }
+    return 0;
+}
+
+// partial_rotary_factor, top level (transformers v4) or in rope_parameters (v5): the rotated
+// dims are int(head_dim * factor), as transformers truncates.
+static int parse_partial_rotary(const cJSON *root, const char *file, model_config *c) {
+    const cJSON *r = field(root, "rope_parameters");
+    const cJSON *v = r ? field(r, "partial_rotary_factor") : NULL;
+    if (!v) v = field(root, "partial_rotary_factor");
+    if (!v) return 0;
+    if (!cJSON_IsNumber(v) || !(v->valuedouble > 0.0 && v->valuedouble <= 1.0))
+        return err_set("%s: partial_rotary_factor: expected a number in (0, 1]", file);
+    c->rotary_dim = (int)(c->head_dim * v->valuedouble);
     return 0;
 }
 
@@ -154,8 +228,10 @@ static int parse_rope(const cJSON *root, const char *file, model_config *c) {
         snprintf(name, sizeof name, "%s.original_max_position_embeddings", key);
         return json_int(orig, file, name, &c->rope_original_max_position);
     }
-    return err_set("%s: %s: unsupported rope type '%s' (supported: default, linear, llama3)", file,
-                   key, t);
+    // "su" is the name early Phi-3 128k configs gave longrope.
+    if (!strcmp(t, "longrope") || !strcmp(t, "su")) return parse_longrope(root, r, file, key, c);
+    return err_set("%s: %s: unsupported rope type '%s' (supported: default, linear, llama3%s)",
+                   file, key, t, c->arch == MODEL_ARCH_PHI3 ? ", longrope" : "");
 }
 
 static int parse_eos(const cJSON *root, const char *file, model_config *c) {
@@ -193,6 +269,52 @@ static int check_unsupported(const cJSON *root, const char *file, model_arch arc
     return 0;
 }
 
+// GPT-2's own keys (n_embd, n_layer, ...). The Conv1D MLP width is n_inner or 4 * n_embd;
+// scale_attn_by_inverse_layer_idx (BioMedLM) is followed; reorder_and_upcast_attn only
+// changes the order of fp32 operations, which medtune runs in fp32 anyway.
+static int gpt2_config_from_hf(const cJSON *root, const char *file, model_config *c) {
+    if (field(root, "quantization_config"))
+        return err_set("%s: quantization_config: quantized checkpoints are unsupported", file);
+    const cJSON *act = field(root, "activation_function");
+    if (act && (!cJSON_IsString(act) || (strcmp(act->valuestring, "gelu_new") &&
+                                         strcmp(act->valuestring, "gelu_pytorch_tanh"))))
+        return err_set("%s: activation_function: unsupported '%s' (supported: gelu_new, "
+                       "gelu_pytorch_tanh)",
+                       file, cJSON_IsString(act) ? act->valuestring : "?");
+    int scale_weights, add_cross;
+    if (get_int(root, file, "n_embd", 1, 0, &c->hidden_size) != 0 ||
+        get_int(root, file, "n_layer", 1, 0, &c->n_layers) != 0 ||
+        get_int(root, file, "n_head", 1, 0, &c->n_heads) != 0 ||
+        get_int(root, file, "vocab_size", 1, 0, &c->vocab_size) != 0 ||
+        get_int(root, file, "n_positions", 0, 1024, &c->max_position_embeddings) != 0 ||
+        get_float(root, file, "layer_norm_epsilon", 0, 1e-5f, &c->rms_norm_eps) != 0 ||
+        get_bool(root, file, "tie_word_embeddings", 1, &c->tie_word_embeddings) != 0 ||
+        get_bool(root, file, "scale_attn_weights", 1, &scale_weights) != 0 ||
+        get_bool(root, file, "scale_attn_by_inverse_layer_idx", 0,
+                 &c->attn_scale_inverse_layer) != 0 ||
+        get_bool(root, file, "add_cross_attention", 0, &add_cross) != 0 ||
+        get_int(root, file, "bos_token_id", 0, -1, &c->bos_token_id) != 0 ||
+        parse_eos(root, file, c) != 0)
+        return -1;
+    if (!scale_weights)
+        return err_set("%s: scale_attn_weights: false is unsupported (scores are scaled by "
+                       "1/sqrt(head_dim))",
+                       file);
+    if (add_cross) return err_set("%s: add_cross_attention: true is unsupported", file);
+    if (c->n_heads <= 0) return err_set("%s: n_head: must be positive", file);
+    if (get_int(root, file, "n_inner", 0, 4 * c->hidden_size, &c->intermediate_size) != 0)
+        return -1;
+    if (!c->tie_word_embeddings)
+        return err_set("%s: tie_word_embeddings: false is unsupported for gpt2 (the head is wte)",
+                       file);
+    c->n_kv_heads = c->n_heads;
+    c->head_dim = c->hidden_size / c->n_heads;
+    c->attention_bias = 1;
+    c->out_bias = 1;  // c_proj's bias, in bo
+    c->rope_theta = 10000.0f;  // unused: positions are learned
+    return model_config_validate(c, file);
+}
+
 int model_config_from_hf_json(model_config *c, const char *json, size_t len, const char *file) {
     memset(c, 0, sizeof *c);
     const char *end = NULL;
@@ -206,6 +328,10 @@ int model_config_from_hf_json(model_config *c, const char *json, size_t len, con
     if (parse_arch(root, file, &c->arch) != 0) goto done;
     if (c->arch == MODEL_ARCH_GEMMA3) {  // its own defaults and keys (model/arch.c)
         rc = arch_gemma3_config(c, root, file);
+        goto done;
+    }
+    if (c->arch == MODEL_ARCH_GPT2) {
+        rc = gpt2_config_from_hf(root, file, c);
         goto done;
     }
     if (check_unsupported(root, file, c->arch) != 0) goto done;
@@ -226,13 +352,14 @@ int model_config_from_hf_json(model_config *c, const char *json, size_t len, con
     }
     if (get_int(root, file, "head_dim", 0, c->hidden_size / c->n_heads, &c->head_dim) != 0)
         goto done;
+    if (c->arch == MODEL_ARCH_PHI3 && parse_partial_rotary(root, file, c) != 0) goto done;
     if (parse_rope(root, file, c) != 0 || parse_eos(root, file, c) != 0) goto done;
     if (c->arch == MODEL_ARCH_QWEN2)
         c->attention_bias = 1;
     else if (c->arch == MODEL_ARCH_LLAMA &&
              get_bool(root, file, "attention_bias", 0, &c->attention_bias) != 0)
         goto done;
-    if (c->arch == MODEL_ARCH_MISTRAL) {
+    if (c->arch == MODEL_ARCH_MISTRAL || c->arch == MODEL_ARCH_PHI3) {
         // Sliding-window attention equals full attention within the window; cap the usable
         // context there so longer sequences are refused instead of silently computed wrong.
         int window;
@@ -355,6 +482,8 @@ static const char *hf_alias(const hf_weights *w, const weight_slot *s, int tied)
         if (a) return a;
     }
     if (tied && !strcmp(s->hf_name, "model.embed_tokens.weight")) return "lm_head.weight";
+    // GPT-2 checkpoints saved from GPT2Model (the original gpt2 files) lack the prefix.
+    if (!strncmp(s->hf_name, "transformer.", 12)) return s->hf_name + 12;
     return NULL;
 }
 
@@ -397,16 +526,17 @@ static int load_slot(model *m, const hf_weights *w, const weight_slot *s, int ti
         if (!alias || !(t = hf_weights_find(w, alias, &f))) return err_set("%s", saved);
     }
     int want_dims = s->cols ? 2 : 1;
-    if (t->n_dims != want_dims || t->shape[0] != s->rows || (s->cols && t->shape[1] != s->cols)) {
+    int64_t rows = s->hf_transposed ? s->cols : s->rows, cols = s->hf_transposed ? s->rows : s->cols;
+    if (t->n_dims != want_dims || t->shape[0] != rows || (cols && t->shape[1] != cols)) {
         char got[128] = "", want[64];
         size_t at = 0;
         for (int d = 0; d < t->n_dims && at < sizeof got; d++)
             at += (size_t)snprintf(got + at, sizeof got - at, "%s%lld", d ? ", " : "",
                                    (long long)t->shape[d]);
-        if (s->cols)
-            snprintf(want, sizeof want, "%lld, %lld", (long long)s->rows, (long long)s->cols);
+        if (cols)
+            snprintf(want, sizeof want, "%lld, %lld", (long long)rows, (long long)cols);
         else
-            snprintf(want, sizeof want, "%lld", (long long)s->rows);
+            snprintf(want, sizeof want, "%lld", (long long)rows);
         return err_set("%s: %s: shape [%s], expected [%s]", f->path, s->hf_name, got, want);
     }
     if (!st_dtype_is_float(t->dtype))
@@ -419,6 +549,23 @@ static int load_slot(model *m, const hf_weights *w, const weight_slot *s, int ti
     const uint32_t type = t->dtype == ST_F32 ? GGML_TYPE_F32
                           : t->dtype == ST_F16 ? GGML_TYPE_F16
                                                : GGML_TYPE_BF16;
+    if (s->hf_transposed) {
+        // GPT-2's Conv1D [in, out]: transposed once to [out, in], in its stored type, into
+        // memory the model owns (a product over the file's layout would need other kernels).
+        const size_t es = t->n_bytes / (size_t)(rows * cols);
+        uint8_t *tr = model_own(m, t->n_bytes);
+        if (!tr) return -1;
+        const uint8_t *src = t->data;
+        for (int64_t i = 0; i < rows; i++)
+            for (int64_t j = 0; j < cols; j++)
+                memcpy(tr + ((size_t)j * rows + i) * es, src + ((size_t)i * cols + j) * es, es);
+        if (weight_mat_init(s->mat, type, tr, s->rows, s->cols, f->path, s->hf_name) != 0)
+            return -1;
+        if (convert_to != GGML_TYPE_F32 && convert_to != type)
+            return convert_matrix(m, s->mat, convert_to, f->path, s->hf_name);
+        m->weight_bytes_owned += t->n_bytes;
+        return 0;
+    }
     if (weight_mat_init(s->mat, type, t->data, s->rows, s->cols, f->path, s->hf_name) != 0)
         return -1;
     if (convert_to != GGML_TYPE_F32 && convert_to != type)
@@ -516,6 +663,7 @@ int model_load_hf(model *m, const char *dir, base_dtype dtype) {
                       cfg.text_of_multimodal) != 0)
             goto done;
     if (cfg.arch == MODEL_ARCH_GEMMA3 && gemma3_finish(m, &w, dir) != 0) goto done;
+    arch_fused_split(m);
     if (convert_to != GGML_TYPE_F32)
         fprintf(stderr, "medtune: %s: base_dtype %s: the weight matrices converted at load to %s "
                         "(%.1f MiB held)\n",

@@ -26,6 +26,7 @@ static void plan_carve(lm_plan *p, arena_carver *a) {
     const int64_t B = p->B, T = p->T, N = p->N, C = c->hidden_size, F = c->intermediate_size;
     const int64_t H = c->n_heads, D = c->head_dim, QD = H * D, KD = (int64_t)c->n_kv_heads * D;
     const int64_t r = lora ? lora->cfg.r : 0;
+    const int64_t G = c->arch == MODEL_ARCH_GPT2 ? 0 : F;  // gate width: gpt2's MLP has none
     int64_t max_in = 0;  // widest input of an enabled LoRA target
     for (int t = 0; t < LORA_N_TARGETS; t++)
         if (lora && lora_enabled(lora, t) && lora->slots[t].in > max_in) max_in = lora->slots[t].in;
@@ -43,7 +44,7 @@ static void plan_carve(lm_plan *p, arena_carver *a) {
         ARENA_CARVE(a, s->att, N * QD);
         ARENA_CARVE(a, s->xmid, N * C);
         ARENA_CARVE(a, s->rstd2, N);
-        ARENA_CARVE(a, s->g, N * F);
+        ARENA_CARVE(a, s->g, N * G);
         ARENA_CARVE(a, s->u, N * F);
         for (int t = 0; t < LORA_N_TARGETS; t++)
             if (lora && lora_enabled(lora, t)) ARENA_CARVE(a, s->lora_u[t], N * r);
@@ -74,7 +75,7 @@ static void plan_carve(lm_plan *p, arena_carver *a) {
     ARENA_CARVE(a, p->datt, N * QD);
     ARENA_CARVE(a, p->dk, N * KD);
     ARENA_CARVE(a, p->dv, N * KD);
-    ARENA_CARVE(a, p->dg, N * F);
+    ARENA_CARVE(a, p->dg, N * G);
     ARENA_CARVE(a, p->du, N * F);
     ARENA_CARVE(a, p->dh, N * F);
     ARENA_CARVE(a, p->attn_scratch,
@@ -104,6 +105,10 @@ static int plan_shape(lm_plan *p, const model *m, const lora_adapter *lora, int 
     if (B <= 0 || T <= 0) return err_set("plan: batch %d x seq_len %d must be positive", B, T);
     if ((int64_t)B * T > INT32_MAX)
         return err_set("plan: batch %d x seq_len %d is more than 2^31 tokens", B, T);
+    // Learned positions end at the table; rotary ones are only limited by the tables built here.
+    if (c->arch == MODEL_ARCH_GPT2 && T > c->max_position_embeddings)
+        return err_set("plan: seq_len %d exceeds the model's %d positions (n_positions)", T,
+                       c->max_position_embeddings);
     p->m = m;
     p->lora = lora;
     p->B = B;
@@ -157,7 +162,7 @@ int lm_plan_init_recompute(lm_plan *p, const model *m, const lora_adapter *lora,
         return err_set("plan: internal error: %zu bytes carved from a %zu-byte arena",
                        carving.used, sizing.used);
     }
-    rope_tables_init(p->rope_cos, p->rope_sin, T, c->head_dim, c);
+    rope_tables_build(p->rope_cos, p->rope_sin, T, c, T);
     if (c->rope_local_theta > 0)
         arch_rope_local_init(p->rope_cos_local, p->rope_sin_local, T, c->head_dim, c);
     return 0;
@@ -207,8 +212,8 @@ static uint64_t dropout_stream(const lm_plan *p, int l, lora_target t) {
 }
 
 // y[N,out] = x W^T (+ b) + LoRA(x)
-static void proj_forward(lm_plan *p, float *y, const float *x, const weight_mat *W,
-                         const float *bias, int l, lora_target t, int in, int out) {
+void proj_forward(lm_plan *p, float *y, const float *x, const weight_mat *W, const float *bias,
+                  int l, lora_target t, int in, int out) {
     linear_forward(y, x, W, bias, p->N);
     if (!lora_on(p, t)) return;
     const lora_adapter *a = p->lora;
@@ -224,9 +229,8 @@ static void proj_forward(lm_plan *p, float *y, const float *x, const weight_mat 
 
 // dx[N,in] += dy W + LoRA input gradient; LoRA A/B gradients accumulated. frozen_dx 0 skips
 // the frozen product dy W where nothing reads dx (the first layer: the embedding is frozen).
-static void proj_backward(lm_plan *p, float *dx, const float *dy, const float *x,
-                          const weight_mat *W, int l, lora_target t, int in, int out,
-                          int frozen_dx) {
+void proj_backward(lm_plan *p, float *dx, const float *dy, const float *x, const weight_mat *W,
+                   int l, lora_target t, int in, int out, int frozen_dx) {
     if (frozen_dx) linear_backward(dx, dy, W, p->N);
     if (!lora_on(p, t)) return;
     const lora_adapter *a = p->lora;
@@ -248,6 +252,61 @@ static void proj_backward(lm_plan *p, float *dx, const float *dy, const float *x
     cblas_saxpy((int)n, 1.0f, p->dxd, 1, dx, 1);
 }
 
+// The fused target's input after dropout (p->xd) or x itself.
+static const float *fused_lora_input(lm_plan *p, const float *x, int l, lora_target t, int in) {
+    if (!dropout_on(p)) return x;
+    lora_dropout_apply(p->xd, x, (int64_t)p->N * in, p->lora->cfg.dropout, p->dropout_seed,
+                       dropout_stream(p, l, t));
+    return p->xd;
+}
+
+// u[N,r] = xd A^T once, then ys[i][N, w[i]] += scale u B_i^T with B_i the rows of B for part i.
+void proj_fused_lora_forward(lm_plan *p, float *const *ys, const int *w, int k, const float *x,
+                             int l, lora_target t, int in) {
+    if (!lora_on(p, t)) return;
+    const lora_adapter *a = p->lora;
+    const int N = p->N, r = a->cfg.r;
+    const float *xd = fused_lora_input(p, x, l, t, in);
+    float *u = p->acts[l].lora_u[t];
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, r, in, 1.0f, xd, in, lora_A(a, l, t),
+                in, 0.0f, u, r);
+    const float *B = lora_B(a, l, t);
+    for (int i = 0; i < k; B += (int64_t)w[i] * r, i++)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, w[i], r, a->scale, u, r, B, r,
+                    1.0f, ys[i], w[i]);
+}
+
+// du = scale sum_i dys[i] B_i; dB_i += scale dys[i]^T u; dA += du^T xd; dxd += du A.
+void proj_fused_lora_backward(lm_plan *p, float *dx, const float *const *dys, const int *w, int k,
+                              const float *x, int l, lora_target t, int in) {
+    if (!lora_on(p, t)) return;
+    const lora_adapter *a = p->lora;
+    const int N = p->N, r = a->cfg.r;
+    const float *xd = fused_lora_input(p, x, l, t, in);
+    const float *u = p->acts[l].lora_u[t];
+    const float *B = lora_B(a, l, t);
+    float *dB = lora_dB(a, l, t);
+    for (int i = 0; i < k; B += (int64_t)w[i] * r, dB += (int64_t)w[i] * r, i++) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, r, w[i], a->scale, dys[i], w[i],
+                    B, r, i ? 1.0f : 0.0f, p->lora_du, r);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, w[i], r, N, a->scale, dys[i], w[i],
+                    u, r, 1.0f, dB, r);
+    }
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r, in, N, 1.0f, p->lora_du, r, xd, in,
+                1.0f, lora_dA(a, l, t), in);
+    if (!dropout_on(p)) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, in, r, 1.0f, p->lora_du, r,
+                    lora_A(a, l, t), in, 1.0f, dx, in);
+        return;
+    }
+    // As proj_backward: the gradient of the dropped input goes through the same mask.
+    const int64_t n = (int64_t)N * in;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, in, r, 1.0f, p->lora_du, r,
+                lora_A(a, l, t), in, 0.0f, p->dxd, in);
+    lora_dropout_apply(p->dxd, p->dxd, n, a->cfg.dropout, p->dropout_seed, dropout_stream(p, l, t));
+    cblas_saxpy((int)n, 1.0f, p->dxd, 1, dx, 1);
+}
+
 // p->h [N, F] = act(g) * u of layer l: GeGLU (gemma3) or SwiGLU. Forward writes it for
 // down_proj; backward writes it again (the same bits) rather than keeping it per layer.
 static void mlp_act_forward(lm_plan *p, int l) {
@@ -263,25 +322,33 @@ static void mlp_act_forward(lm_plan *p, int l) {
 // recompute inside backward) stops before the last residual add.
 static void layer_forward(lm_plan *p, int l, float *x_next) {
     const model_config *c = &p->m->cfg;
+    if (c->arch == MODEL_ARCH_GPT2) {
+        gpt2_layer_forward(p, l, x_next);
+        return;
+    }
     const layer_weights *w = &p->m->layers[l];
     layer_acts *s = &p->acts[l];
     const int N = p->N, C = c->hidden_size, F = c->intermediate_size, D = c->head_dim;
     const int H = c->n_heads, KV = c->n_kv_heads, QD = H * D, KD = KV * D;
+    const int R = rope_rotary_dim(c);
 
     const float *rc, *rs;
     const int32_t *start;
     layer_rope(p, l, &rc, &rs, &start);
 
     rmsnorm_forward(p->xn, s->rstd1, s->x, w->attn_norm, N, C, c->rms_norm_eps);
-    proj_forward(p, c->qk_norm ? s->q_raw : s->q, p->xn, &w->wq, w->bq, l, LORA_Q, C, QD);
-    proj_forward(p, c->qk_norm ? s->k_raw : s->k, p->xn, &w->wk, w->bk, l, LORA_K, C, KD);
+    float *q = c->qk_norm ? s->q_raw : s->q, *k = c->qk_norm ? s->k_raw : s->k;
+    proj_forward(p, q, p->xn, &w->wq, w->bq, l, LORA_Q, C, QD);
+    proj_forward(p, k, p->xn, &w->wk, w->bk, l, LORA_K, C, KD);
     proj_forward(p, s->v, p->xn, &w->wv, w->bv, l, LORA_V, C, KD);
+    proj_fused_lora_forward(p, (float *const[]){q, k, s->v}, (const int[]){QD, KD, KD}, 3, p->xn,
+                            l, LORA_QKV, C);
     if (c->qk_norm) {  // [N*H, D] rows: one norm per head
         rmsnorm_forward(s->q, s->rstd_q, s->q_raw, w->q_norm, N * H, D, c->rms_norm_eps);
         rmsnorm_forward(s->k, s->rstd_k, s->k_raw, w->k_norm, N * KV, D, c->rms_norm_eps);
     }
-    rope_forward(s->q, p->pos, rc, rs, N, H, D);
-    rope_forward(s->k, p->pos, rc, rs, N, KV, D);
+    rope_partial_forward(s->q, p->pos, rc, rs, N, H, D, R);
+    rope_partial_forward(s->k, p->pos, rc, rs, N, KV, D, R);
     if (c->q_scale > 0) scale_inplace(s->q, (int64_t)N * QD, c->q_scale);
     attention_forward(s->att, s->lse, p->attn_scratch, p->max_threads, s->q, s->k, s->v, start,
                       p->B, p->T, H, KV, D);
@@ -294,6 +361,8 @@ static void layer_forward(lm_plan *p, int l, float *x_next) {
     rmsnorm_forward(p->xn, s->rstd2, s->xmid, w->mlp_norm, N, C, c->rms_norm_eps);
     proj_forward(p, s->g, p->xn, &w->w_gate, NULL, l, LORA_GATE, C, F);
     proj_forward(p, s->u, p->xn, &w->w_up, NULL, l, LORA_UP, C, F);
+    proj_fused_lora_forward(p, (float *const[]){s->g, s->u}, (const int[]){F, F}, 2, p->xn, l,
+                            LORA_GATE_UP, C);
     mlp_act_forward(p, l);
     // down_proj runs in a recompute too: its LoRA intermediate lora_u is needed, and so are
     // f_raw and rstd_f of the post-norm.
@@ -314,11 +383,16 @@ static void layer_forward(lm_plan *p, int l, float *x_next) {
 // went into the residual stream (its backward reads o_raw / f_raw and rstd_o / rstd_f).
 static void layer_backward(lm_plan *p, int l) {
     const model_config *c = &p->m->cfg;
+    if (c->arch == MODEL_ARCH_GPT2) {
+        gpt2_layer_backward(p, l);
+        return;
+    }
     const layer_weights *w = &p->m->layers[l];
     layer_acts *s = &p->acts[l];
     const int N = p->N, C = c->hidden_size, F = c->intermediate_size, D = c->head_dim;
     const int H = c->n_heads, KV = c->n_kv_heads, QD = H * D, KD = KV * D;
     const size_t fl = sizeof(float);
+    const int R = rope_rotary_dim(c);
     const float *rc, *rs;
     const int32_t *start;
     layer_rope(p, l, &rc, &rs, &start);
@@ -344,6 +418,8 @@ static void layer_backward(lm_plan *p, int l) {
     memset(p->dxn, 0, (size_t)N * C * fl);
     proj_backward(p, p->dxn, p->dg, p->xn, &w->w_gate, l, LORA_GATE, C, F, 1);
     proj_backward(p, p->dxn, p->du, p->xn, &w->w_up, l, LORA_UP, C, F, 1);
+    proj_fused_lora_backward(p, p->dxn, (const float *const[]){p->dg, p->du}, (const int[]){F, F},
+                             2, p->xn, l, LORA_GATE_UP, C);
     rmsnorm_backward(p->dres, p->dxn, s->xmid, w->mlp_norm, s->rstd2, N, C);
 
     dy = p->dres;
@@ -359,15 +435,16 @@ static void layer_backward(lm_plan *p, int l) {
     attention_backward(p->dq, p->dk, p->dv, p->attn_scratch, p->max_threads, p->datt, s->att,
                        s->lse, s->q, s->k, s->v, start, p->B, p->T, H, KV, D);
     if (c->q_scale > 0) scale_inplace(p->dq, (int64_t)N * QD, c->q_scale);
-    rope_backward(p->dq, p->pos, rc, rs, N, H, D);
-    rope_backward(p->dk, p->pos, rc, rs, N, KV, D);
+    rope_partial_backward(p->dq, p->pos, rc, rs, N, H, D, R);
+    rope_partial_backward(p->dk, p->pos, rc, rs, N, KV, D, R);
     rmsnorm_forward(p->xn, s->rstd1, s->x, w->attn_norm, N, C, c->rms_norm_eps);
     memset(p->dxn, 0, (size_t)N * C * fl);
     // Layer 0's frozen products are skipped (fz 0); its LoRA gradients still need dq and dk.
     const int fz = l > 0;
     if (c->qk_norm) {
         // Through the per-head norms: datt (consumed above) takes dq_raw; dv, once v's
-        // projection has used it, takes dk_raw.
+        // projection has used it, takes dk_raw. No qk_norm architecture has a fused qkv
+        // target (lora_arch_targets), so LORA_QKV is off here.
         memset(p->datt, 0, (size_t)N * QD * fl);
         rmsnorm_backward(p->datt, p->dq, s->q_raw, w->q_norm, s->rstd_q, N * H, D);
         proj_backward(p, p->dxn, p->datt, p->xn, &w->wq, l, LORA_Q, C, QD, fz);
@@ -379,6 +456,8 @@ static void layer_backward(lm_plan *p, int l) {
         proj_backward(p, p->dxn, p->dq, p->xn, &w->wq, l, LORA_Q, C, QD, fz);
         proj_backward(p, p->dxn, p->dk, p->xn, &w->wk, l, LORA_K, C, KD, fz);
         proj_backward(p, p->dxn, p->dv, p->xn, &w->wv, l, LORA_V, C, KD, fz);
+        proj_fused_lora_backward(p, p->dxn, (const float *const[]){p->dq, p->dk, p->dv},
+                                 (const int[]){QD, KD, KD}, 3, p->xn, l, LORA_QKV, C);
     }
     // The first layer's input gradient would only reach the frozen embedding.
     if (l > 0) rmsnorm_backward(p->dres, p->dxn, s->x, w->attn_norm, s->rstd1, N, C);
@@ -390,10 +469,21 @@ static void trunk_forward(lm_plan *p, const lm_batch *b) {
     embedding_forward(p->acts[0].x, b->tokens, &p->m->embed, p->N);
     if (c->embed_scale > 0)
         scale_inplace(p->acts[0].x, (int64_t)p->N * c->hidden_size, c->embed_scale);
+    if (p->m->pos_embed)
+        pos_embedding_add(p->acts[0].x, p->pos, p->m->pos_embed, p->N, c->hidden_size);
+    if (c->rope_scaling == ROPE_SCALING_LONGROPE) {
+        int32_t max_pos = 0;
+        for (int n = 0; n < p->N; n++) max_pos = p->pos[n] > max_pos ? p->pos[n] : max_pos;
+        rope_tables_build(p->rope_cos, p->rope_sin, p->T, c, max_pos + 1);
+    }
     for (int l = 0; l < c->n_layers; l++)
         layer_forward(p, l, l + 1 < c->n_layers ? p->acts[l + 1].x : p->x_out);
-    rmsnorm_forward(p->xnf, p->rstdf, p->x_out, p->m->final_norm, p->N, c->hidden_size,
-                    c->rms_norm_eps);
+    if (p->m->final_norm_b)
+        layernorm_forward(p->xnf, p->rstdf, p->x_out, p->m->final_norm, p->m->final_norm_b, p->N,
+                          c->hidden_size, c->rms_norm_eps);
+    else
+        rmsnorm_forward(p->xnf, p->rstdf, p->x_out, p->m->final_norm, p->N, c->hidden_size,
+                        c->rms_norm_eps);
 }
 
 // dX of the head for rows n0.. of the chunk whose dlogits are in p->logits, into p->dxnf.
@@ -448,7 +538,12 @@ double lm_forward(lm_plan *p, const lm_batch *b, int need_grad, float grad_scale
 void lm_backward(lm_plan *p) {
     const model_config *c = &p->m->cfg;
     memset(p->dres, 0, (size_t)p->N * c->hidden_size * sizeof(float));
-    rmsnorm_backward(p->dres, p->dxnf, p->x_out, p->m->final_norm, p->rstdf, p->N, c->hidden_size);
+    if (p->m->final_norm_b)
+        layernorm_backward(p->dres, p->dxnf, p->x_out, p->m->final_norm, p->rstdf, p->N,
+                           c->hidden_size);
+    else
+        rmsnorm_backward(p->dres, p->dxnf, p->x_out, p->m->final_norm, p->rstdf, p->N,
+                         c->hidden_size);
     for (int l = c->n_layers - 1; l >= 0; l--) {
         // The shared set still holds the last layer's activations from the forward pass.
         if (p->recompute && l + 1 < c->n_layers) layer_forward(p, l, NULL);

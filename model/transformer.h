@@ -39,7 +39,7 @@ typedef struct {
     float *att;    // [N, H*D] attention output (o_proj input)
     float *xmid;   // [N, C] residual after attention
     float *rstd2;  // [N]
-    float *g;      // [N, F] gate projection
+    float *g;      // [N, F] gate projection (none for gpt2)
     float *u;      // [N, F] up projection
     float *lora_u[LORA_N_TARGETS];  // [N, r] LoRA A outputs, NULL for disabled targets
     // qwen3 / gemma3 (model/arch.h), NULL otherwise
@@ -70,7 +70,7 @@ typedef struct {
     float *tmp;           // [N, C] projection output before the residual add (forward too)
     float *dq, *datt;     // [N, H*D]
     float *dk, *dv;       // [N, KV*D]
-    float *dg, *du, *dh;  // [N, F]
+    float *dg, *du, *dh;  // [N, F] (dg none for gpt2)
     float *attn_scratch;  // [attention_scratch_floats(B, T, H, D, max_threads)]
     float *lora_du;       // [N, r], NULL without LoRA
     float *xd, *dxd;      // [N, widest input of an enabled LoRA target] dropout copies of a

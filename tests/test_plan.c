@@ -39,7 +39,7 @@ typedef struct {
     int gemma;  // gemma3 layers: q/k and post norms, GeGLU, sliding windows, local rope, softcap
 } plan_case;
 
-#define ALL_TARGETS ((1u << LORA_N_TARGETS) - 1)
+#define ALL_TARGETS ((1u << LORA_QKV) - 1)  // the seven projections of the Llama family
 #define T_BIT(t) (1u << (t))
 
 static const plan_case CASES[] = {

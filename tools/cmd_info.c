@@ -35,6 +35,7 @@ static const char *rope_scaling_name(rope_scaling_type t) {
     case ROPE_SCALING_NONE: return "none";
     case ROPE_SCALING_LINEAR: return "linear";
     case ROPE_SCALING_LLAMA3: return "llama3";
+    case ROPE_SCALING_LONGROPE: return "longrope";
     }
     return "?";
 }

@@ -65,8 +65,10 @@ static const train_config_key KEYS[] = {
     {"lora.dropout", TRAIN_KEY_FLOAT, "0.05", "dropout on the LoRA branch input", 0.0, 0.99,
      .offset = OFF(lora.dropout)},
     {"lora.targets", TRAIN_KEY_TARGETS, "`all-linear`",
-     "list of the model's modules (`q_proj k_proj v_proj o_proj gate_proj up_proj down_proj`), "
-     "or `all-linear` / `[\"all-linear\"]` (every linear layer but the output head)",
+     "list of the model's module names: `q_proj k_proj v_proj o_proj gate_proj up_proj down_proj` "
+     "(llama, mistral, qwen2, qwen3, gemma3), `qkv_proj o_proj gate_up_proj down_proj` (phi3), "
+     "`c_attn c_proj c_fc` (gpt2), or `all-linear` / `[\"all-linear\"]` (every linear layer but "
+     "the output head)",
      .offset = OFF(lora.targets)},
     {"lora.use_rslora", TRAIN_KEY_BOOL, "false", "scale alpha/sqrt(r) instead of alpha/r",
      .offset = OFF(lora.use_rslora)},
@@ -285,13 +287,14 @@ static int store_targets(train_config *tc, const config *c, const train_config_k
         return err_set("%s: %s: must be a non-empty list of projection names", c->name, k->key);
     const cJSON *it;
     cJSON_ArrayForEach(it, arr) {
-        int t = cJSON_IsString(it) ? lora_target_from_name(it->valuestring) : -1;
-        if (t < 0)
+        uint32_t t = cJSON_IsString(it) ? lora_targets_from_name(it->valuestring) : 0;
+        if (!t)
             return err_set("%s: %s: unknown target %s (known: q_proj k_proj v_proj o_proj "
-                           "gate_proj up_proj down_proj)",
+                           "gate_proj up_proj down_proj; phi3: qkv_proj gate_up_proj; gpt2: "
+                           "c_attn c_proj c_fc)",
                            c->name, k->key,
                            cJSON_IsString(it) ? it->valuestring : "(not a string)");
-        *targets |= 1u << t;
+        *targets |= t;
     }
     return 0;
 }

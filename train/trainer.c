@@ -101,19 +101,23 @@ static int init_adapter(trainer *t) {
     const train_config *tc = t->tc;
     // Rank 0 alone reads an initial adapter; the others receive its weights (share_state).
     if (!tc->init_adapter[0] || t->d->rank != 0) {
-        if (lora_adapter_init(&t->lora, &t->m.cfg, &tc->lora)) return -1;
+        // Targets are checked against the model here: name the model in the error.
+        if (lora_adapter_init(&t->lora, &t->m.cfg, &tc->lora)) return err_prefix("%s", tc->model);
         lora_adapter_init_peft(&t->lora, tc->seed);
         return 0;
     }
     lora_config ac;
     if (peft_adapter_read_config(tc->init_adapter, &ac)) return -1;
-    if (ac.r != tc->lora.r || ac.targets != tc->lora.targets || ac.alpha != tc->lora.alpha ||
+    model_arch arch = t->m.cfg.arch;
+    if (ac.r != tc->lora.r ||
+        lora_targets_resolve(ac.targets, arch) != lora_targets_resolve(tc->lora.targets, arch) ||
+        ac.alpha != tc->lora.alpha ||
         ac.use_rslora != tc->lora.use_rslora)
         return err_set("%s: the adapter has r=%d alpha=%g rslora=%d and other targets than the "
                        "config's lora section (r=%d alpha=%g rslora=%d): make lora.* match it",
                        tc->init_adapter, ac.r, ac.alpha, ac.use_rslora, tc->lora.r,
                        tc->lora.alpha, tc->lora.use_rslora);
-    if (lora_adapter_init(&t->lora, &t->m.cfg, &tc->lora)) return -1;
+    if (lora_adapter_init(&t->lora, &t->m.cfg, &tc->lora)) return err_prefix("%s", tc->model);
     return peft_adapter_read_weights(tc->init_adapter, &t->lora);
 }
 

@@ -125,4 +125,32 @@ CASES = {
                    "mm_tokens_per_image": 4},
         "lora_targets": LORA_ALL, "gguf_arch": "gemma3", "gguf": None, "text_only": True,
     },
+    # phi3 and gpt2 from BF16 checkpoints: the fused matrices (qkv_proj, gate_up_proj, c_attn)
+    # are held as stored and split into row views, gpt2's Conv1D matrices are transposed at
+    # load in BF16; logits of the trunk and the KV-cache decoder (BF16 block kernels). phi3's
+    # pretraining length (8) is below the decoder's 12-token prefill, so both sides run on the
+    # long factors throughout. The fp32 LoRA, training, merge, GGUF and short-to-long switch
+    # checks of both are tests/arch/check_phi3_gpt2.py.
+    "phi3_bf16": {
+        "model_class": "Phi3ForCausalLM", "config_class": "Phi3Config",
+        "config": dict(hidden_size=60, intermediate_size=37, num_hidden_layers=2,
+                       num_attention_heads=6, num_key_value_heads=2, max_position_embeddings=64,
+                       original_max_position_embeddings=8, partial_rotary_factor=0.6,
+                       rope_parameters={"rope_type": "longrope", "rope_theta": 10000.0,
+                                        "partial_rotary_factor": 0.6,
+                                        "short_factor": [1.0, 1.3, 2.1],
+                                        "long_factor": [1.7, 3.9, 7.5]},
+                       sliding_window=None, tie_word_embeddings=False, initializer_range=0.08,
+                       pad_token_id=0, bos_token_id=1, eos_token_id=2),
+        "dtype": "bfloat16", "lora_targets": ["qkv_proj", "o_proj", "gate_up_proj", "down_proj"],
+        "gguf_arch": "phi3", "gguf": None, "text_only": True,
+    },
+    "gpt2_bf16": {
+        "model_class": "GPT2LMHeadModel", "config_class": "GPT2Config",
+        "config": dict(n_embd=60, n_layer=2, n_head=5, n_inner=74, n_positions=40,
+                       layer_norm_epsilon=1e-5, activation_function="gelu_new",
+                       initializer_range=0.15, bos_token_id=1, eos_token_id=2),
+        "dtype": "bfloat16", "lora_targets": ["c_attn", "c_proj", "c_fc"], "gguf_arch": "gpt2",
+        "gguf": None, "text_only": True,
+    },
 }

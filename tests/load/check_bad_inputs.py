@@ -126,7 +126,7 @@ def run(tmp):
     check("no weights", d, d, "no model.safetensors")
 
     cases = [
-        ("unknown architecture", {"model_type": "bert"}, "model_type: unsupported architecture 'bert' (supported: llama, mistral, qwen2, qwen3, gemma3_text, gemma3"),
+        ("unknown architecture", {"model_type": "falcon"}, "model_type: unsupported architecture 'falcon' (supported: llama, mistral, qwen2, qwen3, gemma3_text, gemma3, phi3, gpt2)"),
         ("rope yarn", {"rope_scaling": {"rope_type": "yarn", "factor": 4.0}}, "rope_scaling: unsupported rope type 'yarn'"),
         ("rope dynamic", {"rope_scaling": {"type": "dynamic", "factor": 2.0}}, "rope_scaling: unsupported rope type 'dynamic'"),
         ("rope linear no factor", {"rope_scaling": {"type": "linear"}}, "rope_scaling.factor: missing"),
@@ -184,10 +184,10 @@ def run(tmp):
     check("unsupported gguf type", mx, mx,
           "tensor type MXFP4 is not supported (nearest supported: Q4_K)")
 
-    w = load_ref.gguf.GGUFWriter(a := os.path.join(tmp, "arch.gguf"), "gpt2")
+    w = load_ref.gguf.GGUFWriter(a := os.path.join(tmp, "arch.gguf"), "falcon")
     w.add_tensor("token_embd.weight", load_ref.np.zeros((4, 32), dtype=load_ref.np.float32))
     w.write_header_to_file(); w.write_kv_data_to_file(); w.write_tensors_to_file(); w.close()
-    check("unsupported gguf architecture", a, a, "general.architecture: unsupported architecture 'gpt2'")
+    check("unsupported gguf architecture", a, a, "general.architecture: unsupported architecture 'falcon'")
 
     txt = os.path.join(tmp, "notes.txt")
     open(txt, "w").write("hello\n")

@@ -206,10 +206,14 @@ def malformed(tmp, shared):
                        "out_dir": out}, "nope*.txt")
     expect_error(tmp, {"tokenizer": tok, "inputs": [{"path": txt, "format": "text"}], "out_dir": out},
                  "unknown key 'dedupe'", extra=["--set", "dedupe=false"])
-    phi3 = os.path.join(shared, "tokenizers", "phi-3-mini")
-    if os.path.isdir(phi3):
-        expect_error(tmp, {"tokenizer": phi3, "inputs": [{"path": arr, "format": "alpaca"}], "out_dir": out},
-                     "chatml, llama2, llama3, alpaca, zephyr")
+    # A chat template that is none of the known ones (Phi-3's is known since issue 13).
+    odd = os.path.join(tmp, "odd-template")
+    shutil.copytree(os.path.dirname(tok), odd)
+    with open(os.path.join(odd, "tokenizer_config.json"), "w") as f:
+        json.dump({"chat_template": "{% for m in messages %}<<{{ m['role'] }}>> {{ m['content'] }}"
+                                    "{% endfor %}"}, f)
+    expect_error(tmp, {"tokenizer": odd, "inputs": [{"path": arr, "format": "alpaca"}], "out_dir": out},
+                 "chatml, llama2, llama3, alpaca, zephyr, gemma, qwen3, phi3")
     expect_error(tmp, {"tokenizer": tok, "inputs": [{"path": arr, "format": "alpaca"}], "out_dir": out},
                  "no chat_template")
     # --set overrides and comments in the config.

@@ -38,7 +38,8 @@ FAMILY = {"gpt2": ("gpt2", ()), "llama2": ("spm", ()),
           "qwen2.5": ("qwen2", ("<|im_start|>", "<|im_end|>")),
           "llama3": ("llama3", ("<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>")),
           "gemma3": ("spm", ("<start_of_turn>", "<end_of_turn>")),
-          "qwen3": ("qwen2", ("<|im_start|>", "<|im_end|>", "<think>", "</think>"))}
+          "qwen3": ("qwen2", ("<|im_start|>", "<|im_end|>", "<think>", "</think>")),
+          "phi-3-mini": ("spm", ("<|system|>", "<|user|>", "<|assistant|>", "<|end|>"))}
 
 
 def tokenizers_for(name, tmp, chat_template=None):
