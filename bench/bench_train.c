@@ -19,6 +19,7 @@
 #include "model/attention.h"
 #include "model/lora.h"
 #include "model/ops.h"
+#include "model/ops_vec.h"
 #include "model/transformer.h"
 #include "model/weight.h"
 
@@ -234,12 +235,12 @@ int main(int argc, char **argv) {
     double prof[P_N] = {0};
     if (profile) profile_step(prof, &plan, &m, &lora, &opt, targets);
     const double sgemm = sgemm_gflops(N, &c);
-    printf("{\"impl\": \"medtune\", \"batch\": %d, \"seq\": %d, \"recompute\": %d, "
+    printf("{\"impl\": \"medtune\", \"isa\": \"%s\", \"batch\": %d, \"seq\": %d, \"recompute\": %d, "
            "\"threads\": %d, \"tok_per_s\": %.1f, \"step_s\": %.3f, \"peak_rss_gb\": %.2f, "
            "\"activations_gb\": %.2f, \"weights_gb\": %.2f, \"loss\": %.4f, "
            "\"gflop_per_token\": %.3f, \"gflop_s\": %.1f, \"sgemm_gflop_s\": %.1f, "
            "\"attention_share\": %.3f, \"profile_s\": {",
-           B, T, recompute, omp_get_max_threads(), tok_s, step, ru.ru_maxrss * 1024.0 / 1e9,
+           ops_vec_get()->isa, B, T, recompute, omp_get_max_threads(), tok_s, step, ru.ru_maxrss * 1024.0 / 1e9,
            lm_plan_bytes(&plan) / 1e9, model_memory_bytes(&m) / 1e9, loss,
            flops_per_token(&c, r, T) / 1e9, gflops, sgemm, prof[P_ATTN] / step);
     for (int i = 0; i < P_N; i++) printf("%s\"%s\": %.3f", i ? ", " : "", P_NAMES[i], prof[i]);

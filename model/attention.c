@@ -5,6 +5,8 @@
 #include <omp.h>
 #include <string.h>
 
+#include "model/ops_vec.h"
+
 // Products of one tile are small (64 x 64 x D): one task per OpenMP thread, and the OpenMP
 // build of OpenBLAS runs each product single-threaded inside the parallel loop. Every task
 // writes rows no other task writes, and its sums run in tile order, so the result does not
@@ -49,6 +51,7 @@ static int tile_needed(const int32_t *start, int i0, int nr, int j0, int j1) {
 static void forward_tile(float *out, float *lse, tile_scratch ws, const float *q,
                          const float *k, const float *v, const int32_t *start, int T, int HD,
                          int KD, int D, int i0, int nr, float scale) {
+    const ops_vec *kv = ops_vec_get();
     float *S = ws.S, *m = ws.m, *l = ws.l;
     int lo = start[i0];
     for (int r = 0; r < nr; r++) {
@@ -72,32 +75,23 @@ static void forward_tile(float *out, float *lse, tile_scratch ws, const float *q
                 memset(s, 0, (size_t)nc * sizeof(float));
                 continue;
             }
-            float mx = m[r];
-            for (int c = a; c <= e; c++) mx = s[c] > mx ? s[c] : mx;
+            const float tmx = kv->max(s + a, e - a + 1);
+            const float mx = tmx > m[r] ? tmx : m[r];
             // Online softmax: rescale what earlier tiles added to the new maximum.
-            const float corr = expf(m[r] - mx);
-            float sum = 0.0f;
-            for (int c = 0; c < a; c++) s[c] = 0.0f;
-            for (int c = a; c <= e; c++) {
-                s[c] = expf(s[c] - mx);
-                sum += s[c];
-            }
-            for (int c = e + 1; c < nc; c++) s[c] = 0.0f;
+            const float corr = ops_vec_expf(m[r] - mx);
+            memset(s, 0, (size_t)a * sizeof(float));
+            const float sum = kv->exp_shift(s + a, s + a, e - a + 1, mx, 1.0f);
+            memset(s + e + 1, 0, (size_t)(nc - e - 1) * sizeof(float));
             l[r] = l[r] * corr + sum;
             m[r] = mx;
-            if (corr != 1.0f) {
-                float *o = out + (int64_t)i * HD;
-                for (int d = 0; d < D; d++) o[d] *= corr;
-            }
+            if (corr != 1.0f) kv->scale(out + (int64_t)i * HD, D, corr);
         }
         // O_i [nr, D] += P V_j
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nr, D, nc, 1.0f, S, nc,
                     v + (int64_t)j0 * KD, KD, 1.0f, out + (int64_t)i0 * HD, HD);
     }
     for (int r = 0; r < nr; r++) {
-        float *o = out + (int64_t)(i0 + r) * HD;
-        const float inv = 1.0f / l[r];
-        for (int d = 0; d < D; d++) o[d] *= inv;
+        kv->scale(out + (int64_t)(i0 + r) * HD, D, 1.0f / l[r]);
         lse[i0 + r] = m[r] + logf(l[r]);
     }
 }
@@ -127,13 +121,11 @@ static void backward_head(float *dq, float *dk_h, float *dv_h, tile_scratch ws,
                           const float *dout, const float *out, const float *lse, const float *q,
                           const float *k, const float *v, const int32_t *start, int T, int HD,
                           int KD, int D, float scale) {
+    const ops_vec *kv = ops_vec_get();
     float *P = ws.S, *dP = ws.dP, *Drow = ws.Drow;
     // D_i = rowsum(dO_i * O_i) = sum_s P_is dP_is: the softmax backward's row term.
     for (int t = 0; t < T; t++) {
-        const float *o = out + (int64_t)t * HD, *go = dout + (int64_t)t * HD;
-        float dot = 0.0f;
-        for (int d = 0; d < D; d++) dot += go[d] * o[d];
-        Drow[t] = dot;
+        Drow[t] = kv->dot(dout + (int64_t)t * HD, out + (int64_t)t * HD, D);
         memset(dq + (int64_t)t * HD, 0, (size_t)D * sizeof(float));
     }
     memset(dk_h, 0, (size_t)T * D * sizeof(float));
@@ -152,8 +144,13 @@ static void backward_head(float *dq, float *dk_h, float *dv_h, tile_scratch ws,
                 const int i = i0 + r;
                 float *p = P + (int64_t)r * nc;
                 const int a = imax(start[i], j0) - j0, e = imin(i, j1 - 1) - j0;
-                for (int c = 0; c < nc; c++)
-                    p[c] = c >= a && c <= e ? expf(p[c] - lse[i]) : 0.0f;
+                if (a > e) {
+                    memset(p, 0, (size_t)nc * sizeof(float));
+                    continue;
+                }
+                memset(p, 0, (size_t)a * sizeof(float));
+                kv->exp_shift(p + a, p + a, e - a + 1, lse[i], 1.0f);
+                memset(p + e + 1, 0, (size_t)(nc - e - 1) * sizeof(float));
             }
             // dV_j [nc, D] += P^T dO_i
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nc, D, nr, 1.0f, P, nc, doi, HD,
@@ -173,7 +170,7 @@ static void backward_head(float *dq, float *dk_h, float *dv_h, tile_scratch ws,
                     memset(p, 0, (size_t)nc * sizeof(float));
                     continue;
                 }
-                for (int c = 0; c < nc; c++) p[c] *= dp[c] - di;
+                kv->mul_sub(p, dp, di, nc);
             }
             // S = scale * Q K^T: dK_j [nc, D] += scale dS^T Q_i ; dQ_i [nr, D] += scale dS K_j
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nc, D, nr, scale, P, nc, qi, HD,
@@ -192,6 +189,7 @@ void attention_backward(float *dq, float *dk, float *dv, float *scratch, int n_t
     const float scale = 1.0f / sqrtf((float)D);
     const int64_t TD = (int64_t)T * D;
     float *dkv = scratch + thread_floats(T) * n_threads;  // [B, H, 2, T, D]: dk_h then dv_h
+    const ops_vec *kv = ops_vec_get();
     // One task per (batch row, query head): the heads of a KV group would share dk and dv rows,
     // so each writes its own and they are added below in head order.
 #pragma omp parallel for schedule(dynamic, 1) num_threads(n_threads)
@@ -212,10 +210,8 @@ void attention_backward(float *dq, float *dk, float *dv, float *scratch, int n_t
             const float *dvh = dkh + TD;
             float *dkr = dk + (int64_t)n * KD + (int64_t)(h / group) * D;
             float *dvr = dv + (int64_t)n * KD + (int64_t)(h / group) * D;
-            for (int d = 0; d < D; d++) {
-                dkr[d] += dkh[d];
-                dvr[d] += dvh[d];
-            }
+            kv->add(dkr, dkh, D);
+            kv->add(dvr, dvh, D);
         }
     }
 }

@@ -49,6 +49,8 @@ void softcap_backward(float *dx, const float *y, int64_t n, float cap);
 
 // x[n] *= s in place.
 void scale_inplace(float *x, int64_t n, float s);
+// y[n] += x[n] (the residual adds)
+void add_inplace(float *y, const float *x, int64_t n);
 
 // Cross-entropy of logits[N,V] against targets[N] (-1 = masked, no loss).
 // Returns the sum of -log p(target) over unmasked rows and adds their count to *n_targets.

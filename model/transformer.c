@@ -12,8 +12,11 @@
 #include "model/attention.h"
 #include "model/ops.h"
 
-// Rows per block of the head's input gradient: a fixed split, so sums do not depend on threads.
-enum { LM_DX_BLOCK_ROWS = 128 };
+// The head's input gradient runs in blocks of at most LM_DX_BLOCK_ROWS rows, and in at least
+// two blocks once a chunk has 2 * LM_DX_MIN_ROWS rows (so two threads share it). Each block's
+// sgemm packs the whole [V, C] head again (113 MB on SmolLM2), so blocks are as large as that
+// allows: 128-row blocks packed it 9 times per 4 x 256 step, these 4.
+enum { LM_DX_BLOCK_ROWS = 256, LM_DX_MIN_ROWS = 32 };
 
 // Every buffer of the plan, once: over a sizing carver this adds up the arena's size, over
 // the allocation it sets the pointers (common/arena.h). Shapes as in transformer.h.
@@ -113,9 +116,12 @@ static int plan_shape(lm_plan *p, const model *m, const lora_adapter *lora, int 
     p->N = B * T;
     p->recompute = recompute != 0;
     p->max_threads = omp_get_max_threads();
-    p->chunk_rows = LM_LOGITS_CHUNK_FLOATS / c->vocab_size;
-    if (p->chunk_rows < 1) p->chunk_rows = 1;
-    if (p->chunk_rows > p->N) p->chunk_rows = p->N;
+    // As few chunks as the buffer allows (the forward's sgemm packs the head once per chunk),
+    // of equal size, so their row blocks in head_backward are equal too.
+    int max_rows = LM_LOGITS_CHUNK_FLOATS / c->vocab_size;
+    if (max_rows < 1) max_rows = 1;
+    const int n_chunks = (p->N + max_rows - 1) / max_rows;
+    p->chunk_rows = (p->N + n_chunks - 1) / n_chunks;
     p->acts = calloc((size_t)c->n_layers, sizeof(layer_acts));
     if (!p->acts) return err_set("plan: out of memory for %d layers", c->n_layers);
     return 0;
@@ -301,11 +307,6 @@ void proj_fused_lora_backward(lm_plan *p, float *dx, const float *const *dys, co
     cblas_saxpy((int)n, 1.0f, p->dxd, 1, dx, 1);
 }
 
-static void add_inplace(float *y, const float *x, int64_t n) {
-#pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < n; i++) y[i] += x[i];
-}
-
 // p->h [N, F] = act(g) * u of layer l: GeGLU (gemma3) or SwiGLU. Forward writes it for
 // down_proj; backward writes it again (the same bits) rather than keeping it per layer.
 static void mlp_act_forward(lm_plan *p, int l) {
@@ -486,9 +487,9 @@ static void trunk_forward(lm_plan *p, const lm_batch *b) {
 }
 
 // dX of the head for rows n0.. of the chunk whose dlogits are in p->logits, into p->dxnf.
-// F32: fixed blocks of LM_DX_BLOCK_ROWS rows, one single-threaded sgemm each (OpenBLAS runs
-// single-threaded inside a parallel region): one threaded sgemm gave other sums with 1 and 2
-// threads for K = V = 397 or 400 (not 512), so a run depended on its thread count
+// F32: a split of the rows that depends on `rows` alone, one single-threaded sgemm per block
+// (OpenBLAS runs single-threaded inside a parallel region): one threaded sgemm gave other sums
+// with 1 and 2 threads for K = V = 397 or 400 (not 512), so a run depended on its thread count
 // (tests/train/check_threads.py, random model). Stored types other than F32 take
 // weight_matmul_backward, whose column tiles do not depend on the thread count either.
 static void head_backward(lm_plan *p, int n0, int rows) {
@@ -499,9 +500,12 @@ static void head_backward(lm_plan *p, int n0, int rows) {
         weight_matmul_backward(dx, p->logits, &p->m->lm_head, rows);
         return;
     }
+    int n_blocks = (rows + LM_DX_BLOCK_ROWS - 1) / LM_DX_BLOCK_ROWS;
+    if (n_blocks < 2 && rows >= 2 * LM_DX_MIN_ROWS) n_blocks = 2;
+    const int block = (rows + n_blocks - 1) / n_blocks;
 #pragma omp parallel for schedule(static)
-    for (int r0 = 0; r0 < rows; r0 += LM_DX_BLOCK_ROWS) {
-        int nr = rows - r0 < LM_DX_BLOCK_ROWS ? rows - r0 : LM_DX_BLOCK_ROWS;
+    for (int r0 = 0; r0 < rows; r0 += block) {
+        int nr = rows - r0 < block ? rows - r0 : block;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nr, C, V, 1.0f,
                     p->logits + (int64_t)r0 * V, V, p->m->lm_head.data, C, 0.0f,
                     p->dxnf + (int64_t)(n0 + r0) * C, C);

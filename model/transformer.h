@@ -55,7 +55,8 @@ typedef struct {
     int B, T, N;
     int recompute;      // keep only each layer's input; backward runs the layer again
     int max_threads;
-    int chunk_rows;     // rows of logits per chunk: N, at most LM_LOGITS_CHUNK_FLOATS / V, >= 1
+    int chunk_rows;     // rows of logits per chunk: N split into the fewest equal chunks of at
+                        // most LM_LOGITS_CHUNK_FLOATS / V rows (>= 1)
     layer_acts *acts;   // [L]
     float *x_out;       // [N, C] last layer output
     float *xnf;         // [N, C] final norm output

@@ -1,14 +1,13 @@
 #include "model/weight_kernels.h"
 
-#include <stdlib.h>
 #include <string.h>
 
+#include "common/cpu.h"
 #include "formats/gguf.h"
 #include "formats/quant.h"
 #include "model/weight.h"
 
 #if defined(__x86_64__) || defined(__i386__)
-#include <cpuid.h>
 #include <immintrin.h>
 #define WEIGHT_X86 1
 #endif
@@ -247,26 +246,10 @@ AVX2 static void dequant_q4_k_avx2(uint32_t type, const uint8_t *row, float *y, 
     }
 }
 
-// From CPUID leaf 1 (ECX bit 29): clang 14's __builtin_cpu_supports does not know "f16c".
-static int cpu_has_f16c(void) {
-    unsigned eax, ebx, ecx, edx;
-    return __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & bit_F16C);
-}
 #endif
 
-int weight_kernels_avx2(void) {
-    static int cached = -1;
-    if (cached < 0) {
-        const char *off = getenv("MEDTUNE_NO_AVX2");
-        cached = 0;
-#ifdef WEIGHT_X86
-        cached = !(off && *off && strcmp(off, "0")) && __builtin_cpu_supports("avx2") &&
-                 __builtin_cpu_supports("fma") && cpu_has_f16c();
-#endif
-        (void)off;
-    }
-    return cached;
-}
+// The one CPU check of the project (common/cpu.c), MEDTUNE_NO_AVX2 included.
+int weight_kernels_avx2(void) { return cpu_avx2_fma(); }
 
 weight_row_dot_fn weight_row_dot_kernel(uint32_t type) {
 #ifdef WEIGHT_X86

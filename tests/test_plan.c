@@ -126,9 +126,11 @@ static size_t expected_plan_bytes(const plan_case *k, int threads, int recompute
     const int64_t r = k->targets ? k->r : 0;
     int n_lora = 0;
     for (int t = 0; t < LORA_N_TARGETS; t++) n_lora += (k->targets >> t) & 1u;
-    int64_t chunk_rows = LM_LOGITS_CHUNK_FLOATS / V;
-    if (chunk_rows < 1) chunk_rows = 1;
-    if (chunk_rows > N) chunk_rows = N;
+    // N rows in the fewest equal chunks of at most LM_LOGITS_CHUNK_FLOATS / V rows
+    int64_t max_rows = LM_LOGITS_CHUNK_FLOATS / V;
+    if (max_rows < 1) max_rows = 1;
+    const int64_t n_chunks = (N + max_rows - 1) / max_rows;
+    const int64_t chunk_rows = (N + n_chunks - 1) / n_chunks;
     const size_t f = sizeof(float);
     // per layer: x; and per layer, or once with recompute: xmid, rstd1 rstd2, q att, k v, lse,
     // g u, lora_u per target

@@ -20,3 +20,13 @@ medtune_add_test(NAME twin_selfcheck
 medtune_add_test(NAME parity_attention
   COMMAND ${MEDTUNE_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/twin/check_attention.py
   LABELS parity)
+
+# The same comparisons on the portable kernels (MEDTUNE_NO_AVX2=1: no AVX2 outside BLAS), for
+# the cases that exercise every kernel: all seven targets, a 2048-token window, many documents.
+foreach(case mha_basic seq2048 docs_many)
+  medtune_add_test(NAME parity_${case}_portable
+    COMMAND ${MEDTUNE_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/twin/check_parity.py ${case}
+    LABELS parity)
+  set_tests_properties(parity_${case}_portable PROPERTIES
+    ENVIRONMENT "${MEDTUNE_TEST_ENV};MEDTUNE_NO_AVX2=1")
+endforeach()
