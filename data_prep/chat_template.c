@@ -9,9 +9,9 @@ static const char *const NAMES[] = {
     [CHAT_TEMPLATE_CHATML] = "chatml", [CHAT_TEMPLATE_LLAMA2] = "llama2",
     [CHAT_TEMPLATE_LLAMA3] = "llama3", [CHAT_TEMPLATE_ALPACA] = "alpaca",
     [CHAT_TEMPLATE_ZEPHYR] = "zephyr", [CHAT_TEMPLATE_GEMMA] = "gemma",
-    [CHAT_TEMPLATE_QWEN3] = "qwen3",
+    [CHAT_TEMPLATE_QWEN3] = "qwen3", [CHAT_TEMPLATE_PHI3] = "phi3",
 };
-#define KNOWN_NAMES "chatml, llama2, llama3, alpaca, zephyr, gemma, qwen3"
+#define KNOWN_NAMES "chatml, llama2, llama3, alpaca, zephyr, gemma, qwen3, phi3"
 
 // Stanford Alpaca's preambles; the response header ends with a newline as in alpaca-lora
 // and axolotl.
@@ -85,6 +85,14 @@ static int recognise(const char *tpl, chat_template_kind *kind) {
         return *kind = CHAT_TEMPLATE_LLAMA3, 0;
     }
     if (strstr(tpl, "[INST]") && strstr(tpl, "<<SYS>>")) return *kind = CHAT_TEMPLATE_LLAMA2, 0;
+    if (strstr(tpl, "<|user|>") && strstr(tpl, "<|assistant|>") && strstr(tpl, "<|end|>")) {
+        // Phi-3-mini's first template (in its early GGUF files) drops system messages and
+        // writes the assistant header with the user turn: a different rendering.
+        if (!strstr(tpl, "<|system|>"))
+            return err_set("the model's chat template is Phi-3's first one (no system turn), which is "
+                           "none of the known templates; set \"template\": \"phi3\" (Phi-3's current one)");
+        return *kind = CHAT_TEMPLATE_PHI3, 0;
+    }
     if (strstr(tpl, "<|user|>") && strstr(tpl, "<|assistant|>") && strstr(tpl, "eos_token") &&
         !strstr(tpl, "<|end|>"))
         return *kind = CHAT_TEMPLATE_ZEPHYR, 0;
@@ -103,6 +111,7 @@ int chat_template_init(chat_template *t, const char *name, const tokenizer *tok)
                            "to one of " KNOWN_NAMES);
         if (recognise(tpl, &t->kind)) return -1;
         if (t->kind == CHAT_TEMPLATE_CHATML) t->default_system = chatml_default_system(tpl);
+        t->skip_empty_system = t->kind == CHAT_TEMPLATE_PHI3 && strstr(tpl, "'system' and message['content']");
     } else {
         size_t i = 0;
         while (i < sizeof NAMES / sizeof NAMES[0] && strcmp(name, NAMES[i])) i++;
@@ -402,6 +411,19 @@ static int render_qwen3(const chat_template *t, const conversation *c, chat_rend
     return 0;
 }
 
+static int render_phi3(const chat_template *t, const conversation *c, chat_render *r) {
+    for (size_t i = 0; i < c->n; i++) {
+        const chat_message *m = &c->msgs[i];
+        if (m->role == CHAT_ROLE_SYSTEM && t->skip_empty_system && !*m->content) continue;
+        int train = m->role == CHAT_ROLE_ASSISTANT;
+        if (puts_(r, "<|", 0) || puts_(r, chat_role_name(m->role), 0) || puts_(r, "|>\n", 0) ||
+            put_content(r, m, train) || puts_(r, "<|end|>", train) || puts_(r, "\n", 0))
+            return -1;
+    }
+    // The template's closing EOS (no generation prompt) is prompt: Phi-3 ends a turn with <|end|>.
+    return puts_(r, t->eos, 0);
+}
+
 int chat_template_render(const chat_template *t, const conversation *c, chat_render *r) {
     strbuf_clear(&r->text);
     r->n_segs = 0;
@@ -413,6 +435,7 @@ int chat_template_render(const chat_template *t, const conversation *c, chat_ren
     case CHAT_TEMPLATE_ALPACA: return render_alpaca(t, c, r);
     case CHAT_TEMPLATE_GEMMA: return render_gemma(t, c, r);
     case CHAT_TEMPLATE_QWEN3: return render_qwen3(t, c, r);
+    case CHAT_TEMPLATE_PHI3: return render_phi3(t, c, r);
     }
     return err_set("unknown chat template");
 }

@@ -13,8 +13,10 @@
 //           opens with "<think>\n{reasoning}\n</think>\n\n" (empty reasoning when the
 //           answer has none); reasoning written as "<think>...</think>" in an earlier answer
 //           is dropped, as the template does
+//   phi3    <|{role}|>\n{content}<|end|>\n, then the tokenizer's EOS after the last message
+//           (Phi-3 / Phi-3.5 mini; Phi-3.5's drops a system message with empty content)
 // The rendering is a sequence of segments; the trainable ones are each assistant answer
-// with its closing token(s) (<|im_end|>, " </s>", <|eot_id|>, </s>, <end_of_turn>), everything
+// with its closing token(s) (<|im_end|>, " </s>", <|eot_id|>, </s>, <end_of_turn>, <|end|>), everything
 // else is prompt; qwen3's empty "<think>\n\n</think>\n\n" is prompt (add_generation_prompt
 // supplies it when thinking is off), and of a block with reasoning everything after the
 // opening "<think>\n" is trained with the answer. Token strings (BOS/EOS) come from the tokenizer, as HF passes them to Jinja.
@@ -35,6 +37,7 @@ typedef enum {
     CHAT_TEMPLATE_ZEPHYR,
     CHAT_TEMPLATE_GEMMA,
     CHAT_TEMPLATE_QWEN3,
+    CHAT_TEMPLATE_PHI3,
 } chat_template_kind;
 
 typedef struct {
@@ -42,9 +45,10 @@ typedef struct {
     char *default_system;  // chatml: system prompt used when the conversation has none
     char bos[64], eos[64]; // token strings ("" when the tokenizer has none)
     int alpaca_bos;        // alpaca: start with BOS (the tokenizer adds one by default)
+    int skip_empty_system; // phi3: Phi-3.5's template, which writes no empty system turn
 } chat_template;
 
-// `name`: chatml, llama2, llama3, alpaca, zephyr, gemma, qwen3, or auto (recognise the tokenizer's
+// `name`: chatml, llama2, llama3, alpaca, zephyr, gemma, qwen3, phi3, or auto (recognise the tokenizer's
 // chat_template; an error lists the known names when it is none of them).
 int chat_template_init(chat_template *t, const char *name, const tokenizer *tok);
 void chat_template_free(chat_template *t);

@@ -14,7 +14,8 @@ static const char *generation_prompt(chat_template_kind k) {
     switch (k) {
     case CHAT_TEMPLATE_CHATML: return "<|im_start|>assistant\n";
     case CHAT_TEMPLATE_LLAMA3: return "<|start_header_id|>assistant<|end_header_id|>\n\n";
-    case CHAT_TEMPLATE_ZEPHYR: return "<|assistant|>\n";
+    case CHAT_TEMPLATE_ZEPHYR:
+    case CHAT_TEMPLATE_PHI3: return "<|assistant|>\n";
     case CHAT_TEMPLATE_GEMMA: return "<start_of_turn>model\n";
     // enable_thinking=False, the form medtune trains on (an empty think block as prompt)
     case CHAT_TEMPLATE_QWEN3: return "<|im_start|>assistant\n<think>\n\n</think>\n\n";
@@ -28,6 +29,7 @@ static int32_t end_of_turn_id(const tokenizer *tok, chat_template_kind k) {
     const char *s = k == CHAT_TEMPLATE_CHATML || k == CHAT_TEMPLATE_QWEN3 ? "<|im_end|>"
                     : k == CHAT_TEMPLATE_LLAMA3                           ? "<|eot_id|>"
                     : k == CHAT_TEMPLATE_GEMMA                            ? "<end_of_turn>"
+                    : k == CHAT_TEMPLATE_PHI3                             ? "<|end|>"
                                                                           : NULL;
     int32_t id = s ? tokenizer_token_id(tok, s) : -1;
     return id >= 0 ? id : tokenizer_eos_id(tok);
