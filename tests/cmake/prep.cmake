@@ -8,7 +8,7 @@ foreach(kind pubmed pmc jsonl)
 endforeach()
 foreach(case chatml:qwen2.5 llama2:llama2 llama3:llama3 zephyr:llama2 alpaca:llama2 alpaca:gpt2
              auto-qwen:qwen2.5 gemma:gemma3 auto-gemma:gemma3 qwen3:qwen3 auto-qwen3:qwen3
-             phi3:phi-3-mini auto-phi3:phi-3-mini)
+             auto-gemma2:gemma3 phi3:phi-3-mini auto-phi3:phi-3-mini)
   string(REPLACE ":" ";" parts ${case})
   list(GET parts 0 tpl)
   list(GET parts 1 tok)

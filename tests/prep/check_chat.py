@@ -42,7 +42,9 @@ TEMPLATES = {
 
 # microsoft/Phi-3-mini-4k-instruct (as in ../shared/tokenizers/phi-3-mini/tokenizer_config.json).
 TEMPLATES["phi3"] = "{% for message in messages %}{% if message['role'] == 'system' %}{{'<|system|>\n' + message['content'] + '<|end|>\n'}}{% elif message['role'] == 'user' %}{{'<|user|>\n' + message['content'] + '<|end|>\n'}}{% elif message['role'] == 'assistant' %}{{'<|assistant|>\n' + message['content'] + '<|end|>\n'}}{% endif %}{% endfor %}{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% else %}{{ eos_token }}{% endif %}"
-REAL_FILES = {"gemma": "gemma3.jinja", "qwen3": "qwen3.jinja", "phi3": "phi3.jinja"}
+# google/gemma-2-*-it and gemma-*-it (one template): no system message.
+TEMPLATES["gemma2"] = "{{ bos_token }}{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}{% endif %}{% for message in messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}{% if (message['role'] == 'assistant') %}{% set role = 'model' %}{% else %}{% set role = message['role'] %}{% endif %}{{ '<start_of_turn>' + role + '\n' + message['content'] | trim + '<end_of_turn>\n' }}{% endfor %}{% if add_generation_prompt %}{{'<start_of_turn>model\n'}}{% endif %}"
+REAL_FILES = {"gemma": "gemma3.jinja", "gemma2": "gemma.jinja", "qwen3": "qwen3.jinja", "phi3": "phi3.jinja"}
 
 
 @functools.lru_cache(maxsize=None)
@@ -134,7 +136,8 @@ def main():
     template, tok_name = sys.argv[1], sys.argv[2]
     tmp = tempfile.mkdtemp(prefix="medtune_prep_chat_")
     # The trained Qwen2.5-family stand-in carries a chat template for `auto` to recognise.
-    kind = {"qwen2.5": "chatml", "gemma3": "gemma", "qwen3": "qwen3", "phi-3-mini": "phi3"}.get(tok_name)
+    kind = {"auto-gemma2": "gemma2"}.get(template) or \
+        {"qwen2.5": "chatml", "gemma3": "gemma", "qwen3": "qwen3", "phi-3-mini": "phi3"}.get(tok_name)
     chat_template = template_text(kind) if kind else None
     for i, (label, tok_path, json_path) in enumerate(R.tokenizers_for(tok_name, tmp, chat_template)):
         work = os.path.join(tmp, str(i))
@@ -145,7 +148,7 @@ def main():
 def check(template, tok_name, tok_path, json_path, tmp):
     hf = Tokenizer.from_file(json_path)
     alpaca, sharegpt, messages, convs = conversations()
-    kind = {"auto-qwen": "chatml", "auto-gemma": "gemma", "auto-qwen3": "qwen3",
+    kind = {"auto-qwen": "chatml", "auto-gemma": "gemma", "auto-gemma2": "gemma", "auto-qwen3": "qwen3",
             "auto-phi3": "phi3"}.get(template, template)
     if kind == "qwen3":
         messages.append(QWEN3_REASONING)
@@ -181,11 +184,21 @@ def check(template, tok_name, tok_path, json_path, tmp):
     closing = {"chatml": "<|im_end|>", "llama2": " " + eos, "llama3": "<|eot_id|>",
                "zephyr": eos, "alpaca": eos, "gemma": "<end_of_turn>",
                "qwen3": "<|im_end|>", "phi3": "<|end|>"}[kind]
+    # Conversations the template refuses (raise_exception: Gemma 2 and a system message) are
+    # the ones medtune must drop as malformed.
+    rendered = []
+    for conv in convs:
+        try:
+            rendered.append(render(kind, conv, bos, eos, tok_info["adds_bos"], jinja))
+        except ValueError:
+            pass
+    refused = len(convs) - len(rendered)
+    if summary["dropped"]["malformed"] != refused:
+        R.fail(f"{summary['dropped']['malformed']} conversations dropped as malformed, the template refuses {refused}")
     got = R.split_docs(words)
-    if len(got) != len(convs):
-        R.fail(f"{len(got)} documents in shards, {len(convs)} conversations written")
-    for i, (conv, (toks, trained)) in enumerate(zip(convs, got)):
-        text, spans = render(kind, conv, bos, eos, tok_info["adds_bos"], jinja)
+    if len(got) != len(rendered):
+        R.fail(f"{len(got)} documents in shards, {len(rendered)} conversations the template renders")
+    for i, ((text, spans), (toks, trained)) in enumerate(zip(rendered, got)):
         enc = hf.encode(text, add_special_tokens=False)
         if toks != enc.ids:
             k = next(k for k in range(len(toks) + 1) if k >= len(toks) or k >= len(enc.ids) or toks[k] != enc.ids[k])
@@ -216,7 +229,8 @@ def check(template, tok_name, tok_path, json_path, tmp):
         c = R.dump_windows(out, "train", seq_len)
         if [list(map(list, w)) for w in c] != [list(map(list, w)) for w in ref]:
             R.fail(f"packed windows of {seq_len} tokens differ from the documented packing")
-    print(f"OK: {template} on {tok_name}: {len(convs)} conversations, tokens and masks match")
+    print(f"OK: {template} on {tok_name}: {len(rendered)} conversations, tokens and masks match"
+          + (f"; {refused} refused by the template and dropped by medtune" if refused else ""))
 
 
 if __name__ == "__main__":
