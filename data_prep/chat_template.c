@@ -85,8 +85,14 @@ static int recognise(const char *tpl, chat_template_kind *kind) {
         return *kind = CHAT_TEMPLATE_LLAMA3, 0;
     }
     if (strstr(tpl, "[INST]") && strstr(tpl, "<<SYS>>")) return *kind = CHAT_TEMPLATE_LLAMA2, 0;
-    if (strstr(tpl, "<|user|>") && strstr(tpl, "<|assistant|>") && strstr(tpl, "<|end|>"))
+    if (strstr(tpl, "<|user|>") && strstr(tpl, "<|assistant|>") && strstr(tpl, "<|end|>")) {
+        // Phi-3-mini's first template (in its early GGUF files) drops system messages and
+        // writes the assistant header with the user turn: a different rendering.
+        if (!strstr(tpl, "<|system|>"))
+            return err_set("the model's chat template is Phi-3's first one (no system turn), which is "
+                           "none of the known templates; set \"template\": \"phi3\" (Phi-3's current one)");
         return *kind = CHAT_TEMPLATE_PHI3, 0;
+    }
     if (strstr(tpl, "<|user|>") && strstr(tpl, "<|assistant|>") && strstr(tpl, "eos_token") &&
         !strstr(tpl, "<|end|>"))
         return *kind = CHAT_TEMPLATE_ZEPHYR, 0;
@@ -105,6 +111,8 @@ int chat_template_init(chat_template *t, const char *name, const tokenizer *tok)
                            "to one of " KNOWN_NAMES);
         if (recognise(tpl, &t->kind)) return -1;
         if (t->kind == CHAT_TEMPLATE_CHATML) t->default_system = chatml_default_system(tpl);
+        t->skip_empty_system = t->kind == CHAT_TEMPLATE_PHI3 && strstr(tpl, "'system' and message['content']");
+        t->refuse_system = t->kind == CHAT_TEMPLATE_GEMMA && strstr(tpl, "System role not supported");
     } else {
         size_t i = 0;
         while (i < sizeof NAMES / sizeof NAMES[0] && strcmp(name, NAMES[i])) i++;
@@ -258,21 +266,6 @@ static int render_zephyr(const chat_template *t, const conversation *c, chat_ren
     return 0;
 }
 
-// Phi-3.5-mini's template (also Phi-3-mini-4k's): a system message with empty content is
-// skipped; the conversation ends with the EOS token, which is prompt (generation stops at
-// <|end|>, the answers' trained closing token).
-static int render_phi3(const chat_template *t, const conversation *c, chat_render *r) {
-    for (size_t i = 0; i < c->n; i++) {
-        const chat_message *m = &c->msgs[i];
-        int train = m->role == CHAT_ROLE_ASSISTANT;
-        if (m->role == CHAT_ROLE_SYSTEM && !*m->content && !(m->input && *m->input)) continue;
-        if (puts_(r, "<|", 0) || puts_(r, chat_role_name(m->role), 0) || puts_(r, "|>\n", 0) ||
-            put_content(r, m, train) || puts_(r, "<|end|>", train) || puts_(r, "\n", 0))
-            return -1;
-    }
-    return puts_(r, t->eos, 0);
-}
-
 static int render_alpaca(const chat_template *t, const conversation *c, chat_render *r) {
     size_t first = 0;
     const char *preamble = NULL;
@@ -301,6 +294,8 @@ static int render_gemma(const chat_template *t, const conversation *c, chat_rend
     size_t first = 0;
     const char *sys = NULL;
     if (c->n && c->msgs[0].role == CHAT_ROLE_SYSTEM) sys = c->msgs[0].content, first = 1;
+    if (sys && t->refuse_system)
+        return err_set("template gemma: the model's template (Gemma 1/2) does not support a system message");
     if (puts_(r, t->bos, 0)) return -1;
     strbuf content;
     strbuf_init(&content);
@@ -417,6 +412,19 @@ static int render_qwen3(const chat_template *t, const conversation *c, chat_rend
         if (qwen3_answer(r, m, block)) return -1;
     }
     return 0;
+}
+
+static int render_phi3(const chat_template *t, const conversation *c, chat_render *r) {
+    for (size_t i = 0; i < c->n; i++) {
+        const chat_message *m = &c->msgs[i];
+        if (m->role == CHAT_ROLE_SYSTEM && t->skip_empty_system && !*m->content) continue;
+        int train = m->role == CHAT_ROLE_ASSISTANT;
+        if (puts_(r, "<|", 0) || puts_(r, chat_role_name(m->role), 0) || puts_(r, "|>\n", 0) ||
+            put_content(r, m, train) || puts_(r, "<|end|>", train) || puts_(r, "\n", 0))
+            return -1;
+    }
+    // The template's closing EOS (no generation prompt) is prompt: Phi-3 ends a turn with <|end|>.
+    return puts_(r, t->eos, 0);
 }
 
 int chat_template_render(const chat_template *t, const conversation *c, chat_render *r) {

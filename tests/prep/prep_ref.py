@@ -37,9 +37,51 @@ def env(name, default=None):
 FAMILY = {"gpt2": ("gpt2", ()), "llama2": ("spm", ()),
           "qwen2.5": ("qwen2", ("<|im_start|>", "<|im_end|>")),
           "llama3": ("llama3", ("<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>")),
-          "gemma3": ("spm", ("<start_of_turn>", "<end_of_turn>")),
+          "gemma3": ("spm-gemma", ("<start_of_turn>", "<end_of_turn>")),
           "qwen3": ("qwen2", ("<|im_start|>", "<|im_end|>", "<think>", "</think>")),
           "phi-3-mini": ("spm", ("<|system|>", "<|user|>", "<|assistant|>", "<|end|>"))}
+
+
+def real_gemma3(tmp, chat_template=None):
+    """[(label, path for medtune, tokenizer.json for HF)] of the real Gemma 3 vocabulary
+    ($MEDTUNE_CACHE/gemma-3-270m-q4_k_m.gguf, tools/fetch_tokenizer_files.sh), or [] when absent.
+    The reference is check_gguf_gemma's (transformers' GemmaTokenizer from the GGUF). That GGUF
+    has no chat template: with `chat_template`, medtune reads a GGUF written here with the real
+    file's tokenizer metadata plus tokenizer.chat_template, and the template also goes into a
+    tokenizer_config.json beside the reference."""
+    import gguf
+    from check_gguf import gguf_scalar, gguf_strings
+    from check_gguf_gemma import gemma_reference, gguf_ints
+    path = os.path.join(env("MEDTUNE_CACHE"), "gemma-3-270m-q4_k_m.gguf")
+    if not os.path.exists(path):
+        print(f"note: {path} is absent (tools/fetch_tokenizer_files.sh): no real Gemma 3 vocabulary")
+        return []
+    d = os.path.join(tmp, "gemma3-real")
+    os.makedirs(d, exist_ok=True)
+    ref, _ = gemma_reference(path)
+    ref.save(os.path.join(d, "tokenizer.json"))
+    if chat_template is None:
+        return [("gemma3 (real GGUF)", path, os.path.join(d, "tokenizer.json"))]
+    r = gguf.GGUFReader(path)
+    out = os.path.join(d, "gemma3-tokenizer.gguf")
+    w = gguf.GGUFWriter(out, "gemma3")
+    w.add_tokenizer_model("llama")
+    w.add_token_list(gguf_strings(r, "tokenizer.ggml.tokens"))
+    w.add_token_scores([float(r.fields["tokenizer.ggml.scores"].parts[i][0]) for i in r.fields["tokenizer.ggml.scores"].data])
+    w.add_token_types(gguf_ints(r, "tokenizer.ggml.token_type"))
+    for key, add in (("bos_token_id", w.add_bos_token_id), ("eos_token_id", w.add_eos_token_id),
+                     ("unknown_token_id", w.add_unk_token_id), ("padding_token_id", w.add_pad_token_id),
+                     ("add_bos_token", w.add_add_bos_token), ("add_eos_token", w.add_add_eos_token),
+                     ("add_space_prefix", w.add_add_space_prefix)):
+        add(gguf_scalar(r, "tokenizer.ggml." + key))
+    w.add_chat_template(chat_template)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    with open(os.path.join(d, "tokenizer_config.json"), "w", encoding="utf-8") as f:
+        json.dump({"chat_template": chat_template}, f)
+    return [("gemma3 (real vocabulary, GGUF tokenizer.chat_template)", out, os.path.join(d, "tokenizer.json"))]
 
 
 def tokenizers_for(name, tmp, chat_template=None):
@@ -55,11 +97,13 @@ def tokenizers_for(name, tmp, chat_template=None):
     d = train_tokenizer(flavour, os.path.join(tmp, "trained-" + name), specials=specials,
                         chat_template=chat_template)
     out = [(f"{name} family (trained-{flavour})", d, os.path.join(d, "tokenizer.json"))]
+    if name == "gemma3":
+        out += real_gemma3(tmp, chat_template)
     shared = env("MEDTUNE_SHARED")
     if not os.path.isdir(shared):
         print(f"note: {shared} is absent: the trained {name}-family tokenizer only")
         return out
-    found = tokenizer_ref.tokenizer_set(shared, tmp, only=name)
+    found = tokenizer_ref.tokenizer_set(shared, tmp, only=name, chat_template=chat_template)
     if name in found:
         out.append((name, found[name][0], found[name][1]))
     else:

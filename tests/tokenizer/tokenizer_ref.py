@@ -45,7 +45,11 @@ def env_paths():
 # trained on the sample data (testlib.TOKENIZER_FLAVOURS).
 FAMILY = {"gpt2": "gpt2", "phi-2": "gpt2", "qwen2.5": "qwen2", "llama3": "llama3", "llama2": "spm",
           "phi-3-mini": "spm", "tinystories-656k": "spm", "stories260K": "spm",
-          "mistral-7b-v0.1": "spm-metaspace", "gemma3": "spm-gemma"}
+          "mistral-7b-v0.1": "spm-metaspace", "gemma3": "spm-gemma", "qwen3": "qwen2"}
+
+# The tokens Qwen3's tokenizer_config.json (Qwen/Qwen3-0.6B) adds after Qwen2.5's, none special.
+# Its vocabulary and merges are Qwen2.5's: no Qwen3 tokenizer file is at hand (docs/tokenizer.md).
+QWEN3_ADDED = ((151665, "<tool_response>"), (151666, "</tool_response>"), (151667, "<think>"), (151668, "</think>"))
 
 
 def fresh_tokenizer_set(tmp, only=None):
@@ -165,6 +169,28 @@ def build_qwen25(shared, out_dir):
     return out_dir
 
 
+def build_qwen3(shared, out_dir, chat_template=None):
+    """Qwen3's tokenizer: Qwen2.5's (build_qwen25) with QWEN3_ADDED, and `chat_template` in its
+    tokenizer_config.json when given (else Qwen2.5's)."""
+    build_qwen25(shared, out_dir)
+    tok = Tokenizer.from_file(os.path.join(out_dir, "tokenizer.json"))
+    for tid, content in QWEN3_ADDED:
+        tok.add_tokens([AddedToken(content, single_word=False, lstrip=False, rstrip=False, normalized=False,
+                                   special=False)])
+        if tok.token_to_id(content) != tid:
+            raise SystemExit("FAIL: qwen3 added token %r got id %s, expected %d" % (content, tok.token_to_id(content), tid))
+    tok.save(os.path.join(out_dir, "tokenizer.json"))
+    cfg_path = os.path.join(out_dir, "tokenizer_config.json")
+    cfg = json.load(open(cfg_path, encoding="utf-8"))
+    for tid, content in QWEN3_ADDED:
+        cfg["added_tokens_decoder"][str(tid)] = {"content": content, "lstrip": False, "normalized": False,
+                                                 "rstrip": False, "single_word": False, "special": False}
+    if chat_template is not None:
+        cfg["chat_template"] = chat_template
+    json.dump(cfg, open(cfg_path, "w", encoding="utf-8"), ensure_ascii=False, indent=2)
+    return out_dir
+
+
 def build_llama3(shared, out_dir):
     """Llama-3's tokenizer.json from the GPT-2 style encoder.json / vocab.bpe (ignore_merges,
     Llama-3 split pattern, byte-level), with its first two special tokens."""
@@ -188,10 +214,10 @@ def build_llama3(shared, out_dir):
     return out_dir
 
 
-def tokenizer_set(shared, tmp, only=None):
+def tokenizer_set(shared, tmp, only=None, chat_template=None):
     """name -> (path given to medtune, tokenizer.json for HF, llama.cpp vector name or None, lossless).
     With `only`, just that tokenizer is prepared (building some takes seconds). Without
-    $MEDTUNE_SHARED (shared None), none."""
+    $MEDTUNE_SHARED (shared None), none. `chat_template` goes into the built qwen3's config."""
     if shared is None:
         return {}
     T = os.path.join(shared, "tokenizers")
@@ -216,6 +242,9 @@ def tokenizer_set(shared, tmp, only=None):
     if want("qwen2.5", os.path.join(T, "qwen2.5", "vocab.json")):
         d = build_qwen25(shared, os.path.join(tmp, "qwen2.5"))
         add("qwen2.5", d, os.path.join(d, "tokenizer.json"), "qwen2", True)
+    if want("qwen3", os.path.join(T, "qwen2.5", "vocab.json")):
+        d = build_qwen3(shared, os.path.join(tmp, "qwen3"), chat_template)
+        add("qwen3", d, os.path.join(d, "tokenizer.json"), "qwen2", True)
     if want("llama3", os.path.join(T, "llama3.2-ollama", "encoder.json")):
         d = build_llama3(shared, os.path.join(tmp, "llama3"))
         add("llama3", d, os.path.join(d, "tokenizer.json"), "llama-bpe", True)
