@@ -62,18 +62,23 @@ int merge_target_of(const lora_adapter *a, const char *hf_name, int *layer, lora
     return 0;
 }
 
-void merge_add_delta(float *W, const lora_adapter *a, int layer, lora_target t) {
+void merge_add_delta_rows(float *W, const lora_adapter *a, int layer, lora_target t) {
     const lora_slot *s = &a->slots[t];
-    int r = a->cfg.r;
-    if (a->arch == MODEL_ARCH_GPT2) {
-        // HF stores gpt2's Conv1D weights [in, out]: W += scale (B A)^T = scale A^T B^T, as
-        // PEFT merges with fan_in_fan_out.
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasTrans, s->in, s->out, r, a->scale,
-                    lora_A(a, layer, t), s->in, lora_B(a, layer, t), r, 1.0f, W, s->out);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s->out, s->in, a->cfg.r, a->scale,
+                lora_B(a, layer, t), a->cfg.r, lora_A(a, layer, t), s->in, 1.0f, W, s->in);
+}
+
+void merge_add_delta(float *W, const lora_adapter *a, int layer, lora_target t) {
+    if (a->arch != MODEL_ARCH_GPT2) {
+        merge_add_delta_rows(W, a, layer, t);
         return;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s->out, s->in, r, a->scale,
-                lora_B(a, layer, t), r, lora_A(a, layer, t), s->in, 1.0f, W, s->in);
+    // HF stores gpt2's Conv1D weights [in, out]: W += scale (B A)^T = scale A^T B^T, as PEFT
+    // merges with fan_in_fan_out.
+    const lora_slot *s = &a->slots[t];
+    int r = a->cfg.r;
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasTrans, s->in, s->out, r, a->scale,
+                lora_A(a, layer, t), s->in, lora_B(a, layer, t), r, 1.0f, W, s->out);
 }
 
 void merge_f32_to_dtype(void *dst, const float *src, size_t n, st_dtype dtype) {
@@ -358,12 +363,6 @@ static int merge_model_to_gguf(const char *model_path, const char *adapter_dir,
     if (path_exists(out_path))
         return err_set("%s: already exists (merge writes a new file)", out_path);
     model_config mc;
-    if (base_model_config(model_path, &mc)) return -1;
-    // As merge_gguf: the fused and Conv1D deltas of these are only written in HF layout.
-    if (mc.arch == MODEL_ARCH_PHI3 || mc.arch == MODEL_ARCH_GPT2)
-        return err_set("%s: merging into a %s GGUF base is unsupported (merge into its Hugging "
-                       "Face directory instead)",
-                       model_path, model_arch_name(mc.arch));
     lora_adapter a;
     if (base_and_adapter_load(model_path, adapter_dir, &mc, &a)) return -1;
     rep->from_gguf = 1;

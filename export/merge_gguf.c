@@ -133,10 +133,11 @@ static int check_source(const gguf_file *f, const weight_slot *s, const gguf_ten
 }
 
 int merge_gguf(const merge_job *job) {
-    // The HF directory written here (config.json, tensor layout) is the Llama family's.
+    // The HF directory written here (config.json, tensor layout) is the Llama family's; a phi3
+    // or gpt2 GGUF base merges into a GGUF file (merge_to_gguf.c).
     if (job->mc->arch == MODEL_ARCH_PHI3 || job->mc->arch == MODEL_ARCH_GPT2)
-        return err_set("%s: merging into a %s GGUF base is unsupported (merge into its Hugging "
-                       "Face directory instead)",
+        return err_set("%s: merging a %s GGUF base into a Hugging Face directory is unsupported "
+                       "(merge into a .gguf file, or merge its Hugging Face directory)",
                        job->model_path, model_arch_name(job->mc->arch));
     gguf_merge g = {.job = job};
     if (gguf_open(&g.f, job->model_path)) return -1;

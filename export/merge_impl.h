@@ -23,8 +23,12 @@ typedef struct {
 // The LoRA target a Hugging Face weight name belongs to ("model.layers.N.<module>.<proj>.weight"
 // with the target enabled in `a`), or 0 when the adapter leaves it unchanged.
 int merge_target_of(const lora_adapter *a, const char *hf_name, int *layer, lora_target *t);
-// W[out, in] += scale * B A in fp32.
+// W += scale * B A in fp32, W in the Hugging Face layout: [out, in], or [in, out] for gpt2's
+// Conv1D weights.
 void merge_add_delta(float *W, const lora_adapter *a, int layer, lora_target t);
+// W[out, in] += scale * B A in fp32 whatever the architecture (GGUF files store every matrix
+// [out, in]: llama.cpp's converter transposes gpt2's Conv1D weights).
+void merge_add_delta_rows(float *W, const lora_adapter *a, int layer, lora_target t);
 // Converts n fp32 values to the output dtype (F32, F16 or BF16, round to nearest even).
 void merge_f32_to_dtype(void *dst, const float *src, size_t n, st_dtype dtype);
 // Drops the resident pages of a read-only file mapping range once it has been consumed, so

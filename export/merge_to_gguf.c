@@ -2,8 +2,9 @@
 // the base's metadata (architecture, hyperparameters, tokenizer, chat template) is copied key
 // by key, tensors keep the base's names, order and llama.cpp's Q/K row order. An adapted
 // weight is dequantized to fp32, W += scale * B A is added in fp32 with the delta's rows
-// permuted from Hugging Face order into llama.cpp's, and the sum is quantized once to the
-// output type. Every refusal (a shape the output type cannot hold, a type medtune cannot
+// permuted from Hugging Face order into llama.cpp's (llama only; the fused matrices of phi3 and
+// gpt2 keep HF's row order, and gpt2's are stored [out, in] like every other), and the sum is
+// quantized once to the output type. Every refusal (a shape the output type cannot hold, a type medtune cannot
 // convert) happens before the output file is opened; the file is written atomically and
 // streamed one tensor at a time.
 #include <stdio.h>
@@ -82,7 +83,7 @@ static const void *to_gguf_fetch(void *ctx, int64_t i) {
             merge_add_delta(g->delta, g->job->a, o->layer, o->target);
             add_delta_permuted(g->w, g->delta, s->out, s->in, o->qk_heads);
         } else {
-            merge_add_delta(g->w, g->job->a, o->layer, o->target);
+            merge_add_delta_rows(g->w, g->job->a, o->layer, o->target);
         }
     }
     // Rows are quantized in parallel (the K-quant searches dominate a merge's time); each row

@@ -37,25 +37,28 @@ typedef struct {
     float dropout;
     int B, T;
     int gemma;  // gemma3 layers: q/k and post norms, GeGLU, sliding windows, local rope, softcap
+    int gpt2;   // gpt2 layers: LayerNorm, biases, learned positions, an MLP without a gate
 } plan_case;
 
 #define ALL_TARGETS ((1u << LORA_QKV) - 1)  // the seven projections of the Llama family
 #define T_BIT(t) (1u << (t))
 
 static const plan_case CASES[] = {
-    {"base llama, no adapter", 32, 64, 2, 4, 4, 8, 50, 0, 0, 0, 0.0f, 1, 7, 0},
+    {"base llama, no adapter", 32, 64, 2, 4, 4, 8, 50, 0, 0, 0, 0.0f, 1, 7, 0, 0},
     {"qwen2 GQA 6/2, biases, all targets", 48, 80, 2, 6, 2, 12, 97, 1, ALL_TARGETS, 4, 0.0f, 2,
-     16, 0},
+     16, 0, 0},
     {"q,v targets with dropout, H*D wider than C and F", 36, 28, 2, 4, 1, 16, 61, 0,
-     T_BIT(LORA_Q) | T_BIT(LORA_V), 3, 0.1f, 3, 5, 0},
+     T_BIT(LORA_Q) | T_BIT(LORA_V), 3, 0.1f, 3, 5, 0, 0},
     {"o_proj target with dropout, H*D widest input", 36, 28, 1, 4, 2, 16, 61, 0, T_BIT(LORA_O), 2,
-     0.2f, 2, 6, 0},
+     0.2f, 2, 6, 0, 0},
     {"MLP targets with dropout, F widest", 40, 120, 3, 5, 5, 8, 45, 0,
-     T_BIT(LORA_GATE) | T_BIT(LORA_UP) | T_BIT(LORA_DOWN), 8, 0.05f, 4, 3, 0},
+     T_BIT(LORA_GATE) | T_BIT(LORA_UP) | T_BIT(LORA_DOWN), 8, 0.05f, 4, 3, 0, 0},
     {"all targets with dropout, one row of one token", 24, 40, 1, 2, 1, 12, 33, 1, ALL_TARGETS,
-     2, 0.1f, 1, 1, 0},
+     2, 0.1f, 1, 1, 0, 0},
     {"gemma3 (layers 0, 2 sliding), all targets, dropout", 40, 56, 3, 4, 2, 12, 71, 0,
-     ALL_TARGETS, 4, 0.1f, 2, 20, 1},
+     ALL_TARGETS, 4, 0.1f, 2, 20, 1, 0},
+    {"gpt2, c_attn c_proj c_fc with dropout (no gate buffers)", 40, 76, 2, 4, 4, 10, 53, 1,
+     T_BIT(LORA_QKV) | T_BIT(LORA_O) | T_BIT(LORA_UP) | T_BIT(LORA_DOWN), 3, 0.1f, 2, 9, 0, 1},
 };
 
 // Bytes of a buffer of n elements in the arena: rounded up to the alignment.
@@ -92,6 +95,11 @@ static void make_model(model *m, const plan_case *k) {
         c.rope_local_theta = 500.0f;
         c.sliding_layer[0] = c.sliding_layer[2] = 1;
     }
+    if (k->gpt2) {  // as the gpt2 loaders set it (model/model_load_hf.c)
+        c.arch = MODEL_ARCH_GPT2;
+        c.out_bias = 1;
+        c.tie_word_embeddings = 1;
+    }
     if (model_config_validate(&c, k->name) || model_alloc(m, &c))
         test_fail("%s: %s", k->name, err_msg());
     rng_state r;
@@ -112,7 +120,8 @@ static void make_model(model *m, const plan_case *k) {
 
 // Widest input among the enabled targets: C for q, k, v, gate, up; H*D for o; F for down.
 static int64_t widest_lora_input(const plan_case *k) {
-    const int64_t in[LORA_N_TARGETS] = {k->C, k->C, k->C, (int64_t)k->H * k->D, k->C, k->C, k->F};
+    const int64_t in[LORA_N_TARGETS] = {k->C, k->C, k->C, (int64_t)k->H * k->D, k->C, k->C, k->F,
+                                        k->C, k->C};
     int64_t w = 0;
     for (int t = 0; t < LORA_N_TARGETS; t++)
         if ((k->targets >> t) & 1u && in[t] > w) w = in[t];
@@ -134,16 +143,20 @@ static size_t expected_plan_bytes(const plan_case *k, int threads, int recompute
     const size_t f = sizeof(float);
     // per layer: x; and per layer, or once with recompute: xmid, rstd1 rstd2, q att, k v, lse,
     // g u, lora_u per target
+    // (gpt2: u only, its MLP has no gate)
+    const int64_t n_mlp = k->gpt2 ? 1 : 2;
     size_t set = pad(N * C, f) + 2 * pad(N, f) + 2 * pad(N * QD, f) + 2 * pad(N * KD, f) +
-                 pad(B * k->H * T, f) + 2 * pad(N * F, f) + (size_t)n_lora * pad(N * r, f);
+                 pad(B * k->H * T, f) + (size_t)n_mlp * pad(N * F, f) +
+                 (size_t)n_lora * pad(N * r, f);
     // gemma3: q_raw k_raw, rstd_q rstd_k, o_raw f_raw, rstd_o rstd_f
     if (k->gemma)
         set += pad(N * QD, f) + pad(N * KD, f) + pad(N * k->H, f) + pad(N * k->KV, f) +
                2 * pad(N * C, f) + 2 * pad(N, f);
     size_t bytes = (size_t)L * pad(N * C, f) + (size_t)(recompute ? 1 : L) * set;
     bytes += 4 * pad(N * C, f) + pad(N, f) + pad(N * F, f);  // x_out xnf dxnf xn, rstdf, h
-    // backward scratch: dres dxn tmp, dq datt, dk dv, dg du dh
-    bytes += 3 * pad(N * C, f) + 2 * pad(N * QD, f) + 2 * pad(N * KD, f) + 3 * pad(N * F, f);
+    // backward scratch: dres dxn tmp, dq datt, dk dv, dg du dh (gpt2: no dg)
+    bytes += 3 * pad(N * C, f) + 2 * pad(N * QD, f) + 2 * pad(N * KD, f) +
+             (size_t)(n_mlp + 1) * pad(N * F, f);
     bytes += pad(attention_scratch_floats(k->B, k->T, k->H, k->D, threads), f);
     bytes += pad(N * r, f);                                              // lora_du
     if (k->targets && k->dropout > 0.0f) bytes += 2 * pad(N * widest_lora_input(k), f);  // xd dxd
@@ -221,6 +234,7 @@ static void plan_slices(slice_list *sl, const lm_plan *p) {
     const int64_t B = p->B, T = p->T, N = p->N, C = c->hidden_size, F = c->intermediate_size;
     const int64_t H = c->n_heads, D = c->head_dim, QD = H * D, KD = (int64_t)c->n_kv_heads * D;
     const int64_t r = p->lora ? p->lora->cfg.r : 0;
+    const int64_t G = c->arch == MODEL_ARCH_GPT2 ? 0 : F;  // gate width
     const size_t f = sizeof(float);
     int64_t max_in = 0;
     if (p->lora && p->lora->cfg.dropout > 0.0f)
@@ -252,7 +266,7 @@ static void plan_slices(slice_list *sl, const lm_plan *p) {
         slice_add(sl, "att", s->att, N * QD, f);
         slice_add(sl, "xmid", s->xmid, N * C, f);
         slice_add(sl, "rstd2", s->rstd2, N, f);
-        slice_add(sl, "g", s->g, N * F, f);
+        slice_add(sl, "g", s->g, N * G, f);
         slice_add(sl, "u", s->u, N * F, f);
         for (int t = 0; t < LORA_N_TARGETS; t++)
             slice_add(sl, LORA_TARGET_NAMES[t], s->lora_u[t],
@@ -280,7 +294,7 @@ static void plan_slices(slice_list *sl, const lm_plan *p) {
     slice_add(sl, "datt", p->datt, N * QD, f);
     slice_add(sl, "dk", p->dk, N * KD, f);
     slice_add(sl, "dv", p->dv, N * KD, f);
-    slice_add(sl, "dg", p->dg, N * F, f);
+    slice_add(sl, "dg", p->dg, N * G, f);
     slice_add(sl, "du", p->du, N * F, f);
     slice_add(sl, "dh", p->dh, N * F, f);
     slice_add(sl, "attn_scratch", p->attn_scratch,
@@ -473,7 +487,7 @@ static void check_case(const plan_case *k) {
 // is computed, so the untouched weights and the 1.4 GB arena are never paged in.
 static void check_benchmark_shape(void) {
     const plan_case k = {"SmolLM2-135M shape, all targets", 576, 1536, 30, 9, 3, 64, 49152, 0,
-                         ALL_TARGETS, 16, 0.0f, 4, 256, 0};
+                         ALL_TARGETS, 16, 0.0f, 4, 256, 0, 0};
     model m;
     model_config c = {.arch = MODEL_ARCH_LLAMA, .hidden_size = k.C, .intermediate_size = k.F,
                       .n_layers = k.L, .n_heads = k.H, .n_kv_heads = k.KV, .head_dim = k.D,

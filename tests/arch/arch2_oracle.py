@@ -96,12 +96,13 @@ def loss_of(logits, targets):
                                              targets.reshape(-1).long(), ignore_index=-1)
 
 
-def write_gguf(model, path, f16=False):
+def write_gguf(model, path, f16=False, tokenizer_json=None):
     """The model as llama.cpp's convert_hf_to_gguf.py writes it (F32, or with --outtype f16 every
     2-D weight as F16): phi3 keeps qkv_proj and gate_up_proj fused (attn_qkv, ffn_up), partial
     rotary in rope.dimension_count, LongRoPE as rope_factors_long/short with the original
     context length and attention factor; gpt2's Conv1D weights transposed, context_length =
-    n_positions, feed_forward_length = 4 * n_embd."""
+    n_positions, feed_forward_length = 4 * n_embd. With tokenizer_json, its vocabulary as a
+    SentencePiece ("llama") GGUF vocabulary and the config's bos / eos ids."""
     cfg = model.config
     sd = {k: v.detach().float().numpy() for k, v in model.state_dict().items()}
     if f16:
@@ -156,6 +157,11 @@ def write_gguf(model, path, f16=False):
             per[hf + ".bias"] = gg + ".bias"
         prefix = "transformer.h."
         sd.pop("lm_head.weight", None)  # tied to wte: llama.cpp then uses token_embd
+    if tokenizer_json:
+        from arch_lib import add_spm_vocab
+        add_spm_vocab(w, tokenizer_json)
+        w.add_bos_token_id(cfg.bos_token_id)
+        w.add_eos_token_id(cfg.eos_token_id)
     for k, v in sd.items():
         if k in names:
             w.add_tensor(names[k], np.ascontiguousarray(v))

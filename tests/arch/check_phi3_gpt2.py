@@ -13,7 +13,8 @@ past original_max_position_embeddings recomputes the cache, as transformers' gen
 A GGUF of each model, written with gguf-py as llama.cpp's convert_hf_to_gguf.py does, gives
 the logits of the HF directory within 1e-5; its F16 form (fused matrices held as stored, as
 row views) those of the model with its 2-D weights rounded to F16. `medtune merge` of the
-trained adapter gives a directory whose transformers logits equal PEFT's; `medtune export
+trained adapter gives a directory whose transformers logits equal PEFT's, and merged into the
+GGUF base a GGUF file whose medtune logits equal the base's with the adapter; `medtune export
 --format gguf` writes llama.cpp's tensor names (attn_qkv, ffn_up, attn_output, ffn_down) whose
 scale * B A is PEFT's delta in the GGUF base's [out, in] layout.
 The transformers side runs in the oracle venv ($MEDTUNE_ORACLE_VENV or
@@ -71,20 +72,25 @@ def refuse_targets(runner, d, targets, valid):
     print(f"refused {targets}: valid {valid}")
 
 
-def refuse_gguf_merge(d, arch):
-    """Merging into a phi3/gpt2 GGUF base, as a directory or as a GGUF file, is refused with
-    one error line (the fused and Conv1D deltas are written in HF layout only)."""
-    for out in ("merged_from_gguf", "merged.gguf"):
-        p = subprocess.run([env("MEDTUNE_BIN", "medtune"), "merge", os.path.join(d, "model.gguf"),
-                            os.path.join(d, "trained"), os.path.join(d, out)],
-                           capture_output=True, text=True)
-        want = f"merging into a {arch} GGUF base is unsupported"
-        lines = p.stderr.strip().splitlines()
-        if p.returncode != 1 or len(lines) != 1 or not lines[0].startswith("medtune: error: ") \
-                or want not in lines[0] or os.path.exists(os.path.join(d, out)):
-            fail(f"merge of {d}/model.gguf into {out}: exit {p.returncode}, stderr "
-                 f"{p.stderr[-500:]!r}; expected exit 1 and one line with '{want}', no output")
-        print(f"refused merge into {out}: {lines[0]}")
+def gguf_merge(d, arch):
+    """A phi3/gpt2 GGUF base merges into a GGUF file: its logits through medtune equal the
+    base's with the trained adapter (test_export_logits compare, 1e-4 max |diff|; the adapter
+    itself is checked against PEFT by the oracle). Into a Hugging Face directory it is refused
+    with one error line and no output."""
+    medtune = env("MEDTUNE_BIN", "medtune")
+    base, trained = os.path.join(d, "model.gguf"), os.path.join(d, "trained")
+    call([medtune, "merge", base, trained, os.path.join(d, "merged.gguf"), "--type", "f32"])
+    call([os.path.join(env("MEDTUNE_TEST_BIN", "."), "test_export_logits"), "compare", base,
+          trained, os.path.join(d, "merged.gguf"), "1e-4"])
+    out = os.path.join(d, "merged_from_gguf")
+    p = subprocess.run([medtune, "merge", base, trained, out], capture_output=True, text=True)
+    want = f"merging a {arch} GGUF base into a Hugging Face directory is unsupported"
+    lines = p.stderr.strip().splitlines()
+    if p.returncode != 1 or len(lines) != 1 or not lines[0].startswith("medtune: error: ") \
+            or want not in lines[0] or os.path.exists(out):
+        fail(f"merge of {base} into {out}: exit {p.returncode}, stderr {p.stderr[-500:]!r}; "
+             f"expected exit 1 and one line with '{want}', no output")
+    print(f"refused merge into a directory: {lines[0]}")
 
 
 def main():
@@ -115,8 +121,8 @@ def main():
     refuse_targets(runner, os.path.join(work, "phi3_default"), ["q_proj", "v_proj"],
                    "o_proj down_proj qkv_proj gate_up_proj")
     refuse_targets(runner, os.path.join(work, "gpt2_plain"), ["o_proj"], "c_proj c_fc c_attn")
-    refuse_gguf_merge(os.path.join(work, "phi3_default"), "phi3")
-    refuse_gguf_merge(os.path.join(work, "gpt2_plain"), "gpt2")
+    for case in ("phi3_longrope", "phi3_default", "gpt2_plain"):
+        gguf_merge(os.path.join(work, case), case.split("_")[0])
     call([py, ORACLE, "check", work])
 
 

@@ -31,10 +31,10 @@ foreach(case types same_q8_0 refuse)
   medtune_add_test(NAME export_merge_gguf_${case}
     COMMAND ${MEDTUNE_PYTHON} ${EXPORT_PY}/check_merge_gguf.py ${case} LABELS export python)
 endforeach()
-# llama.cpp (tools/llama_cpp.sh, cached in .cache/llama.cpp) loads merged GGUF files and gives
-# the logits of base + adapter; medtune's K-quant quantizers against llama.cpp's. Skipped when
+# llama.cpp (tools/llama_cpp.sh, cached in .cache/llama.cpp) loads merged GGUF files (llama,
+# and phi3 / gpt2 with their fused tensors) and gives the logits of base + adapter; medtune's K-quant quantizers against llama.cpp's. Skipped when
 # the build is absent.
-foreach(case random smollm2 quantizer)
+foreach(case random smollm2 quantizer phi3 gpt2)
   medtune_add_test(NAME export_llama_cpp_${case}
     COMMAND ${MEDTUNE_PYTHON} ${EXPORT_PY}/check_merge_llama_cpp.py ${case}
     LABELS export python llama_cpp)

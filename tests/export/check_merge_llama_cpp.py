@@ -2,7 +2,7 @@
 """llama.cpp (the build of tools/llama_cpp.sh, cached in .cache/llama.cpp) loads the GGUF files
 `medtune merge BASE.gguf ADAPTER OUT.gguf --type T` writes and gives the logits of base + adapter.
 
-usage: check_merge_llama_cpp.py random|smollm2|quantizer
+usage: check_merge_llama_cpp.py random|smollm2|quantizer|phi3|gpt2
 
 random:  a random-weight llama (hidden 256, GQA) written as an F32 GGUF base, a trained medtune
          adapter, merged with --type f32, f16, q8_0 and q4_k. For each file, llama.cpp's
@@ -23,6 +23,14 @@ smollm2: the real SmolLM2-135M-Instruct Q4_1 GGUF merged with a random adapter (
          its logits match medtune's fp32 eval of base + adapter within TOL_SMOLLM2 x RMS; the
          q8_0 file's are closer to it than to the base's (for Q4_1 the requantization of
          W + delta moves the logits about as much as the random adapter does).
+phi3, gpt2: a random-weight GGUF base of that architecture laid out as llama.cpp's converter
+         writes it (tests/arch/arch_fresh.py: phi3's fused attn_qkv and [gate; up] ffn_up,
+         partial rotary; gpt2's fused attn_qkv with bias, Conv1D weights transposed to [out,
+         in], learned positions) and a random adapter on every module the architecture has
+         (qkv_proj o_proj gate_up_proj down_proj; c_attn c_proj c_fc), merged with --type f32,
+         f16, q8_0 and q4_k. medtune's own logits of the f32 merge equal its base + adapter
+         logits (test_export_logits compare, TOL_ARCH_F32_MEDTUNE); llama.cpp's logits of each
+         merge are compared with base + adapter as in `random` (tolerances TOL_ARCH).
 quantizer: medtune's K-quant quantizers against llama.cpp's own (ggml_quantize_chunk from the
          built libggml, reference path without importance matrix) on the same Gaussian rows
          with outliers: medtune's relative RMS error is at most 1.05x llama.cpp's.
@@ -69,7 +77,13 @@ def llama_cpp_module():
     """llama-cpp-python's ctypes binding (llama_cpp/llama_cpp.py of the sdist) over the cached
     libllama.so. The package's __init__ (high-level API, extra dependencies) is not run."""
     d = cache_dir()
-    os.environ["LLAMA_CPP_LIB_PATH"] = os.path.join(d, "build", "bin")
+    bindir = os.path.join(d, "build", "bin")
+    os.environ["LLAMA_CPP_LIB_PATH"] = bindir
+    # libllama's RUNPATH is the directory it was built in, which a cache copied or linked from
+    # another checkout does not have: its ggml libraries are loaded first, by path (a library
+    # already loaded satisfies a NEEDED entry of the same soname).
+    for name in ("libggml-base.so.0", "libggml-cpu.so.0", "libggml.so.0"):
+        ctypes.CDLL(os.path.join(bindir, name), mode=ctypes.RTLD_GLOBAL)
     pkg = types.ModuleType("llama_cpp")
     pkg.__path__ = [os.path.join(d, "src", "llama_cpp")]
     sys.modules["llama_cpp"] = pkg
@@ -188,6 +202,41 @@ def case_smollm2():
     print("PASS")
 
 
+# phi3/gpt2: medtune's f32 merge against its unmerged base + adapter (max |diff|, logits of
+# max |logit| about 5: fp32 summation order of W + scale B A only).
+TOL_ARCH_F32_MEDTUNE = 1e-4
+# x the RMS of the reference logits, with at least 1.5x margin over what was measured on these
+# models: phi3 6.8e-7, 6.6e-4, 0.0178, 0.175 (logits RMS 1.03); gpt2 1.9e-4, 5.1e-4, 0.0134,
+# 0.131 (logits RMS 17.9). gpt2's f32 floor is ggml's GELU, which looks the result up in a table
+# indexed by the fp16-rounded input (llama.cpp and medtune differ by 1.9e-4 x RMS on the
+# unmerged base already).
+TOL_ARCH = {"phi3": {"f32": 1e-5, "f16": 2e-3, "q8_0": 0.03, "q4_k": 0.27},
+            "gpt2": {"f32": 4e-4, "f16": 1e-3, "q8_0": 0.025, "q4_k": 0.2}}
+
+
+def case_arch(arch):
+    L = llama_cpp_module()
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "arch"))
+    from arch_fresh import GPT2, PHI3, write_random_gguf
+    from export_lib import helper
+    work = work_dir(f"merge_llama_cpp_{arch}")
+    base = write_random_gguf(PHI3 if arch == "phi3" else GPT2, os.path.join(work, "base.gguf"))
+    adapter = random_adapter(work, base, "adapter", r=8, alpha=16, seed=7)
+    want = medtune_logits(work, base, adapter, "base_adapter")
+    base_only = medtune_logits(work, base, None, "base")
+    scale = rms(want)
+    engine = rms(llama_cpp_logits(L, base) - base_only) / scale
+    print(f"{arch}: llama.cpp vs medtune on the unmerged F32 base: {engine:.4g} x RMS")
+    for t in ["f32", "f16", "q8_0", "q4_k"]:
+        out = os.path.join(work, f"merged_{t}.gguf")
+        run(["merge", base, adapter, out, "--type", t])
+        if t == "f32":
+            helper(["compare", base, adapter, out, str(TOL_ARCH_F32_MEDTUNE)])
+        compare(f"{arch} {t}: llama.cpp", llama_cpp_logits(L, out), want, base_only,
+                TOL_ARCH[arch][t], scale, t in FINE)
+    print("PASS")
+
+
 def case_quantizer():
     cache = cache_dir()
     libs = glob.glob(os.path.join(cache, "build", "bin", "libggml-base.so"))
@@ -221,7 +270,8 @@ def case_quantizer():
     print("PASS")
 
 
-CASES = {"random": case_random, "smollm2": case_smollm2, "quantizer": case_quantizer}
+CASES = {"random": case_random, "smollm2": case_smollm2, "quantizer": case_quantizer,
+         "phi3": lambda: case_arch("phi3"), "gpt2": lambda: case_arch("gpt2")}
 
 if __name__ == "__main__":
     if len(sys.argv) != 2 or sys.argv[1] not in CASES:
