@@ -182,13 +182,18 @@ def check_accumulation(work, model, shards, adapter, lora0, objective):
         runs.append(((P, GA), ms, g))
     (_, m0, g0) = runs[0]
     worst_m = worst_g = worst_t = 0.0
+    worst_key = None
     for split, ms, g in runs[1:]:
         for a, b in zip(m0, ms):
             for k, v in a.items():
                 if k in ("loss", "grad_norm") or "/" in k or k in ("nll_loss", "log_odds_ratio",
                                                                    "log_odds_chosen"):
-                    d = abs(b[k] - v)
-                    worst_m = max(worst_m, d / abs(v) if v else d)
+                    # Relative to the value, or to 1 for values below 1: a metric near zero
+                    # (a margin, a log-odds) is a difference of fp32 sums of order 1, whose
+                    # rounding does not shrink with it.
+                    d = abs(b[k] - v) / max(abs(v), 1.0)
+                    if d > worst_m:
+                        worst_m, worst_key = d, f"{k} {v!r} vs {b[k]!r} at {split[0]}x{split[1]}"
         # Relative to the whole gradient (per tensor, float32 summation order alone gives up to
         # ~1e-6 on the smallest tensors; printed).
         diff = sum(((g[k] - g0[k]) ** 2).sum().item() for k in g0) ** 0.5
@@ -196,8 +201,8 @@ def check_accumulation(work, model, shards, adapter, lora0, objective):
         worst_t = max(worst_t, max((g[k] - g0[k]).norm().item() / g0[k].norm().item()
                                    for k in g0))
     print(f"{objective}: 4x1, 2x2, 1x4 pairs x grad_accum: worst relative difference of the "
-          f"first step's loss and metrics {worst_m:.2e}, of its gradient {worst_g:.2e} (tol 1e-6; "
-          f"worst single tensor {worst_t:.2e})")
+          f"first step's loss and metrics {worst_m:.2e} ({worst_key}), of its gradient {worst_g:.2e} "
+          f"(tol 1e-6; worst single tensor {worst_t:.2e})")
     if not (worst_m <= 1e-6 and worst_g <= 1e-6):
         L.fail(f"{objective}: gradient accumulation differs from the larger batch")
 
