@@ -50,8 +50,11 @@ vocab=.cache/vocab
 if [ ! -s "$vocab/ggml-vocab-gemma-4.gguf.out" ]; then
   sdist=$(ls .cache/llama.cpp/dl/llama_cpp_python-0.3.36.tar.gz "$dl"/llama_cpp_python-0.3.36.tar.gz 2> /dev/null | head -n 1)
   if [ -z "$sdist" ]; then
-    $pip_cmd download -q --disable-pip-version-check --no-deps --no-binary :all: --no-build-isolation \
-      llama-cpp-python==0.3.36 -d "$dl" >&2 2> /dev/null
+    # As tools/llama_cpp.sh: only llama-cpp-python is taken as a source distribution; the build
+    # backend pip runs to read its metadata (scikit-build-core) may come as a wheel. pip may
+    # still fail after the download (metadata), so the file decides.
+    $pip_cmd download -q --disable-pip-version-check --no-deps --no-binary llama-cpp-python \
+      llama-cpp-python==0.3.36 -d "$dl" >&2 2> /dev/null || true
     sdist=$(ls "$dl"/llama_cpp_python-0.3.36.tar.gz 2> /dev/null | head -n 1)
   fi
   if [ -n "$sdist" ]; then
