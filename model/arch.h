@@ -71,6 +71,9 @@ int gpt2_weight_slots(model *m, weight_slot **out, int *n);
 void weight_slot_set(weight_slot *s, float *dst, int64_t rows, int64_t cols, const char *hf,
                      const char *gguf);
 void weight_slot_mat(weight_slot *s, weight_mat *mat);
+// The embedding, final norm and (untied) head slots under their llama-family names, from s[0];
+// returns how many were written (2 or 3).
+int weight_slots_outer(model *m, weight_slot *s);
 // After a loader has set the fused matrices (wq spanning [q; k; v], w_gate spanning
 // [gate; up]): wk, wv and w_up become views of their rows and wq, w_gate keep their own, the
 // file's bytes staying where they are. Nothing for the other architectures.

@@ -11,18 +11,11 @@
 
 int phi3_weight_slots(model *m, weight_slot **out, int *n_out) {
     const model_config *c = &m->cfg;
-    int64_t C = c->hidden_size, F = c->intermediate_size, V = c->vocab_size;
+    int64_t C = c->hidden_size, F = c->intermediate_size;
     int64_t q = (int64_t)c->n_heads * c->head_dim, kv = (int64_t)c->n_kv_heads * c->head_dim;
     weight_slot *s = xcalloc_or_err((size_t)(3 + 6 * c->n_layers), sizeof *s, "model");
     if (!s) return -1;
-    int n = 0;
-    weight_slot_set(&s[n++], NULL, V, C, "model.embed_tokens.weight", "token_embd.weight");
-    weight_slot_mat(&s[n - 1], &m->embed);
-    weight_slot_set(&s[n++], m->final_norm, C, 0, "model.norm.weight", "output_norm.weight");
-    if (!c->tie_word_embeddings) {
-        weight_slot_set(&s[n++], NULL, V, C, "lm_head.weight", "output.weight");
-        weight_slot_mat(&s[n - 1], &m->lm_head);
-    }
+    int n = weight_slots_outer(m, s);
     for (int l = 0; l < c->n_layers; l++) {
         layer_weights *w = &m->layers[l];
         char hf[96], gg[64];

@@ -50,7 +50,7 @@ int model_load_as(model *m, const char *path, base_dtype dtype) {
     return 0;
 }
 
-static void slot_set(weight_slot *s, float *dst, int64_t rows, int64_t cols, const char *hf,
+void weight_slot_set(weight_slot *s, float *dst, int64_t rows, int64_t cols, const char *hf,
                      const char *gguf) {
     memset(s, 0, sizeof *s);
     s->dst = dst;
@@ -61,37 +61,37 @@ static void slot_set(weight_slot *s, float *dst, int64_t rows, int64_t cols, con
 }
 
 // A matrix slot: its fp32 storage is the matrix's data when model_alloc put it in the arena.
-static void slot_mat(weight_slot *s, weight_mat *mat) {
+void weight_slot_mat(weight_slot *s, weight_mat *mat) {
     s->mat = mat;
     if (mat->data && mat->type == GGML_TYPE_F32) s->dst = (float *)mat->data;
 }
 
-void weight_slot_set(weight_slot *s, float *dst, int64_t rows, int64_t cols, const char *hf,
-                     const char *gguf) {
-    slot_set(s, dst, rows, cols, hf, gguf);
+int weight_slots_outer(model *m, weight_slot *s) {
+    const model_config *c = &m->cfg;
+    const int64_t C = c->hidden_size, V = c->vocab_size;
+    int n = 0;
+    weight_slot_set(&s[n++], NULL, V, C, "model.embed_tokens.weight", "token_embd.weight");
+    weight_slot_mat(&s[n - 1], &m->embed);
+    weight_slot_set(&s[n++], m->final_norm, C, 0, "model.norm.weight", "output_norm.weight");
+    if (!c->tie_word_embeddings) {
+        weight_slot_set(&s[n++], NULL, V, C, "lm_head.weight", "output.weight");
+        weight_slot_mat(&s[n - 1], &m->lm_head);
+    }
+    return n;
 }
-
-void weight_slot_mat(weight_slot *s, weight_mat *mat) { slot_mat(s, mat); }
 
 int weight_slots_list(model *m, weight_slot **out, int *n_out) {
     const model_config *c = &m->cfg;
     if (c->arch == MODEL_ARCH_PHI3) return phi3_weight_slots(m, out, n_out);
     if (c->arch == MODEL_ARCH_GPT2) return gpt2_weight_slots(m, out, n_out);
-    int64_t C = c->hidden_size, F = c->intermediate_size, V = c->vocab_size;
+    int64_t C = c->hidden_size, F = c->intermediate_size;
     int64_t q = (int64_t)c->n_heads * c->head_dim, kv = (int64_t)c->n_kv_heads * c->head_dim;
     int per_layer = 9 + (c->attention_bias ? 3 : 0) + (c->qk_norm ? 2 : 0) +
                     (c->post_norms ? 2 : 0) + (c->out_bias ? 1 : 0);
     int cap = 3 + c->n_layers * per_layer;
     weight_slot *s = xcalloc_or_err((size_t)cap, sizeof *s, "model");
     if (!s) return -1;
-    int n = 0;
-    slot_set(&s[n++], NULL, V, C, "model.embed_tokens.weight", "token_embd.weight");
-    slot_mat(&s[n - 1], &m->embed);
-    slot_set(&s[n++], m->final_norm, C, 0, "model.norm.weight", "output_norm.weight");
-    if (!c->tie_word_embeddings) {
-        slot_set(&s[n++], NULL, V, C, "lm_head.weight", "output.weight");
-        slot_mat(&s[n - 1], &m->lm_head);
-    }
+    int n = weight_slots_outer(m, s);
     for (int l = 0; l < c->n_layers; l++) {
         layer_weights *w = &m->layers[l];
         char hf[96], gg[64];
@@ -99,12 +99,12 @@ int weight_slots_list(model *m, weight_slot **out, int *n_out) {
     do {                                                                        \
         snprintf(hf, sizeof hf, "model.layers.%d.%s", l, hfname);               \
         snprintf(gg, sizeof gg, "blk.%d.%s", l, ggname);                        \
-        slot_set(&s[n++], dst, rows, cols, hf, gg);                             \
+        weight_slot_set(&s[n++], dst, rows, cols, hf, gg);                             \
     } while (0)
 #define MSLOT(mat, rows, cols, hfname, ggname)                                  \
     do {                                                                        \
         SLOT(NULL, rows, cols, hfname, ggname);                                 \
-        slot_mat(&s[n - 1], &(mat));                                            \
+        weight_slot_mat(&s[n - 1], &(mat));                                            \
     } while (0)
         SLOT(w->attn_norm, C, 0, "input_layernorm.weight", "attn_norm.weight");
         MSLOT(w->wq, q, C, "self_attn.q_proj.weight", "attn_q.weight");
