@@ -4,6 +4,7 @@
 
 #include "common/cpu.h"
 #include "formats/gguf.h"
+#include "formats/halfconv.h"
 #include "formats/quant.h"
 #include "model/weight.h"
 
@@ -246,6 +247,27 @@ AVX2 static void dequant_q4_k_avx2(uint32_t type, const uint8_t *row, float *y, 
     }
 }
 
+// 16-bit bases (HF bf16/f16 safetensors, GGUF F16/BF16) are widened once per panel of every
+// training product, so the widening must run at memory speed, not one call per value.
+AVX2 static void dequant_bf16_avx2(uint32_t type, const uint8_t *row, float *y, int64_t n) {
+    (void)type;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m128i h = _mm_loadu_si128((const __m128i *)(row + 2 * i));
+        const __m256i w = _mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16);
+        _mm256_storeu_ps(y + i, _mm256_castsi256_ps(w));
+    }
+    bf16_buf_to_f32(row + 2 * i, (size_t)(n - i), y + i);
+}
+
+AVX2 static void dequant_f16_avx2(uint32_t type, const uint8_t *row, float *y, int64_t n) {
+    (void)type;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(row + 2 * i))));
+    fp16_buf_to_f32(row + 2 * i, (size_t)(n - i), y + i);
+}
+
 #endif
 
 // The one CPU check of the project (common/cpu.c), MEDTUNE_NO_AVX2 included.
@@ -279,6 +301,8 @@ weight_dequant_fn weight_dequant_kernel(uint32_t type) {
         case GGML_TYPE_Q4_0: return dequant_q4_0_avx2;
         case GGML_TYPE_Q4_1: return dequant_q4_1_avx2;
         case GGML_TYPE_Q4_K: return dequant_q4_k_avx2;
+        case GGML_TYPE_BF16: return dequant_bf16_avx2;
+        case GGML_TYPE_F16: return dequant_f16_avx2;
         default: break;
         }
     }
