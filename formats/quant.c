@@ -352,45 +352,32 @@ static uint32_t fifth_bits(const uint8_t *q) {
     return qh;
 }
 
-static void quant_q4_0(const float *x, uint8_t *b) {
-    uint8_t q[32];
-    float d;
-    quant_sym(x, 4, q, &d);
-    half_put(b, d);
-    pack_nibbles(q, b + 2);
-}
-
-static void quant_q4_1(const float *x, uint8_t *b) {
+// Q4_0, Q4_1, Q5_0, Q5_1 (layouts at their dequant_* above): fp16 d, fp16 min for the
+// asymmetric _1 types, the fifth bits for 5-bit types, the low nibbles.
+static void quant_32(const float *x, uint8_t *b, int bits, int asym) {
     uint8_t q[32];
     float d, m;
-    quant_asym(x, 4, q, &d, &m);
+    if (asym) quant_asym(x, bits, q, &d, &m);
+    else quant_sym(x, bits, q, &d);
     half_put(b, d);
-    half_put(b + 2, m);
-    pack_nibbles(q, b + 4);
+    b += 2;
+    if (asym) {
+        half_put(b, m);
+        b += 2;
+    }
+    if (bits == 5) {
+        uint32_t qh = fifth_bits(q);
+        memcpy(b, &qh, 4);
+        b += 4;
+        for (int j = 0; j < 32; j++) q[j] &= 0x0f;
+    }
+    pack_nibbles(q, b);
 }
 
-static void quant_q5_0(const float *x, uint8_t *b) {
-    uint8_t q[32];
-    float d;
-    quant_sym(x, 5, q, &d);
-    half_put(b, d);
-    uint32_t qh = fifth_bits(q);
-    memcpy(b + 2, &qh, 4);
-    for (int j = 0; j < 32; j++) q[j] &= 0x0f;
-    pack_nibbles(q, b + 6);
-}
-
-static void quant_q5_1(const float *x, uint8_t *b) {
-    uint8_t q[32];
-    float d, m;
-    quant_asym(x, 5, q, &d, &m);
-    half_put(b, d);
-    half_put(b + 2, m);
-    uint32_t qh = fifth_bits(q);
-    memcpy(b + 4, &qh, 4);
-    for (int j = 0; j < 32; j++) q[j] &= 0x0f;
-    pack_nibbles(q, b + 8);
-}
+static void quant_q4_0(const float *x, uint8_t *b) { quant_32(x, b, 4, 0); }
+static void quant_q4_1(const float *x, uint8_t *b) { quant_32(x, b, 4, 1); }
+static void quant_q5_0(const float *x, uint8_t *b) { quant_32(x, b, 5, 0); }
+static void quant_q5_1(const float *x, uint8_t *b) { quant_32(x, b, 5, 1); }
 
 // Scale and min of one sub-block for x ~ scale * L - min_neg with L in [0, nmax], by weighted
 // least squares: candidate inverse scales (nmax + rmin + k rdelta) / (max - min) for
