@@ -207,10 +207,17 @@ static int turn_out_of_order(const chat_message *m, size_t k, const char *name) 
                    name);
 }
 
+// The content of a leading system message (NULL without one) and the index of the first turn
+// after it.
+static size_t leading_system(const conversation *c, const char **sys) {
+    int has = c->n && c->msgs[0].role == CHAT_ROLE_SYSTEM;
+    *sys = has ? c->msgs[0].content : NULL;
+    return (size_t)has;
+}
+
 static int render_llama2(const chat_template *t, const conversation *c, chat_render *r) {
-    size_t first = 0;
-    const char *sys = NULL;
-    if (c->n && c->msgs[0].role == CHAT_ROLE_SYSTEM) sys = c->msgs[0].content, first = 1;
+    const char *sys;
+    size_t first = leading_system(c, &sys);
     strbuf content;
     strbuf_init(&content);
     int rc = 0;
@@ -264,9 +271,8 @@ static int render_zephyr(const chat_template *t, const conversation *c, chat_ren
 }
 
 static int render_alpaca(const chat_template *t, const conversation *c, chat_render *r) {
-    size_t first = 0;
-    const char *preamble = NULL;
-    if (c->n && c->msgs[0].role == CHAT_ROLE_SYSTEM) preamble = c->msgs[0].content, first = 1;
+    const char *preamble;
+    size_t first = leading_system(c, &preamble);
     if (!preamble) {
         int has_input = first < c->n && c->msgs[first].input && *c->msgs[first].input;
         preamble = has_input ? ALPACA_INPUT : ALPACA_NO_INPUT;
@@ -288,9 +294,8 @@ static int render_alpaca(const chat_template *t, const conversation *c, chat_ren
 }
 
 static int render_gemma(const chat_template *t, const conversation *c, chat_render *r) {
-    size_t first = 0;
-    const char *sys = NULL;
-    if (c->n && c->msgs[0].role == CHAT_ROLE_SYSTEM) sys = c->msgs[0].content, first = 1;
+    const char *sys;
+    size_t first = leading_system(c, &sys);
     if (sys && t->refuse_system)
         return err_set("template gemma: the model's template (Gemma 1/2) does not support a system message");
     if (puts_(r, t->bos, 0)) return -1;
