@@ -22,16 +22,11 @@ while [ $# -gt 0 ]; do
     *) echo "usage: bench/quant_generate.sh [--tokens N] [--threads N] [--reps N]" >&2; exit 2 ;;
   esac
 done
-build=${MEDTUNE_BUILD:-build}
-dir=${QUANT_BENCH_DIR:-.cache/bench-quant}
-py=.venv/bin/python
-[ -x "$py" ] || py=python3
+. bench/quant_env.sh
 bin=.cache/llama.cpp/build/bin
 bench=$bin/llama-bench
 # The cached build's RUNPATH names the checkout that built it: find its libraries here.
 export LD_LIBRARY_PATH=$PWD/$bin${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-mkdir -p "$dir"
-export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 $py bench/quant_models.py tinyllama q4_k "$dir/tinyllama-q4_k.gguf"
 $py bench/quant_models.py tinyllama q8_0 "$dir/tinyllama-q8_0.gguf"
 files=(".cache/SmolLM2-135M-Instruct.Q4_1.gguf" "$dir/tinyllama-q4_k.gguf" "$dir/tinyllama-q8_0.gguf")

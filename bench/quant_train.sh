@@ -29,12 +29,8 @@ while [ $# -gt 0 ]; do
     *) echo "usage: bench/quant_train.sh [--steps N] [--7b] [--keep] [--types LIST|none]" >&2; exit 2 ;;
   esac
 done
-build=${MEDTUNE_BUILD:-build}
-dir=${QUANT_BENCH_DIR:-.cache/bench-quant}
-py=.venv/bin/python
-[ -x "$py" ] || py=python3
-mkdir -p "$dir"
-export OMP_NUM_THREADS=2 OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
+. bench/quant_env.sh
+export OMP_NUM_THREADS=2
 tiny=(--hidden 2048 --intermediate 5632 --layers 22 --heads 32 --kv-heads 4 --head-dim 64
       --vocab 32000 --untied)
 

@@ -175,6 +175,14 @@ static int put_content(chat_render *r, const chat_message *m, int trainable) {
     return 0;
 }
 
+// put_content's text appended to b, for the templates that trim or split it before it is
+// rendered; a failed allocation here or in what b already holds is reported.
+static int join_content(strbuf *b, const chat_message *m) {
+    strbuf_puts(b, m->content);
+    if (m->input && *m->input) strbuf_printf(b, "\n\n%s", m->input);
+    return strbuf_failed(b) ? err_set("chat template: out of memory") : 0;
+}
+
 static int render_chatml(const chat_template *t, const conversation *c, chat_render *r) {
     if (t->default_system && (c->n == 0 || c->msgs[0].role != CHAT_ROLE_SYSTEM))
         if (puts_(r, "<|im_start|>system\n", 0) || puts_(r, t->default_system, 0) ||
@@ -199,40 +207,36 @@ static int turn_out_of_order(const chat_message *m, size_t k, const char *name) 
                    name);
 }
 
+// The content of a leading system message (NULL without one) and the index of the first turn
+// after it.
+static size_t leading_system(const conversation *c, const char **sys) {
+    int has = c->n && c->msgs[0].role == CHAT_ROLE_SYSTEM;
+    *sys = has ? c->msgs[0].content : NULL;
+    return (size_t)has;
+}
+
 static int render_llama2(const chat_template *t, const conversation *c, chat_render *r) {
-    size_t first = 0;
-    const char *sys = NULL;
-    if (c->n && c->msgs[0].role == CHAT_ROLE_SYSTEM) sys = c->msgs[0].content, first = 1;
+    const char *sys;
+    size_t first = leading_system(c, &sys);
     strbuf content;
     strbuf_init(&content);
-    for (size_t i = first; i < c->n; i++) {
+    int rc = 0;
+    for (size_t i = first; i < c->n && !rc; i++) {
         const chat_message *m = &c->msgs[i];
         size_t k = i - first;
-        if (turn_out_of_order(m, k, "llama2")) {
-            strbuf_free(&content);
-            return -1;
-        }
         strbuf_clear(&content);
         if (k == 0 && sys) strbuf_printf(&content, "<<SYS>>\n%s\n<</SYS>>\n\n", sys);
-        strbuf_puts(&content, m->content);
-        if (m->input && *m->input) strbuf_printf(&content, "\n\n%s", m->input);
-        if (strbuf_failed(&content)) {
-            strbuf_free(&content);
-            return err_set("chat template: out of memory");
-        }
+        rc = turn_out_of_order(m, k, "llama2") || join_content(&content, m);
+        if (rc) break;
         const char *s;
         size_t n;
         strip(content.data, &s, &n);
-        int rc = m->role == CHAT_ROLE_USER
-                     ? puts_(r, t->bos, 0) || puts_(r, "[INST] ", 0) || put(r, s, n, 0) || puts_(r, " [/INST]", 0)
-                     : puts_(r, " ", 1) || put(r, s, n, 1) || puts_(r, " ", 1) || puts_(r, t->eos, 1);
-        if (rc) {
-            strbuf_free(&content);
-            return -1;
-        }
+        rc = m->role == CHAT_ROLE_USER
+                 ? puts_(r, t->bos, 0) || puts_(r, "[INST] ", 0) || put(r, s, n, 0) || puts_(r, " [/INST]", 0)
+                 : puts_(r, " ", 1) || put(r, s, n, 1) || puts_(r, " ", 1) || puts_(r, t->eos, 1);
     }
     strbuf_free(&content);
-    return 0;
+    return rc ? -1 : 0;
 }
 
 static int render_llama3(const chat_template *t, const conversation *c, chat_render *r) {
@@ -267,9 +271,8 @@ static int render_zephyr(const chat_template *t, const conversation *c, chat_ren
 }
 
 static int render_alpaca(const chat_template *t, const conversation *c, chat_render *r) {
-    size_t first = 0;
-    const char *preamble = NULL;
-    if (c->n && c->msgs[0].role == CHAT_ROLE_SYSTEM) preamble = c->msgs[0].content, first = 1;
+    const char *preamble;
+    size_t first = leading_system(c, &preamble);
     if (!preamble) {
         int has_input = first < c->n && c->msgs[first].input && *c->msgs[first].input;
         preamble = has_input ? ALPACA_INPUT : ALPACA_NO_INPUT;
@@ -291,43 +294,31 @@ static int render_alpaca(const chat_template *t, const conversation *c, chat_ren
 }
 
 static int render_gemma(const chat_template *t, const conversation *c, chat_render *r) {
-    size_t first = 0;
-    const char *sys = NULL;
-    if (c->n && c->msgs[0].role == CHAT_ROLE_SYSTEM) sys = c->msgs[0].content, first = 1;
+    const char *sys;
+    size_t first = leading_system(c, &sys);
     if (sys && t->refuse_system)
         return err_set("template gemma: the model's template (Gemma 1/2) does not support a system message");
     if (puts_(r, t->bos, 0)) return -1;
     strbuf content;
     strbuf_init(&content);
-    for (size_t i = first; i < c->n; i++) {
+    int rc = 0;
+    for (size_t i = first; i < c->n && !rc; i++) {
         const chat_message *m = &c->msgs[i];
         size_t k = i - first;
-        if (turn_out_of_order(m, k, "gemma")) {
-            strbuf_free(&content);
-            return -1;
-        }
         int train = m->role == CHAT_ROLE_ASSISTANT;
         // The template trims the content but not the system prefix put before it.
         strbuf_clear(&content);
-        strbuf_puts(&content, m->content);
-        if (m->input && *m->input) strbuf_printf(&content, "\n\n%s", m->input);
-        if (strbuf_failed(&content)) {
-            strbuf_free(&content);
-            return err_set("chat template: out of memory");
-        }
+        rc = turn_out_of_order(m, k, "gemma") || join_content(&content, m);
+        if (rc) break;
         const char *s;
         size_t n;
         strip(content.data, &s, &n);
-        int rc = puts_(r, "<start_of_turn>", 0) || puts_(r, train ? "model" : "user", 0) ||
-                 puts_(r, "\n", 0) || (k == 0 && sys && (puts_(r, sys, 0) || puts_(r, "\n\n", 0))) ||
-                 put(r, s, n, train) || puts_(r, "<end_of_turn>", train) || puts_(r, "\n", 0);
-        if (rc) {
-            strbuf_free(&content);
-            return -1;
-        }
+        rc = puts_(r, "<start_of_turn>", 0) || puts_(r, train ? "model" : "user", 0) ||
+             puts_(r, "\n", 0) || (k == 0 && sys && (puts_(r, sys, 0) || puts_(r, "\n\n", 0))) ||
+             put(r, s, n, train) || puts_(r, "<end_of_turn>", train) || puts_(r, "\n", 0);
     }
     strbuf_free(&content);
-    return 0;
+    return rc ? -1 : 0;
 }
 
 // Python's str.lstrip("\n") / rstrip("\n") on [*s, *s + *n).
@@ -344,11 +335,9 @@ static void rstrip_nl(const char *s, size_t *n) {
 static int qwen3_answer(chat_render *r, const chat_message *m, int think_block) {
     strbuf all;
     strbuf_init(&all);
-    strbuf_puts(&all, m->content);
-    if (m->input && *m->input) strbuf_printf(&all, "\n\n%s", m->input);
-    if (strbuf_failed(&all)) {
+    if (join_content(&all, m)) {
         strbuf_free(&all);
-        return err_set("chat template: out of memory");
+        return -1;
     }
     const char *content = all.data, *reason = "";
     size_t n_content = all.len, n_reason = 0;

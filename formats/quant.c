@@ -96,57 +96,47 @@ static void half_put(uint8_t *p, float v) {
     p[1] = (uint8_t)(h >> 8);
 }
 
-// ---- dequantization: one function per block layout, ggml's order of operations ----
+// ---- dequantization: ggml's order of operations ----
 
-// Q4_0 (18 bytes): fp16 d, 16 bytes; byte j holds element j (low nibble) and j+16 (high);
-// x = (q - 8) d.
-static void dequant_q4_0(const uint8_t *b, float *y) {
-    float d = half_at(b);
-    for (int j = 0; j < 16; j++) {
-        y[j] = (float)((b[2 + j] & 0x0f) - 8) * d;
-        y[j + 16] = (float)((b[2 + j] >> 4) - 8) * d;
-    }
-}
-
-// Q4_1 (20 bytes): fp16 d, fp16 m, nibbles as Q4_0; x = q d + m.
-static void dequant_q4_1(const uint8_t *b, float *y) {
-    float d = half_at(b), m = half_at(b + 2);
-    for (int j = 0; j < 16; j++) {
-        y[j] = (float)(b[4 + j] & 0x0f) * d + m;
-        y[j + 16] = (float)(b[4 + j] >> 4) * d + m;
-    }
-}
-
-// Fifth bits of a Q5 block: bit j of the little-endian u32 qh belongs to element j.
+// The 32-element types, fp16 d first:
+//   Q4_0 (18 bytes): 16 bytes of nibbles; byte j holds element j (low nibble) and j+16 (high);
+//                    x = (q - 8) d.
+//   Q4_1 (20 bytes): fp16 m, nibbles as Q4_0; x = q d + m.
+//   Q5_0 (22 bytes): u32 qh, nibbles as Q4_0; x = (q - 16) d with q = nibble | bit << 4, bit j
+//                    of the little-endian qh belonging to element j.
+//   Q5_1 (24 bytes): fp16 m, u32 qh, nibbles; x = q d + m.
 static uint32_t qh_at(const uint8_t *p) {
     uint32_t v;
     memcpy(&v, p, 4);
     return v;
 }
 
-// Q5_0 (22 bytes): fp16 d, u32 qh, nibbles as Q4_0; x = (q - 16) d with q = nibble | bit << 4.
-static void dequant_q5_0(const uint8_t *b, float *y) {
-    float d = half_at(b);
-    uint32_t qh = qh_at(b + 2);
+static inline void dequant_32(const uint8_t *b, float *y, int bits, int asym) {
+    float d = half_at(b), m = asym ? half_at(b + 2) : 0.0f;
+    const uint8_t *q = b + (asym ? 4 : 2);
+    uint32_t qh = 0;
+    if (bits == 5) {
+        qh = qh_at(q);
+        q += 4;
+    }
+    const int offset = 1 << (bits - 1);
     for (int j = 0; j < 16; j++) {
-        int lo = (b[6 + j] & 0x0f) | (int)(((qh >> j) & 1) << 4);
-        int hi = (b[6 + j] >> 4) | (int)(((qh >> (j + 16)) & 1) << 4);
-        y[j] = (float)(lo - 16) * d;
-        y[j + 16] = (float)(hi - 16) * d;
+        int lo = (q[j] & 0x0f) | (int)(((qh >> j) & 1) << 4);
+        int hi = (q[j] >> 4) | (int)(((qh >> (j + 16)) & 1) << 4);
+        if (asym) {
+            y[j] = (float)lo * d + m;
+            y[j + 16] = (float)hi * d + m;
+        } else {
+            y[j] = (float)(lo - offset) * d;
+            y[j + 16] = (float)(hi - offset) * d;
+        }
     }
 }
 
-// Q5_1 (24 bytes): fp16 d, fp16 m, u32 qh, nibbles; x = q d + m.
-static void dequant_q5_1(const uint8_t *b, float *y) {
-    float d = half_at(b), m = half_at(b + 2);
-    uint32_t qh = qh_at(b + 4);
-    for (int j = 0; j < 16; j++) {
-        int lo = (b[8 + j] & 0x0f) | (int)(((qh >> j) & 1) << 4);
-        int hi = (b[8 + j] >> 4) | (int)(((qh >> (j + 16)) & 1) << 4);
-        y[j] = (float)lo * d + m;
-        y[j + 16] = (float)hi * d + m;
-    }
-}
+static void dequant_q4_0(const uint8_t *b, float *y) { dequant_32(b, y, 4, 0); }
+static void dequant_q4_1(const uint8_t *b, float *y) { dequant_32(b, y, 4, 1); }
+static void dequant_q5_0(const uint8_t *b, float *y) { dequant_32(b, y, 5, 0); }
+static void dequant_q5_1(const uint8_t *b, float *y) { dequant_32(b, y, 5, 1); }
 
 // Q8_0 (34 bytes): fp16 d, 32 int8 q; x = q d.
 static void dequant_q8_0(const uint8_t *b, float *y) {
@@ -352,45 +342,32 @@ static uint32_t fifth_bits(const uint8_t *q) {
     return qh;
 }
 
-static void quant_q4_0(const float *x, uint8_t *b) {
-    uint8_t q[32];
-    float d;
-    quant_sym(x, 4, q, &d);
-    half_put(b, d);
-    pack_nibbles(q, b + 2);
-}
-
-static void quant_q4_1(const float *x, uint8_t *b) {
+// Q4_0, Q4_1, Q5_0, Q5_1 (layouts above dequant_32): fp16 d, fp16 min for the
+// asymmetric _1 types, the fifth bits for 5-bit types, the low nibbles.
+static void quant_32(const float *x, uint8_t *b, int bits, int asym) {
     uint8_t q[32];
     float d, m;
-    quant_asym(x, 4, q, &d, &m);
+    if (asym) quant_asym(x, bits, q, &d, &m);
+    else quant_sym(x, bits, q, &d);
     half_put(b, d);
-    half_put(b + 2, m);
-    pack_nibbles(q, b + 4);
+    b += 2;
+    if (asym) {
+        half_put(b, m);
+        b += 2;
+    }
+    if (bits == 5) {
+        uint32_t qh = fifth_bits(q);
+        memcpy(b, &qh, 4);
+        b += 4;
+        for (int j = 0; j < 32; j++) q[j] &= 0x0f;
+    }
+    pack_nibbles(q, b);
 }
 
-static void quant_q5_0(const float *x, uint8_t *b) {
-    uint8_t q[32];
-    float d;
-    quant_sym(x, 5, q, &d);
-    half_put(b, d);
-    uint32_t qh = fifth_bits(q);
-    memcpy(b + 2, &qh, 4);
-    for (int j = 0; j < 32; j++) q[j] &= 0x0f;
-    pack_nibbles(q, b + 6);
-}
-
-static void quant_q5_1(const float *x, uint8_t *b) {
-    uint8_t q[32];
-    float d, m;
-    quant_asym(x, 5, q, &d, &m);
-    half_put(b, d);
-    half_put(b + 2, m);
-    uint32_t qh = fifth_bits(q);
-    memcpy(b + 4, &qh, 4);
-    for (int j = 0; j < 32; j++) q[j] &= 0x0f;
-    pack_nibbles(q, b + 8);
-}
+static void quant_q4_0(const float *x, uint8_t *b) { quant_32(x, b, 4, 0); }
+static void quant_q4_1(const float *x, uint8_t *b) { quant_32(x, b, 4, 1); }
+static void quant_q5_0(const float *x, uint8_t *b) { quant_32(x, b, 5, 0); }
+static void quant_q5_1(const float *x, uint8_t *b) { quant_32(x, b, 5, 1); }
 
 // Scale and min of one sub-block for x ~ scale * L - min_neg with L in [0, nmax], by weighted
 // least squares: candidate inverse scales (nmax + rmin + k rdelta) / (max - min) for

@@ -71,6 +71,11 @@ int gpt2_weight_slots(model *m, weight_slot **out, int *n);
 void weight_slot_set(weight_slot *s, float *dst, int64_t rows, int64_t cols, const char *hf,
                      const char *gguf);
 void weight_slot_mat(weight_slot *s, weight_mat *mat);
+// weight_slot_set (and weight_slot_mat when mat is not NULL) for a tensor of layer `layer`:
+// HF name "<hf_block>.<layer>.<hf>", GGUF name "blk.<layer>.<gguf>". Returns s.
+weight_slot *weight_slot_layer(weight_slot *s, const char *hf_block, int layer, float *dst,
+                               weight_mat *mat, int64_t rows, int64_t cols, const char *hf,
+                               const char *gguf);
 // The embedding, final norm and (untied) head slots under their llama-family names, from s[0];
 // returns how many were written (2 or 3).
 int weight_slots_outer(model *m, weight_slot *s);

@@ -32,19 +32,13 @@ int gpt2_weight_slots(model *m, weight_slot **out, int *n_out) {
     }
     for (int l = 0; l < c->n_layers; l++) {
         layer_weights *w = &m->layers[l];
-        char hf[96], gg[64];
-#define SLOT(dst, rows, cols, conv1d, hfname, ggname)              \
-    do {                                                           \
-        snprintf(hf, sizeof hf, "transformer.h.%d.%s", l, hfname); \
-        snprintf(gg, sizeof gg, "blk.%d.%s", l, ggname);           \
-        weight_slot_set(&s[n], dst, rows, cols, hf, gg);           \
-        s[n++].hf_transposed = conv1d;                             \
-    } while (0)
-#define MSLOT(mat, rows, cols, hfname, ggname)     \
-    do {                                           \
-        SLOT(NULL, rows, cols, 1, hfname, ggname); \
-        weight_slot_mat(&s[n - 1], &(mat));        \
-    } while (0)
+// conv1d: HF's Conv1D stores the matrix transposed ([in, out]).
+#define SLOT(dst, rows, cols, conv1d, hfname, ggname)                                       \
+    weight_slot_layer(&s[n++], "transformer.h", l, dst, NULL, rows, cols, hfname, ggname) \
+        ->hf_transposed = conv1d
+#define MSLOT(mat, rows, cols, hfname, ggname)                                                \
+    weight_slot_layer(&s[n++], "transformer.h", l, NULL, &(mat), rows, cols, hfname, ggname) \
+        ->hf_transposed = 1
         SLOT(w->attn_norm, C, 0, 0, "ln_1.weight", "attn_norm.weight");
         SLOT(w->attn_norm_b, C, 0, 0, "ln_1.bias", "attn_norm.bias");
         MSLOT(w->wq, 3 * C, C, "attn.c_attn.weight", "attn_qkv.weight");

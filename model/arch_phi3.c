@@ -18,18 +18,10 @@ int phi3_weight_slots(model *m, weight_slot **out, int *n_out) {
     int n = weight_slots_outer(m, s);
     for (int l = 0; l < c->n_layers; l++) {
         layer_weights *w = &m->layers[l];
-        char hf[96], gg[64];
-#define SLOT(dst, rows, cols, hfname, ggname)                     \
-    do {                                                          \
-        snprintf(hf, sizeof hf, "model.layers.%d.%s", l, hfname); \
-        snprintf(gg, sizeof gg, "blk.%d.%s", l, ggname);          \
-        weight_slot_set(&s[n++], dst, rows, cols, hf, gg);        \
-    } while (0)
-#define MSLOT(mat, rows, cols, hfname, ggname)  \
-    do {                                        \
-        SLOT(NULL, rows, cols, hfname, ggname); \
-        weight_slot_mat(&s[n - 1], &(mat));     \
-    } while (0)
+#define SLOT(dst, rows, cols, hfname, ggname) \
+    weight_slot_layer(&s[n++], "model.layers", l, dst, NULL, rows, cols, hfname, ggname)
+#define MSLOT(mat, rows, cols, hfname, ggname) \
+    weight_slot_layer(&s[n++], "model.layers", l, NULL, &(mat), rows, cols, hfname, ggname)
         SLOT(w->attn_norm, C, 0, "input_layernorm.weight", "attn_norm.weight");
         // llama.cpp keeps both fused (attn_qkv, ffn_up of 2F rows) and does not permute q/k.
         MSLOT(w->wq, q + 2 * kv, C, "self_attn.qkv_proj.weight", "attn_qkv.weight");

@@ -66,6 +66,17 @@ void weight_slot_mat(weight_slot *s, weight_mat *mat) {
     if (mat->data && mat->type == GGML_TYPE_F32) s->dst = (float *)mat->data;
 }
 
+weight_slot *weight_slot_layer(weight_slot *s, const char *hf_block, int layer, float *dst,
+                               weight_mat *mat, int64_t rows, int64_t cols, const char *hf,
+                               const char *gguf) {
+    char hf_name[sizeof s->hf_name], gguf_name[sizeof s->gguf_name];
+    snprintf(hf_name, sizeof hf_name, "%s.%d.%s", hf_block, layer, hf);
+    snprintf(gguf_name, sizeof gguf_name, "blk.%d.%s", layer, gguf);
+    weight_slot_set(s, dst, rows, cols, hf_name, gguf_name);
+    if (mat) weight_slot_mat(s, mat);
+    return s;
+}
+
 int weight_slots_outer(model *m, weight_slot *s) {
     const model_config *c = &m->cfg;
     const int64_t C = c->hidden_size, V = c->vocab_size;
@@ -94,18 +105,10 @@ int weight_slots_list(model *m, weight_slot **out, int *n_out) {
     int n = weight_slots_outer(m, s);
     for (int l = 0; l < c->n_layers; l++) {
         layer_weights *w = &m->layers[l];
-        char hf[96], gg[64];
-#define SLOT(dst, rows, cols, hfname, ggname)                                   \
-    do {                                                                        \
-        snprintf(hf, sizeof hf, "model.layers.%d.%s", l, hfname);               \
-        snprintf(gg, sizeof gg, "blk.%d.%s", l, ggname);                        \
-        weight_slot_set(&s[n++], dst, rows, cols, hf, gg);                             \
-    } while (0)
-#define MSLOT(mat, rows, cols, hfname, ggname)                                  \
-    do {                                                                        \
-        SLOT(NULL, rows, cols, hfname, ggname);                                 \
-        weight_slot_mat(&s[n - 1], &(mat));                                            \
-    } while (0)
+#define SLOT(dst, rows, cols, hfname, ggname) \
+    weight_slot_layer(&s[n++], "model.layers", l, dst, NULL, rows, cols, hfname, ggname)
+#define MSLOT(mat, rows, cols, hfname, ggname) \
+    weight_slot_layer(&s[n++], "model.layers", l, NULL, &(mat), rows, cols, hfname, ggname)
         SLOT(w->attn_norm, C, 0, "input_layernorm.weight", "attn_norm.weight");
         MSLOT(w->wq, q, C, "self_attn.q_proj.weight", "attn_q.weight");
         s[n - 1].qk_heads = c->n_heads;

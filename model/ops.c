@@ -90,34 +90,38 @@ static int block_len(int64_t n, int64_t i) {
     return (int)(n - i < OPS_VEC_BLOCK ? n - i : OPS_VEC_BLOCK);
 }
 
-void swiglu_forward(float *h, const float *g, const float *u, int64_t n) {
-    const ops_vec *k = ops_vec_get();
+// SwiGLU and GeGLU differ only in the kernel: blocks of n run in parallel.
+static void gated_forward(void (*kernel)(float *, const float *, const float *, int), float *h,
+                          const float *g, const float *u, int64_t n) {
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i += OPS_VEC_BLOCK) kernel(h + i, g + i, u + i, block_len(n, i));
+}
+
+static void gated_backward(void (*kernel)(float *, float *, const float *, const float *,
+                                          const float *, int),
+                           float *dg, float *du, const float *dh, const float *g, const float *u,
+                           int64_t n) {
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < n; i += OPS_VEC_BLOCK)
-        k->swiglu_forward(h + i, g + i, u + i, block_len(n, i));
+        kernel(dg + i, du + i, dh + i, g + i, u + i, block_len(n, i));
+}
+
+void swiglu_forward(float *h, const float *g, const float *u, int64_t n) {
+    gated_forward(ops_vec_get()->swiglu_forward, h, g, u, n);
 }
 
 void swiglu_backward(float *dg, float *du, const float *dh, const float *g, const float *u,
                      int64_t n) {
-    const ops_vec *k = ops_vec_get();
-#pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < n; i += OPS_VEC_BLOCK)
-        k->swiglu_backward(dg + i, du + i, dh + i, g + i, u + i, block_len(n, i));
+    gated_backward(ops_vec_get()->swiglu_backward, dg, du, dh, g, u, n);
 }
 
 void geglu_forward(float *h, const float *g, const float *u, int64_t n) {
-    const ops_vec *k = ops_vec_get();
-#pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < n; i += OPS_VEC_BLOCK)
-        k->geglu_forward(h + i, g + i, u + i, block_len(n, i));
+    gated_forward(ops_vec_get()->geglu_forward, h, g, u, n);
 }
 
 void geglu_backward(float *dg, float *du, const float *dh, const float *g, const float *u,
                     int64_t n) {
-    const ops_vec *k = ops_vec_get();
-#pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < n; i += OPS_VEC_BLOCK)
-        k->geglu_backward(dg + i, du + i, dh + i, g + i, u + i, block_len(n, i));
+    gated_backward(ops_vec_get()->geglu_backward, dg, du, dh, g, u, n);
 }
 
 void softcap_forward(float *x, int64_t n, float cap) {

@@ -8,7 +8,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from testlib import TESTS, env, run  # noqa: E402
+from testlib import TESTS, quickstart_dir, run, shared_path  # noqa: E402,F401
 
 SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 # 3 specials + 256 byte tokens + 138 merges: not a multiple of 8, as real vocabularies often
@@ -30,15 +30,11 @@ QWEN2 = dict(LLAMA, arch="qwen2", hidden_size=44, intermediate_size=90, n_heads=
 def shared_or_none():
     """$MEDTUNE_SHARED (or ../shared) when it exists, else None: the extra evidence a test adds
     when the shared folder is there."""
-    d = env("MEDTUNE_SHARED", os.path.join(TESTS, "../../shared"))
+    d = shared_path()
     if os.path.isdir(d):
         return os.path.abspath(d)
     print(f"note: shared folder {d} is absent; only the fresh-clone cases run")
     return None
-
-
-def quickstart_dir():
-    return os.path.join(env("MEDTUNE_SOURCE", os.path.join(TESTS, "..")), "configs", "quickstart")
 
 
 def sample_texts():

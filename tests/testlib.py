@@ -26,9 +26,14 @@ def env(name, default=None):
     return v if v else default
 
 
+def shared_path():
+    """$MEDTUNE_SHARED, or ../shared beside the checkout, whether it exists or not."""
+    return env("MEDTUNE_SHARED", os.path.join(TESTS, "../../shared"))
+
+
 def shared_dir():
-    """$MEDTUNE_SHARED (or ../shared beside the checkout); skips when absent."""
-    d = env("MEDTUNE_SHARED", os.path.join(TESTS, "../../shared"))
+    """shared_path(); skips when absent."""
+    d = shared_path()
     if not os.path.isdir(d):
         skip(f"shared folder {d} is absent")
     return os.path.abspath(d)
@@ -60,12 +65,14 @@ def write_json(path, obj):
     return path
 
 
-def run(args, expect=0, **kw):
-    """Runs medtune with `args`; fails the test unless it exits with `expect` (None: any)."""
-    p = subprocess.run([medtune_bin()] + args, capture_output=True, text=True, **kw)
+def run(args, expect=0, exe=None, **kw):
+    """Runs medtune (or the program exe) with `args`; fails the test unless it exits with
+    `expect` (None: any)."""
+    p = subprocess.run([exe or medtune_bin()] + args, capture_output=True, text=True, **kw)
     if expect is not None and p.returncode != expect:
-        fail(f"medtune {' '.join(args)} exited {p.returncode}, expected {expect}\n"
-             f"stdout: {p.stdout[-2000:]}\nstderr: {p.stderr[-2000:]}")
+        fail(f"{os.path.basename(exe) if exe else 'medtune'} {' '.join(args)} exited "
+             f"{p.returncode}, expected {expect}\n"
+             f"stdout: {p.stdout[-3000:]}\nstderr: {p.stderr[-3000:]}")
     return p
 
 
@@ -92,12 +99,16 @@ def source_dir():
     return os.path.abspath(env("MEDTUNE_SOURCE", os.path.join(TESTS, "..")))
 
 
+def quickstart_dir():
+    """configs/quickstart: the sample clinical notes and medical Q&A."""
+    return os.path.join(source_dir(), "configs", "quickstart")
+
+
 def sample_files():
     """The text files every checkout has: the quickstart's sample data and the adversarial
     tokenizer strings (tests/data/adversarial.txt)."""
-    src = source_dir()
-    return [os.path.join(src, "configs", "quickstart", n) for n in ("clinical_notes.txt", "medqa.jsonl")] + \
-        [os.path.join(src, "tests", "data", "adversarial.txt")]
+    return [os.path.join(quickstart_dir(), n) for n in ("clinical_notes.txt", "medqa.jsonl")] + \
+        [os.path.join(source_dir(), "tests", "data", "adversarial.txt")]
 
 
 def sample_records():
@@ -114,11 +125,9 @@ def sample_records():
 
 def sample_corpus():
     """Sample-data texts to train a tokenizer on: clinical paragraphs and the Q&A fields."""
-    import json
-    src = source_dir()
-    out = [p for p in open(os.path.join(src, "configs", "quickstart", "clinical_notes.txt"),
+    out = [p for p in open(os.path.join(quickstart_dir(), "clinical_notes.txt"),
                            encoding="utf-8").read().split("\n") if p]
-    for line in open(os.path.join(src, "configs", "quickstart", "medqa.jsonl"), encoding="utf-8"):
+    for line in open(os.path.join(quickstart_dir(), "medqa.jsonl"), encoding="utf-8"):
         rec = json.loads(line)
         out += [rec[k] for k in ("instruction", "input", "output") if rec.get(k)]
     return out

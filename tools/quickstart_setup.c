@@ -175,30 +175,50 @@ static int write_config(const char *path, const qs_plan *p,
     return rc;
 }
 
-static void fill_prep_qa(strbuf *b, const qs_plan *p) {
-    strbuf_printf(b,
-                  "// medtune prep: the quickstart's medical Q&A (Alpaca JSONL written for\n"
-                  "// medtune), rendered in the model's chat template; prompt tokens are masked,\n"
-                  "// answers trained. Written by `medtune quickstart`. Run again:\n"
-                  "//   %s prep %s\n{\n  \"tokenizer\": ",
-                  p->medtune, p->prep_qa_config);
+// A prep config after its header comment: one input file of `format`, then `keys` (whole
+// lines), dedup and out_dir.
+static void put_prep_config(strbuf *b, const qs_plan *p, const char *input, const char *format,
+                            const char *keys, const char *out_dir) {
+    strbuf_puts(b, "{\n  \"tokenizer\": ");
     put_json_string(b, p->model);
     strbuf_puts(b, ",\n  \"inputs\": [{\"path\": ");
-    put_json_string(b, p->data_qa);
-    strbuf_puts(b, ", \"format\": \"alpaca\"}],\n"
-                   "  // \"auto\" reads the model's chat_template (SmolLM2: chatml with its\n"
-                   "  // default system prompt).\n"
-                   "  \"template\": \"auto\",\n"
-                   "  \"val_fraction\": 0.1,   // one pair in ten is held out for the val loss\n"
-                   "  \"dedup\": true,\n"
-                   "  \"out_dir\": ");
-    put_json_string(b, p->shards_qa);
+    put_json_string(b, input);
+    strbuf_printf(b, ", \"format\": \"%s\"}],\n%s  \"dedup\": true,\n  \"out_dir\": ", format, keys);
+    put_json_string(b, out_dir);
     strbuf_puts(b, "\n}\n");
 }
 
 static void put_targets(strbuf *b) {
     strbuf_puts(b, "\"targets\": [\"q_proj\", \"k_proj\", \"v_proj\", \"o_proj\", \"gate_proj\",\n"
                    "                       \"up_proj\", \"down_proj\"]");
+}
+
+// A train config after its header comment, up to the LoRA targets: the model, the shards
+// (`note` after them: a comment or ""), the adapter with `dropout` (as written).
+static void put_train_start(strbuf *b, const qs_plan *p, const char *shards, const char *note,
+                            const char *dropout) {
+    strbuf_puts(b, "{\n  \"model\": ");
+    put_json_string(b, p->model);
+    strbuf_puts(b, ",\n  \"data\": {\"train\": ");
+    put_json_string(b, shards);
+    strbuf_printf(b, "},%s\n  \"lora\": {\"r\": %d, \"alpha\": %g, \"dropout\": %s,\n           ",
+                  note, p->train.r, (double)p->train.alpha, dropout);
+    put_targets(b);
+}
+
+static void fill_prep_qa(strbuf *b, const qs_plan *p) {
+    strbuf_printf(b,
+                  "// medtune prep: the quickstart's medical Q&A (Alpaca JSONL written for\n"
+                  "// medtune), rendered in the model's chat template; prompt tokens are masked,\n"
+                  "// answers trained. Written by `medtune quickstart`. Run again:\n"
+                  "//   %s prep %s\n",
+                  p->medtune, p->prep_qa_config);
+    put_prep_config(b, p, p->data_qa, "alpaca",
+                    "  // \"auto\" reads the model's chat_template (SmolLM2: chatml with its\n"
+                    "  // default system prompt).\n"
+                    "  \"template\": \"auto\",\n"
+                    "  \"val_fraction\": 0.1,   // one pair in ten is held out for the val loss\n",
+                    p->shards_qa);
 }
 
 static void fill_sft(strbuf *b, const qs_plan *p) {
@@ -210,17 +230,10 @@ static void fill_sft(strbuf *b, const qs_plan *p) {
                   "//   %s prep %s\n"
                   "//   %s train %s\n"
                   "// Train longer (continues from the last checkpoint, same data and settings):\n"
-                  "//   %s train %s --resume --set steps=%d\n{\n  \"model\": ",
+                  "//   %s train %s --resume --set steps=%d\n",
                   p->model_name, p->medtune, p->prep_qa_config, p->medtune, p->sft_config,
                   p->medtune, p->sft_config, 2 * t->steps);
-    put_json_string(b, p->model);
-    strbuf_puts(b, ",\n  \"data\": {\"train\": ");
-    put_json_string(b, p->shards_qa);
-    strbuf_printf(b,
-                  "},   // its val split gives the val loss\n"
-                  "  \"lora\": {\"r\": %d, \"alpha\": %g, \"dropout\": 0.0,\n           ",
-                  t->r, (double)t->alpha);
-    put_targets(b);
+    put_train_start(b, p, p->shards_qa, "   // its val split gives the val loss", "0.0");
     strbuf_printf(b,
                   "},\n"
                   "  // A high learning rate: the run is short, and the answers should visibly\n"
@@ -252,17 +265,11 @@ static void fill_prep_notes(strbuf *b, const qs_plan *p) {
                   "// domain adaptation, i.e. continued pretraining where every token is trained.\n"
                   "// Written by `medtune quickstart`; for real runs use PubMed\n"
                   "// (configs/prep_pubmed.json).\n"
-                  "//   %s prep %s\n{\n  \"tokenizer\": ",
+                  "//   %s prep %s\n",
                   p->medtune, p->prep_notes_config);
-    put_json_string(b, p->model);
-    strbuf_puts(b, ",\n  \"inputs\": [{\"path\": ");
-    put_json_string(b, p->data_notes);
-    strbuf_puts(b, ", \"format\": \"text\"}],\n"
-                   "  \"val_fraction\": 0.0,   // seven paragraphs: too few to hold any out\n"
-                   "  \"dedup\": true,\n"
-                   "  \"out_dir\": ");
-    put_json_string(b, p->shards_notes);
-    strbuf_puts(b, "\n}\n");
+    put_prep_config(b, p, p->data_notes, "text",
+                    "  \"val_fraction\": 0.0,   // seven paragraphs: too few to hold any out\n",
+                    p->shards_notes);
 }
 
 static void fill_dapt(strbuf *b, const qs_plan *p) {
@@ -274,15 +281,10 @@ static void fill_dapt(strbuf *b, const qs_plan *p) {
                   "//   %s prep %s\n"
                   "//   %s train %s\n"
                   "// Stop it with Ctrl-C (a checkpoint is written) and continue with:\n"
-                  "//   %s train %s --resume\n{\n  \"model\": ",
+                  "//   %s train %s --resume\n",
                   p->medtune, p->prep_notes_config, p->medtune, p->dapt_config, p->medtune,
                   p->dapt_config);
-    put_json_string(b, p->model);
-    strbuf_puts(b, ",\n  \"data\": {\"train\": ");
-    put_json_string(b, p->shards_notes);
-    strbuf_printf(b, "},\n  \"lora\": {\"r\": %d, \"alpha\": %g, \"dropout\": 0.05,\n           ",
-                  t->r, (double)t->alpha);
-    put_targets(b);
+    put_train_start(b, p, p->shards_notes, "", "0.05");
     strbuf_printf(b,
                   "},\n"
                   "  \"optim\": {\"lr\": 2e-4, \"weight_decay\": 0.0, \"grad_clip\": 1.0},\n"

@@ -23,15 +23,21 @@ void batcher_permutation(uint64_t *perm, int64_t n, uint64_t seed, uint64_t stre
     }
 }
 
-int batcher_init(batcher *b, shard_set *train, shard_set *replay, double replay_ratio, int T,
-                 int shuffle, uint64_t seed, int document_attention, int model_vocab) {
+// The fields batcher_init and batcher_init_pairs share; the rest starts zeroed.
+static void batcher_start(batcher *b, shard_set *train, int T, int shuffle, uint64_t seed,
+                          int model_vocab) {
     memset(b, 0, sizeof *b);
     b->T = T;
     b->model_vocab = model_vocab;
     b->shuffle = shuffle;
     b->seed = seed;
-    b->document_attention = document_attention;
     b->train = train;
+}
+
+int batcher_init(batcher *b, shard_set *train, shard_set *replay, double replay_ratio, int T,
+                 int shuffle, uint64_t seed, int document_attention, int model_vocab) {
+    batcher_start(b, train, T, shuffle, seed, model_vocab);
+    b->document_attention = document_attention;
     b->replay = replay_ratio > 0.0 ? replay : NULL;
     b->replay_ratio = b->replay ? replay_ratio : 0.0;
     if (shard_set_check_model_vocab(train, model_vocab) ||
@@ -159,12 +165,7 @@ int batcher_usable_pairs(shard_set *s, int T, uint64_t **ids, int64_t *n) {
 
 int batcher_init_pairs(batcher *b, shard_set *train, int T, int shuffle, uint64_t seed,
                        int model_vocab) {
-    memset(b, 0, sizeof *b);
-    b->T = T;
-    b->model_vocab = model_vocab;
-    b->shuffle = shuffle;
-    b->seed = seed;
-    b->train = train;
+    batcher_start(b, train, T, shuffle, seed, model_vocab);
     b->pairs = 1;
     if (shard_set_check_model_vocab(train, model_vocab)) return -1;
     if (batcher_usable_pairs(train, T, &b->pair_ids, &b->n_train)) return batcher_free(b), -1;

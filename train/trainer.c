@@ -361,85 +361,37 @@ static void show_progress(const trainer *t, const metrics_row *r, double rate_st
     else fprintf(stderr, "%s\n", line);
 }
 
-// One optimizer step: M = grad_accum * N micro-batches, loss averaged over all their targets.
-// Every rank reads all M (cheap next to forward/backward) so the data cursor, the dropout
-// counter and the target count stay global; it runs forward/backward on micro-batches
-// m = k * N + rank only. The step's gradient is ((0 + g_0) + g_1) + ... in m order (the chain
-// in train/dist.c), so N ranks with grad_accum A do the arithmetic of one process with N * A.
-static int sft_step(trainer *t, metrics_row *row) {
-    const train_config *tc = t->tc;
-    const int mb = tc->micro_batch, T = tc->seq_len, ga = tc->grad_accum;
-    const int N = t->d->size, me = t->d->rank, M = ga * N;
-    const int64_t rows_tokens = (int64_t)mb * T;
-    int64_t n_targets = 0;
-    int rc = 0;
-    t->d->comm_s = 0.0;
-    t->d->comm_bytes = 0;
-    for (int m = 0; m < M && !rc; m++) {
-        int64_t o = (m % N == me ? m / N : ga) * rows_tokens;
-        int64_t got = batcher_next(&t->data, mb, t->tokens + o, t->targets + o,
-                                   t->positions + o, t->doc_ids + o);
-        if (got < 0) rc = -1;
-        n_targets += got;
-    }
-    if (trainer_sync_point(t, rc, NULL)) return -1;
-    const float scale = n_targets ? 1.0f / (float)n_targets : 0.0f;
-    for (int k = 0; k < ga; k++) {
-        int64_t o = k * rows_tokens;
-        lm_batch b = {t->tokens + o, t->targets + o, t->positions + o, t->doc_ids + o};
-        memset(t->lora.grads, 0, t->lora.n_params * sizeof(float));
-        t->plan.dropout_counter = t->st.dropout_counter + (uint64_t)(k * N + me);
-        int64_t counted = 0;
-        t->stats[2 * k] = lm_forward(&t->plan, &b, 1, scale, &counted);
-        t->stats[2 * k + 1] = (double)counted;
-        lm_backward(&t->plan);
-        dist_chain_add(t->d, t->grad_sum, t->lora.grads, t->lora.n_params, k, ga);
-    }
-    dist_bcast_sum(t->d, t->grad_sum, t->lora.n_params);
-    dist_gather_dealt(t->d, t->stats, t->all_stats, t->gather, M, 2);
-    row->comm_ms = 1e3 * t->d->comm_s;
-    row->comm_mb = (double)t->d->comm_bytes / 1e6;
-    t->st.dropout_counter += (uint64_t)M;
+// The document objectives (sft, cpt) in the step of train/step.c: micro_batch windows, the
+// loss a mean over every trained target of the step.
+static int64_t sft_read(trainer *t, int64_t o) {
+    return batcher_next(&t->data, t->tc->micro_batch, t->tokens + o, t->targets + o,
+                        t->positions + o, t->doc_ids + o);
+}
+
+// Scaling each micro-batch's gradient by 1/n_targets of the whole step makes the accumulated
+// gradient the gradient of the step's mean; st = (loss sum, targets).
+static void sft_micro_batch(trainer *t, const lm_batch *b, int64_t o, int64_t M,
+                            int64_t n_targets, double *st) {
+    (void)o;
+    (void)M;
+    int64_t counted = 0;
+    st[0] = lm_forward(&t->plan, b, 1, n_targets ? 1.0f / (float)n_targets : 0.0f, &counted);
+    st[1] = (double)counted;
+    lm_backward(&t->plan);
+}
+
+static double sft_finish(trainer *t, int64_t M, metrics_row *row) {
+    (void)row;
     double loss_sum = 0.0;
     int64_t counted = 0;
-    for (int m = 0; m < M; m++) {
+    for (int64_t m = 0; m < M; m++) {
         loss_sum += t->all_stats[2 * m];
         counted += (int64_t)t->all_stats[2 * m + 1];
     }
-    row->loss = counted ? loss_sum / (double)counted : 0.0;
-    return 0;
+    return counted ? loss_sum / (double)counted : 0.0;
 }
 
-static int train_step(trainer *t, metrics_row *row) {
-    const train_config *tc = t->tc;
-    const int N = t->d->size, me = t->d->rank, M = tc->grad_accum * N;
-    if (t->pref ? trainer_pref_step(t, row) : sft_step(t, row)) return -1;
-    if (t->st.step + 1 == t->inject_nan_step) row->loss = NAN;
-    row->grad_norm = grad_clip_global_norm(t->grad_sum, t->lora.n_params, tc->grad_clip);
-    long long step = (long long)t->st.step + 1;
-    if (!isfinite(row->loss) || !isfinite(row->grad_norm)) {
-        // Every rank holds the same loss and norm: all stop here, rank 0 reports.
-        t->quiet = me != 0;
-        char ckpt[4400];
-        const char *last =
-            me != 0 || checkpoint_latest(tc->out_dir, ckpt, sizeof ckpt) ? "none" : ckpt;
-        return err_set("%s: step %lld: %s is %s; stopped without saving (last good checkpoint: "
-                       "%s)",
-                       tc->out_dir, step, isfinite(row->loss) ? "gradient norm" : "loss",
-                       isnan(isfinite(row->loss) ? row->grad_norm : row->loss) ? "NaN" : "Inf",
-                       last);
-    }
-    schedule_config sc = {tc->optim.lr, tc->warmup_steps, t->total_steps, tc->decay,
-                          tc->min_lr_ratio};
-    row->lr = schedule_lr(&sc, t->st.step);
-    adamw_step(&t->opt, t->lora.params, t->grad_sum, row->lr);
-    t->st.step++;
-    t->st.tokens_seen += (int64_t)M * t->rows * tc->seq_len;
-    row->step = t->st.step;
-    row->tokens = t->st.tokens_seen;
-    row->world_size = N;
-    return 0;
-}
+const trainer_objective trainer_sft_objective = {sft_read, sft_micro_batch, sft_finish};
 
 // Rank 0 alone writes (metrics, checkpoints, the adapter) and prints; every rank agrees after
 // each step on failures (a full disk on rank 0) and on a stop signal received by any rank, so
@@ -470,7 +422,7 @@ static int run_loop(trainer *t) {
     while (t->st.step < t->total_steps && !stop && !early) {
         double t0 = clock_now_s();
         metrics_row row = {0};
-        if (train_step(t, &row)) return -1;
+        if (trainer_step(t, &row)) return -1;
         double dt = clock_now_s() - t0;
         session_steps++;
         t->st.elapsed_s = elapsed_base + (clock_now_s() - session_start);

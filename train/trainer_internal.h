@@ -1,5 +1,6 @@
 // The trainer's state, shared by train/trainer.c (the loop, checkpoints, document
-// objectives) and train/trainer_pref.c (the DPO and ORPO steps and evaluation).
+// objectives), train/step.c (the optimizer step) and train/trainer_pref.c (the DPO and ORPO
+// objectives and evaluation).
 #ifndef MEDTUNE_TRAIN_TRAINER_INTERNAL_H
 #define MEDTUNE_TRAIN_TRAINER_INTERNAL_H
 
@@ -50,6 +51,28 @@ typedef struct {
     double pref_metrics[PREF_N_METRICS], val_pref_metrics[PREF_N_METRICS];
 } trainer;
 
+// What an objective adds to the optimizer step of train/step.c, which runs the rest (reading
+// order, gradient chain, clipping, AdamW): trainer_sft_objective (train/trainer.c, sft and cpt)
+// and trainer_pref_objective (train/trainer_pref.c, dpo and orpo).
+typedef struct {
+    // Reads the step's next micro-batch into the slot at token offset o of t->tokens, targets,
+    // positions, doc_ids (and resp); returns what the step's loss is a mean over (trained
+    // targets; ORPO: chosen targets), or -1.
+    int64_t (*read)(trainer *t, int64_t o);
+    // Forward and backward of micro-batch b (at offset o): its gradient into t->lora.grads
+    // (zeroed), its t->stat_width stats into st. M: micro-batches in the step over all ranks;
+    // count: the sum of read over them.
+    void (*micro_batch)(trainer *t, const lm_batch *b, int64_t o, int64_t M, int64_t count,
+                        double *st);
+    // The step's loss from t->all_stats [M * stat_width], and the objective's metrics in row.
+    double (*finish)(trainer *t, int64_t M, metrics_row *row);
+} trainer_objective;
+
+extern const trainer_objective trainer_sft_objective, trainer_pref_objective;
+
+// One optimizer step (train/step.c): fills row's loss, grad norm, lr, step, tokens, comm time.
+int trainer_step(trainer *t, metrics_row *row);
+
 // Every rank calls this at the same points: when any rank failed, every rank leaves, and only
 // the lowest failing rank keeps its message to report. *stop (may be NULL) becomes global.
 int trainer_sync_point(trainer *t, int rc, int *stop);
@@ -60,9 +83,6 @@ int trainer_sync_point(trainer *t, int rc, int *stop);
 int trainer_pref_check_reference(trainer *t, int resume);
 // Opens the pair data (objective dpo or orpo) after the shard sets are open.
 int trainer_pref_open(trainer *t);
-// One optimizer step of a preference objective: as train_step in trainer.c, fills row's
-// loss, grad sum (t->grad_sum, not yet clipped) and preference metrics.
-int trainer_pref_step(trainer *t, metrics_row *row);
 // The preference loss and metrics over the fixed evenly spaced val pairs.
 int trainer_pref_evaluate(trainer *t, double *val_loss);
 

@@ -56,46 +56,30 @@ static double finish(trainer *t, const double *all, int64_t M, double *metrics) 
     return pref_finish(t->tc, sum, metrics);
 }
 
-int trainer_pref_step(trainer *t, metrics_row *row) {
-    const train_config *tc = t->tc;
-    const int P = tc->micro_batch, T = tc->seq_len, ga = tc->grad_accum;
-    const int N = t->d->size, me = t->d->rank, M = ga * N;
-    const int64_t rows_tokens = (int64_t)t->rows * T;
-    int64_t nll_count = 0;
-    int rc = 0;
-    t->d->comm_s = 0.0;
-    t->d->comm_bytes = 0;
-    // Every rank reads all M micro-batches: the cursor stays global, and ORPO's NLL is a mean
-    // over the step's chosen targets, whose count every rank needs before its backward.
-    for (int m = 0; m < M && !rc; m++) {
-        int64_t o = (m % N == me ? m / N : ga) * rows_tokens;
-        int64_t got = batcher_next_pairs(&t->data, P, t->tokens + o, t->targets + o,
-                                         t->positions + o, t->doc_ids + o, t->resp + o);
-        if (got < 0) rc = -1;
-        nll_count += got;
-    }
-    if (trainer_sync_point(t, rc, NULL)) return -1;
-    for (int k = 0; k < ga; k++) {
-        int64_t o = k * rows_tokens;
-        lm_batch b = {t->tokens + o, t->targets + o, t->positions + o, t->doc_ids + o};
-        memset(t->lora.grads, 0, t->lora.n_params * sizeof(float));
-        t->plan.dropout_counter = t->st.dropout_counter + (uint64_t)(k * N + me);
-        double *st = t->stats + (int64_t)k * PREF_N_STATS;
-        memset(st, 0, PREF_N_STATS * sizeof(double));
-        pref_micro_batch(&t->pc, &t->plan, &b, t->resp + o, P, 1, (int64_t)M * P, nll_count, st);
-        dist_chain_add(t->d, t->grad_sum, t->lora.grads, t->lora.n_params, k, ga);
-    }
-    dist_bcast_sum(t->d, t->grad_sum, t->lora.n_params);
-    dist_gather_dealt(t->d, t->stats, t->all_stats, t->gather, M, PREF_N_STATS);
-    row->comm_ms = 1e3 * t->d->comm_s;
-    row->comm_mb = (double)t->d->comm_bytes / 1e6;
-    t->st.dropout_counter += (uint64_t)M;
-    row->loss = finish(t, t->all_stats, M, t->pref_metrics);
-    row->n_pref = pref_n_metrics(tc->objective);
+// DPO and ORPO in the step of train/step.c: a micro-batch is micro_batch pairs. ORPO's NLL is a
+// mean over the step's chosen targets, the count read returns, which every rank needs before
+// its backward (train/step.c reads all micro-batches first).
+static int64_t pref_read(trainer *t, int64_t o) {
+    return batcher_next_pairs(&t->data, t->tc->micro_batch, t->tokens + o, t->targets + o,
+                              t->positions + o, t->doc_ids + o, t->resp + o);
+}
+
+static void pref_step_micro_batch(trainer *t, const lm_batch *b, int64_t o, int64_t M,
+                                  int64_t nll_count, double *st) {
+    const int P = t->tc->micro_batch;
+    memset(st, 0, PREF_N_STATS * sizeof(double));
+    pref_micro_batch(&t->pc, &t->plan, b, t->resp + o, P, 1, M * P, nll_count, st);
+}
+
+static double pref_step_finish(trainer *t, int64_t M, metrics_row *row) {
+    row->n_pref = pref_n_metrics(t->tc->objective);
     row->pref = t->pref_metrics;
     row->pref_names = PREF_METRIC_NAMES;
-    return 0;
+    return finish(t, t->all_stats, M, t->pref_metrics);
 }
+
+const trainer_objective trainer_pref_objective = {pref_read, pref_step_micro_batch,
+                                                  pref_step_finish};
 
 // Chunks of micro_batch val pairs, evenly spaced over the usable pairs, dealt to ranks
 // round-robin and folded in chunk order, as evaluate() in trainer.c does with windows.

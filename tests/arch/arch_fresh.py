@@ -6,7 +6,13 @@ biases, learned positions in position_embd and the head tied to token_embd (no o
 Both carry a SentencePiece-style vocabulary (<unk> <s> </s>, 256 byte tokens, filler pieces) so
 llama.cpp loads them; the tests feed token ids. Nothing here comes from medtune's writers.
 Sizes suit every GGUF type medtune writes (rows of 256: K-quants)."""
+import os
+import sys
+
 import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "weight"))
+from weight_lib import add_spm_vocab  # noqa: E402
 
 PHI3 = {"arch": "phi3", "hidden": 256, "ff": 512, "layers": 2, "heads": 4, "kv_heads": 2,
         "rope_dims": 32, "vocab": 512, "ctx": 128, "eps": 1e-5, "theta": 10000.0, "seed": 41}
@@ -15,12 +21,7 @@ GPT2 = {"arch": "gpt2", "hidden": 256, "ff": 1024, "layers": 2, "heads": 4, "voc
 
 
 def add_vocab(w, vocab):
-    toks = ["<unk>", "<s>", "</s>"] + [f"<0x{b:02X}>" for b in range(256)]
-    toks += [f"\u2581t{i}" for i in range(vocab - len(toks))]
-    w.add_tokenizer_model("llama")
-    w.add_token_list(toks)
-    w.add_token_scores([-float(i) for i in range(vocab)])
-    w.add_token_types([2, 3, 3] + [6] * 256 + [1] * (vocab - 259))
+    add_spm_vocab(w, vocab)
     w.add_bos_token_id(1)
     w.add_eos_token_id(2)
 

@@ -1,13 +1,12 @@
 """Helpers of the architecture oracle tests: the oracle venv, models written by transformers,
 medtune's outputs (tests/test_arch.c) and GGUF files written with gguf-py."""
 import os
-import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
-from testlib import env, fail, medtune_bin, skip, train_tokenizer  # noqa: E402
-from testlib import write_json  # noqa: E402,F401
+from testlib import env, fail, skip, train_tokenizer  # noqa: E402
+from testlib import run, write_json  # noqa: E402,F401
 
 B, T = 2, 24  # the test batch
 
@@ -32,15 +31,6 @@ def reexec_in_oracle():
 
 def helper_bin():
     return os.path.join(env("MEDTUNE_TEST_BIN", "."), "test_arch")
-
-
-def run(args, exe=None, expect=0):
-    exe = exe or medtune_bin()
-    p = subprocess.run([exe] + args, capture_output=True, text=True)
-    if expect is not None and p.returncode != expect:
-        fail(f"{os.path.basename(exe)} {' '.join(args)} exited {p.returncode}, expected "
-             f"{expect}\nstdout: {p.stdout[-3000:]}\nstderr: {p.stderr[-3000:]}")
-    return p
 
 
 def batch(vocab, seed=3):

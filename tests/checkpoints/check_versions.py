@@ -16,7 +16,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from checkpoints_lib import fail, medtune, small_run, state_reseal, state_strip, train, work_dir  # noqa: E402
+from checkpoints_lib import fail, medtune, finished_run, state_reseal, state_strip, train, work_dir  # noqa: E402
 
 
 def project_version():
@@ -70,10 +70,7 @@ def main():
     import h5py
     version = project_version()
     work = work_dir("versions")
-    conf, run_dir = small_run(work, steps=2)
-    p = train(conf)
-    if p.returncode != 0:
-        fail(f"the first run failed: {p.stderr[-2000:]}")
+    conf, run_dir = finished_run(work, steps=2)
     with h5py.File(state_path(run_dir), "r") as f:
         got = (int(f.attrs["format_version"]), f.attrs["medtune_version"], int(f.attrs["threads"]))
     got = (got[0], got[1].decode() if isinstance(got[1], bytes) else got[1], got[2])

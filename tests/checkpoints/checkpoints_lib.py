@@ -59,6 +59,15 @@ def train(conf, resume=False, env=None, out_dir=None):
     return subprocess.run(args, capture_output=True, text=True, env=env)
 
 
+def finished_run(work, steps=2, **extra):
+    """small_run trained to its end; the test fails when that run fails."""
+    conf, run_dir = small_run(work, steps, **extra)
+    p = train(conf)
+    if p.returncode != 0:
+        fail(f"the first run failed: {p.stderr[-2000:]}")
+    return conf, run_dir
+
+
 # state.h5 (format 3) starts with HDF5's 512-byte user block holding this text, NUL-padded:
 # the SHA-256 and length of the rest of the file (docs/formats.md). Written here from the
 # format's description, independently of checkpoints/state_checksum.c.

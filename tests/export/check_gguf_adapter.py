@@ -29,16 +29,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from export_lib import (fail, for_each_base, random_adapter, read_peft, run, skip,  # noqa: E402
                     smollm2, trained_run, work_dir)
-
-GG = {"q_proj": "attn_q", "k_proj": "attn_k", "v_proj": "attn_v", "o_proj": "attn_output",
-      "gate_proj": "ffn_gate", "up_proj": "ffn_up", "down_proj": "ffn_down"}
-MODULE = {"q_proj": "self_attn", "k_proj": "self_attn", "v_proj": "self_attn",
-          "o_proj": "self_attn", "gate_proj": "mlp", "up_proj": "mlp", "down_proj": "mlp"}
-
-
-def converter_permute(w, n_head):
-    """convert_hf_to_gguf's LlamaModel.permute applied to the rows of w."""
-    return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+from merge_gguf_lib import GG, MODULE, permute as converter_permute  # noqa: E402
 
 
 def field(reader, key):

@@ -157,18 +157,34 @@ def compare(label, got, want, base, tol, scale, fine, visible=True):
              f"the base's ({moved:.4g})")
 
 
+def references(L, work, base, adapter, label=None):
+    """medtune's logits of base + adapter and of the base alone, and the RMS of the first (the
+    tolerances' unit); with a label, prints how far llama.cpp is from medtune on the base."""
+    want = medtune_logits(work, base, adapter, "base_adapter")
+    base_only = medtune_logits(work, base, None, "base")
+    scale = rms(want)
+    if label:
+        engine = rms(llama_cpp_logits(L, base) - base_only) / scale
+        print(f"{label}: {engine:.4g} x RMS")
+    return want, base_only, scale
+
+
+def merge(work, base, adapter, t):
+    """`medtune merge --type t` of base + adapter; returns the merged file."""
+    out = os.path.join(work, f"merged_{t}.gguf")
+    run(["merge", base, adapter, out, "--type", t])
+    return out
+
+
 def case_random():
     L = llama_cpp_module()
     from merge_gguf_lib import random_base, trained_adapter
     work = work_dir("merge_llama_cpp_random")
     model, base = random_base(work)
     adapter = trained_adapter(work, model)
-    want = medtune_logits(work, base, adapter, "base_adapter")
-    base_only = medtune_logits(work, base, None, "base")
-    scale = rms(want)
+    want, base_only, scale = references(L, work, base, adapter)
     for t in ["f32", "f16", "q8_0", "q4_k"]:
-        out = os.path.join(work, f"merged_{t}.gguf")
-        run(["merge", base, adapter, out, "--type", t])
+        out = merge(work, base, adapter, t)
         got = llama_cpp_logits(L, out)
         compare(f"{t}: llama.cpp", got, want, base_only, TOL[t], scale, t in FINE)
         own = medtune_logits(work, out, None, f"medtune_{t}")
@@ -187,14 +203,10 @@ def case_smollm2():
         skip("SmolLM2-135M-Instruct.Q4_1.gguf is absent from .cache (tools/fetch_smollm2.sh)")
     work = work_dir("merge_llama_cpp_smollm2")
     adapter = random_adapter(work, base, "adapter", r=8, alpha=16, seed=3)
-    want = medtune_logits(work, base, adapter, "base_adapter")
-    base_only = medtune_logits(work, base, None, "base")
-    scale = rms(want)
-    engine = rms(llama_cpp_logits(L, base) - base_only) / scale
-    print(f"smollm2: llama.cpp vs medtune on the unmerged Q4_1 base: {engine:.4g} x RMS")
+    want, base_only, scale = references(L, work, base, adapter,
+                                        "smollm2: llama.cpp vs medtune on the unmerged Q4_1 base")
     for t, tol in TOL_SMOLLM2.items():
-        out = os.path.join(work, f"merged_{t}.gguf")
-        run(["merge", base, adapter, out, "--type", t])
+        out = merge(work, base, adapter, t)
         # A Q4_1 requantization of W + delta moves the logits about as much as this random
         # adapter does, so for `same` only loading and the tolerance are checked.
         compare(f"smollm2 {t}: llama.cpp", llama_cpp_logits(L, out), want, base_only, tol, scale,
@@ -222,14 +234,10 @@ def case_arch(arch):
     work = work_dir(f"merge_llama_cpp_{arch}")
     base = write_random_gguf(PHI3 if arch == "phi3" else GPT2, os.path.join(work, "base.gguf"))
     adapter = random_adapter(work, base, "adapter", r=8, alpha=16, seed=7)
-    want = medtune_logits(work, base, adapter, "base_adapter")
-    base_only = medtune_logits(work, base, None, "base")
-    scale = rms(want)
-    engine = rms(llama_cpp_logits(L, base) - base_only) / scale
-    print(f"{arch}: llama.cpp vs medtune on the unmerged F32 base: {engine:.4g} x RMS")
+    want, base_only, scale = references(L, work, base, adapter,
+                                        f"{arch}: llama.cpp vs medtune on the unmerged F32 base")
     for t in ["f32", "f16", "q8_0", "q4_k"]:
-        out = os.path.join(work, f"merged_{t}.gguf")
-        run(["merge", base, adapter, out, "--type", t])
+        out = merge(work, base, adapter, t)
         if t == "f32":
             helper(["compare", base, adapter, out, str(TOL_ARCH_F32_MEDTUNE)])
         compare(f"{arch} {t}: llama.cpp", llama_cpp_logits(L, out), want, base_only,

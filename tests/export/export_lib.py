@@ -11,7 +11,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 from testlib import SKIP, env, fail, medtune_bin, shared_dir, skip, smollm2  # noqa: E402,F401
-from testlib import work_dir as _work_dir  # noqa: E402
+from testlib import run, work_dir as _work_dir  # noqa: E402
 from fresh_lib import LLAMA, fresh_model, prep_sample, shared_or_none  # noqa: E402
 
 BATCH, SEQ = 2, 24  # the fixed batch of test_export_logits
@@ -60,15 +60,6 @@ def helper_bin():
 
 def work_dir(name):
     return _work_dir("export_tests", name)
-
-
-def run(args, expect=0, exe=None):
-    exe = exe or medtune_bin()
-    p = subprocess.run([exe] + args, capture_output=True, text=True)
-    if expect is not None and p.returncode != expect:
-        fail(f"{os.path.basename(exe)} {' '.join(args)} exited {p.returncode}, expected {expect}"
-             f"\nstdout: {p.stdout[-3000:]}\nstderr: {p.stderr[-3000:]}")
-    return p
 
 
 def helper(args, expect=0):

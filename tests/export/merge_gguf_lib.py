@@ -12,11 +12,15 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "load"))
+sys.path.insert(0, os.path.join(HERE, "..", "weight"))
 from export_lib import SPEC, fresh_model, peft_scale, read_peft, run, trained_run  # noqa: E402
+from load_ref import gguf_add_hf_shape, gguf_close, gguf_put  # noqa: E402
+from load_ref import llama_cpp_permute as permute  # noqa: E402
+from weight_lib import add_spm_vocab  # noqa: E402
 
 import gguf  # noqa: E402
 from gguf import GGMLQuantizationType as Q  # noqa: E402
-from gguf.quants import dequantize, quantize  # noqa: E402
+from gguf.quants import dequantize  # noqa: E402
 
 # K-quants need rows that are multiples of 256: hidden 256, intermediate 512, head_dim 64.
 QSPEC = dict(SPEC, hidden_size=256, intermediate_size=512, n_heads=4, n_kv_heads=2,
@@ -27,12 +31,6 @@ MODULE = {"q_proj": "self_attn", "k_proj": "self_attn", "v_proj": "self_attn",
           "o_proj": "self_attn", "gate_proj": "mlp", "up_proj": "mlp", "down_proj": "mlp"}
 HF_OF = {"attn_norm": "input_layernorm", "ffn_norm": "post_attention_layernorm",
          **{v: f"{MODULE[k]}.{k}" for k, v in GG.items()}}
-
-
-def permute(w, n_head):
-    """convert_hf_to_gguf's LlamaModel.permute of the rows of w (HF -> llama.cpp order)."""
-    return (w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:])
-            .swapaxes(1, 2).reshape(w.shape))
 
 
 def hf_weights(model_dir):
@@ -48,37 +46,18 @@ def write_base(model_dir, path, qtype=Q.F32):
     vocab = cfg["vocab_size"]
     w = gguf.GGUFWriter(path, "llama")
     w.add_name("random-llama")
-    w.add_block_count(cfg["num_hidden_layers"])
-    w.add_context_length(cfg["max_position_embeddings"])
-    w.add_embedding_length(cfg["hidden_size"])
-    w.add_feed_forward_length(cfg["intermediate_size"])
-    w.add_head_count(heads)
-    w.add_head_count_kv(kv)
+    gguf_add_hf_shape(w, cfg)
     w.add_rope_dimension_count(cfg["head_dim"])
-    w.add_layer_norm_rms_eps(cfg["rms_norm_eps"])
     w.add_rope_freq_base(cfg["rope_theta"])
     w.add_file_type(0 if qtype == Q.F32 else 1 if qtype == Q.F16 else 7)
-    # A SentencePiece-style vocabulary: <unk> <s> </s>, the 256 byte tokens, then filler
-    # pieces. The tests feed token ids, so the pieces only have to make a loadable vocabulary.
-    toks = ["<unk>", "<s>", "</s>"] + [f"<0x{b:02X}>" for b in range(256)]
-    toks += [f"\u2581t{i}" for i in range(vocab - len(toks))]
-    types = [2, 3, 3] + [6] * 256 + [1] * (vocab - 259)
-    w.add_tokenizer_model("llama")
-    w.add_token_list(toks)
-    w.add_token_scores([-float(i) for i in range(vocab)])
-    w.add_token_types(types)
+    # The tests feed token ids, so the pieces only have to make a loadable vocabulary.
+    add_spm_vocab(w, vocab)
     w.add_bos_token_id(1)
     w.add_eos_token_id(2)
     w.add_chat_template("{% for m in messages %}{{ m['content'] }}{% endfor %}")
 
     def put(name, a):
-        a = np.ascontiguousarray(a, dtype=np.float32)
-        if a.ndim == 1 or qtype == Q.F32:
-            w.add_tensor(name, a)
-        elif qtype == Q.F16:
-            w.add_tensor(name, a.astype(np.float16))
-        else:
-            w.add_tensor(name, quantize(a, qtype), raw_dtype=qtype)
+        gguf_put(w, name, a, qtype)
 
     put("token_embd.weight", sd["model.embed_tokens.weight"])
     put("output_norm.weight", sd["model.norm.weight"])
@@ -91,10 +70,7 @@ def write_base(model_dir, path, qtype=Q.F32):
             elif gg == "attn_k":
                 a = permute(a, kv)
             put(f"blk.{l}.{gg}.weight", a)
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
+    gguf_close(w)
     return path
 
 

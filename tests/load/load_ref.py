@@ -235,6 +235,38 @@ def gguf_reference(path, out):
     write_ref(out, e, tensors)
 
 
+def gguf_add_hf_shape(w, cfg):
+    """The llama-family sizes of HF config cfg as GGUF metadata (no RoPE keys, no vocabulary)."""
+    heads = cfg["num_attention_heads"]
+    w.add_block_count(cfg["num_hidden_layers"])
+    w.add_context_length(cfg["max_position_embeddings"])
+    w.add_embedding_length(cfg["hidden_size"])
+    w.add_feed_forward_length(cfg["intermediate_size"])
+    w.add_head_count(heads)
+    w.add_head_count_kv(cfg.get("num_key_value_heads") or heads)
+    w.add_layer_norm_rms_eps(cfg["rms_norm_eps"])
+
+
+def gguf_put(w, name, a, qtype):
+    """a as tensor `name` of GGUF writer w: F32 for vectors, for qtype F32 and for rows that do
+    not fill qtype's blocks; float16 for F16; else quantized by gguf-py."""
+    a = np.ascontiguousarray(a, dtype=np.float32)
+    if a.ndim == 1 or qtype == Q.F32 or a.shape[-1] % gguf.GGML_QUANT_SIZES[qtype][0] != 0:
+        w.add_tensor(name, a)
+    elif qtype == Q.F16:
+        w.add_tensor(name, a.astype(np.float16))
+    else:
+        w.add_tensor(name, quantize(a, qtype), raw_dtype=qtype)
+
+
+def gguf_close(w):
+    """Writes GGUF writer w's header, metadata and tensors, and closes the file."""
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
 def write_gguf_from_hf(model_dir, path, qtype, arch="llama", add_bias=False):
     """A GGUF as llama.cpp's converter lays it out, from a HF directory: Q/K permuted for
     llama, 1-D tensors in F32, matrices in `qtype` (F32 where a row does not fill blocks)."""
@@ -245,29 +277,16 @@ def write_gguf_from_hf(model_dir, path, qtype, arch="llama", add_bias=False):
     heads, kv = cfg["num_attention_heads"], cfg.get("num_key_value_heads") or cfg["num_attention_heads"]
     g = np.random.default_rng(7)
     w = gguf.GGUFWriter(path, arch)
-    w.add_block_count(cfg["num_hidden_layers"])
-    w.add_context_length(cfg["max_position_embeddings"])
-    w.add_embedding_length(cfg["hidden_size"])
-    w.add_feed_forward_length(cfg["intermediate_size"])
-    w.add_head_count(heads)
-    w.add_head_count_kv(kv)
-    w.add_layer_norm_rms_eps(cfg["rms_norm_eps"])
+    gguf_add_hf_shape(w, cfg)
     w.add_rope_freq_base(cfg.get("rope_theta", 10000.0))
     w.add_key_length(cfg.get("head_dim") or cfg["hidden_size"] // heads)
     w.add_value_length(cfg.get("head_dim") or cfg["hidden_size"] // heads)
     w.add_tokenizer_model("llama")
     w.add_bos_token_id(cfg["bos_token_id"])
     w.add_eos_token_id(cfg["eos_token_id"])
-    block = gguf.GGML_QUANT_SIZES[qtype][0]
 
     def put(name, a):
-        a = np.ascontiguousarray(a, dtype=np.float32)
-        if a.ndim == 1 or a.shape[-1] % block != 0:
-            w.add_tensor(name, a)
-        elif qtype == Q.F16:
-            w.add_tensor(name, a.astype(np.float16))
-        else:
-            w.add_tensor(name, quantize(a, qtype), raw_dtype=qtype)
+        gguf_put(w, name, a, qtype)
 
     put("token_embd.weight", sd["model.embed_tokens.weight"])
     put("output_norm.weight", sd["model.norm.weight"])
@@ -285,7 +304,4 @@ def write_gguf_from_hf(model_dir, path, qtype, arch="llama", add_bias=False):
             if arch == "llama" and field in ("wk", "bk"):
                 hf = llama_cpp_permute(hf, kv)
             put(f"blk.{l}.{GGUF_LAYER[field]}", hf)
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
+    gguf_close(w)

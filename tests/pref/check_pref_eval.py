@@ -19,21 +19,17 @@ sys.path.insert(0, os.path.join(HERE, "..", "twin"))
 sys.path.insert(0, os.path.join(HERE, "..", "train"))
 import pref_lib as L  # noqa: E402
 import pref_ref as R  # noqa: E402
-from llama import Twin, lora_init  # noqa: E402
+from llama import Twin  # noqa: E402
 from model_io import load_model  # noqa: E402
 from testlib import expect_error  # noqa: E402
-from train_lib import write_peft_adapter  # noqa: E402
 
 T, BETA, TOL = 48, 0.2, 1e-5
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
 def adapter(work, name, cfg, rank, seed):
-    lora = lora_init(cfg, rank, TARGETS, seed=seed, b_std=0.05)
-    path = write_peft_adapter(os.path.join(work, name), lora, r=rank, lora_alpha=2 * rank,
-                              lora_dropout=0.0, target_modules=TARGETS, bias="none",
-                              use_rslora=False, fan_in_fan_out=False)
-    return path, {k: v.detach().double() for k, v in lora.items()}
+    path, lora = L.initial_adapter(os.path.join(work, name), cfg, rank, TARGETS, seed)
+    return path, {k: v.double() for k, v in lora.items()}
 
 
 def twin_sums(cfg, weights, lora, pairs, pad):
@@ -49,9 +45,7 @@ def twin_sums(cfg, weights, lora, pairs, pad):
 def main():
     torch.set_num_threads(2)
     work = L.work_dir("eval")
-    model, shards = L.fresh_pairs(work)
-    pairs, pad = L.read_pairs(shards)
-    pairs = L.usable(pairs, T)
+    model, shards, pairs, pad = L.fresh_usable_pairs(work, T)
     cfg, weights = load_model(model)
     pol_dir, pol = adapter(work, "policy", cfg, 4, seed=5)
     ref_dir, ref = adapter(work, "reference", cfg, 4, seed=11)

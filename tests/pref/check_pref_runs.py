@@ -16,10 +16,8 @@
   grad_accum 1 gives one process's metrics and adapter bytes."""
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -29,9 +27,8 @@ sys.path.insert(0, os.path.join(HERE, "..", "mpi"))
 import pref_lib as L  # noqa: E402
 from fresh_lib import prep_sample  # noqa: E402
 from testlib import expect_error, medtune_bin  # noqa: E402
-from llama import lora_init  # noqa: E402
 from model_io import load_model  # noqa: E402
-from train_lib import steps_done, write_peft_adapter  # noqa: E402
+from train_lib import train_until_sigterm  # noqa: E402
 
 STEPS = 30
 TIMING = ("elapsed_s", "tok_per_s", "comm_ms", "comm_mb", "world_size")
@@ -120,15 +117,7 @@ def resume(work, model, shards, adapter):
     L.run(["train", straight])
     term = config(work, "sigterm", model, shards, adapter)
     run_dir = os.path.join(work, "sigterm")
-    p = subprocess.Popen([medtune_bin(), "train", term], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
-    while steps_done(run_dir) < 8 and p.poll() is None:
-        time.sleep(0.01)
-    p.send_signal(signal.SIGTERM)
-    _, err = p.communicate()
-    stopped = steps_done(run_dir)
-    if p.returncode != 0 or "stopped at step" not in err or stopped >= STEPS:
-        L.fail(f"SIGTERM: exit {p.returncode}, {stopped} steps, stderr {err[-1000:]}")
+    stopped = train_until_sigterm(term, run_dir, 8, STEPS)
     L.run(["train", term, "--resume"])
     print(f"SIGTERM after step {stopped}, resumed")
     same_run(os.path.join(work, "straight"), run_dir, "SIGTERM + resume")
@@ -152,11 +141,8 @@ def reference_on_resume(work, model, shards, adapter, cfg):
     shutil.copytree(adapter, moved)
     L.run(["train", config(work, "ref", model, shards, moved, steps=3, eval_every=0),
            "--resume"])
-    other = write_peft_adapter(os.path.join(work, "init_adapter_other"),
-                               lora_init(cfg, 4, ["q_proj", "v_proj"], seed=10, b_std=0.05),
-                               r=4, lora_alpha=8, lora_dropout=0.0,
-                               target_modules=["q_proj", "v_proj"], bias="none",
-                               use_rslora=False, fan_in_fan_out=False)
+    other, _ = L.initial_adapter(os.path.join(work, "init_adapter_other"), cfg, 4,
+                                 ["q_proj", "v_proj"], seed=10)
     expect_error(["train", config(work, "ref", model, shards, other, steps=4, eval_every=0),
                   "--resume"], "cannot resume", "other weights", "reference.sha256", only=False)
 
@@ -201,10 +187,8 @@ def main():
     refusals(work, model, shards)
     memory_plan(work, model, shards)
     cfg, _ = load_model(model)
-    lora0 = lora_init(cfg, 4, ["q_proj", "v_proj"], seed=9, b_std=0.05)
-    adapter = write_peft_adapter(os.path.join(work, "init_adapter"), lora0, r=4, lora_alpha=8,
-                                 lora_dropout=0.0, target_modules=["q_proj", "v_proj"],
-                                 bias="none", use_rslora=False, fan_in_fan_out=False)
+    adapter, _ = L.initial_adapter(os.path.join(work, "init_adapter"), cfg, 4,
+                                   ["q_proj", "v_proj"], seed=9)
     resume(work, model, shards, adapter)
     reference_on_resume(work, model, shards, adapter, cfg)
     threads(work, model, shards, adapter)

@@ -22,9 +22,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "twin"))
 sys.path.insert(0, os.path.join(HERE, "..", "train"))
 import pref_lib as L  # noqa: E402
 from testlib import env, skip  # noqa: E402
-from llama import lora_init  # noqa: E402
 from model_io import load_model  # noqa: E402
-from train_lib import write_peft_adapter  # noqa: E402
 
 T, STEPS, LR, GRAD_EPS = 32, 3, 1e-2, 0.01
 RANK, ALPHA = 4, 8
@@ -97,15 +95,10 @@ def main():
     py = oracle_python()
     torch.set_num_threads(2)
     work = L.work_dir("trl")
-    model, shards = L.fresh_pairs(work)
-    pairs, pad = L.read_pairs(shards)
-    pairs = L.usable(pairs, T)
+    model, shards, pairs, pad = L.fresh_usable_pairs(work, T)
     cfg, _ = load_model(model)
-    lora0 = lora_init(cfg, RANK, TARGETS, seed=5, b_std=0.05)
-    adapter = write_peft_adapter(os.path.join(work, "init_adapter"), lora0, r=RANK,
-                                 lora_alpha=ALPHA, lora_dropout=0.0, target_modules=TARGETS,
-                                 bias="none", use_rslora=False, fan_in_fan_out=False)
-    lora0 = {k: v.detach() for k, v in lora0.items()}
+    adapter, lora0 = L.initial_adapter(os.path.join(work, "init_adapter"), cfg, RANK, TARGETS,
+                                       seed=5, alpha=ALPHA)
     cases = [dict(name="dpo_sigmoid", objective="dpo", beta=0.5, P=2, GA=2),
              dict(name="dpo_cdpo", objective="dpo", beta=0.5, label_smoothing=0.1, P=1, GA=2),
              dict(name="dpo_ipo", objective="dpo", beta=0.5, loss="ipo", P=2, GA=2),

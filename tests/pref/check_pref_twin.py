@@ -20,9 +20,8 @@ sys.path.insert(0, os.path.join(HERE, "..", "twin"))
 sys.path.insert(0, os.path.join(HERE, "..", "train"))
 import pref_lib as L  # noqa: E402
 import pref_ref as R  # noqa: E402
-from llama import Twin, lora_init  # noqa: E402
+from llama import Twin  # noqa: E402
 from model_io import load_model  # noqa: E402
-from train_lib import write_peft_adapter  # noqa: E402
 
 T, STEPS, LR = 48, 3, 1e-2
 RANK, ALPHA = 4, 8
@@ -210,15 +209,10 @@ def check_accumulation(work, model, shards, adapter, lora0, objective):
 def main():
     torch.set_num_threads(2)
     work = L.work_dir("twin")
-    model, shards = L.fresh_pairs(work)
-    pairs, pad = L.read_pairs(shards)
-    pairs = L.usable(pairs, T)
+    model, shards, pairs, pad = L.fresh_usable_pairs(work, T)
     cfg, weights = load_model(model)
-    lora0 = lora_init(cfg, RANK, TARGETS, seed=5, b_std=0.05)
-    adapter = write_peft_adapter(os.path.join(work, "init_adapter"), lora0, r=RANK,
-                                 lora_alpha=ALPHA, lora_dropout=0.0, target_modules=TARGETS,
-                                 bias="none", use_rslora=False, fan_in_fan_out=False)
-    lora0 = {k: v.detach() for k, v in lora0.items()}
+    adapter, lora0 = L.initial_adapter(os.path.join(work, "init_adapter"), cfg, RANK, TARGETS,
+                                       seed=5, alpha=ALPHA)
     print(f"{len(pairs)} usable pairs of seq_len {T}; model {model}")
     check_ln2(work, model, shards)
     check_eval(model, shards, adapter, lora0, cfg, weights, pairs, pad)

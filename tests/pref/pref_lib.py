@@ -46,6 +46,26 @@ def fresh_pairs(work, val_fraction=0.0, n=None):
     return model, pair_shards(work, model, val_fraction, n)
 
 
+def fresh_usable_pairs(work, T):
+    """(model, pair shards, the train pairs usable at seq_len T, pad id) on a fresh clone."""
+    model, shards = fresh_pairs(work)
+    pairs, pad = read_pairs(shards)
+    return model, shards, usable(pairs, T), pad
+
+
+def initial_adapter(path, cfg, rank, targets, seed, alpha=None):
+    """A random LoRA adapter (B not zero: b_std 0.05) written as PEFT at path, lora_alpha
+    2 * rank unless given; returns (path, its tensors detached)."""
+    from llama import lora_init
+    sys.path.insert(0, os.path.join(HERE, "..", "train"))
+    from train_lib import write_peft_adapter
+    lora = lora_init(cfg, rank, targets, seed=seed, b_std=0.05)
+    write_peft_adapter(path, lora, r=rank, lora_alpha=alpha or 2 * rank, lora_dropout=0.0,
+                       target_modules=targets, bias="none", use_rslora=False,
+                       fan_in_fan_out=False)
+    return path, {k: v.detach() for k, v in lora.items()}
+
+
 def read_pairs(shards, split="train"):
     """[(prompt ids, chosen ids, rejected ids)] decoded from the shard files (prep_ref's
     reader, not medtune's), and the pad id (the manifest's eos id)."""

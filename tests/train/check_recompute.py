@@ -13,13 +13,12 @@
 """
 import os
 import re
-import signal
 import subprocess
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from train_lib import compare, fail, medtune, steps_done, work_dir, write_json  # noqa: E402
+from train_lib import (compare, fail, medtune, run, train_until_sigterm,  # noqa: E402
+                       work_dir, write_json)
 from fresh_lib import fresh_model, prep_sample  # noqa: E402
 
 STEPS = 16
@@ -40,13 +39,6 @@ def config(work, name, model, shards, recompute, **batch):
     return path
 
 
-def run(conf, *extra):
-    p = subprocess.run([medtune(), "train", conf, *extra], capture_output=True, text=True)
-    if p.returncode != 0:
-        fail(f"{conf}: exit {p.returncode}: {p.stderr[-2000:]}")
-    return p.stderr
-
-
 def plan_mb(stderr, label):
     m = PLAN.search(stderr)
     if not m:
@@ -59,8 +51,8 @@ def main():
     model = fresh_model(os.path.join(work, "model"))
     shards = prep_sample(os.path.join(work, "shards"), model)
 
-    err_off = run(config(work, "off", model, shards, False))
-    err_on = run(config(work, "on", model, shards, True))
+    err_off = run(["train", config(work, "off", model, shards, False)]).stderr
+    err_on = run(["train", config(work, "on", model, shards, True)]).stderr
     compare(os.path.join(work, "off"), os.path.join(work, "on"), "recompute on vs off")
     act_off, act_on = plan_mb(err_off, "recompute off"), plan_mb(err_on, "recompute on")
     print(f"memory plan: activations {act_off} MB without recompute, {act_on} MB with")
@@ -69,16 +61,8 @@ def main():
 
     # Stopped with recompute, resumed without it.
     conf = config(work, "switch", model, shards, True)
-    p = subprocess.Popen([medtune(), "train", conf], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
-    while steps_done(os.path.join(work, "switch")) < 6 and p.poll() is None:
-        time.sleep(0.02)
-    p.send_signal(signal.SIGTERM)
-    _, err = p.communicate()
-    stopped = steps_done(os.path.join(work, "switch"))
-    if p.returncode != 0 or stopped >= STEPS:
-        fail(f"SIGTERM: exit {p.returncode} after {stopped} steps: {err[-1000:]}")
-    run(conf, "--resume", "--set", "recompute=false")
+    stopped = train_until_sigterm(conf, os.path.join(work, "switch"), 6, STEPS)
+    run(["train", conf, "--resume", "--set", "recompute=false"])
     compare(os.path.join(work, "off"), os.path.join(work, "switch"),
             f"recompute until step {stopped}, then resumed without")
 

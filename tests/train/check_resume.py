@@ -8,14 +8,13 @@ model with the quickstart sample (text shards, replay from the Q&A pairs in the 
 also on tinystories-656k with the PubMed sample when ../shared is there."""
 import os
 import random
-import signal
 import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from train_lib import compare, fail, medtune, prep_pubmed, steps_done, work_dir, write_json  # noqa
-from fresh_lib import fresh_model, prep_sample, shared_or_none  # noqa: E402
+from train_lib import (compare, fail, fresh_then_shared, medtune, steps_done,  # noqa: E402
+                       train_until_sigterm, write_json)
 
 STEPS = 40
 
@@ -49,16 +48,7 @@ def check_resume(work, model, shards, replay):
 
     # (a) SIGTERM once some steps are done: the step finishes, a checkpoint is written, exit 0.
     term = config(work, "sigterm", model, shards, replay, 10)
-    p = start(term, False)
-    while steps_done(os.path.join(work, "sigterm")) < 13 and p.poll() is None:
-        time.sleep(0.05)
-    p.send_signal(signal.SIGTERM)
-    out, err = p.communicate()
-    if p.returncode != 0 or "stopped at step" not in err:
-        fail(f"SIGTERM: exit {p.returncode}, stderr {err[-1000:]}")
-    stopped = steps_done(os.path.join(work, "sigterm"))
-    if stopped >= STEPS:
-        fail("SIGTERM arrived after the run ended; the test needs a slower run")
+    stopped = train_until_sigterm(term, os.path.join(work, "sigterm"), 13, STEPS)
     p = start(term, True)
     out, err = p.communicate()
     if p.returncode != 0:
@@ -101,19 +91,7 @@ def check_resume(work, model, shards, replay):
 
 
 def main():
-    work = work_dir("resume_random")
-    model = fresh_model(os.path.join(work, "model"))
-    print(f"random GQA model, quickstart sample: {model}")
-    check_resume(work, model, prep_sample(os.path.join(work, "shards"), model),
-                 prep_sample(os.path.join(work, "chat"), model, chat=True))
-    shared = shared_or_none()
-    if shared:
-        work = work_dir("resume")
-        model = os.path.join(shared, "models/tinystories-656k")
-        print(f"tinystories-656k, PubMed sample: {model}")
-        shards = prep_pubmed(shared, os.path.join(work, "shards"), model)
-        check_resume(work, model, shards, shards)
-    print("PASS")
+    fresh_then_shared("resume", check_resume)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,11 @@
 """Shared helpers of the training tests: paths, skipping, running medtune, reading shards."""
 import json
 import os
+import signal
 import struct
+import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from testlib import env, fail, run, shared_dir, skip  # noqa: E402,F401
@@ -99,6 +102,42 @@ def steps_done(run_dir):
             return sum(1 for line in f if '"loss"' in line)
     except FileNotFoundError:
         return 0
+
+
+def train_until_sigterm(conf, run_dir, after, total):
+    """Starts `medtune train conf` and sends SIGTERM once `after` steps are logged: the run must
+    finish the step, save, say "stopped at step" and exit 0 before its last step `total`.
+    Returns the steps done."""
+    p = subprocess.Popen([medtune(), "train", conf], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    while steps_done(run_dir) < after and p.poll() is None:
+        time.sleep(0.02)
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate()
+    stopped = steps_done(run_dir)
+    if p.returncode != 0 or "stopped at step" not in err:
+        fail(f"SIGTERM: exit {p.returncode} after {stopped} steps, stderr {err[-1000:]}")
+    if stopped >= total:
+        fail("SIGTERM arrived after the run ended; the test needs a slower run")
+    return stopped
+
+
+def fresh_then_shared(name, check):
+    """check(work, model, shards, replay) on a fresh clone's random GQA model and quickstart
+    sample (replay: its Q&A pairs in the chat template), then, when ../shared is there, on
+    tinystories-656k and the PubMed sample (replay: the same shards)."""
+    from fresh_lib import fresh_training_data, shared_or_none
+    work = work_dir(name + "_random")
+    print("random GQA model, quickstart sample (replay: its Q&A pairs in the chat template)")
+    check(work, *fresh_training_data(work))
+    shared = shared_or_none()
+    if shared:
+        work = work_dir(name)
+        model = os.path.join(shared, "models/tinystories-656k")
+        print(f"tinystories-656k, PubMed sample: {model}")
+        shards = prep_pubmed(shared, os.path.join(work, "shards"), model)
+        check(work, model, shards, shards)
+    print("PASS")
 
 
 def compare(ref_dir, other_dir, label):
