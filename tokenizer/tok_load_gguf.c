@@ -147,7 +147,8 @@ static int sentencepiece_merges(tokenizer *t, const float *scores, int32_t n) {
             m[nm++] = (sp_merge){l, r, id, cut, scores ? scores[id] : 0};
         }
     }
-    if (!rc) qsort(m, nm, sizeof *m, scores ? sp_merge_cmp : sp_merge_cmp_position);
+    // A vocabulary may yield no merge at all (m stays NULL: qsort's pointer must not be).
+    if (!rc && nm) qsort(m, nm, sizeof *m, scores ? sp_merge_cmp : sp_merge_cmp_position);
     for (size_t i = 0; i < nm && !rc; i++) {
         const char *s = t->model_str[m[i].piece];
         rc = tok_model_merge(t, s, m[i].cut, s + m[i].cut, strlen(s + m[i].cut));
