@@ -13,7 +13,6 @@
 #include "formats/gguf.h"
 #include "model/arch.h"
 #include "model/attention.h"
-#include "model/decoder_step.h"
 #include "model/ops.h"
 #include "model/weight_group.h"
 
@@ -54,8 +53,6 @@ static void decoder_carve(decoder *d, arena_carver *a) {
                 attention_scratch_floats(1, (int)RP, (int)H, (int)D, d->threads));
     ARENA_CARVE(a, d->start, RP);
     ARENA_CARVE(a, d->head_rows, R >= HEAD_ROWS ? HEAD_ROWS * (int64_t)c->vocab_size : 0);
-    ARENA_CARVE(a, d->step_xn, (int64_t)d->threads * C);
-    ARENA_CARVE(a, d->step_xq, (size_t)d->threads * d->step_xq_bytes);
 }
 
 int decoder_init(decoder *d, const model *m, const lora_adapter *lora, int n_ctx) {
@@ -80,8 +77,6 @@ int decoder_init_rows(decoder *d, const model *m, const lora_adapter *lora, int 
     d->lora = lora;
     d->max_rows = max_rows;
     d->threads = omp_get_max_threads();
-    d->step_region = 1;
-    d->step_xq_bytes = decoder_step_xq_bytes(c);
     d->cache.n_ctx = n_ctx;
     arena_carver sizing = {0};
     decoder_carve(d, &sizing);
@@ -223,12 +218,48 @@ static void add_rows(float *y, const float *x, int64_t n) {
     for (int64_t i = 0; i < n; i++) y[i] += x[i];
 }
 
-// att[n, H*D] for the n new rows of layer l, head by head (decoder_attend_head).
+// att[n, H*D] for the n new rows (cache slots p0..p0+n-1) of layer l. Row i attends to the
+// slots before p0 and to the new rows first[i]..i: first[i] = 0 everywhere is causal attention,
+// a larger first[i] starts a branch that does not see the rows of the branches before it.
+// With a sliding window W > 0, row i also drops the keys more than W - 1 positions before it
+// (positions count from the row's rotary position pos[i], as in the training passes).
 static void attention_cached(decoder *d, int l, int n, int p0, const int *first,
                              const int32_t *pos, int window) {
-    const int H = d->m->cfg.n_heads;
-#pragma omp parallel for schedule(static) num_threads(n > 1 || p0 + n >= 256 ? d->threads : 1)
-    for (int h = 0; h < H; h++) decoder_attend_head(d, l, h, n, p0, first, pos, window);
+    const model_config *c = &d->m->cfg;
+    const int H = c->n_heads, KV = c->n_kv_heads, D = c->head_dim, QD = H * D, KD = KV * D;
+    const int group = H / KV, T = p0 + n, n_ctx = d->cache.n_ctx;
+    const float scale = 1.0f / sqrtf((float)D);
+    const float *kc = d->cache.k + (int64_t)l * n_ctx * KD;
+    const float *vc = d->cache.v + (int64_t)l * n_ctx * KD;
+#pragma omp parallel for schedule(static) num_threads(n > 1 || T >= 256 ? d->threads : 1)
+    for (int h = 0; h < H; h++) {
+        const int g = h / group;
+        float *s = d->scores + (int64_t)h * d->max_rows * n_ctx;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, T, D, scale, d->q + (int64_t)h * D,
+                    QD, kc + (int64_t)g * D, KD, 0.0f, s, T);
+        for (int i = 0; i < n; i++) {
+            float *row = s + (int64_t)i * T;
+            const int last = p0 + i, skip_to = p0 + first[i];
+            for (int j = p0; j < skip_to; j++) row[j] = -INFINITY;
+            // Key slot j < p0 is at position j, a slot of this branch at pos[i] - (last - j).
+            for (int j = 0; window > 0 && j <= last; j++) {
+                int key_pos = j < p0 ? j : pos[i] - (last - j);
+                if (key_pos <= pos[i] - window) row[j] = -INFINITY;
+            }
+            float mx = -INFINITY;
+            for (int j = 0; j <= last; j++) mx = row[j] > mx ? row[j] : mx;
+            float sum = 0.0f;
+            for (int j = 0; j <= last; j++) {
+                row[j] = expf(row[j] - mx);
+                sum += row[j];
+            }
+            float inv = 1.0f / sum;
+            for (int j = 0; j <= last; j++) row[j] *= inv;
+            for (int j = last + 1; j < T; j++) row[j] = 0.0f;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, D, T, 1.0f, s, T,
+                    vc + (int64_t)g * D, KD, 0.0f, d->att + (int64_t)h * D, QD);
+    }
 }
 
 // att[n, H*D] for the n rows of a causal prefill from an empty cache (positions 0..n-1, whose
@@ -271,10 +302,7 @@ static void forward_chunk(decoder *d, const int32_t *tokens, int n, const int *f
     embedding_forward(d->x, tokens, &d->m->embed, n);
     if (c->embed_scale > 0) scale_inplace(d->x, (int64_t)n * C, c->embed_scale);
     if (d->m->pos_embed) pos_embedding_add(d->x, pos, d->m->pos_embed, n, C);
-    // A step after the prompt can keep its threads in one region for all the layers.
-    const int one_region = n == 1 && !prefill && decoder_step_fits(d, PARALLEL_MIN_WEIGHTS);
-    if (one_region) decoder_step_layers(d, pos[0], p0);
-    for (int l = 0; l < c->n_layers && !one_region; l++) {
+    for (int l = 0; l < c->n_layers; l++) {
         const layer_weights *w = &d->m->layers[l];
         const int local = arch_layer_local_rope(c, l);
         const float *rc = local ? d->rope_cos_local : d->rope_cos;

@@ -52,13 +52,6 @@ typedef struct {
     void *arena;
     size_t arena_bytes;
     int threads;  // OpenMP threads for prefill and the large products of a step
-    // A one-row step runs its layers in one OpenMP region (model/decoder_step.h): 1 (the
-    // default) when it applies and the products are large enough to split, 2 whenever it
-    // applies (tests), 0 never (one region per product group, as for several rows).
-    int step_region;
-    float *step_xn;        // [threads, C] each thread's normed row
-    uint8_t *step_xq;      // [threads, step_xq_bytes] each thread's int8 copy of a product input
-    size_t step_xq_bytes;
     // 1: the few-row products on quantized weights round their inputs to int8
     // (weight_gemv_int8: faster, about 1% per product, docs/design.md section 6); generation
     // sets it. 0 (decoder_init's default): fp32 inputs, the training passes' numbers within

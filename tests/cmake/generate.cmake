@@ -29,7 +29,3 @@ foreach(case help sampling stop refusals)
   medtune_add_test(NAME generate_cli_${case}
     COMMAND ${MEDTUNE_PYTHON} ${GEN_PY}/check_cli.py ${case} LABELS generate python cli)
 endforeach()
-# A one-row decode step in one OpenMP region (model/decoder_step.h) gives the logits of the
-# step with a region per product group, byte for byte, on quantized random llama/qwen2/qwen3
-# models, fp32 and int8 activations, 2 and 3 threads.
-medtune_add_test(NAME generate_decoder_step COMMAND test_decoder_step LABELS generate)
