@@ -6,20 +6,24 @@
 # llama.cpp's is llama-bench's tg (token generation) rate, -p 0 -n N -r 1. llama.cpp comes
 # from tools/llama_cpp.sh's cache (.cache/llama.cpp/build/bin); without it medtune runs alone.
 # Each file is measured --reps times, medtune and llama.cpp alternating, so that both see the
-# same load; the table gives the medians and the load average of each file's runs.
-# usage: bench/quant_generate.sh [--tokens N] [--threads N] [--reps N]
+# same load; the table gives the medians and the load average of each file's runs. --busy
+# runs an un-niced busy loop (one core) for the whole measurement: the case of a machine
+# shared with another job, where threads that wait by spinning lose (bench/README.md).
+# usage: bench/quant_generate.sh [--tokens N] [--threads N] [--reps N] [--busy]
 #   MEDTUNE_BUILD (default build), QUANT_BENCH_DIR (default .cache/bench-quant)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tokens=64
 threads=2
 reps=3
+busy=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --tokens) tokens=$2; shift 2 ;;
     --threads) threads=$2; shift 2 ;;
     --reps) reps=$2; shift 2 ;;
-    *) echo "usage: bench/quant_generate.sh [--tokens N] [--threads N] [--reps N]" >&2; exit 2 ;;
+    --busy) busy=1; shift ;;
+    *) echo "usage: bench/quant_generate.sh [--tokens N] [--threads N] [--reps N] [--busy]" >&2; exit 2 ;;
   esac
 done
 . bench/quant_env.sh
@@ -32,9 +36,15 @@ $py bench/quant_models.py tinyllama q8_0 "$dir/tinyllama-q8_0.gguf"
 files=(".cache/SmolLM2-135M-Instruct.Q4_1.gguf" "$dir/tinyllama-q4_k.gguf" "$dir/tinyllama-q8_0.gguf")
 prompt="Describe the first-line treatment of community-acquired pneumonia in adults, with doses."
 
+if [ "$busy" = 1 ]; then
+  nice -n 0 sh -c 'while :; do :; done' &
+  busy_pid=$!
+  trap 'kill "$busy_pid"' EXIT
+fi
+
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {print (NR ? a[int((NR + 1) / 2)] : "-")}'; }
 
-echo "medtune at $(git rev-parse --short HEAD 2>/dev/null || echo "?"); $threads threads, $tokens new tokens, $reps runs each"
+echo "medtune at $(git rev-parse --short HEAD 2>/dev/null || echo "?") ($build); $threads threads, $tokens new tokens, $reps runs each$([ "$busy" = 1 ] && echo ", a busy loop running")"
 printf '%-34s %12s %12s %7s   %s\n' file "medtune t/s" "llama.cpp" ratio "load average (start, end)"
 for f in "${files[@]}"; do
   [ -f "$f" ] || { echo "$f: absent (tools/bootstrap.sh fetches SmolLM2)" >&2; continue; }

@@ -19,6 +19,13 @@
 //     1e-6 of sum |w x|;
 // elsewhere (F16, BF16, Q5_0, Q5_1; MEDTUNE_NO_AVX2 or no AVX2) it is weight_gemv's bound.
 // A NaN activation gives NaN outputs on every path. The bias is added to every output.
+//
+// `test_weight_gemv group` checks the decoder's grouped products instead (model/weight_group.h):
+// groups of 1 to 3 matrices of one width, in mixed types (K-quants with 32-block types, types
+// without an integer kernel), with and without biases, for 1, 3 and 8 rows, fp32 and int8
+// activations, on 1, 2 and 3 threads: every output equals the separate product's
+// (weight_gemv or weight_gemv_int8, themselves checked against float64 above) bit for bit, NaN
+// included.
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +37,7 @@
 #include "formats/quant.h"
 #include "model/weight.h"
 #include "model/weight_dot.h"
+#include "model/weight_group.h"
 #include "testlib.h"
 
 // Relative fp32 rounding budget of a product (sums of up to ~600 block terms, 8 lanes).
@@ -166,7 +174,87 @@ static void check_case(uint32_t t, int64_t rows, int64_t cols, int N, int int8, 
     free(w), free(x), free(y), free(b), free(wf), free(xh), free(dq);
 }
 
-int main(void) {
+// One group: random matrices of types[0..k) with `heights` rows and `cols` columns, each
+// product run alone and then grouped; the outputs must agree bit for bit.
+static void check_group(const uint32_t *types, const int64_t *heights, int k, int64_t cols,
+                        int N, int int8, int threads, int nan_row, rng_state *r) {
+    uint8_t *w[WEIGHT_GROUP_MAX];
+    float *b[WEIGHT_GROUP_MAX], *alone[WEIGHT_GROUP_MAX], *grouped[WEIGHT_GROUP_MAX];
+    weight_mat W[WEIGHT_GROUP_MAX];
+    weight_group_part parts[WEIGHT_GROUP_MAX];
+    float *x = malloc((size_t)(N * cols) * sizeof *x);
+    random_x(x, N, cols, r);
+    if (nan_row) x[cols + cols / 3] = NAN;
+    for (int i = 0; i < k; i++) {
+        const int64_t rows = heights[i];
+        w[i] = malloc(quant_row_bytes(types[i], cols) * (size_t)rows);
+        random_rows(types[i], w[i], rows, cols, r);
+        if (weight_mat_init(&W[i], types[i], w[i], rows, cols, "test", "w"))
+            test_fail("%s", err_msg());
+        // Every other part has a bias, the rest none (weight_gemv adds +0.0f then).
+        b[i] = NULL;
+        if ((i + N) % 2) {
+            b[i] = malloc((size_t)rows * sizeof *b[i]);
+            for (int64_t j = 0; j < rows; j++) b[i][j] = 0.1f * normal(r);
+        }
+        alone[i] = malloc((size_t)(N * rows) * sizeof *alone[i]);
+        grouped[i] = malloc((size_t)(N * rows) * sizeof *grouped[i]);
+        // A value no product gives, so an output the group leaves unwritten shows.
+        for (int64_t j = 0; j < N * rows; j++) grouped[i][j] = 12345.0f;
+        (int8 ? weight_gemv_int8 : weight_gemv)(alone[i], x, &W[i], b[i], N);
+        parts[i] = (weight_group_part){grouped[i], &W[i], b[i]};
+    }
+    weight_group_gemv(parts, k, x, N, int8, threads);
+    for (int i = 0; i < k; i++) {
+        for (int64_t j = 0; j < N * heights[i]; j++) {
+            const float a = alone[i][j], g = grouped[i][j];
+            if ((isnan(a) && isnan(g)) || memcmp(&a, &g, sizeof a) == 0) continue;
+            if (failures++ < 10)
+                printf("FAIL: group of %d (part %d %s, %lldx%lld) N=%d int8=%d threads=%d "
+                       "output %lld: grouped %.9g, alone %.9g\n",
+                       k, i, ggml_type_name(types[i]), (long long)heights[i], (long long)cols, N,
+                       int8, threads, (long long)j, g, a);
+        }
+        free(w[i]), free(b[i]), free(alone[i]), free(grouped[i]);
+    }
+    free(x);
+}
+
+static int main_group(void) {
+    // q/k/v and gate/up as llama-family files store them: one type throughout, or Q4_K_M's
+    // mix (K-quants with a Q6_K v; 32-block and 256-block types in one group, which need two
+    // quantized copies of x), or with a type that has no integer kernel (Q5_0, F16).
+    static const struct {
+        uint32_t types[WEIGHT_GROUP_MAX];
+        int64_t heights[WEIGHT_GROUP_MAX];
+        int k;
+        int64_t cols;
+    } groups[] = {
+        {{GGML_TYPE_Q4_K, GGML_TYPE_Q4_K, GGML_TYPE_Q6_K}, {512, 128, 128}, 3, 512},
+        {{GGML_TYPE_Q4_1, GGML_TYPE_Q4_1, GGML_TYPE_Q4_1}, {576, 192, 192}, 3, 576},
+        {{GGML_TYPE_Q8_0, GGML_TYPE_Q4_K, GGML_TYPE_Q5_0}, {200, 67, 70}, 3, 768},
+        {{GGML_TYPE_Q4_K, GGML_TYPE_Q4_0, 0}, {1400, 1400, 0}, 2, 512},
+        {{GGML_TYPE_F16, GGML_TYPE_Q3_K, 0}, {96, 160, 0}, 2, 256},
+        {{GGML_TYPE_Q2_K, 0, 0}, {130, 0, 0}, 1, 1024},
+    };
+    static const int Ns[] = {1, 3, 8};
+    rng_state r;
+    rng_init(&r, 20261127);
+    printf("kernels: %s\n", weight_gemv_isa());
+    int cases = 0;
+    for (size_t g = 0; g < sizeof groups / sizeof *groups; g++)
+        for (size_t ni = 0; ni < sizeof Ns / sizeof *Ns; ni++)
+            for (int int8 = 0; int8 < 2; int8++)
+                for (int threads = 1; threads <= 3; threads++, cases++)
+                    check_group(groups[g].types, groups[g].heights, groups[g].k, groups[g].cols,
+                                Ns[ni], int8, threads, Ns[ni] > 1 && threads == 2, &r);
+    if (failures) test_fail("%d grouped outputs differ from the separate products", failures);
+    printf("OK: %d groups equal their separate products bit for bit\n", cases);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc > 1 && strcmp(argv[1], "group") == 0) return main_group();
     static const uint32_t types[] = {GGML_TYPE_Q8_0, GGML_TYPE_Q4_0, GGML_TYPE_Q4_1,
                                      GGML_TYPE_Q5_0, GGML_TYPE_Q5_1, GGML_TYPE_Q2_K,
                                      GGML_TYPE_Q3_K, GGML_TYPE_Q4_K, GGML_TYPE_Q5_K,

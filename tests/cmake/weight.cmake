@@ -25,3 +25,9 @@ endforeach()
 medtune_add_test(NAME weight_gemv COMMAND test_weight_gemv LABELS weight)
 medtune_add_test(NAME weight_gemv_no_avx2 COMMAND test_weight_gemv LABELS weight)
 set_property(TEST weight_gemv_no_avx2 APPEND PROPERTY ENVIRONMENT MEDTUNE_NO_AVX2=1)
+# The decoder's grouped products (q/k/v, gate/up in one parallel region, the input rounded
+# once; model/weight_group.h) equal the separate products bit for bit, in mixed types, on 1, 2
+# and 3 threads, on the AVX2 kernels and on the portable ones.
+medtune_add_test(NAME weight_group COMMAND test_weight_gemv group LABELS weight)
+medtune_add_test(NAME weight_group_no_avx2 COMMAND test_weight_gemv group LABELS weight)
+set_property(TEST weight_group_no_avx2 APPEND PROPERTY ENVIRONMENT MEDTUNE_NO_AVX2=1)
