@@ -10,3 +10,6 @@ medtune_add_test(NAME bench_train_smoke
           --kv-heads 2 --head-dim 16 --vocab 256 --batch 2 --seq 32 --steps 1
   LABELS model)
 set_tests_properties(bench_train_smoke PROPERTIES PASS_REGULAR_EXPRESSION "\"profile_s\": {\"frozen_proj\"")
+# The fused LoRA A products of q/k/v and gate/up (model/proj.c) against the separate products
+# on the same inputs, with subsets of each group and qwen3's q/k norms; recompute bit-equal.
+medtune_add_test(NAME plan_lora_fuse COMMAND test_lora_fuse LABELS model)
