@@ -136,5 +136,11 @@ void proj_group_forward(lm_plan *p, float *const *ys, const float *x,
 void proj_group_backward(lm_plan *p, float *dx, const float *const *dys, const float *x,
                          const weight_mat *const *Ws, int l, const lora_target *ts, int k, int in,
                          int frozen_dx);
+// Their LoRA branches alone (outs[j]: the width of ys[j] / dys[j]): what proj_group_* run
+// after the frozen products, and what bench_train profiles as the `lora` class.
+void proj_group_lora_forward(lm_plan *p, float *const *ys, const int *outs, const float *x, int l,
+                             const lora_target *ts, int k, int in);
+void proj_group_lora_backward(lm_plan *p, float *dx, const float *const *dys, const int *outs,
+                              const float *x, int l, const lora_target *ts, int k, int in);
 
 #endif

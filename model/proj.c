@@ -21,10 +21,9 @@ static uint64_t dropout_stream(const lm_plan *p, int l, lora_target t) {
            (uint64_t)t;
 }
 
-// y[N,out] = x W^T (+ b) + LoRA(x)
-void proj_forward(lm_plan *p, float *y, const float *x, const weight_mat *W, const float *bias,
-                  int l, lora_target t, int in, int out) {
-    linear_forward(y, x, W, bias, p->N);
+// y[N,out] += LoRA(x) of target t, when it is on.
+static void lora_branch_forward(lm_plan *p, float *y, const float *x, int l, lora_target t,
+                                int in, int out) {
     if (!lora_on(p, t)) return;
     const lora_adapter *a = p->lora;
     const float *xd = x;
@@ -37,11 +36,16 @@ void proj_forward(lm_plan *p, float *y, const float *x, const weight_mat *W, con
                  in, out, a->cfg.r);
 }
 
-// dx[N,in] += dy W + LoRA input gradient; LoRA A/B gradients accumulated. frozen_dx 0 skips
-// the frozen product dy W where nothing reads dx (the first layer: the embedding is frozen).
-void proj_backward(lm_plan *p, float *dx, const float *dy, const float *x, const weight_mat *W,
-                   int l, lora_target t, int in, int out, int frozen_dx) {
-    if (frozen_dx) linear_backward(dx, dy, W, p->N);
+// y[N,out] = x W^T (+ b) + LoRA(x)
+void proj_forward(lm_plan *p, float *y, const float *x, const weight_mat *W, const float *bias,
+                  int l, lora_target t, int in, int out) {
+    linear_forward(y, x, W, bias, p->N);
+    lora_branch_forward(p, y, x, l, t, in, out);
+}
+
+// dx[N,in] += LoRA input gradient of target t, its A/B gradients accumulated, when it is on.
+static void lora_branch_backward(lm_plan *p, float *dx, const float *dy, const float *x, int l,
+                                 lora_target t, int in, int out) {
     if (!lora_on(p, t)) return;
     const lora_adapter *a = p->lora;
     const int64_t n = (int64_t)p->N * in;
@@ -60,6 +64,14 @@ void proj_backward(lm_plan *p, float *dx, const float *dy, const float *x, const
     // The dropout mask is its own transpose: apply it to the gradient of the dropped input.
     lora_dropout_apply(p->dxd, p->dxd, n, a->cfg.dropout, p->dropout_seed, stream);
     cblas_saxpy((int)n, 1.0f, p->dxd, 1, dx, 1);
+}
+
+// dx[N,in] += dy W + LoRA input gradient; LoRA A/B gradients accumulated. frozen_dx 0 skips
+// the frozen product dy W where nothing reads dx (the first layer: the embedding is frozen).
+void proj_backward(lm_plan *p, float *dx, const float *dy, const float *x, const weight_mat *W,
+                   int l, lora_target t, int in, int out, int frozen_dx) {
+    if (frozen_dx) linear_backward(dx, dy, W, p->N);
+    lora_branch_backward(p, dx, dy, x, l, t, in, out);
 }
 
 // The fused target's input after dropout (p->xd) or x itself.
@@ -140,20 +152,17 @@ static void group_gather_A(lm_plan *p, const lora_target *ts, const int *idx, in
         memcpy(p->lora_acat + i * block, lora_A(a, l, ts[idx[i]]), block * sizeof(float));
 }
 
-// ys[j][N, rows(Ws[j])] = x[N, in] Ws[j]^T (+ bs[j]) + LoRA_j(x) for each target ts[j].
-// Fused: u_cat[N, n r] = x A_cat^T in one sgemm (into p->lora_du), each target's u copied out
-// of its column block into lora_u (backward reads it), then ys[j] += scale u_j B_j^T.
-void proj_group_forward(lm_plan *p, float *const *ys, const float *x,
-                        const weight_mat *const *Ws, const float *const *bs, int l,
-                        const lora_target *ts, int k, int in) {
+// ys[j][N, outs[j]] += LoRA_j(x[N, in]) for each enabled target ts[j]. Fused: u_cat[N, n r] =
+// x A_cat^T in one sgemm (into p->lora_du), each target's u copied out of its column block
+// into lora_u (backward reads it), then ys[j] += scale u_j B_j^T.
+void proj_group_lora_forward(lm_plan *p, float *const *ys, const int *outs, const float *x, int l,
+                             const lora_target *ts, int k, int in) {
     int idx[PROJ_GROUP_MAX];
     const int n = group_fused(p, ts, k, idx);
     if (!n) {
-        for (int j = 0; j < k; j++)
-            proj_forward(p, ys[j], x, Ws[j], bs ? bs[j] : NULL, l, ts[j], in, (int)Ws[j]->rows);
+        for (int j = 0; j < k; j++) lora_branch_forward(p, ys[j], x, l, ts[j], in, outs[j]);
         return;
     }
-    for (int j = 0; j < k; j++) linear_forward(ys[j], x, Ws[j], bs ? bs[j] : NULL, p->N);
     const lora_adapter *a = p->lora;
     const int N = p->N, r = a->cfg.r, R = n * r;
     group_gather_A(p, ts, idx, n, l, in);
@@ -161,7 +170,7 @@ void proj_group_forward(lm_plan *p, float *const *ys, const float *x,
                 0.0f, p->lora_du, R);
     for (int i = 0; i < n; i++) {
         const lora_target t = ts[idx[i]];
-        const int out = (int)Ws[idx[i]]->rows;
+        const int out = outs[idx[i]];
         float *u = p->acts[l].lora_u[t];
         for (int row = 0; row < N; row++)
             memcpy(u + (int64_t)row * r, p->lora_du + (int64_t)row * R + i * r,
@@ -171,28 +180,24 @@ void proj_group_forward(lm_plan *p, float *const *ys, const float *x,
     }
 }
 
-// dx[N, in] += sum_j dys[j] Ws[j] (frozen_dx) + the LoRA input gradients; LoRA A and B
+// dx[N, in] += the LoRA input gradients of the group's enabled targets, their A and B
 // gradients accumulated. Fused: each target's du_j = scale dys[j] B_j into column block j of
 // du_cat [N, n r] (p->lora_du) and dB_j += scale dys[j]^T u_j, then one product
 // dA_cat = du_cat^T x [n r, in] whose row blocks are added into each dA_j, and one
 // dx += du_cat A_cat.
-void proj_group_backward(lm_plan *p, float *dx, const float *const *dys, const float *x,
-                         const weight_mat *const *Ws, int l, const lora_target *ts, int k, int in,
-                         int frozen_dx) {
+void proj_group_lora_backward(lm_plan *p, float *dx, const float *const *dys, const int *outs,
+                              const float *x, int l, const lora_target *ts, int k, int in) {
     int idx[PROJ_GROUP_MAX];
     const int n = group_fused(p, ts, k, idx);
     if (!n) {
-        for (int j = 0; j < k; j++)
-            proj_backward(p, dx, dys[j], x, Ws[j], l, ts[j], in, (int)Ws[j]->rows, frozen_dx);
+        for (int j = 0; j < k; j++) lora_branch_backward(p, dx, dys[j], x, l, ts[j], in, outs[j]);
         return;
     }
-    if (frozen_dx)
-        for (int j = 0; j < k; j++) linear_backward(dx, dys[j], Ws[j], p->N);
     const lora_adapter *a = p->lora;
     const int N = p->N, r = a->cfg.r, R = n * r;
     for (int i = 0; i < n; i++) {
         const lora_target t = ts[idx[i]];
-        const int out = (int)Ws[idx[i]]->rows;
+        const int out = outs[idx[i]];
         const float *dy = dys[idx[i]];
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, r, out, a->scale, dy, out,
                     lora_B(a, l, t), r, 0.0f, p->lora_du + i * r, R);
@@ -208,4 +213,32 @@ void proj_group_backward(lm_plan *p, float *dx, const float *const *dys, const f
     group_gather_A(p, ts, idx, n, l, in);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, in, R, 1.0f, p->lora_du, R,
                 p->lora_acat, in, 1.0f, dx, in);
+}
+
+void proj_group_forward(lm_plan *p, float *const *ys, const float *x,
+                        const weight_mat *const *Ws, const float *const *bs, int l,
+                        const lora_target *ts, int k, int in) {
+    int outs[PROJ_GROUP_MAX];
+    for (int j = 0; j < k; j++) {
+        outs[j] = (int)Ws[j]->rows;
+        linear_forward(ys[j], x, Ws[j], bs ? bs[j] : NULL, p->N);
+    }
+    proj_group_lora_forward(p, ys, outs, x, l, ts, k, in);
+}
+
+void proj_group_backward(lm_plan *p, float *dx, const float *const *dys, const float *x,
+                         const weight_mat *const *Ws, int l, const lora_target *ts, int k, int in,
+                         int frozen_dx) {
+    int idx[PROJ_GROUP_MAX], outs[PROJ_GROUP_MAX];
+    if (!group_fused(p, ts, k, idx)) {
+        // Target by target, frozen then LoRA, the order (and sums) of the path before fusion.
+        for (int j = 0; j < k; j++)
+            proj_backward(p, dx, dys[j], x, Ws[j], l, ts[j], in, (int)Ws[j]->rows, frozen_dx);
+        return;
+    }
+    for (int j = 0; j < k; j++) {
+        outs[j] = (int)Ws[j]->rows;
+        if (frozen_dx) linear_backward(dx, dys[j], Ws[j], p->N);
+    }
+    proj_group_lora_backward(p, dx, dys, outs, x, l, ts, k, in);
 }
