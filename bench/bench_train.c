@@ -17,6 +17,7 @@
 #include "common/rng.h"
 #include "optim/adamw.h"
 #include "model/attention.h"
+#include "model/arch.h"
 #include "model/lora.h"
 #include "model/ops.h"
 #include "model/ops_vec.h"
@@ -105,15 +106,25 @@ static void profile_step(double *sec, lm_plan *p, const model *m, lora_adapter *
             linear_backward(dxs[t], ys[t], Ws[t], N);
         }
     sec[P_PROJ] = clock_now_s() - t0;
+    // As the step runs them: q/k/v and gate/up as groups (their A products fused, model/proj.c),
+    // o and down alone.
+    static const lora_target qkv[] = {LORA_Q, LORA_K, LORA_V}, gate_up[] = {LORA_GATE, LORA_UP};
     t0 = clock_now_s();
-    for (int l = 0; l < L; l++)
-        for (int t = 0; t < N_PROJ; t++) {
-            lora_forward(ys[t], p->acts[0].lora_u[t], xs[t], lora_A(lora, 0, t), lora_B(lora, 0, t),
-                         lora->scale, N, ins[t], outs[t], r);
+    for (int l = 0; l < L; l++) {
+        proj_group_lora_forward(p, ys, outs, p->xn, 0, qkv, 3, C);
+        proj_group_lora_backward(p, p->dxn, (const float *const *)ys, outs, p->xn, 0, qkv, 3, C);
+        proj_group_lora_forward(p, ys + LORA_GATE, outs + LORA_GATE, p->xn, 0, gate_up, 2, C);
+        proj_group_lora_backward(p, p->dxn, (const float *const *)ys + LORA_GATE,
+                                 outs + LORA_GATE, p->xn, 0, gate_up, 2, C);
+        for (int i = 0; i < 2; i++) {
+            const lora_target t = i ? LORA_DOWN : LORA_O;
+            lora_forward(ys[t], p->acts[0].lora_u[t], xs[t], lora_A(lora, 0, t),
+                         lora_B(lora, 0, t), lora->scale, N, ins[t], outs[t], r);
             lora_backward(dxs[t], lora_dA(lora, 0, t), lora_dB(lora, 0, t), p->lora_du, ys[t],
                           xs[t], p->acts[0].lora_u[t], lora_A(lora, 0, t), lora_B(lora, 0, t),
                           lora->scale, N, ins[t], outs[t], r);
         }
+    }
     sec[P_LORA] = clock_now_s() - t0;
     layer_acts *s = &p->acts[0];
     t0 = clock_now_s();

@@ -115,7 +115,7 @@ void pos_embedding_add(float *x, const int32_t *pos, const float *wpe, int N, in
 void gpt2_layer_forward(lm_plan *p, int l, float *x_next);
 void gpt2_layer_backward(lm_plan *p, int l);
 
-// Defined in model/transformer.c. A projection y[N,out] = x W^T (+ b) + its LoRA branch, and
+// Defined in model/proj.c. A projection y[N,out] = x W^T (+ b) + its LoRA branch, and
 // its backward (dx += dy W + LoRA input gradient, LoRA gradients accumulated; frozen_dx 0 skips
 // dy W where nothing reads dx).
 void proj_forward(lm_plan *p, float *y, const float *x, const weight_mat *W, const float *bias,
@@ -130,5 +130,22 @@ void proj_fused_lora_forward(lm_plan *p, float *const *ys, const int *w, int k, 
 // dx[N,in] += its input gradient; A and B gradients accumulated from dys[i].
 void proj_fused_lora_backward(lm_plan *p, float *dx, const float *const *dys, const int *w, int k,
                               const float *x, int l, lora_target t, int in);
+// Separate targets ts[0..k) (k <= PROJ_GROUP_MAX) that read the same x [N, in]: q/k/v, or
+// gate/up. As proj_forward / proj_backward on each (W_j [out_j, in], biases bs[j], bs may be
+// NULL), with the A products of the enabled targets fused into one sgemm each way when LoRA
+// dropout is off (lm_plan.lora_acat). Sums differ from the separate path by reassociation only.
+#define PROJ_GROUP_MAX 3
+void proj_group_forward(lm_plan *p, float *const *ys, const float *x,
+                        const weight_mat *const *Ws, const float *const *bs, int l,
+                        const lora_target *ts, int k, int in);
+void proj_group_backward(lm_plan *p, float *dx, const float *const *dys, const float *x,
+                         const weight_mat *const *Ws, int l, const lora_target *ts, int k, int in,
+                         int frozen_dx);
+// Their LoRA branches alone (outs[j]: the width of ys[j] / dys[j]): what proj_group_* run
+// after the frozen products, and what bench_train profiles as the `lora` class.
+void proj_group_lora_forward(lm_plan *p, float *const *ys, const int *outs, const float *x, int l,
+                             const lora_target *ts, int k, int in);
+void proj_group_lora_backward(lm_plan *p, float *dx, const float *const *dys, const int *outs,
+                              const float *x, int l, const lora_target *ts, int k, int in);
 
 #endif

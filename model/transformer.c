@@ -30,6 +30,14 @@ static void plan_carve(lm_plan *p, arena_carver *a) {
     int64_t max_in = 0;  // widest input of an enabled LoRA target
     for (int t = 0; t < LORA_N_TARGETS; t++)
         if (lora && lora_enabled(lora, t) && lora->slots[t].in > max_in) max_in = lora->slots[t].in;
+    // Targets of the larger group that fuses its A products (model/proj.c, group_fused): q/k/v
+    // or gate/up, without LoRA dropout.
+    int64_t n_qkv = 0, n_gu = 0;
+    for (int t = LORA_Q; t <= LORA_V; t++) n_qkv += lora && lora_enabled(lora, t);
+    for (int t = LORA_GATE; t <= LORA_UP; t++) n_gu += lora && lora_enabled(lora, t);
+    const int64_t group = lora && lora->cfg.dropout == 0.0f && (n_qkv > 1 || n_gu > 1)
+                              ? (n_qkv > n_gu ? n_qkv : n_gu)
+                              : 1;
     // With recompute, layer 0's set is the one every layer shares.
     const int n_sets = p->recompute ? 1 : c->n_layers;
     for (int l = 0; l < c->n_layers; l++) {
@@ -80,7 +88,9 @@ static void plan_carve(lm_plan *p, arena_carver *a) {
     ARENA_CARVE(a, p->dh, N * F);
     ARENA_CARVE(a, p->attn_scratch,
                 attention_scratch_floats(p->B, p->T, (int)H, (int)D, p->max_threads));
-    ARENA_CARVE(a, p->lora_du, N * r);
+    ARENA_CARVE(a, p->lora_du, N * r * group);
+    ARENA_CARVE(a, p->lora_acat, group > 1 ? group * r * C : 0);
+    ARENA_CARVE(a, p->lora_dacat, group > 1 ? group * r * C : 0);
     const int dropout = lora && lora->cfg.dropout > 0.0f;
     ARENA_CARVE(a, p->xd, dropout ? N * max_in : 0);
     ARENA_CARVE(a, p->dxd, dropout ? N * max_in : 0);
@@ -200,115 +210,12 @@ static void layer_rope(const lm_plan *p, int l, const float **cos, const float *
     *start = arch_layer_sliding(&p->m->cfg, l) ? p->start_sw : p->start;
 }
 
-static int lora_on(const lm_plan *p, lora_target t) { return p->lora && lora_enabled(p->lora, t); }
-
-static int dropout_on(const lm_plan *p) {
-    return p->training && p->lora && p->lora->cfg.dropout > 0.0f;
-}
-
-static uint64_t dropout_stream(const lm_plan *p, int l, lora_target t) {
-    return (p->dropout_counter * (uint64_t)p->m->cfg.n_layers + (uint64_t)l) * LORA_N_TARGETS +
-           (uint64_t)t;
-}
-
-// y[N,out] = x W^T (+ b) + LoRA(x)
-void proj_forward(lm_plan *p, float *y, const float *x, const weight_mat *W, const float *bias,
-                  int l, lora_target t, int in, int out) {
-    linear_forward(y, x, W, bias, p->N);
-    if (!lora_on(p, t)) return;
-    const lora_adapter *a = p->lora;
-    const float *xd = x;
-    if (dropout_on(p)) {
-        lora_dropout_apply(p->xd, x, (int64_t)p->N * in, a->cfg.dropout, p->dropout_seed,
-                           dropout_stream(p, l, t));
-        xd = p->xd;
-    }
-    lora_forward(y, p->acts[l].lora_u[t], xd, lora_A(a, l, t), lora_B(a, l, t), a->scale, p->N,
-                 in, out, a->cfg.r);
-}
-
-// dx[N,in] += dy W + LoRA input gradient; LoRA A/B gradients accumulated. frozen_dx 0 skips
-// the frozen product dy W where nothing reads dx (the first layer: the embedding is frozen).
-void proj_backward(lm_plan *p, float *dx, const float *dy, const float *x, const weight_mat *W,
-                   int l, lora_target t, int in, int out, int frozen_dx) {
-    if (frozen_dx) linear_backward(dx, dy, W, p->N);
-    if (!lora_on(p, t)) return;
-    const lora_adapter *a = p->lora;
-    const int64_t n = (int64_t)p->N * in;
-    if (!dropout_on(p)) {
-        lora_backward(dx, lora_dA(a, l, t), lora_dB(a, l, t), p->lora_du, dy, x,
-                      p->acts[l].lora_u[t], lora_A(a, l, t), lora_B(a, l, t), a->scale, p->N, in,
-                      out, a->cfg.r);
-        return;
-    }
-    uint64_t stream = dropout_stream(p, l, t);
-    lora_dropout_apply(p->xd, x, n, a->cfg.dropout, p->dropout_seed, stream);
-    memset(p->dxd, 0, (size_t)n * sizeof(float));
-    lora_backward(p->dxd, lora_dA(a, l, t), lora_dB(a, l, t), p->lora_du, dy, p->xd,
-                  p->acts[l].lora_u[t], lora_A(a, l, t), lora_B(a, l, t), a->scale, p->N, in, out,
-                  a->cfg.r);
-    // The dropout mask is its own transpose: apply it to the gradient of the dropped input.
-    lora_dropout_apply(p->dxd, p->dxd, n, a->cfg.dropout, p->dropout_seed, stream);
-    cblas_saxpy((int)n, 1.0f, p->dxd, 1, dx, 1);
-}
-
-// The fused target's input after dropout (p->xd) or x itself.
-static const float *fused_lora_input(lm_plan *p, const float *x, int l, lora_target t, int in) {
-    if (!dropout_on(p)) return x;
-    lora_dropout_apply(p->xd, x, (int64_t)p->N * in, p->lora->cfg.dropout, p->dropout_seed,
-                       dropout_stream(p, l, t));
-    return p->xd;
-}
-
-// u[N,r] = xd A^T once, then ys[i][N, w[i]] += scale u B_i^T with B_i the rows of B for part i.
-void proj_fused_lora_forward(lm_plan *p, float *const *ys, const int *w, int k, const float *x,
-                             int l, lora_target t, int in) {
-    if (!lora_on(p, t)) return;
-    const lora_adapter *a = p->lora;
-    const int N = p->N, r = a->cfg.r;
-    const float *xd = fused_lora_input(p, x, l, t, in);
-    float *u = p->acts[l].lora_u[t];
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, r, in, 1.0f, xd, in, lora_A(a, l, t),
-                in, 0.0f, u, r);
-    const float *B = lora_B(a, l, t);
-    for (int i = 0; i < k; B += (int64_t)w[i] * r, i++)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, w[i], r, a->scale, u, r, B, r,
-                    1.0f, ys[i], w[i]);
-}
-
-// du = scale sum_i dys[i] B_i; dB_i += scale dys[i]^T u; dA += du^T xd; dxd += du A.
-void proj_fused_lora_backward(lm_plan *p, float *dx, const float *const *dys, const int *w, int k,
-                              const float *x, int l, lora_target t, int in) {
-    if (!lora_on(p, t)) return;
-    const lora_adapter *a = p->lora;
-    const int N = p->N, r = a->cfg.r;
-    const float *xd = fused_lora_input(p, x, l, t, in);
-    const float *u = p->acts[l].lora_u[t];
-    const float *B = lora_B(a, l, t);
-    float *dB = lora_dB(a, l, t);
-    for (int i = 0; i < k; B += (int64_t)w[i] * r, dB += (int64_t)w[i] * r, i++) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, r, w[i], a->scale, dys[i], w[i],
-                    B, r, i ? 1.0f : 0.0f, p->lora_du, r);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, w[i], r, N, a->scale, dys[i], w[i],
-                    u, r, 1.0f, dB, r);
-    }
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r, in, N, 1.0f, p->lora_du, r, xd, in,
-                1.0f, lora_dA(a, l, t), in);
-    if (!dropout_on(p)) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, in, r, 1.0f, p->lora_du, r,
-                    lora_A(a, l, t), in, 1.0f, dx, in);
-        return;
-    }
-    // As proj_backward: the gradient of the dropped input goes through the same mask.
-    const int64_t n = (int64_t)N * in;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, in, r, 1.0f, p->lora_du, r,
-                lora_A(a, l, t), in, 0.0f, p->dxd, in);
-    lora_dropout_apply(p->dxd, p->dxd, n, a->cfg.dropout, p->dropout_seed, dropout_stream(p, l, t));
-    cblas_saxpy((int)n, 1.0f, p->dxd, 1, dx, 1);
-}
-
 // p->h [N, F] = act(g) * u of layer l: GeGLU (gemma3) or SwiGLU. Forward writes it for
 // down_proj; backward writes it again (the same bits) rather than keeping it per layer.
+// The separate targets that read one input: after attn_norm, after mlp_norm.
+static const lora_target LORA_QKV_GROUP[] = {LORA_Q, LORA_K, LORA_V};
+static const lora_target LORA_GATE_UP_GROUP[] = {LORA_GATE, LORA_UP};
+
 static void mlp_act_forward(lm_plan *p, int l) {
     const layer_acts *s = &p->acts[l];
     const int64_t n = (int64_t)p->N * p->m->cfg.intermediate_size;
@@ -338,9 +245,9 @@ static void layer_forward(lm_plan *p, int l, float *x_next) {
 
     rmsnorm_forward(p->xn, s->rstd1, s->x, w->attn_norm, N, C, c->rms_norm_eps);
     float *q = c->qk_norm ? s->q_raw : s->q, *k = c->qk_norm ? s->k_raw : s->k;
-    proj_forward(p, q, p->xn, &w->wq, w->bq, l, LORA_Q, C, QD);
-    proj_forward(p, k, p->xn, &w->wk, w->bk, l, LORA_K, C, KD);
-    proj_forward(p, s->v, p->xn, &w->wv, w->bv, l, LORA_V, C, KD);
+    const weight_mat *const wqkv[] = {&w->wq, &w->wk, &w->wv};
+    proj_group_forward(p, (float *const[]){q, k, s->v}, p->xn, wqkv,
+                       (const float *const[]){w->bq, w->bk, w->bv}, l, LORA_QKV_GROUP, 3, C);
     proj_fused_lora_forward(p, (float *const[]){q, k, s->v}, (const int[]){QD, KD, KD}, 3, p->xn,
                             l, LORA_QKV, C);
     if (c->qk_norm) {  // [N*H, D] rows: one norm per head
@@ -359,8 +266,9 @@ static void layer_forward(lm_plan *p, int l, float *x_next) {
     add_inplace(s->xmid, p->tmp, (int64_t)N * C);
 
     rmsnorm_forward(p->xn, s->rstd2, s->xmid, w->mlp_norm, N, C, c->rms_norm_eps);
-    proj_forward(p, s->g, p->xn, &w->w_gate, NULL, l, LORA_GATE, C, F);
-    proj_forward(p, s->u, p->xn, &w->w_up, NULL, l, LORA_UP, C, F);
+    proj_group_forward(p, (float *const[]){s->g, s->u}, p->xn,
+                       (const weight_mat *const[]){&w->w_gate, &w->w_up}, NULL, l,
+                       LORA_GATE_UP_GROUP, 2, C);
     proj_fused_lora_forward(p, (float *const[]){s->g, s->u}, (const int[]){F, F}, 2, p->xn, l,
                             LORA_GATE_UP, C);
     mlp_act_forward(p, l);
@@ -416,8 +324,9 @@ static void layer_backward(lm_plan *p, int l) {
         swiglu_backward(p->dg, p->du, p->dh, s->g, s->u, (int64_t)N * F);
     rmsnorm_forward(p->xn, s->rstd2, s->xmid, w->mlp_norm, N, C, c->rms_norm_eps);
     memset(p->dxn, 0, (size_t)N * C * fl);
-    proj_backward(p, p->dxn, p->dg, p->xn, &w->w_gate, l, LORA_GATE, C, F, 1);
-    proj_backward(p, p->dxn, p->du, p->xn, &w->w_up, l, LORA_UP, C, F, 1);
+    proj_group_backward(p, p->dxn, (const float *const[]){p->dg, p->du}, p->xn,
+                        (const weight_mat *const[]){&w->w_gate, &w->w_up}, l,
+                        LORA_GATE_UP_GROUP, 2, C, 1);
     proj_fused_lora_backward(p, p->dxn, (const float *const[]){p->dg, p->du}, (const int[]){F, F},
                              2, p->xn, l, LORA_GATE_UP, C);
     rmsnorm_backward(p->dres, p->dxn, s->xmid, w->mlp_norm, s->rstd2, N, C);
@@ -441,21 +350,20 @@ static void layer_backward(lm_plan *p, int l) {
     memset(p->dxn, 0, (size_t)N * C * fl);
     // Layer 0's frozen products are skipped (fz 0); its LoRA gradients still need dq and dk.
     const int fz = l > 0;
+    const weight_mat *const wqkv[] = {&w->wq, &w->wk, &w->wv};
     if (c->qk_norm) {
-        // Through the per-head norms: datt (consumed above) takes dq_raw; dv, once v's
-        // projection has used it, takes dk_raw. No qk_norm architecture has a fused qkv
-        // target (lora_arch_targets), so LORA_QKV is off here.
+        // Through the per-head norms: datt (consumed above) takes dq_raw, then dq (read by
+        // then; KD <= QD) takes dk_raw. No qk_norm architecture has a fused qkv target
+        // (lora_arch_targets), so LORA_QKV is off here.
         memset(p->datt, 0, (size_t)N * QD * fl);
         rmsnorm_backward(p->datt, p->dq, s->q_raw, w->q_norm, s->rstd_q, N * H, D);
-        proj_backward(p, p->dxn, p->datt, p->xn, &w->wq, l, LORA_Q, C, QD, fz);
-        proj_backward(p, p->dxn, p->dv, p->xn, &w->wv, l, LORA_V, C, KD, fz);
-        memset(p->dv, 0, (size_t)N * KD * fl);
-        rmsnorm_backward(p->dv, p->dk, s->k_raw, w->k_norm, s->rstd_k, N * KV, D);
-        proj_backward(p, p->dxn, p->dv, p->xn, &w->wk, l, LORA_K, C, KD, fz);
+        memset(p->dq, 0, (size_t)N * KD * fl);
+        rmsnorm_backward(p->dq, p->dk, s->k_raw, w->k_norm, s->rstd_k, N * KV, D);
+        proj_group_backward(p, p->dxn, (const float *const[]){p->datt, p->dq, p->dv}, p->xn,
+                            wqkv, l, LORA_QKV_GROUP, 3, C, fz);
     } else {
-        proj_backward(p, p->dxn, p->dq, p->xn, &w->wq, l, LORA_Q, C, QD, fz);
-        proj_backward(p, p->dxn, p->dk, p->xn, &w->wk, l, LORA_K, C, KD, fz);
-        proj_backward(p, p->dxn, p->dv, p->xn, &w->wv, l, LORA_V, C, KD, fz);
+        proj_group_backward(p, p->dxn, (const float *const[]){p->dq, p->dk, p->dv}, p->xn, wqkv,
+                            l, LORA_QKV_GROUP, 3, C, fz);
         proj_fused_lora_backward(p, p->dxn, (const float *const[]){p->dq, p->dk, p->dv},
                                  (const int[]){QD, KD, KD}, 3, p->xn, l, LORA_QKV, C);
     }

@@ -72,7 +72,11 @@ typedef struct {
     float *dk, *dv;       // [N, KV*D]
     float *dg, *du, *dh;  // [N, F] (dg none for gpt2)
     float *attn_scratch;  // [attention_scratch_floats(B, T, H, D, max_threads)]
-    float *lora_du;       // [N, r], NULL without LoRA
+    float *lora_du;       // [N, r] du of one LoRA target; [N, kr] when a group of k targets
+                          // fuses its A products (their du side by side, and in forward their
+                          // u side by side); NULL without LoRA
+    float *lora_acat;     // [kr, C] the A matrices of a fused group, gathered (model/proj.c)
+    float *lora_dacat;    // [kr, C] their gradient from one product, before it is added to each
     float *xd, *dxd;      // [N, widest input of an enabled LoRA target] dropout copies of a
                           // LoRA input, NULL unless lora->cfg.dropout > 0
     float *logits;        // [chunk_rows, V]
@@ -90,6 +94,9 @@ typedef struct {
     int training;
     uint64_t dropout_seed;
     uint64_t dropout_counter;
+    // Tests only: 1 runs every LoRA target's products on their own, as before the fusion of
+    // q/k/v and gate/up (tests/test_lora_fuse.c compares both paths).
+    int lora_unfused;
 } lm_plan;
 
 int lm_plan_init(lm_plan *p, const model *m, const lora_adapter *lora, int B, int T);

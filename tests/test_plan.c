@@ -158,7 +158,15 @@ static size_t expected_plan_bytes(const plan_case *k, int threads, int recompute
     bytes += 3 * pad(N * C, f) + 2 * pad(N * QD, f) + 2 * pad(N * KD, f) +
              (size_t)(n_mlp + 1) * pad(N * F, f);
     bytes += pad(attention_scratch_floats(k->B, k->T, k->H, k->D, threads), f);
-    bytes += pad(N * r, f);                                              // lora_du
+    // lora_du, [N, r] per target of the larger fused group (q/k/v or gate/up, no dropout), and
+    // that group's lora_acat lora_dacat [group r, C]
+    int n_qkv = 0, n_gu = 0;
+    for (int t = LORA_Q; t <= LORA_V; t++) n_qkv += (k->targets >> t) & 1u;
+    for (int t = LORA_GATE; t <= LORA_UP; t++) n_gu += (k->targets >> t) & 1u;
+    const int64_t group =
+        k->dropout == 0.0f && (n_qkv > 1 || n_gu > 1) ? (n_qkv > n_gu ? n_qkv : n_gu) : 1;
+    bytes += pad(N * r * group, f);
+    if (group > 1) bytes += 2 * pad(group * r * C, f);
     if (k->targets && k->dropout > 0.0f) bytes += 2 * pad(N * widest_lora_input(k), f);  // xd dxd
     bytes += pad(chunk_rows * V, f);                                     // logits
     bytes += 2 * pad(T * (D / 2), f);                                    // rope_cos rope_sin
@@ -299,7 +307,15 @@ static void plan_slices(slice_list *sl, const lm_plan *p) {
     slice_add(sl, "dh", p->dh, N * F, f);
     slice_add(sl, "attn_scratch", p->attn_scratch,
               attention_scratch_floats(p->B, p->T, (int)H, (int)D, p->max_threads), f);
-    slice_add(sl, "lora_du", p->lora_du, N * r, f);
+    int64_t n_qkv = 0, n_gu = 0;
+    for (int t = LORA_Q; t <= LORA_V; t++) n_qkv += p->lora && lora_enabled(p->lora, t);
+    for (int t = LORA_GATE; t <= LORA_UP; t++) n_gu += p->lora && lora_enabled(p->lora, t);
+    // max_in is 0 without dropout: the group of the larger fused set of targets, as carved
+    const int64_t group =
+        max_in == 0 && (n_qkv > 1 || n_gu > 1) ? (n_qkv > n_gu ? n_qkv : n_gu) : 1;
+    slice_add(sl, "lora_du", p->lora_du, N * r * group, f);
+    slice_add(sl, "lora_acat", p->lora_acat, group > 1 ? group * r * C : 0, f);
+    slice_add(sl, "lora_dacat", p->lora_dacat, group > 1 ? group * r * C : 0, f);
     slice_add(sl, "xd", p->xd, N * max_in, f);
     slice_add(sl, "dxd", p->dxd, N * max_in, f);
     slice_add(sl, "logits", p->logits, (int64_t)p->chunk_rows * c->vocab_size, f);

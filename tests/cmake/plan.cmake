@@ -10,3 +10,12 @@ medtune_add_test(NAME bench_train_smoke
           --kv-heads 2 --head-dim 16 --vocab 256 --batch 2 --seq 32 --steps 1
   LABELS model)
 set_tests_properties(bench_train_smoke PROPERTIES PASS_REGULAR_EXPRESSION "\"profile_s\": {\"frozen_proj\"")
+# The fused LoRA A products of q/k/v and gate/up (model/proj.c) against the separate products
+# on the same inputs, with subsets of each group and qwen3's q/k norms; recompute bit-equal.
+medtune_add_test(NAME plan_lora_fuse COMMAND test_lora_fuse LABELS model)
+# bench_group (the separate and fused products of q/k/v and gate/up) runs on a tiny shape.
+medtune_add_test(NAME bench_group_smoke
+  COMMAND $<TARGET_FILE:bench_group> --batch 1 --seq 16 --hidden 64 --intermediate 128
+          --heads 4 --kv-heads 2 --head-dim 16 --rank 4 --reps 3
+  LABELS model)
+set_tests_properties(bench_group_smoke PROPERTIES PASS_REGULAR_EXPRESSION "lora gate/up +dx fused")
