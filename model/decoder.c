@@ -191,7 +191,7 @@ static void proj_group(decoder *d, const weight_group_part *p, const lora_target
 }
 
 // The LoRA branch of a fused target split over k outputs ys[i] of widths w[i] (B's rows in
-// the same order), as proj_fused_lora_forward of model/transformer.c.
+// the same order), as proj_fused_lora_forward of model/proj.c.
 static void proj_fused_lora(decoder *d, float *const *ys, const int *w, int k, const float *x,
                             int l, lora_target t, int n, int in) {
     const lora_adapter *a = d->lora;
