@@ -19,6 +19,7 @@
 #include "model/lora.h"
 #include "model/model.h"
 #include "model/transformer.h"
+#include "test_model.h"
 #include "testlib.h"
 
 #define T_BIT(t) (1u << (t))
@@ -44,10 +45,6 @@ static const fuse_case CASES[] = {
      12, 59, ALL_SEVEN, 4, 2, 8},
 };
 
-static void fill(float *x, size_t n, float scale, float offset, rng_state *r) {
-    for (size_t i = 0; i < n; i++) x[i] = offset + scale * (2.0f * rng_uniform(r) - 1.0f);
-}
-
 static void make_model(model *m, const fuse_case *k) {
     model_config c = {0};
     c.arch = k->arch;
@@ -66,18 +63,7 @@ static void make_model(model *m, const fuse_case *k) {
     c.qk_norm = k->arch == MODEL_ARCH_QWEN3;
     if (model_config_validate(&c, k->name) || model_alloc(m, &c))
         test_fail("%s: %s", k->name, err_msg());
-    rng_state r;
-    rng_init(&r, 11);
-    fill(m->arena, m->n_params, 0.1f, 0.0f, &r);
-    fill(m->final_norm, (size_t)k->C, 0.1f, 1.0f, &r);
-    for (int l = 0; l < k->L; l++) {
-        layer_weights *w = &m->layers[l];
-        fill(w->attn_norm, (size_t)k->C, 0.1f, 1.0f, &r);
-        fill(w->mlp_norm, (size_t)k->C, 0.1f, 1.0f, &r);
-        if (!c.qk_norm) continue;
-        fill(w->q_norm, (size_t)k->D, 0.1f, 1.0f, &r);
-        fill(w->k_norm, (size_t)k->D, 0.1f, 1.0f, &r);
-    }
+    test_model_randomize(m, 11);
 }
 
 typedef struct {
@@ -128,7 +114,7 @@ static void check_case(const fuse_case *k) {
     if (lora_adapter_init(&a, &m.cfg, &lc)) test_fail("%s: %s", k->name, err_msg());
     rng_state r;
     rng_init(&r, 12);
-    fill(a.params, a.n_params, 0.2f, 0.0f, &r);  // B != 0: every LoRA product matters
+    test_fill_uniform(a.params, a.n_params, 0.2f, 0.0f, &r);  // B != 0: every LoRA product matters
     const int N = k->B * k->T;
     int32_t *tokens = malloc((size_t)N * sizeof *tokens);
     int32_t *targets = malloc((size_t)N * sizeof *targets);

@@ -23,6 +23,7 @@
 #include "model/lora.h"
 #include "model/model.h"
 #include "model/transformer.h"
+#include "test_model.h"
 #include "testlib.h"
 
 #define ALIGN 64
@@ -66,10 +67,6 @@ static size_t pad(int64_t n, size_t elem) {
     return ((size_t)n * elem + ALIGN - 1) / ALIGN * ALIGN;
 }
 
-static void fill(float *x, size_t n, float scale, float offset, rng_state *r) {
-    for (size_t i = 0; i < n; i++) x[i] = offset + scale * (2.0f * rng_uniform(r) - 1.0f);
-}
-
 static void make_model(model *m, const plan_case *k) {
     model_config c = {0};
     c.arch = k->bias ? MODEL_ARCH_QWEN2 : MODEL_ARCH_LLAMA;
@@ -102,20 +99,7 @@ static void make_model(model *m, const plan_case *k) {
     }
     if (model_config_validate(&c, k->name) || model_alloc(m, &c))
         test_fail("%s: %s", k->name, err_msg());
-    rng_state r;
-    rng_init(&r, 3);
-    fill(m->arena, m->n_params, 0.1f, 0.0f, &r);
-    fill(m->final_norm, (size_t)k->C, 0.1f, 1.0f, &r);
-    for (int l = 0; l < k->L; l++) {
-        layer_weights *w = &m->layers[l];
-        fill(w->attn_norm, (size_t)k->C, 0.1f, 1.0f, &r);
-        fill(w->mlp_norm, (size_t)k->C, 0.1f, 1.0f, &r);
-        if (!k->gemma) continue;
-        fill(w->q_norm, (size_t)k->D, 0.1f, 1.0f, &r);
-        fill(w->k_norm, (size_t)k->D, 0.1f, 1.0f, &r);
-        fill(w->post_attn_norm, (size_t)k->C, 0.1f, 1.0f, &r);
-        fill(w->post_ffn_norm, (size_t)k->C, 0.1f, 1.0f, &r);
-    }
+    test_model_randomize(m, 3);
 }
 
 // Widest input among the enabled targets: C for q, k, v, gate, up; H*D for o; F for down.
@@ -466,7 +450,7 @@ static void check_case(const plan_case *k) {
         if (lora_adapter_init(&a, &m.cfg, &lc)) test_fail("%s: %s", k->name, err_msg());
         rng_state r;
         rng_init(&r, 4);
-        fill(a.params, a.n_params, 0.1f, 0.0f, &r);
+        test_fill_uniform(a.params, a.n_params, 0.1f, 0.0f, &r);
         lora = &a;
     }
     const int saved = omp_get_max_threads();

@@ -1,4 +1,5 @@
 #include "tests/testlib.h"
+#include "tests/test_model.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -56,4 +57,26 @@ double rel_l2_diff(const float *a, const float *b, size_t n) {
         den += (double)b[i] * b[i];
     }
     return sqrt(num) / (den > 1e-30 ? sqrt(den) : 1e-15);
+}
+
+void test_fill_uniform(float *x, size_t n, float scale, float offset, rng_state *r) {
+    for (size_t i = 0; x && i < n; i++) x[i] = offset + scale * (2.0f * rng_uniform(r) - 1.0f);
+}
+
+void test_model_randomize(model *m, uint64_t seed) {
+    const model_config *c = &m->cfg;
+    const size_t C = (size_t)c->hidden_size, D = (size_t)c->head_dim;
+    rng_state r;
+    rng_init(&r, seed);
+    test_fill_uniform(m->arena, m->n_params, 0.1f, 0.0f, &r);
+    test_fill_uniform(m->final_norm, C, 0.1f, 1.0f, &r);
+    for (int l = 0; l < c->n_layers; l++) {
+        layer_weights *w = &m->layers[l];
+        test_fill_uniform(w->attn_norm, C, 0.1f, 1.0f, &r);
+        test_fill_uniform(w->mlp_norm, C, 0.1f, 1.0f, &r);
+        test_fill_uniform(w->q_norm, D, 0.1f, 1.0f, &r);
+        test_fill_uniform(w->k_norm, D, 0.1f, 1.0f, &r);
+        test_fill_uniform(w->post_attn_norm, C, 0.1f, 1.0f, &r);
+        test_fill_uniform(w->post_ffn_norm, C, 0.1f, 1.0f, &r);
+    }
 }
