@@ -556,10 +556,12 @@ static int normalized_added_strings(tokenizer *t) {
         tok_added *a = &t->added[i];
         if (!a->normalized) continue;
         if ((rc = tok_normalize(t->norm, t->n_norm, sc, a->content, a->len, &nb, &tmp))) break;
-        rc = set_tok_str(t, a->id, nb.p ? nb.p : "", nb.len);
+        // A token that normalizes to nothing leaves nb.p NULL, which memcmp must not see.
+        const char *norm = nb.p ? nb.p : "";
+        rc = set_tok_str(t, a->id, norm, nb.len);
         int special = 0;
         for (size_t k = 0; k < t->n_added; k++)
-            special |= t->added[k].special && t->added[k].len == nb.len && !memcmp(t->added[k].content, nb.p, nb.len);
+            special |= t->added[k].special && t->added[k].len == nb.len && !memcmp(t->added[k].content, norm, nb.len);
         t->tok_special[a->id] = (uint8_t)special;
     }
     tok_buf_free(&nb);
