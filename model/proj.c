@@ -180,19 +180,13 @@ void proj_group_lora_forward(lm_plan *p, float *const *ys, const int *outs, cons
     }
 }
 
-// dx[N, in] += the LoRA input gradients of the group's enabled targets, their A and B
-// gradients accumulated. Fused: each target's du_j = scale dys[j] B_j into column block j of
-// du_cat [N, n r] (p->lora_du) and dB_j += scale dys[j]^T u_j, then one product
-// dA_cat = du_cat^T x [n r, in] whose row blocks are added into each dA_j, and one
-// dx += du_cat A_cat.
-void proj_group_lora_backward(lm_plan *p, float *dx, const float *const *dys, const int *outs,
-                              const float *x, int l, const lora_target *ts, int k, int in) {
-    int idx[PROJ_GROUP_MAX];
-    const int n = group_fused(p, ts, k, idx);
-    if (!n) {
-        for (int j = 0; j < k; j++) lora_branch_backward(p, dx, dys[j], x, l, ts[j], in, outs[j]);
-        return;
-    }
+// The fused backward of the n >= 2 enabled targets ts[idx[0..n-1]]: each target's
+// du_j = scale dys[j] B_j into column block j of du_cat [N, n r] (p->lora_du) and
+// dB_j += scale dys[j]^T u_j, then one product dA_cat = du_cat^T x [n r, in] whose row blocks
+// are added into each dA_j, and one dx += du_cat A_cat.
+static void group_lora_backward_fused(lm_plan *p, float *dx, const float *const *dys,
+                                      const int *outs, const float *x, int l,
+                                      const lora_target *ts, const int *idx, int n, int in) {
     const lora_adapter *a = p->lora;
     const int N = p->N, r = a->cfg.r, R = n * r;
     for (int i = 0; i < n; i++) {
@@ -215,6 +209,19 @@ void proj_group_lora_backward(lm_plan *p, float *dx, const float *const *dys, co
                 p->lora_acat, in, 1.0f, dx, in);
 }
 
+// dx[N, in] += the LoRA input gradients of the group's enabled targets, their A and B
+// gradients accumulated: fused when group_fused says so, else target by target.
+void proj_group_lora_backward(lm_plan *p, float *dx, const float *const *dys, const int *outs,
+                              const float *x, int l, const lora_target *ts, int k, int in) {
+    int idx[PROJ_GROUP_MAX];
+    const int n = group_fused(p, ts, k, idx);
+    if (!n) {
+        for (int j = 0; j < k; j++) lora_branch_backward(p, dx, dys[j], x, l, ts[j], in, outs[j]);
+        return;
+    }
+    group_lora_backward_fused(p, dx, dys, outs, x, l, ts, idx, n, in);
+}
+
 void proj_group_forward(lm_plan *p, float *const *ys, const float *x,
                         const weight_mat *const *Ws, const float *const *bs, int l,
                         const lora_target *ts, int k, int in) {
@@ -230,7 +237,8 @@ void proj_group_backward(lm_plan *p, float *dx, const float *const *dys, const f
                          const weight_mat *const *Ws, int l, const lora_target *ts, int k, int in,
                          int frozen_dx) {
     int idx[PROJ_GROUP_MAX], outs[PROJ_GROUP_MAX];
-    if (!group_fused(p, ts, k, idx)) {
+    const int n = group_fused(p, ts, k, idx);
+    if (!n) {
         // Target by target, frozen then LoRA, the order (and sums) of the path before fusion.
         for (int j = 0; j < k; j++)
             proj_backward(p, dx, dys[j], x, Ws[j], l, ts[j], in, (int)Ws[j]->rows, frozen_dx);
@@ -240,5 +248,5 @@ void proj_group_backward(lm_plan *p, float *dx, const float *const *dys, const f
         outs[j] = (int)Ws[j]->rows;
         if (frozen_dx) linear_backward(dx, dys[j], Ws[j], p->N);
     }
-    proj_group_lora_backward(p, dx, dys, outs, x, l, ts, k, in);
+    group_lora_backward_fused(p, dx, dys, outs, x, l, ts, idx, n, in);
 }

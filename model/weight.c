@@ -79,9 +79,7 @@ static void fill_bias(float *y, const float *b, int N, int64_t out) {
     for (int n = 0; n < N; n++) memcpy(y + n * out, b, (size_t)out * sizeof(float));
 }
 
-// y[n, r] (row stride ldy) = x[n, :] . W[r, :] for rows r0..r1-1 and n < N <= 8, plus b[r]
-// when b is non-NULL, or plus the y already there with `accumulate`.
-static void gemv_rows(float *y, int64_t ldy, const float *x, const weight_mat *W, int64_t r0,
+void weight_gemv_rows(float *y, int64_t ldy, const float *x, const weight_mat *W, int64_t r0,
                       int64_t r1, const float *b, int N, int accumulate) {
     const weight_row_dot_fn dot = weight_row_dot_kernel(W->type);
     for (int64_t r = r0; r < r1; r++) {
@@ -94,9 +92,7 @@ static void gemv_rows(float *y, int64_t ldy, const float *x, const weight_mat *W
     }
 }
 
-// y[n, r] (row stride ldy) = W[r, :] . x_n + b[r] for rows r0..r1-1, x_n the n-th of N
-// activation rows quantized for the integer kernel `dot` (xq_bytes each).
-static void dot_rows(float *y, int64_t ldy, const uint8_t *xq, size_t xq_bytes,
+void weight_dot_rows(float *y, int64_t ldy, const uint8_t *xq, size_t xq_bytes,
                      const weight_mat *W, weight_dot_fn dot, int64_t r0, int64_t r1,
                      const float *b, int N) {
     for (int64_t r = r0; r < r1; r++)
@@ -121,9 +117,9 @@ static void gemv_tasks(float *y, const float *x, const uint8_t *xq, size_t xq_by
         const int64_t r0 = k * ROWS_PER_TASK;
         const int64_t r1 = r0 + ROWS_PER_TASK < rows ? r0 + ROWS_PER_TASK : rows;
         if (xq)
-            dot_rows(y, rows, xq, xq_bytes, W, dot, r0, r1, b, N);
+            weight_dot_rows(y, rows, xq, xq_bytes, W, dot, r0, r1, b, N);
         else
-            gemv_rows(y, rows, x, W, r0, r1, b, N, 0);
+            weight_gemv_rows(y, rows, x, W, r0, r1, b, N, 0);
     }
 }
 
@@ -169,7 +165,7 @@ void weight_matmul_forward(float *y, const float *x, const weight_mat *W, const 
                 // need none (slower, and summed in another order).
                 for (int n0 = 0; n0 < N; n0 += WEIGHT_GEMV_MAX_ROWS) {
                     const int nn = N - n0 < WEIGHT_GEMV_MAX_ROWS ? N - n0 : WEIGHT_GEMV_MAX_ROWS;
-                    gemv_rows(y + (int64_t)n0 * out, out, x + (int64_t)n0 * in, W, r0, r0 + np,
+                    weight_gemv_rows(y + (int64_t)n0 * out, out, x + (int64_t)n0 * in, W, r0, r0 + np,
                               NULL, nn, b != NULL);
                 }
                 continue;

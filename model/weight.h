@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "model/weight_dot.h"
+
 // W [rows, cols] row-major in ggml type `type`: row r is the row_bytes bytes at
 // data + r * row_bytes (whole quantization blocks; cols is a multiple of the block size).
 typedef struct {
@@ -55,6 +57,18 @@ void weight_gemv(float *y, const float *x, const weight_mat *W, const float *b, 
 // weight_gemv. Each product then differs from the exact one by at most the sum over
 // activation blocks of max|x_block| / 254 * sum |w| in the block, plus fp32 rounding.
 void weight_gemv_int8(float *y, const float *x, const weight_mat *W, const float *b, int N);
+
+// The row loops of those products, for callers that split rows over threads themselves
+// (model/weight_group.c), so their outputs are weight_gemv's and weight_gemv_int8's bit for bit.
+// y[n, r] (row stride ldy) = x[n, :] . W[r, :] for rows r0..r1-1 and n < N <= 8 (fp32
+// kernels), plus b[r] when b is non-NULL, or plus the y already there with `accumulate`.
+void weight_gemv_rows(float *y, int64_t ldy, const float *x, const weight_mat *W, int64_t r0,
+                      int64_t r1, const float *b, int N, int accumulate);
+// The same with x_n the n-th of N activation rows quantized for the integer kernel `dot`
+// (xq_bytes each), plus b[r] when b is non-NULL.
+void weight_dot_rows(float *y, int64_t ldy, const uint8_t *xq, size_t xq_bytes,
+                     const weight_mat *W, weight_dot_fn dot, int64_t r0, int64_t r1,
+                     const float *b, int N);
 
 // "avx2+fma" or "scalar": the kernels weight_gemv runs on this CPU (for logs and benchmarks).
 const char *weight_gemv_isa(void);

@@ -3,41 +3,19 @@
 #include <stdlib.h>
 
 #include "model/weight_dot.h"
-#include "model/weight_kernels.h"
 
 // Output rows per task, as weight_gemv's: enough work per task to amortise the loop, small
 // enough that two threads get equal shares of a 256-row k or v projection.
 enum { ROWS_PER_TASK = 64 };
 
-// What one part needs at run time: its integer kernel and quantized input (NULL: fp32), its
-// fp32 kernel, and where its tasks start in the group's list.
+// What one part needs at run time: its integer kernel and quantized input (NULL: fp32), and
+// where its tasks start in the group's list.
 typedef struct {
     weight_dot_fn dot;
     const uint8_t *xq;
     size_t xq_bytes;
-    weight_row_dot_fn row_dot;
     int64_t first_task;
 } part_plan;
-
-// y[n, r] (row stride W->rows) = W[r, :] . x_n (+ b[r]) for rows r0..r1-1 of one part: the
-// expression of weight.c's dot_rows and gemv_rows, so each element is theirs bit for bit.
-static void part_rows(const weight_group_part *p, const part_plan *pl, const float *x, int N,
-                      int64_t r0, int64_t r1) {
-    const weight_mat *W = p->W;
-    const int64_t ldy = W->rows;
-    for (int64_t r = r0; r < r1; r++) {
-        const uint8_t *row = (const uint8_t *)W->data + (size_t)r * W->row_bytes;
-        if (pl->dot) {
-            for (int n = 0; n < N; n++)
-                p->y[n * ldy + r] = pl->dot(row, pl->xq + n * pl->xq_bytes, W->cols) +
-                                    (p->b ? p->b[r] : 0.0f);
-            continue;
-        }
-        float acc[WEIGHT_GEMV_MAX_ROWS];
-        pl->row_dot(W->type, acc, row, x, W->cols, N);
-        for (int n = 0; n < N; n++) p->y[n * ldy + r] = acc[n] + (p->b ? p->b[r] : 0.0f);
-    }
-}
 
 void weight_group_gemv(const weight_group_part *parts, int k, const float *x, int N, int int8,
                        int threads) {
@@ -47,8 +25,7 @@ void weight_group_gemv(const weight_group_part *parts, int k, const float *x, in
     size_t bytes[2] = {0, 0};
     for (int i = 0; i < k; i++) {
         const uint32_t type = parts[i].W->type;
-        plan[i] = (part_plan){.dot = int8 ? weight_dot_kernel(type) : NULL,
-                              .row_dot = weight_row_dot_kernel(type)};
+        plan[i] = (part_plan){.dot = int8 ? weight_dot_kernel(type) : NULL};
         if (plan[i].dot) {
             plan[i].xq_bytes = weight_dot_xq_bytes(type, cols);
             bytes[weight_dot_xq_block(type) != 32] = plan[i].xq_bytes;
@@ -77,7 +54,12 @@ void weight_group_gemv(const weight_group_part *parts, int k, const float *x, in
         while (plan[i].first_task > t) i--;
         const int64_t rows = parts[i].W->rows, r0 = (t - plan[i].first_task) * ROWS_PER_TASK;
         const int64_t r1 = r0 + ROWS_PER_TASK < rows ? r0 + ROWS_PER_TASK : rows;
-        part_rows(&parts[i], &plan[i], x, N, r0, r1);
+        const weight_group_part *part = &parts[i];
+        if (plan[i].dot)
+            weight_dot_rows(part->y, rows, plan[i].xq, plan[i].xq_bytes, part->W, plan[i].dot,
+                            r0, r1, part->b, N);
+        else
+            weight_gemv_rows(part->y, rows, x, part->W, r0, r1, part->b, N, 0);
     }
     free(buf);
 }
