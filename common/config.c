@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "common/error.h"
+#include "common/json_number.h"
 #include "common/fileio.h"
 
 // Replaces comments by spaces (keeping newlines) so parse errors still point at the right
@@ -218,10 +219,8 @@ int config_int(const config *c, const char *path, long long def, long long *out)
         *out = def;
         return 0;
     }
-    double d = v->valuedouble;
-    if (!cJSON_IsNumber(v) || d != floor(d) || fabs(d) > 9007199254740992.0)
+    if (!json_whole(v, -9007199254740992.0, 9007199254740992.0, out))
         return err_set("%s: %s: must be an integer", c->name, path);
-    *out = (long long)d;
     return 0;
 }
 

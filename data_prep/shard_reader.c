@@ -7,15 +7,18 @@
 #include <zstd.h>
 
 #include "common/error.h"
+#include "common/json_number.h"
 #include "common/sha256.h"
 #include "common/strbuf.h"
 #include "data_prep/shard_format.h"
 
+// Shard sizes are written as JSON numbers, exact up to 2^53 (a petabyte of tokens).
 static int manifest_u64(const cJSON *obj, const char *key, uint64_t *out, const char *file) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-    if (!cJSON_IsNumber(v) || v->valuedouble < 0)
-        return err_set("%s: manifest field '%s' missing or not a number", file, key);
-    *out = (uint64_t)v->valuedouble;
+    long long n;
+    if (!json_whole(cJSON_GetObjectItemCaseSensitive(obj, key), 0, 9007199254740992.0, &n))
+        return err_set("%s: manifest field '%s' missing or not a whole number in [0, 2^53]", file,
+                       key);
+    *out = (uint64_t)n;
     return 0;
 }
 

@@ -6,7 +6,6 @@
 // remembered with its location for the report.
 #include <cjson/cJSON.h>
 #include <dirent.h>
-#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +13,7 @@
 
 #include "common/error.h"
 #include "common/fileio.h"
+#include "common/json_number.h"
 #include "common/str.h"
 #include "common/strbuf.h"
 #include "eval/csv_reader.h"
@@ -260,12 +260,11 @@ static const char *medmcqa_record(mcq_set *s, const cJSON *rec, const char *path
         if (!cJSON_IsString(o)) return "an option (opa..opd) is missing or not a string";
         texts[i] = o->valuestring;
     }
-    if (!cJSON_IsNumber(cop) || cop->valuedouble != floor(cop->valuedouble) ||
-        cop->valuedouble < 1 || cop->valuedouble > 4)
-        return "\"cop\" is not an integer 1-4";
+    long long answer;
+    if (!json_whole(cop, 1, 4, &answer)) return "\"cop\" is not an integer 1-4";
     char *prompt = mcq_prompt_lettered("Question: ", q->valuestring, "\nChoices:\n", texts, 4);
     char *item_id = cJSON_IsString(id) ? strdup(id->valuestring) : location_id(path, line);
-    if (set_push(s, item_id, prompt, LETTERS, 4, (int)cop->valuedouble - 1)) *failed = 1;
+    if (set_push(s, item_id, prompt, LETTERS, 4, (int)answer - 1)) *failed = 1;
     return NULL;
 }
 

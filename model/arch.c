@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common/error.h"
+#include "common/json_number.h"
 #include "model/ops.h"
 
 int arch_layer_sliding(const model_config *c, int l) {
@@ -50,10 +51,10 @@ static int read_int(const cJSON *obj, const char *file, const char *key, int def
         *out = def;
         return 0;
     }
-    if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) ||
-        fabs(v->valuedouble) > 2147483647.0)
+    long long n;
+    if (!json_whole(v, -2147483647.0, 2147483647.0, &n))
         return err_set("%s: %s: expected an integer", file, key);
-    *out = (int)v->valuedouble;
+    *out = (int)n;
     return 0;
 }
 
@@ -176,15 +177,16 @@ static int gemma3_rope(model_config *c, const cJSON *t, const char *file) {
 static int gemma3_eos(model_config *c, const cJSON *v, const char *file) {
     c->n_eos = 0;
     if (!v) return 0;
-    if (cJSON_IsNumber(v)) {
-        c->eos_token_ids[c->n_eos++] = (int)v->valuedouble;
-        return 0;
-    }
-    if (!cJSON_IsArray(v)) return err_set("%s: eos_token_id: expected an integer or a list", file);
-    for (const cJSON *e = v->child; e; e = e->next) {
-        if (c->n_eos == MODEL_MAX_EOS || !cJSON_IsNumber(e))
-            return err_set("%s: eos_token_id: expected at most %d integers", file, MODEL_MAX_EOS);
-        c->eos_token_ids[c->n_eos++] = (int)e->valuedouble;
+    const int list = cJSON_IsArray(v);
+    if (!list && !cJSON_IsNumber(v))
+        return err_set("%s: eos_token_id: expected an integer or a list", file);
+    for (const cJSON *e = list ? v->child : v; e; e = list ? e->next : NULL) {
+        long long id;
+        if (c->n_eos == MODEL_MAX_EOS)
+            return err_set("%s: eos_token_id: more than %d ids", file, MODEL_MAX_EOS);
+        if (!json_whole(e, 0, 2147483647.0, &id))
+            return err_set("%s: eos_token_id: expected token ids (integers >= 0)", file);
+        c->eos_token_ids[c->n_eos++] = (int)id;
     }
     return 0;
 }

@@ -8,6 +8,7 @@
 
 #include "common/error.h"
 #include "common/fileio.h"
+#include "common/json_number.h"
 #include "common/strbuf.h"
 #include "formats/gguf.h"
 #include "formats/halfconv.h"
@@ -25,10 +26,10 @@ static const cJSON *field(const cJSON *obj, const char *key) {
 }
 
 static int json_int(const cJSON *v, const char *file, const char *key, int *out) {
-    if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) ||
-        fabs(v->valuedouble) > 2147483647.0)
+    long long n;
+    if (!json_whole(v, -2147483647.0, 2147483647.0, &n))
         return err_set("%s: %s: expected an integer", file, key);
-    *out = (int)v->valuedouble;
+    *out = (int)n;
     return 0;
 }
 

@@ -8,6 +8,7 @@
 
 #include "common/error.h"
 #include "common/fileio.h"
+#include "common/json_number.h"
 #include "common/strbuf.h"
 #include "report/report_chart.h"
 #include "report/report_html.h"
@@ -67,7 +68,8 @@ static void summary_num(strbuf *b, const char *id, const char *label, double v, 
 
 static int64_t config_total_steps(const cJSON *config) {
     const cJSON *steps = cJSON_GetObjectItemCaseSensitive(config, "steps");
-    return cJSON_IsNumber(steps) && steps->valuedouble >= 0 ? (int64_t)steps->valuedouble : -1;
+    long long n;
+    return json_whole(steps, 0, 9007199254740992.0, &n) ? n : -1;
 }
 
 static void render_summary(strbuf *b, const report_metrics *m, const report_summary *s,

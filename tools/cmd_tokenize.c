@@ -8,6 +8,7 @@
 
 #include "common/clock.h"
 #include "common/error.h"
+#include "common/json_number.h"
 #include "tokenizer/tokenizer.h"
 #include "tools/commands.h"
 
@@ -77,10 +78,11 @@ static int decode_line(const tokenizer *t, const char *line, size_t lineno, int 
     const cJSON *x;
     cJSON_ArrayForEach(x, arr) {
         if (rc) break;
-        if (!cJSON_IsNumber(x) || x->valuedouble != (double)(int32_t)x->valuedouble)
+        long long id;
+        if (!json_whole(x, -2147483648.0, 2147483647.0, &id))
             rc = err_set("stdin: line %zu: element %d is not an integer id", lineno, i);
         else
-            ids[i++] = (int32_t)x->valuedouble;
+            ids[i++] = (int32_t)id;
     }
     cJSON_Delete(arr);
     char *text = NULL;

@@ -10,6 +10,7 @@
 
 #include "common/config.h"
 #include "common/error.h"
+#include "common/json_number.h"
 
 // Names of the CHOICE keys' enums, indexed by the enum values.
 static const char *const DECAY_NAMES[] = {[SCHEDULE_CONSTANT] = "constant",
@@ -346,11 +347,11 @@ static int store_mcq_entry(train_mcq_set *e, const config *c, const cJSON *it, i
         return err_set("%s: eval_mcq[%d].format: must be pubmedqa, medqa, medmcqa or mmlu",
                        c->name, i);
     if (limit && !cJSON_IsNull(limit)) {
-        if (!cJSON_IsNumber(limit) || limit->valuedouble != (double)(int64_t)limit->valuedouble ||
-            limit->valuedouble < 0 || limit->valuedouble > 1e12)
+        long long n;
+        if (!json_whole(limit, 0, 1e12, &n))
             return err_set("%s: eval_mcq[%d].limit: must be a whole number >= 0 (0 = all items)",
                            c->name, i);
-        e->limit = (int64_t)limit->valuedouble;
+        e->limit = n;
     }
     if (name && !cJSON_IsNull(name)) {
         if (!cJSON_IsString(name))

@@ -222,6 +222,16 @@ def no_config():
     print("ok: a run directory without config.json")
 
 
+def huge_total_steps():
+    # A hand-edited config.json with steps beyond any integer type: the total is unknown, as
+    # without a config (the value was converted to int64 unchecked: undefined behaviour).
+    for i, steps in enumerate((1e300, -1e300, 2.5)):
+        d = make_run(f"hugesteps{i}", [step_line(1, 2.0), step_line(2, 1.9)], config(steps))
+        report(d)
+        check_report(d, total=-1)
+    print("ok: a config.json whose steps is 1e300, -1e300 or 2.5 (total unknown)")
+
+
 def missing_manifest():
     d = make_run("nomanifest", [step_line(1, 2.0)], config(1, train=os.path.join(WORK, "gone")))
     report(d)
@@ -324,6 +334,7 @@ def main():
     long_run()
     escaping()
     no_config()
+    huge_total_steps()
     missing_manifest()
     fuzz()
     errors()

@@ -38,7 +38,8 @@ def main():
             rc, _, err = run(binary, ["/nonexistent/model"])
             expect(rc == 1 and err.startswith("medtune: error: /nonexistent/model:") and err.count("\n") == 1,
                    "missing model: one error line naming it, exit 1: %r" % err)
-            for bad in (b"[1, 2\n", b"{\"a\": 1}\n", b"[1.5]\n", b"[99999999]\n", b"[\"x\"]\n"):
+            for bad in (b"[1, 2\n", b"{\"a\": 1}\n", b"[1.5]\n", b"[99999999]\n", b"[\"x\"]\n",
+                        b"[1e30]\n", b"[-1e300]\n"):
                 rc, _, err = run(binary, [gpt2, "--decode"], bad)
                 expect(rc == 1 and err.startswith("medtune: error: ") and err.count("\n") == 1,
                        "bad --decode input %r: exit 1 with one error line, got %d %r" % (bad, rc, err))

@@ -157,6 +157,8 @@ def check_refusals(work, model, shards, paths):
         ({"eval_mcq": [{"file": paths["medqa"]}]}, ["eval_mcq[0]", "file"]),
         ({"eval_mcq": [{"path": paths["medqa"], "format": "medqa", "limit": -1}]},
          ["eval_mcq[0].limit"]),
+        ({"eval_mcq": [{"path": paths["medqa"], "format": "medqa", "limit": 1e300}]},
+         ["eval_mcq[0].limit"]),
         ({"eval_mcq": [{"path": paths["medqa"], "format": "usmle"}]},
          ["refused.json", "eval_mcq[0].format", "usmle"]),
         ({"eval_mcq": [{"path": os.path.join(work, "missing.jsonl"), "format": "medqa"}]},
