@@ -124,6 +124,22 @@ static void check_errors(const char *shared) {
                       "cannot compile regex");
     snprintf(path, sizeof path, "%s/not.gguf", dir);
     expect_load_error(path, "GGUF\x03", "not.gguf");
+    // Ids size the id tables (33 bytes per id): 2^22 - 1 is the largest accepted. Under the old
+    // bound of 1e8, id 99999999 asked for 3.3 GB (a fuzz campaign out-of-memory).
+    snprintf(path, sizeof path, "%s/vocab_id.json", dir);
+    expect_load_error(path, "{\"model\": {\"vocab\": {\"a\": 0, \"b\": 4194304}, \"merges\": []}}",
+                      "model.vocab[\"b\"] is not a valid id (an integer in [0, 4194303])");
+    snprintf(path, sizeof path, "%s/added_id.json", dir);
+    expect_load_error(path,
+                      "{\"added_tokens\": [{\"id\": 99999999, \"content\": \"<x>\"}], \"model\": "
+                      "{\"vocab\": {\"a\": 0}, \"merges\": []}}",
+                      "added_tokens: id 1e+08 is not a valid id (an integer in [0, 4194303])");
+    snprintf(path, sizeof path, "%s/largest_id.json", dir);
+    const char *largest = "{\"model\": {\"vocab\": {\"a\": 0, \"b\": 4194303}, \"merges\": []}}";
+    if (file_write_atomic(path, largest, strlen(largest))) test_fail("%s", err_msg());
+    tokenizer *t = tokenizer_load(path);
+    if (!t) test_fail("%s: id 4194303 refused: %s", path, err_msg());
+    tokenizer_free(t);
     // The staged llama2 file has merges HF itself rejects ("a b c"): same verdict here.
     snprintf(path, sizeof path, "%s/tokenizers/llama2/tokenizer.json", shared ? shared : "");
     if (shared && path_exists(path)) expect_load_error(path, NULL, "is not two tokens separated by one space");

@@ -310,6 +310,12 @@ struct tokenizer {
     tok_scratch *pool;
 };
 
+// The largest id a tokenizer.json may name, 2^22 - 1 (4.2 M ids): 16 times Gemma 3's 262,144,
+// the largest vocabulary medtune loads. The id tables are allocated up to the largest id, 33
+// bytes per id, so this keeps them under 140 MB; the bound of 1e8 before it let one id ask
+// for 3.3 GB (found by the fuzz campaign, docs/fuzzing.md).
+#define TOK_MAX_ID ((1 << 22) - 1)
+
 // Loader helpers used by tok_load_json.c and tok_load_gguf.c.
 int tok_set_ids(tokenizer *t, int32_t n_ids);
 int tok_set_token(tokenizer *t, int32_t id, const char *s, size_t len);

@@ -9,6 +9,7 @@
 
 #include "common/error.h"
 #include "common/fileio.h"
+#include "common/json_number.h"
 #include "common/strbuf.h"
 #include "tokenizer/tok_internal.h"
 
@@ -211,10 +212,11 @@ static int parse_model(tokenizer *t, const cJSON *m, int32_t max_added_id) {
     int32_t max_id = max_added_id;
     size_t n_vocab = 0;
     cJSON_ArrayForEach(it, vocab) {
-        if (!cJSON_IsNumber(it) || it->valuedouble < 0 || it->valuedouble > 1e8 ||
-            it->valuedouble != (double)(int32_t)it->valuedouble)
-            return err_set("%s: model.vocab[\"%s\"] is not a valid id", t->source, it->string);
-        if (it->valueint > max_id) max_id = it->valueint;
+        long long id;
+        if (!json_whole(it, 0, TOK_MAX_ID, &id))
+            return err_set("%s: model.vocab[\"%s\"] is not a valid id (an integer in [0, %d])",
+                           t->source, it->string, TOK_MAX_ID);
+        if (id > max_id) max_id = (int32_t)id;
         n_vocab++;
     }
     tok_str_map_free(&t->bpe.vocab);
@@ -467,14 +469,16 @@ int tok_load_json(tokenizer *t, const char *json_path) {
     cJSON_ArrayForEach(it, added) {
         const cJSON *id = cJSON_GetObjectItemCaseSensitive(it, "id");
         if (!cJSON_IsNumber(id)) continue;
-        // The bound of model.vocab ids: the id table is allocated up to the largest id.
-        if (id->valuedouble < 0 || id->valuedouble > 1e8 ||
-            id->valuedouble != (double)(int32_t)id->valuedouble) {
-            err_set("%s: added_tokens: id %g is not a valid id", json_path, id->valuedouble);
+        // The bound of model.vocab ids (TOK_MAX_ID): the id tables are allocated up to the
+        // largest id.
+        long long n;
+        if (!json_whole(id, 0, TOK_MAX_ID, &n)) {
+            err_set("%s: added_tokens: id %g is not a valid id (an integer in [0, %d])", json_path,
+                    id->valuedouble, TOK_MAX_ID);
             cJSON_Delete(j);
             return -1;
         }
-        if (id->valueint > max_added) max_added = id->valueint;
+        if (n > max_added) max_added = (int32_t)n;
     }
     rc = parse_normalizer(t, cJSON_GetObjectItemCaseSensitive(j, "normalizer")) ||
          parse_pretok(t, cJSON_GetObjectItemCaseSensitive(j, "pre_tokenizer")) ||
