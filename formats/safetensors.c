@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common/error.h"
+#include "common/json_number.h"
 #include "common/strbuf.h"
 #include "formats/halfconv.h"
 
@@ -46,10 +47,9 @@ static int dtype_parse(const char *s, st_dtype *out) {
 
 // A JSON number that is a non-negative integer exactly representable in a double.
 static int json_uint(const cJSON *v, uint64_t *out) {
-    if (!cJSON_IsNumber(v)) return -1;
-    double d = v->valuedouble;
-    if (!(d >= 0) || d > ST_MAX_JSON_INT || d != (double)(uint64_t)d) return -1;
-    *out = (uint64_t)d;
+    long long n;
+    if (!json_whole(v, 0, ST_MAX_JSON_INT, &n)) return -1;
+    *out = (uint64_t)n;
     return 0;
 }
 
